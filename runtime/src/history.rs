@@ -1,0 +1,233 @@
+//! History events: the append-only log of one orchestration instance, modelled on the Durable
+//! Task Framework's event kinds. Payloads are kept as JSON text, never re-parsed by the runtime.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::FailureDetails;
+
+/// One event in an instance's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    /// For scheduling events (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated,
+    /// EventSent): the step's sequence number, which completions refer to. Otherwise -1.
+    pub event_id: i64,
+    /// When the event was recorded (for scheduling events: the orchestration time of the turn).
+    pub timestamp: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl HistoryEvent {
+    /// An event that is not a scheduling step (event id -1).
+    pub fn new(timestamp: DateTime<Utc>, kind: EventKind) -> Self {
+        HistoryEvent {
+            event_id: -1,
+            timestamp,
+            kind,
+        }
+    }
+}
+
+/// The parent of a sub-orchestration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentInstance {
+    /// The parent orchestrator's name.
+    pub name: String,
+    /// The parent's instance id.
+    pub instance_id: String,
+    /// The parent's execution id.
+    pub execution_id: String,
+    /// The parent's step that created the child.
+    pub task_scheduled_id: i64,
+}
+
+/// How an execution ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompletionStatus {
+    /// The orchestrator returned `Ok`.
+    Completed,
+    /// The orchestrator returned `Err`, panicked, or diverged from its history.
+    Failed,
+    /// The instance was terminated.
+    Terminated,
+}
+
+/// The kinds of history events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "eventType")]
+pub enum EventKind {
+    /// A turn began; its timestamp is the orchestration time for the turn.
+    OrchestratorStarted,
+    /// A turn ended.
+    OrchestratorCompleted,
+    /// An execution started.
+    #[serde(rename_all = "camelCase")]
+    ExecutionStarted {
+        /// The orchestrator's registered name.
+        name: String,
+        /// The input, as JSON.
+        input: String,
+        /// The execution's id (new for every continue-as-new).
+        execution_id: String,
+        /// The parent, for a sub-orchestration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentInstance>,
+    },
+    /// An execution ended.
+    #[serde(rename_all = "camelCase")]
+    ExecutionCompleted {
+        /// How it ended.
+        status: CompletionStatus,
+        /// The output as JSON (for Completed), or the reason (for Terminated).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+        /// The failure, for Failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureDetails>,
+    },
+    /// A request to terminate the instance.
+    ExecutionTerminated {
+        /// Why, as JSON.
+        reason: Option<String>,
+    },
+    /// A request to suspend the instance.
+    ExecutionSuspended {
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A request to resume a suspended instance.
+    ExecutionResumed {
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The execution ended by continuing as new with this input.
+    ContinueAsNew {
+        /// The next execution's input, as JSON.
+        input: String,
+    },
+    /// An activity was scheduled.
+    TaskScheduled {
+        /// The activity's name.
+        name: String,
+        /// Its input, as JSON.
+        input: String,
+    },
+    /// An activity completed.
+    #[serde(rename_all = "camelCase")]
+    TaskCompleted {
+        /// The step that scheduled it.
+        task_scheduled_id: i64,
+        /// Its output, as JSON.
+        result: String,
+    },
+    /// An activity failed.
+    #[serde(rename_all = "camelCase")]
+    TaskFailed {
+        /// The step that scheduled it.
+        task_scheduled_id: i64,
+        /// Why.
+        failure: FailureDetails,
+    },
+    /// A sub-orchestration was started.
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceCreated {
+        /// The sub-orchestrator's name.
+        name: String,
+        /// The child's instance id.
+        instance_id: String,
+        /// Its input, as JSON.
+        input: String,
+    },
+    /// A sub-orchestration completed.
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceCompleted {
+        /// The step that started it.
+        task_scheduled_id: i64,
+        /// Its output, as JSON.
+        result: String,
+    },
+    /// A sub-orchestration failed.
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceFailed {
+        /// The step that started it.
+        task_scheduled_id: i64,
+        /// Why.
+        failure: FailureDetails,
+    },
+    /// A durable timer was created.
+    #[serde(rename_all = "camelCase")]
+    TimerCreated {
+        /// When it fires.
+        fire_at: DateTime<Utc>,
+    },
+    /// A durable timer fired.
+    #[serde(rename_all = "camelCase")]
+    TimerFired {
+        /// The step that created it.
+        timer_id: i64,
+        /// When it was due.
+        fire_at: DateTime<Utc>,
+    },
+    /// An external event arrived.
+    EventRaised {
+        /// The event's name.
+        name: String,
+        /// Its payload, as JSON.
+        input: String,
+    },
+    /// The orchestration sent an event to another instance.
+    #[serde(rename_all = "camelCase")]
+    EventSent {
+        /// The target instance.
+        instance_id: String,
+        /// The event's name.
+        name: String,
+        /// Its payload, as JSON.
+        input: String,
+    },
+}
+
+impl EventKind {
+    /// The kind's name, as it appears in history listings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::OrchestratorStarted => "OrchestratorStarted",
+            EventKind::OrchestratorCompleted => "OrchestratorCompleted",
+            EventKind::ExecutionStarted { .. } => "ExecutionStarted",
+            EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
+            EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
+            EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
+            EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ContinueAsNew { .. } => "ContinueAsNew",
+            EventKind::TaskScheduled { .. } => "TaskScheduled",
+            EventKind::TaskCompleted { .. } => "TaskCompleted",
+            EventKind::TaskFailed { .. } => "TaskFailed",
+            EventKind::SubOrchestrationInstanceCreated { .. } => "SubOrchestrationInstanceCreated",
+            EventKind::SubOrchestrationInstanceCompleted { .. } => {
+                "SubOrchestrationInstanceCompleted"
+            }
+            EventKind::SubOrchestrationInstanceFailed { .. } => "SubOrchestrationInstanceFailed",
+            EventKind::TimerCreated { .. } => "TimerCreated",
+            EventKind::TimerFired { .. } => "TimerFired",
+            EventKind::EventRaised { .. } => "EventRaised",
+            EventKind::EventSent { .. } => "EventSent",
+        }
+    }
+
+    /// Whether this is a response that belongs to one execution (and is dropped when it arrives
+    /// for another).
+    pub fn is_response(&self) -> bool {
+        matches!(
+            self,
+            EventKind::TaskCompleted { .. }
+                | EventKind::TaskFailed { .. }
+                | EventKind::SubOrchestrationInstanceCompleted { .. }
+                | EventKind::SubOrchestrationInstanceFailed { .. }
+                | EventKind::TimerFired { .. }
+        )
+    }
+}

@@ -1,0 +1,659 @@
+//! The in-memory store: everything in one process, for tests and demos.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
+    TurnCommit, WorkSignal,
+};
+use crate::history::HistoryEvent;
+use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+
+/// An in-memory [`Store`]. Clones share the same data; nothing survives the process.
+///
+/// ```
+/// let store = durable::store::Memory::new();
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct Memory {
+    shared: Arc<Shared>,
+    hub: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    hubs: Mutex<HashMap<String, Hub>>,
+    signal: WorkSignal,
+}
+
+struct Stored {
+    seq: u64,
+    message: OrchestrationMessage,
+    dequeue_count: u32,
+    not_before: Option<Instant>,
+}
+
+impl Stored {
+    fn visible(&self, now: DateTime<Utc>, real_now: Instant) -> bool {
+        self.message.visible_at.is_none_or(|t| t <= now)
+            && self.not_before.is_none_or(|t| t <= real_now)
+    }
+}
+
+struct Entry {
+    status: InstanceStatus,
+    history: Vec<HistoryEvent>,
+    messages: Vec<Stored>,
+    lock: Option<String>,
+}
+
+struct QueuedActivity {
+    seq: u64,
+    task: ActivityTask,
+    dequeue_count: u32,
+    not_before: Option<Instant>,
+}
+
+struct LeasedActivity {
+    activity: QueuedActivity,
+    token: String,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct Hub {
+    instances: HashMap<String, Entry>,
+    /// Instances that may have visible messages (checked when popped).
+    ready: VecDeque<String>,
+    /// Messages that become visible at a time: (time, seq, instance).
+    timers: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
+    /// Leased instances and when their lease expires.
+    leases: HashMap<String, Instant>,
+    /// Instances whose messages were abandoned, and when to look again.
+    delayed: Vec<(Instant, String)>,
+    activities: VecDeque<QueuedActivity>,
+    leased_activities: HashMap<u64, LeasedActivity>,
+    parked: Vec<ParkedMessage>,
+    next_seq: u64,
+}
+
+impl Hub {
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn deliver(&mut self, message: OrchestrationMessage) {
+        let seq = self.seq();
+        let Some(entry) = self.instances.get_mut(&message.instance_id) else {
+            tracing::warn!(
+                instance_id = %message.instance_id,
+                event = message.event.kind.name(),
+                "dropped a message for an instance that does not exist"
+            );
+            return;
+        };
+        match message.visible_at {
+            Some(at) => self
+                .timers
+                .push(Reverse((at, seq, message.instance_id.clone()))),
+            None => self.ready.push_back(message.instance_id.clone()),
+        }
+        entry.messages.push(Stored {
+            seq,
+            message,
+            dequeue_count: 0,
+            not_before: None,
+        });
+    }
+
+    fn create(&mut self, instance: NewInstance) -> Result<(), StoreError> {
+        if let Some(existing) = self.instances.get(&instance.instance_id)
+            && !existing.status.runtime_status.is_terminal()
+            && !instance.replace_running
+        {
+            return Err(StoreError::InstanceAlreadyExists(instance.instance_id));
+        }
+        self.leases.remove(&instance.instance_id);
+        self.instances.insert(
+            instance.instance_id.clone(),
+            Entry {
+                status: instance.initial_status(),
+                history: Vec::new(),
+                messages: Vec::new(),
+                lock: None,
+            },
+        );
+        self.deliver(instance.start_message());
+        Ok(())
+    }
+
+    fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {
+        match self.instances.get(&item.instance_id) {
+            Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => Ok(()),
+            _ => Err(StoreError::LeaseLost),
+        }
+    }
+
+    fn unlock(&mut self, instance_id: &str) {
+        self.leases.remove(instance_id);
+        if let Some(entry) = self.instances.get_mut(instance_id) {
+            entry.lock = None;
+            if !entry.messages.is_empty() {
+                self.ready.push_back(instance_id.to_string());
+            }
+        }
+    }
+
+    fn expire_leases(&mut self, real_now: Instant) {
+        let expired: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, deadline)| **deadline <= real_now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.unlock(&id);
+        }
+        let due: Vec<String> = {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+                .into_iter()
+                .partition(|(at, _)| *at <= real_now);
+            self.delayed = later;
+            due.into_iter().map(|(_, id)| id).collect()
+        };
+        self.ready.extend(due);
+        let expired: Vec<u64> = self
+            .leased_activities
+            .iter()
+            .filter(|(_, l)| l.deadline <= real_now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            if let Some(leased) = self.leased_activities.remove(&seq) {
+                self.activities.push_front(leased.activity);
+            }
+        }
+    }
+}
+
+impl Memory {
+    /// An empty store, task hub `default`.
+    pub fn new() -> Self {
+        Memory {
+            shared: Arc::new(Shared::default()),
+            hub: "default".to_string(),
+        }
+    }
+
+    fn hub(&self) -> HubGuard<'_> {
+        let guard = self
+            .shared
+            .hubs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut guard = guard;
+        if !guard.contains_key(&self.hub) {
+            guard.insert(self.hub.clone(), Hub::default());
+        }
+        HubGuard {
+            guard,
+            name: &self.hub,
+        }
+    }
+
+    fn wake_later(&self, after: Duration) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            shared.signal.orchestrations.notify_waiters();
+            shared.signal.activities.notify_waiters();
+        });
+    }
+
+    fn notify_all(&self) {
+        self.shared.signal.orchestrations.notify_waiters();
+        self.shared.signal.activities.notify_waiters();
+        self.shared.signal.instances.notify_waiters();
+    }
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct HubGuard<'a> {
+    guard: MutexGuard<'a, HashMap<String, Hub>>,
+    name: &'a str,
+}
+
+impl std::ops::Deref for HubGuard<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        self.guard.get(self.name).expect("hub exists")
+    }
+}
+
+impl std::ops::DerefMut for HubGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Hub {
+        self.guard.entry(self.name.to_string()).or_default()
+    }
+}
+
+fn token(seq: u64) -> String {
+    format!("m{seq}")
+}
+
+#[async_trait::async_trait]
+impl Store for Memory {
+    fn task_hub(&self) -> &str {
+        &self.hub
+    }
+
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        Arc::new(Memory {
+            shared: self.shared.clone(),
+            hub: hub.to_string(),
+        })
+    }
+
+    fn signal(&self) -> &WorkSignal {
+        &self.shared.signal
+    }
+
+    async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError> {
+        self.hub().create(instance)?;
+        self.notify_all();
+        Ok(())
+    }
+
+    async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
+        {
+            let mut hub = self.hub();
+            if !hub.instances.contains_key(&message.instance_id) {
+                return Err(StoreError::InstanceNotFound(message.instance_id));
+            }
+            hub.deliver(message);
+        }
+        self.shared.signal.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        let real_now = Instant::now();
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        hub.expire_leases(real_now);
+        while let Some(Reverse((at, _, _))) = hub.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, _, id)) = hub.timers.pop().expect("peeked");
+            hub.ready.push_back(id);
+        }
+        while let Some(id) = hub.ready.pop_front() {
+            let seq = hub.next_seq + 1;
+            let Some(entry) = hub.instances.get_mut(&id) else {
+                continue;
+            };
+            if entry.lock.is_some() {
+                continue;
+            }
+            let mut dequeue_count = 0;
+            let mut messages = Vec::new();
+            for stored in entry.messages.iter_mut() {
+                if stored.visible(now, real_now) {
+                    stored.dequeue_count += 1;
+                    dequeue_count = dequeue_count.max(stored.dequeue_count);
+                    messages.push(QueuedMessage {
+                        seq: stored.seq,
+                        message: stored.message.clone(),
+                    });
+                }
+            }
+            if messages.is_empty() {
+                continue;
+            }
+            hub.next_seq = seq;
+            entry.lock = Some(token(seq));
+            let item = OrchestrationWorkItem {
+                instance_id: id.clone(),
+                instance: entry.status.clone(),
+                history_len: entry.history.len(),
+                messages,
+                lock: LockToken(token(seq)),
+                dequeue_count,
+            };
+            hub.leases.insert(id, real_now + lease);
+            return Ok(Fetched::Item(item));
+        }
+        Ok(Fetched::Empty {
+            next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
+        })
+    }
+
+    async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        Ok(self
+            .hub()
+            .instances
+            .get(instance_id)
+            .map(|e| e.history.clone())
+            .unwrap_or_default())
+    }
+
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        {
+            let mut guard = self.hub();
+            let hub = &mut *guard;
+            hub.check_lock(item)?;
+            let entry = hub
+                .instances
+                .get_mut(&item.instance_id)
+                .expect("checked by check_lock");
+            entry.messages.retain(|m| !commit.consumed.contains(&m.seq));
+            match commit.history {
+                HistoryWrite::Append(events) => entry.history.extend(events),
+                HistoryWrite::Reset => entry.history.clear(),
+            }
+            let created_at = entry.status.created_at;
+            entry.status = InstanceStatus {
+                created_at,
+                history: None,
+                ..commit.status
+            };
+            hub.unlock(&item.instance_id);
+            for task in commit.activities {
+                let seq = hub.seq();
+                hub.activities.push_back(QueuedActivity {
+                    seq,
+                    task,
+                    dequeue_count: 0,
+                    not_before: None,
+                });
+            }
+            for message in commit.messages {
+                hub.deliver(message);
+            }
+            for child in commit.new_instances {
+                let conflict = child.conflict_response();
+                if let Err(StoreError::InstanceAlreadyExists(_)) = hub.create(child)
+                    && let Some(response) = conflict
+                {
+                    hub.deliver(response);
+                }
+            }
+        }
+        self.notify_all();
+        Ok(())
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        {
+            let mut hub = self.hub();
+            hub.check_lock(item)?;
+            let not_before = Instant::now() + retry_after;
+            let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
+            for m in entry.messages.iter_mut() {
+                if item.messages.iter().any(|q| q.seq == m.seq) {
+                    m.not_before = Some(not_before);
+                }
+            }
+            hub.leases.remove(&item.instance_id);
+            if let Some(entry) = hub.instances.get_mut(&item.instance_id) {
+                entry.lock = None;
+            }
+            hub.delayed.push((not_before, item.instance_id.clone()));
+        }
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        hub.check_lock(item)?;
+        let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
+        let mut parked = Vec::new();
+        entry.messages.retain(|m| {
+            let take = item.messages.iter().any(|q| q.seq == m.seq);
+            if take {
+                parked.push(ParkedMessage {
+                    instance_id: item.instance_id.clone(),
+                    message: format!("{:?}", m.message.event),
+                    error: error.to_string(),
+                    parked_at: now,
+                });
+            }
+            !take
+        });
+        hub.parked.extend(parked);
+        hub.unlock(&item.instance_id);
+        Ok(())
+    }
+
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
+        let real_now = Instant::now();
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        hub.expire_leases(real_now);
+        let Some(pos) = hub
+            .activities
+            .iter()
+            .position(|a| a.not_before.is_none_or(|t| t <= real_now))
+        else {
+            return Ok(None);
+        };
+        let mut activity = hub.activities.remove(pos).expect("position is valid");
+        activity.dequeue_count += 1;
+        let lock = token(hub.seq());
+        let item = ActivityWorkItem {
+            task: activity.task.clone(),
+            lock: LockToken(lock.clone()),
+            dequeue_count: activity.dequeue_count,
+        };
+        hub.leased_activities.insert(
+            activity.seq,
+            LeasedActivity {
+                activity,
+                token: lock,
+                deadline: real_now + lease,
+            },
+        );
+        Ok(Some(item))
+    }
+
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        {
+            let mut hub = self.hub();
+            take_leased(&mut hub, item)?;
+            hub.deliver(response);
+        }
+        self.shared.signal.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        {
+            let mut hub = self.hub();
+            let mut activity = take_leased(&mut hub, item)?;
+            activity.not_before = Some(Instant::now() + retry_after);
+            hub.activities.push_back(activity);
+        }
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        let activity = take_leased(&mut hub, item)?;
+        hub.parked.push(ParkedMessage {
+            instance_id: activity.task.instance_id.clone(),
+            message: format!("{:?}", activity.task),
+            error: error.to_string(),
+            parked_at: now,
+        });
+        Ok(())
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        Ok(self.hub().parked.clone())
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        Ok(self
+            .hub()
+            .instances
+            .get(instance_id)
+            .map(|e| e.status.clone()))
+    }
+
+    async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        let after = query
+            .continuation_token
+            .as_deref()
+            .map(decode_continuation)
+            .transpose()?;
+        let hub = self.hub();
+        let mut matching: Vec<&InstanceStatus> = hub
+            .instances
+            .values()
+            .map(|e| &e.status)
+            .filter(|s| query.matches(s))
+            .filter(|s| {
+                after
+                    .as_ref()
+                    .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) > (*t, id))
+            })
+            .collect();
+        matching.sort_by(|a, b| {
+            (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id))
+        });
+        let size = query.page_size.unwrap_or(100).max(1);
+        let more = matching.len() > size;
+        let instances: Vec<InstanceStatus> =
+            matching.into_iter().take(size).cloned().collect();
+        let continuation_token = match (more, instances.last()) {
+            (true, Some(last)) => Some(encode_continuation(last)),
+            _ => None,
+        };
+        Ok(QueryPage {
+            instances,
+            continuation_token,
+        })
+    }
+
+    async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let mut hub = self.hub();
+        let terminal = hub
+            .instances
+            .get(instance_id)
+            .is_some_and(|e| e.status.runtime_status.is_terminal() && e.lock.is_none());
+        if terminal {
+            hub.instances.remove(instance_id);
+            hub.activities.retain(|a| a.task.instance_id != instance_id);
+            hub.parked.retain(|p| p.instance_id != instance_id);
+        }
+        Ok(terminal)
+    }
+
+    async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        let ids: Vec<String> = self
+            .hub()
+            .instances
+            .values()
+            .filter(|e| e.lock.is_none() && filter.matches(&e.status))
+            .map(|e| e.status.instance_id.clone())
+            .collect();
+        let mut purged = 0;
+        for id in ids {
+            if self.purge(&id).await? {
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let real_now = Instant::now();
+        let hub = self.hub();
+        let busy = !hub.leases.is_empty()
+            || !hub.leased_activities.is_empty()
+            || !hub.activities.is_empty()
+            || hub
+                .instances
+                .values()
+                .any(|e| e.messages.iter().any(|m| m.visible(now, real_now)));
+        Ok(!busy)
+    }
+}
+
+fn take_leased(hub: &mut Hub, item: &ActivityWorkItem) -> Result<QueuedActivity, StoreError> {
+    let seq = hub
+        .leased_activities
+        .iter()
+        .find(|(_, l)| l.token == item.lock.0)
+        .map(|(seq, _)| *seq)
+        .ok_or(StoreError::LeaseLost)?;
+    Ok(hub
+        .leased_activities
+        .remove(&seq)
+        .expect("found above")
+        .activity)
+}
+
+/// Continuation tokens name the last instance of the previous page: `<created nanos>|<id>`.
+pub(crate) fn encode_continuation(last: &InstanceStatus) -> String {
+    format!(
+        "{}|{}",
+        last.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+        last.instance_id
+    )
+}
+
+pub(crate) fn decode_continuation(token: &str) -> Result<(DateTime<Utc>, String), StoreError> {
+    let invalid = || StoreError::InvalidContinuation(token.to_string());
+    let (nanos, id) = token.split_once('|').ok_or_else(invalid)?;
+    let nanos: i64 = nanos.parse().map_err(|_| invalid())?;
+    Ok((DateTime::from_timestamp_nanos(nanos), id.to_string()))
+}

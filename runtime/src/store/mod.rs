@@ -1,0 +1,365 @@
+//! Where histories, instance status and queued messages live.
+//!
+//! The [`Store`] trait is shaped for durable backends: work is fetched under a lease and
+//! committed atomically with the lock token the fetch handed out, so a crashed host's work is
+//! taken over by another once the lease expires, and a late commit from the crashed host is
+//! refused instead of applied twice. [`Memory`] is the in-process store for tests.
+
+mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+pub use memory::Memory;
+
+use crate::error::FailureDetails;
+use crate::history::{EventKind, HistoryEvent, ParentInstance};
+use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
+
+/// Errors a store reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No instance with this id exists.
+    #[error("no instance with id `{0}`")]
+    InstanceNotFound(String),
+    /// An instance with this id is pending or running.
+    #[error("an instance with id `{0}` is already pending or running")]
+    InstanceAlreadyExists(String),
+    /// The lease behind a lock token expired and the work was handed to someone else.
+    #[error("the lease on this work item was lost (it expired and the work was taken over)")]
+    LeaseLost,
+    /// A continuation token that this store did not issue.
+    #[error("invalid continuation token `{0}`")]
+    InvalidContinuation(String),
+    /// The backend failed.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// A message queued for an orchestration instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrchestrationMessage {
+    /// The target instance.
+    pub instance_id: String,
+    /// For responses (activity results, timers, sub-orchestration results): the execution it
+    /// belongs to. Responses for another execution are dropped.
+    pub execution_id: Option<String>,
+    /// The event to deliver.
+    pub event: HistoryEvent,
+    /// Not delivered before this time (timers, scheduled starts).
+    pub visible_at: Option<DateTime<Utc>>,
+}
+
+/// A queued message as fetched: the message and its store-assigned sequence number.
+#[derive(Clone, Debug)]
+pub struct QueuedMessage {
+    /// Store-assigned, increasing; used to acknowledge the message at commit.
+    pub seq: u64,
+    /// The message.
+    pub message: OrchestrationMessage,
+}
+
+/// A lease on a work item: the token that must accompany its commit or abandon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockToken(pub String);
+
+/// Work for one orchestration instance: its new messages, under a lease.
+#[derive(Clone, Debug)]
+pub struct OrchestrationWorkItem {
+    /// The instance.
+    pub instance_id: String,
+    /// The instance's current status (which names its orchestrator and execution).
+    pub instance: InstanceStatus,
+    /// How many events the stored history holds (to validate a cached executor).
+    pub history_len: usize,
+    /// The new messages, in arrival order.
+    pub messages: Vec<QueuedMessage>,
+    /// The lease.
+    pub lock: LockToken,
+    /// How many times these messages have been fetched (1 the first time).
+    pub dequeue_count: u32,
+}
+
+/// An activity to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityTask {
+    /// The calling instance.
+    pub instance_id: String,
+    /// The calling execution.
+    pub execution_id: String,
+    /// The step that scheduled it.
+    pub task_id: i64,
+    /// The activity's name.
+    pub name: String,
+    /// Its input JSON.
+    pub input: String,
+}
+
+/// An activity fetched under a lease.
+#[derive(Clone, Debug)]
+pub struct ActivityWorkItem {
+    /// What to run.
+    pub task: ActivityTask,
+    /// The lease.
+    pub lock: LockToken,
+    /// How many times this task has been fetched (1 the first time).
+    pub dequeue_count: u32,
+}
+
+/// A request to create (or re-create) an instance and queue its `ExecutionStarted`.
+#[derive(Clone, Debug)]
+pub struct NewInstance {
+    /// The instance id.
+    pub instance_id: String,
+    /// The orchestrator's name.
+    pub name: String,
+    /// Input JSON.
+    pub input: String,
+    /// The first execution's id.
+    pub execution_id: String,
+    /// The parent, for a sub-orchestration.
+    pub parent: Option<ParentInstance>,
+    /// When the instance was created.
+    pub created_at: DateTime<Utc>,
+    /// Start no earlier than this.
+    pub start_at: Option<DateTime<Utc>>,
+    /// Replace an instance with this id even when it is pending or running.
+    pub replace_running: bool,
+}
+
+impl NewInstance {
+    /// The `ExecutionStarted` message that starts it.
+    pub fn start_message(&self) -> OrchestrationMessage {
+        OrchestrationMessage {
+            instance_id: self.instance_id.clone(),
+            execution_id: None,
+            event: HistoryEvent::new(
+                self.created_at,
+                EventKind::ExecutionStarted {
+                    name: self.name.clone(),
+                    input: self.input.clone(),
+                    execution_id: self.execution_id.clone(),
+                    parent: self.parent.clone(),
+                },
+            ),
+            visible_at: self.start_at,
+        }
+    }
+
+    /// The status record of the newly created instance.
+    pub fn initial_status(&self) -> InstanceStatus {
+        InstanceStatus {
+            instance_id: self.instance_id.clone(),
+            name: self.name.clone(),
+            execution_id: self.execution_id.clone(),
+            runtime_status: RuntimeStatus::Pending,
+            input: Some(self.input.clone()),
+            output: None,
+            custom_status: None,
+            failure: None,
+            created_at: self.created_at,
+            last_updated_at: self.created_at,
+            parent_instance_id: self.parent.as_ref().map(|p| p.instance_id.clone()),
+            history: None,
+        }
+    }
+
+    /// The message a parent receives when its child could not be started because an instance
+    /// with the child's id is already running.
+    pub fn conflict_response(&self) -> Option<OrchestrationMessage> {
+        let parent = self.parent.as_ref()?;
+        Some(OrchestrationMessage {
+            instance_id: parent.instance_id.clone(),
+            execution_id: Some(parent.execution_id.clone()),
+            event: HistoryEvent::new(
+                self.created_at,
+                EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id: parent.task_scheduled_id,
+                    failure: FailureDetails {
+                        error_type: "InstanceAlreadyExists".into(),
+                        message: format!(
+                            "could not start sub-orchestration: an instance with id `{}` is \
+                             already pending or running",
+                            self.instance_id
+                        ),
+                        cause: None,
+                    },
+                },
+            ),
+            visible_at: None,
+        })
+    }
+}
+
+/// How a turn changes the history.
+#[derive(Clone, Debug)]
+pub enum HistoryWrite {
+    /// Append these events.
+    Append(Vec<HistoryEvent>),
+    /// Discard the history (continue-as-new: the next execution starts empty).
+    Reset,
+}
+
+/// Everything one orchestration turn changes, committed atomically.
+#[derive(Clone, Debug)]
+pub struct TurnCommit {
+    /// The messages the turn consumed.
+    pub consumed: Vec<u64>,
+    /// The history change.
+    pub history: HistoryWrite,
+    /// The instance's new status (history field unused).
+    pub status: InstanceStatus,
+    /// Activities to queue.
+    pub activities: Vec<ActivityTask>,
+    /// Messages to queue: timers, events to other instances, results to a parent, the next
+    /// execution's start.
+    pub messages: Vec<OrchestrationMessage>,
+    /// Sub-orchestrations to create.
+    pub new_instances: Vec<NewInstance>,
+}
+
+/// A message taken out of circulation because processing it kept failing.
+#[derive(Clone, Debug)]
+pub struct ParkedMessage {
+    /// The instance it was for.
+    pub instance_id: String,
+    /// A description of the message (its event kind and content).
+    pub message: String,
+    /// Why it was parked.
+    pub error: String,
+    /// When.
+    pub parked_at: DateTime<Utc>,
+}
+
+/// What a fetch found.
+#[derive(Debug)]
+pub enum Fetched<T> {
+    /// A work item.
+    Item(T),
+    /// Nothing ready; `next_visible` is when the earliest future message becomes visible.
+    Empty {
+        /// When to look again at the latest.
+        next_visible: Option<DateTime<Utc>>,
+    },
+}
+
+/// Notifications a store raises so that dispatchers and waiting clients wake without polling.
+#[derive(Debug, Default)]
+pub struct WorkSignal {
+    /// Raised when orchestration messages are queued.
+    pub orchestrations: Notify,
+    /// Raised when activities are queued.
+    pub activities: Notify,
+    /// Raised when an instance's status changes.
+    pub instances: Notify,
+}
+
+/// A durable store of instances, histories and queues, scoped to one task hub.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The task hub this handle is scoped to.
+    fn task_hub(&self) -> &str;
+
+    /// A handle on another task hub of the same storage.
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store>;
+
+    /// The notifications this store raises on its own writes.
+    fn signal(&self) -> &WorkSignal;
+
+    /// How often dispatchers should look for work that another process queued (`None` when
+    /// every writer is in this process and raises [`Store::signal`]).
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Creates an instance and queues its start. Refused with
+    /// [`StoreError::InstanceAlreadyExists`] when one with this id is pending or running,
+    /// unless `replace_running` is set; a finished one is replaced.
+    async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError>;
+
+    /// Queues a message for an existing instance.
+    async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError>;
+
+    /// Leases the next instance with visible messages (at `now`) for `lease`.
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError>;
+
+    /// The instance's stored history.
+    async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Commits a turn atomically and releases the lease. Refused with
+    /// [`StoreError::LeaseLost`] when the lease was lost; nothing is then applied.
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError>;
+
+    /// Releases the lease without consuming the messages; they become visible again after
+    /// `retry_after`.
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Moves the work item's messages aside with `error` and releases the lease.
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Leases the next queued activity for `lease`.
+    async fn fetch_activity(&self, lease: Duration)
+    -> Result<Option<ActivityWorkItem>, StoreError>;
+
+    /// Removes a finished activity and queues its result, atomically. Refused with
+    /// [`StoreError::LeaseLost`] when the lease was lost.
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError>;
+
+    /// Releases an activity's lease; it is fetched again after `retry_after`.
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Moves an activity aside with `error`.
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The messages parked so far.
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError>;
+
+    /// An instance's status.
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceStatus>, StoreError>;
+
+    /// Instances matching a query, one page at a time, ordered by creation time then id.
+    async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError>;
+
+    /// Removes every trace of a finished instance; false when there was none to remove.
+    async fn purge(&self, instance_id: &str) -> Result<bool, StoreError>;
+
+    /// Purges every finished instance matching the filter; returns how many.
+    async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError>;
+
+    /// Whether no work is visible at `now` and none is leased (for tests that step time).
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
+}
