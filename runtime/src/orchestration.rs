@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::{Either, select};
+use futures::future::{Either, FusedFuture, select};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -497,6 +497,12 @@ impl<T: DeserializeOwned> Future for Task<T> {
     }
 }
 
+impl<T: DeserializeOwned> FusedFuture for Task<T> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, TaskState::Done)
+    }
+}
+
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         if let TaskState::Scheduled { shared, id } = &self.state {
@@ -602,6 +608,12 @@ impl Future for Timer {
     }
 }
 
+impl FusedFuture for Timer {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 impl Drop for Timer {
     fn drop(&mut self) {
         if !self.done {
@@ -647,6 +659,12 @@ impl<T: DeserializeOwned> Future for EventWait<T> {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl<T: DeserializeOwned> FusedFuture for EventWait<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

@@ -171,12 +171,14 @@ pub enum Outcome {
     Failed(FailureDetails),
     /// Terminated with this reason JSON.
     Terminated(Option<String>),
-    /// Continued as new with this input, carrying these unprocessed events `(name, payload)`.
+    /// Continued as new with this input, carrying these messages over.
     ContinuedAsNew {
         /// The next execution's input JSON.
         input: String,
-        /// Unprocessed external events to deliver to the next execution, in arrival order.
-        carried_events: Vec<(String, String)>,
+        /// Messages to deliver to the next execution, in order: unprocessed external events
+        /// (when preserving them), and instance-level requests (terminate, suspend, resume)
+        /// that arrived in the same batch after the execution ended.
+        carried: Vec<HistoryEvent>,
     },
 }
 
@@ -403,6 +405,7 @@ pub struct Executor {
     suspended: bool,
     deferred: Vec<HistoryEvent>,
     consumed: usize,
+    preserve_events: bool,
 }
 
 enum Disposition {
@@ -421,6 +424,7 @@ impl Executor {
             suspended: false,
             deferred: Vec::new(),
             consumed: 0,
+            preserve_events: false,
         }
     }
 
@@ -468,7 +472,10 @@ impl Executor {
         let mut new_history = vec![started];
         for event in events {
             if self.outcome.is_some() {
-                break; // the execution is over: later messages are not applied
+                // The execution is over: later messages are not applied to it. For a
+                // continue-as-new they go to the next execution.
+                self.carry_over(event);
+                continue;
             }
             if let Disposition::Record = self.apply(&event) {
                 new_history.push(event);
@@ -695,17 +702,19 @@ impl Executor {
                 }
                 Ok(Poll::Ready(result)) => {
                     self.future = None;
-                    self.outcome = Some(match (can, result) {
+                    let outcome = match (can, result) {
                         (Some(can), _) => self.continued(can),
                         (None, Ok(output)) => Outcome::Completed(output),
                         (None, Err(err)) => Outcome::Failed(err.to_failure()),
-                    });
+                    };
+                    self.outcome = Some(outcome);
                     return;
                 }
                 Ok(Poll::Pending) => {
                     if let Some(can) = can {
                         self.future = None;
-                        self.outcome = Some(self.continued(can));
+                        let outcome = self.continued(can);
+                        self.outcome = Some(outcome);
                         return;
                     }
                     if !woken {
@@ -716,15 +725,37 @@ impl Executor {
         }
     }
 
-    fn continued(&self, can: ContinueAsNew) -> Outcome {
-        let carried_events = if can.preserve_events {
-            self.shared.lock().unprocessed_events()
+    fn continued(&mut self, can: ContinueAsNew) -> Outcome {
+        self.preserve_events = can.preserve_events;
+        let carried = if can.preserve_events {
+            let mut st = self.shared.lock();
+            let now = st.now;
+            st.unprocessed_events()
+                .into_iter()
+                .map(|(name, input)| HistoryEvent::new(now, EventKind::EventRaised { name, input }))
+                .collect()
         } else {
             Vec::new()
         };
         Outcome::ContinuedAsNew {
             input: can.input,
-            carried_events,
+            carried,
+        }
+    }
+
+    fn carry_over(&mut self, event: HistoryEvent) {
+        let preserve = self.preserve_events;
+        if let Some(Outcome::ContinuedAsNew { carried, .. }) = &mut self.outcome {
+            let keep = match event.kind {
+                EventKind::EventRaised { .. } => preserve,
+                EventKind::ExecutionTerminated { .. }
+                | EventKind::ExecutionSuspended { .. }
+                | EventKind::ExecutionResumed { .. } => true,
+                _ => false,
+            };
+            if keep {
+                carried.push(event);
+            }
         }
     }
 

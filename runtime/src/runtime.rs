@@ -606,10 +606,7 @@ impl Inner {
                 });
                 status.output = reason;
             }
-            Some(Outcome::ContinuedAsNew {
-                input,
-                carried_events,
-            }) => {
+            Some(Outcome::ContinuedAsNew { input, carried }) => {
                 let next_execution = uuid::Uuid::new_v4().simple().to_string();
                 status.runtime_status = RuntimeStatus::ContinuedAsNew;
                 status.input = Some(input.clone());
@@ -629,11 +626,11 @@ impl Inner {
                     ),
                     visible_at: None,
                 });
-                for (name, input) in carried_events {
+                for event in carried {
                     messages.push(OrchestrationMessage {
                         instance_id: instance_id.clone(),
                         execution_id: None,
-                        event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
+                        event,
                         visible_at: None,
                     });
                 }

@@ -1,0 +1,56 @@
+//! Shared helpers for durable's behaviour tests.
+
+use std::future::Future;
+use std::time::Duration;
+
+use durable::testing::TestRuntime;
+use durable::{Error, InstanceStatus, Runtime, RuntimeBuilder};
+
+/// Generous real-time bound for waits; tests drive orchestration time with the manual clock,
+/// so this is only reached when something is broken.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `scenario` twice: once with the instance cache (instances resume without replay) and
+/// once evicting after every turn (every turn replays the whole history). Both must behave the
+/// same.
+pub async fn in_both_modes<F, Fut>(configure: impl Fn(RuntimeBuilder) -> RuntimeBuilder, scenario: F)
+where
+    F: Fn(TestRuntime) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for always_replay in [false, true] {
+        let builder = configure(Runtime::builder().always_replay(always_replay));
+        let runtime = TestRuntime::start(builder)
+            .await
+            .expect("the test runtime starts");
+        scenario(runtime).await;
+    }
+}
+
+/// Waits for an instance to finish and returns its status.
+pub async fn finished(runtime: &TestRuntime, id: &str) -> InstanceStatus {
+    runtime
+        .client()
+        .wait_for_completion(id, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("instance {id} did not finish: {e}"))
+}
+
+/// The failure message of a failed instance.
+pub fn failure_message(status: &InstanceStatus) -> String {
+    assert_eq!(
+        status.runtime_status,
+        durable::RuntimeStatus::Failed,
+        "expected a failed instance, got {status:?}"
+    );
+    status
+        .failure
+        .as_ref()
+        .map(|f| f.message.clone())
+        .unwrap_or_default()
+}
+
+/// Shorthand for an application error.
+pub fn fail<T>(message: &str) -> Result<T, Error> {
+    Err(Error::msg(message))
+}
