@@ -82,6 +82,11 @@ impl ManualClock {
         }
     }
 
+    /// The clock's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.inner.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Moves time forward by `by`, waking everything due.
     pub fn advance(&self, by: Duration) {
         let mut now = self.inner.now.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,7 +103,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.inner.now.lock().unwrap_or_else(|p| p.into_inner())
+        ManualClock::now(self)
     }
 
     fn sleep_until(&self, at: DateTime<Utc>) -> BoxFuture<()> {

@@ -462,11 +462,7 @@ impl Executor {
 
     /// Runs one turn at time `now` with these new events; returns what it produced.
     pub fn run_turn(&mut self, now: DateTime<Utc>, events: Vec<HistoryEvent>) -> TurnOutput {
-        let already_over = self.outcome.is_some();
-        {
-            let mut st = self.shared.lock();
-            st.replaying = false;
-        }
+        self.shared.lock().replaying = false;
         let started = HistoryEvent::new(now, EventKind::OrchestratorStarted);
         self.apply(&started);
         let mut new_history = vec![started];
@@ -491,11 +487,8 @@ impl Executor {
         for action in &actions {
             new_history.push(action.to_event(now));
         }
-        let outcome = if already_over {
-            None
-        } else {
-            self.outcome.clone()
-        };
+        // An outcome found while replaying (a nondeterminism) is reported by this turn too.
+        let outcome = self.outcome.clone();
         if let Some(outcome) = &outcome {
             new_history.push(HistoryEvent::new(now, completion_event(outcome)));
         }

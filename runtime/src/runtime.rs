@@ -27,7 +27,7 @@ use crate::store::{
 /// Configures and starts a [`Runtime`].
 #[must_use = "call .start().await to run the host"]
 pub struct RuntimeBuilder {
-    store: Option<Arc<dyn Store>>,
+    pub(crate) store: Option<Arc<dyn Store>>,
     registry: Registry,
     clock: Arc<dyn Clock>,
     config: Config,

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::runtime::{Runtime, RuntimeBuilder};
 use crate::store::Memory;
 
-/// A [`Runtime`] on a fresh [`Memory`] store (unless the builder names another) and a
+/// A [`Runtime`] on a fresh [`Memory`] store (unless the builder already has a store) and a
 /// [`ManualClock`]. Derefs to the runtime.
 pub struct TestRuntime {
     runtime: Runtime,
@@ -37,7 +37,7 @@ pub struct TestRuntime {
 }
 
 impl TestRuntime {
-    /// Starts `builder` with a memory store and a manual clock.
+    /// Starts `builder` with a manual clock, on a fresh memory store unless it has a store.
     pub async fn start(builder: RuntimeBuilder) -> Result<Self, Error> {
         Self::start_with_clock(builder, ManualClock::new()).await
     }
@@ -47,8 +47,12 @@ impl TestRuntime {
         builder: RuntimeBuilder,
         clock: ManualClock,
     ) -> Result<Self, Error> {
+        let builder = if builder.store.is_none() {
+            builder.store(Memory::new())
+        } else {
+            builder
+        };
         let runtime = builder
-            .store(Memory::new())
             .clock(clock.clone())
             .start()
             .await?;

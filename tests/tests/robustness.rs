@@ -1,0 +1,387 @@
+//! Nondeterminism detection, bad input, poison messages, limits, shutdown and restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use durable::prelude::*;
+use durable::store::{
+    ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
+    ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+};
+use durable::testing::{ManualClock, TestRuntime};
+use durable::{ErrorKind, InstanceQuery, PurgeFilter, QueryPage};
+use durable_tests::{WAIT, failure_message, finished};
+
+#[activity]
+async fn echo(_ctx: ActivityContext, text: String) -> Result<String, Error> {
+    Ok(text)
+}
+
+#[orchestrator(name = "flow")]
+async fn flow_v1(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    let a = ctx.call_activity(echo, "a".to_string()).await?;
+    let go: String = ctx.wait_for_event("Go").await?;
+    Ok(format!("{a}{go}"))
+}
+
+#[orchestrator(name = "flow")]
+async fn flow_timer_first(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok("never".into())
+}
+
+#[orchestrator(name = "flow")]
+async fn flow_event_first(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    let go: String = ctx.wait_for_event("Go").await?;
+    Ok(go)
+}
+
+async fn run_v1_until_waiting(store: &Memory) -> String {
+    let v1 = TestRuntime::start(
+        Runtime::builder()
+            .store(store.clone())
+            .register(flow_v1)
+            .register(echo),
+    )
+    .await
+    .unwrap();
+    let id = v1.client().start(flow_v1, ()).await.unwrap();
+    v1.idle().await;
+    v1.shutdown().await;
+    id.to_string()
+}
+
+#[tokio::test]
+async fn changed_code_fails_the_instance_naming_both_sides_and_the_call_site() {
+    let store = Memory::new();
+    let id = run_v1_until_waiting(&store).await;
+    let v2 = TestRuntime::start(
+        Runtime::builder()
+            .store(store.clone())
+            .register(flow_timer_first)
+            .register(echo),
+    )
+    .await
+    .unwrap();
+    v2.client().raise_event(&id, "Go", "!").await.unwrap();
+    let status = finished(&v2, &id).await;
+    let message = failure_message(&status);
+    assert_eq!(status.failure.as_ref().unwrap().error_type, "Nondeterminism");
+    assert!(message.contains("nondeterministic orchestrator `flow`"), "{message}");
+    assert!(
+        message.contains("the history recorded a call to activity `echo` as step 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("but the code now does create a timer at tests/tests/robustness.rs:"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn code_that_no_longer_schedules_a_recorded_step_fails_the_instance() {
+    let store = Memory::new();
+    let id = run_v1_until_waiting(&store).await;
+    let v3 = TestRuntime::start(
+        Runtime::builder()
+            .store(store.clone())
+            .register(flow_event_first)
+            .register(echo),
+    )
+    .await
+    .unwrap();
+    v3.client().raise_event(&id, "Go", "!").await.unwrap();
+    let message = failure_message(&finished(&v3, &id).await);
+    assert!(
+        message.contains("recorded a call to activity `echo` as step 0, but the code did not schedule it"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_survives_a_host_restart() {
+    let store = Memory::new();
+    let id = run_v1_until_waiting(&store).await;
+    let status = Client::new(Arc::new(store.clone()))
+        .status(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Running);
+    // A new host (empty cache) replays the history and carries on.
+    let again = TestRuntime::start(
+        Runtime::builder()
+            .store(store.clone())
+            .register(flow_v1)
+            .register(echo),
+    )
+    .await
+    .unwrap();
+    again.client().raise_event(&id, "go", "!").await.unwrap();
+    assert_eq!(
+        finished(&again, &id).await.output::<String>().unwrap(),
+        "a!"
+    );
+}
+
+#[orchestrator]
+async fn wants_number(_ctx: OrchestrationContext, n: u32) -> Result<u32, Error> {
+    Ok(n)
+}
+
+#[orchestrator]
+async fn calls_unregistered(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    match ctx.call_activity(echo, "x".to_string()).await {
+        Ok(_) => Ok("registered after all".into()),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error_and_nothing_crashes() {
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(wants_number)
+            .register(calls_unregistered),
+    )
+    .await
+    .unwrap();
+    let client = rt.client();
+
+    let err = client.start_by_name("nope", 1).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::UnknownFunction);
+    assert!(err.to_string().contains("no orchestrator named `nope`"), "{err}");
+
+    let id = client.start_by_name("wants_number", "ten").await.unwrap();
+    let message = failure_message(&finished(&rt, &id).await);
+    assert!(
+        message.contains("the input of orchestrator `wants_number` does not fit its input type"),
+        "{message}"
+    );
+
+    let id = client.start(calls_unregistered, ()).await.unwrap();
+    let out: String = finished(&rt, &id).await.output().unwrap();
+    assert_eq!(
+        out,
+        "activity `echo` failed: no activity named `echo` is registered on this host"
+    );
+
+    let err = client.raise_event("nobody", "Go", 1).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InstanceNotFound);
+    assert!(err.to_string().contains("no instance with id `nobody`"), "{err}");
+    assert!(client.terminate("nobody", "x").await.is_err());
+    assert!(client.suspend("nobody", "x").await.is_err());
+
+    // A client without a registry (e.g. another process) cannot check names up front: the
+    // instance fails with the reason instead.
+    let remote = Client::new(rt.store().clone());
+    let id = remote.start_by_name("nope", 1).await.unwrap();
+    let message = failure_message(&finished(&rt, &id).await);
+    assert!(message.contains("no orchestrator named `nope` is registered"), "{message}");
+
+    // The host still works.
+    let id = client.start(wants_number, 7).await.unwrap();
+    assert_eq!(finished(&rt, &id).await.output::<u32>().unwrap(), 7);
+}
+
+#[tokio::test]
+async fn misconfigured_builders_are_refused() {
+    let err = Runtime::builder().register(echo).start().await.err().unwrap();
+    assert!(err.to_string().contains("no store"), "{err}");
+    let err = Runtime::builder()
+        .store(Memory::new())
+        .register(echo)
+        .register(echo)
+        .start()
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("activity `echo` is registered twice"),
+        "{err}"
+    );
+}
+
+/// A store that fails every commit for instances whose id starts with "poison".
+struct FailingCommits(Memory);
+
+#[async_trait::async_trait]
+impl Store for FailingCommits {
+    fn task_hub(&self) -> &str {
+        self.0.task_hub()
+    }
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        self.0.with_task_hub(hub)
+    }
+    fn signal(&self) -> &WorkSignal {
+        self.0.signal()
+    }
+    async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
+        self.0.create_instance(i).await
+    }
+    async fn enqueue(&self, m: OrchestrationMessage) -> Result<(), StoreError> {
+        self.0.enqueue(m).await
+    }
+    async fn fetch_orchestration(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: Duration,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        self.0.fetch_orchestration(now, lease).await
+    }
+    async fn history(&self, id: &str) -> Result<Vec<durable::history::HistoryEvent>, StoreError> {
+        self.0.history(id).await
+    }
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        if item.instance_id.starts_with("poison") {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.0.commit_turn(item, commit).await
+    }
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.abandon_orchestration(item, after).await
+    }
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.0.park_orchestration(item, error, now).await
+    }
+    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityWorkItem>, StoreError> {
+        self.0.fetch_activity(lease).await
+    }
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        self.0.complete_activity(item, response).await
+    }
+    async fn abandon_activity(&self, item: &ActivityWorkItem, after: Duration) -> Result<(), StoreError> {
+        self.0.abandon_activity(item, after).await
+    }
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.0.park_activity(item, error, now).await
+    }
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        self.0.parked().await
+    }
+    async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        self.0.instance(id).await
+    }
+    async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.0.query(q).await
+    }
+    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+        self.0.purge(id).await
+    }
+    async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
+        self.0.purge_where(f).await
+    }
+    async fn is_idle(&self, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+        self.0.is_idle(now).await
+    }
+}
+
+#[tokio::test]
+async fn messages_that_keep_failing_are_parked_with_their_error() {
+    let rt = Runtime::builder()
+        .store(FailingCommits(Memory::new()))
+        .clock(ManualClock::new())
+        .register(wants_number)
+        .max_dequeue_count(2)
+        .start()
+        .await
+        .unwrap();
+    let client = rt.client();
+    client
+        .start(wants_number, 1)
+        .instance_id("poison-1")
+        .await
+        .unwrap();
+    let healthy = client.start(wants_number, 2).await.unwrap();
+    assert_eq!(
+        client
+            .wait_for_completion(&healthy, WAIT)
+            .await
+            .unwrap()
+            .output::<u32>()
+            .unwrap(),
+        2
+    );
+    let parked = tokio::time::timeout(WAIT, async {
+        loop {
+            let parked = rt.store().parked().await.unwrap();
+            if !parked.is_empty() {
+                return parked;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the poison message is parked");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].instance_id, "poison-1");
+    assert!(parked[0].message.contains("ExecutionStarted"), "{}", parked[0].message);
+    assert!(
+        parked[0].error.contains("parked after 2 failed attempts") && parked[0].error.contains("disk full"),
+        "{}",
+        parked[0].error
+    );
+    // The instance is kept, not lost; it simply has nothing left to process.
+    let status = client.status("poison-1").await.unwrap().unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Pending);
+    rt.shutdown().await;
+}
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[activity]
+async fn measured(_ctx: ActivityContext, _n: u32) -> Result<(), Error> {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[orchestrator]
+async fn fan(ctx: OrchestrationContext, n: u32) -> Result<usize, Error> {
+    let done = ctx
+        .when_all((0..n).map(|i| ctx.call_activity(measured, i)))
+        .await?;
+    Ok(done.len())
+}
+
+#[tokio::test]
+async fn the_activity_limit_is_respected() {
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(fan)
+            .register(measured)
+            .max_concurrent_activities(3),
+    )
+    .await
+    .unwrap();
+    let id = rt.client().start(fan, 30).await.unwrap();
+    assert_eq!(finished(&rt, &id).await.output::<usize>().unwrap(), 30);
+    let peak = PEAK.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+}
