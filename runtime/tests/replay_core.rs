@@ -1,0 +1,148 @@
+//! The replay core on its own: no store, no host — history in, actions and history out.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use durable::history::{EventKind, HistoryEvent};
+use durable::prelude::*;
+use durable::replay::{Action, Executor, Outcome};
+use durable::Registry;
+
+#[activity]
+async fn add_one(_ctx: ActivityContext, n: i64) -> Result<i64, Error> {
+    Ok(n + 1)
+}
+
+#[orchestrator]
+async fn two_steps(ctx: OrchestrationContext, n: i64) -> Result<i64, Error> {
+    let a = ctx.call_activity(add_one, n).await?;
+    ctx.call_activity(add_one, a).await
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(secs)
+}
+
+fn registry() -> Arc<Registry> {
+    let mut r = Registry::default();
+    r.orchestrator::<two_steps>();
+    Arc::new(r)
+}
+
+fn started(input: &str) -> HistoryEvent {
+    HistoryEvent::new(
+        t(0),
+        EventKind::ExecutionStarted {
+            name: "two_steps".into(),
+            input: input.into(),
+            execution_id: "e1".into(),
+            parent: None,
+        },
+    )
+}
+
+fn completed(id: i64, result: &str) -> HistoryEvent {
+    HistoryEvent::new(
+        t(1),
+        EventKind::TaskCompleted {
+            task_scheduled_id: id,
+            result: result.into(),
+        },
+    )
+}
+
+#[test]
+fn a_turn_turns_events_into_actions_and_history() {
+    let mut ex = Executor::new("i", registry());
+    let out = ex.run_turn(t(0), vec![started("1")]);
+    assert_eq!(
+        out.actions,
+        [Action::ScheduleActivity {
+            id: 0,
+            name: "add_one".into(),
+            input: "1".into()
+        }]
+    );
+    let kinds: Vec<_> = out.new_history.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorCompleted"]
+    );
+    assert_eq!(out.new_history[2].event_id, 0);
+    assert!(out.outcome.is_none());
+}
+
+#[test]
+fn duplicate_and_unknown_completions_are_ignored() {
+    let mut ex = Executor::new("i", registry());
+    ex.run_turn(t(0), vec![started("1")]);
+    let out = ex.run_turn(
+        t(1),
+        vec![completed(0, "2"), completed(0, "2"), completed(7, "99")],
+    );
+    // Only the first completion is recorded; the duplicate and the unknown step are dropped.
+    let recorded: Vec<_> = out
+        .new_history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. }))
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(out.actions.len(), 1, "the second step is scheduled once");
+    let out = ex.run_turn(t(2), vec![completed(1, "3"), completed(1, "3")]);
+    assert_eq!(out.outcome, Some(Outcome::Completed("3".into())));
+}
+
+#[test]
+fn replaying_the_recorded_history_reaches_the_same_state() {
+    let mut live = Executor::new("i", registry());
+    let mut history = Vec::new();
+    history.extend(live.run_turn(t(0), vec![started("10")]).new_history);
+    history.extend(live.run_turn(t(1), vec![completed(0, "11")]).new_history);
+
+    let mut replayed = Executor::new("i", registry());
+    replayed.replay(&history);
+    assert_eq!(replayed.history_len(), history.len());
+    let a = live.run_turn(t(2), vec![completed(1, "12")]);
+    let b = replayed.run_turn(t(2), vec![completed(1, "12")]);
+    assert_eq!(a.new_history, b.new_history);
+    assert_eq!(a.outcome, Some(Outcome::Completed("12".into())));
+    assert_eq!(b.outcome, a.outcome);
+}
+
+#[test]
+fn a_recorded_step_of_another_kind_is_a_nondeterminism() {
+    let history = vec![
+        HistoryEvent::new(t(0), EventKind::OrchestratorStarted),
+        started("1"),
+        HistoryEvent {
+            event_id: 0,
+            timestamp: t(0),
+            kind: EventKind::TimerCreated { fire_at: t(5) },
+        },
+        HistoryEvent::new(t(0), EventKind::OrchestratorCompleted),
+    ];
+    let mut ex = Executor::new("i", registry());
+    ex.replay(&history);
+    let out = ex.run_turn(t(5), vec![]);
+    match out.outcome {
+        Some(Outcome::Failed(f)) => {
+            assert_eq!(f.error_type, "Nondeterminism");
+            assert!(
+                f.message.contains("recorded a timer as step 0, but the code now does call activity `add_one` at runtime/tests/replay_core.rs:"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("expected a nondeterminism failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn history_events_round_trip_through_json() {
+    let event = completed(3, "{\"a\":1}");
+    let json = serde_json::to_string(&event).unwrap();
+    assert!(json.contains("\"eventType\":\"TaskCompleted\""), "{json}");
+    assert!(json.contains("\"taskScheduledId\":3"), "{json}");
+    let back: HistoryEvent = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, event);
+}
