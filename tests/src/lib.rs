@@ -1,5 +1,9 @@
 //! Shared helpers for durable's behaviour tests.
 
+/// The README's code blocks, compiled as doctests so the README stays true.
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -13,8 +17,10 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// Runs `scenario` twice: once with the instance cache (instances resume without replay) and
 /// once evicting after every turn (every turn replays the whole history). Both must behave the
 /// same.
-pub async fn in_both_modes<F, Fut>(configure: impl Fn(RuntimeBuilder) -> RuntimeBuilder, scenario: F)
-where
+pub async fn in_both_modes<F, Fut>(
+    configure: impl Fn(RuntimeBuilder) -> RuntimeBuilder,
+    scenario: F,
+) where
     F: Fn(TestRuntime) -> Fut,
     Fut: Future<Output = ()>,
 {
