@@ -16,20 +16,43 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Runs `scenario` twice: once with the instance cache (instances resume without replay) and
 /// once evicting after every turn (every turn replays the whole history). Both must behave the
-/// same.
+/// same. A scenario returns `()` or `Result<(), Error>`; a failure names the mode.
 pub async fn in_both_modes<F, Fut>(
     configure: impl Fn(RuntimeBuilder) -> RuntimeBuilder,
     scenario: F,
 ) where
     F: Fn(TestRuntime) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future,
+    Fut::Output: ScenarioResult,
 {
     for always_replay in [false, true] {
+        // Shown with the test's output when an assertion fails.
+        println!("--- always_replay({always_replay})");
         let builder = configure(Runtime::builder().always_replay(always_replay));
         let runtime = TestRuntime::start(builder)
             .await
             .expect("the test runtime starts");
-        scenario(runtime).await;
+        if let Err(err) = scenario(runtime).await.into_result() {
+            panic!("always_replay({always_replay}): {err:?}");
+        }
+    }
+}
+
+/// What a scenario may return: `()`, or a `Result` whose `Err` fails the test.
+pub trait ScenarioResult {
+    /// The scenario's result.
+    fn into_result(self) -> Result<(), Error>;
+}
+
+impl ScenarioResult for () {
+    fn into_result(self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl ScenarioResult for Result<(), Error> {
+    fn into_result(self) -> Result<(), Error> {
+        self
     }
 }
 

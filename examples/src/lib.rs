@@ -1,0 +1,64 @@
+//! Runnable examples of every `durable` pattern, one module per pattern.
+//!
+//! Each module holds the pattern's activities and orchestrators as ordinary `pub` items, plus a
+//! `register` function that adds them to a [`RuntimeBuilder`]. The programs under `examples/`
+//! run one pattern each (`cargo run -p durable-examples --example chaining`), the
+//! `durable-demo` binary runs them all, and the integration tests in `durable-tests` drive
+//! them on a manual clock.
+//!
+//! | module | pattern |
+//! |---|---|
+//! | [`chaining`] | call activities one after the other, feeding nothing but order between them |
+//! | [`fan_out_fan_in`] | run one activity per work item in parallel, then combine the results |
+//! | [`monitor`] | poll a condition on a durable timer until it holds or a deadline passes |
+//! | [`approval`] | wait for a person's decision, with a durable timeout that escalates |
+//! | [`eternal_counter`] | a loop that never grows its history, thanks to `continue_as_new` |
+//! | [`sub_orchestrations`] | a parent that delegates whole workflows to child orchestrations |
+//! | [`retries`] | retry policies: a flaky activity that recovers, and one that never does |
+
+#![warn(missing_docs)]
+
+use durable::RuntimeBuilder;
+
+pub mod approval;
+pub mod chaining;
+pub mod eternal_counter;
+pub mod fan_out_fan_in;
+pub mod monitor;
+pub mod retries;
+pub mod sub_orchestrations;
+
+/// Registers the orchestrators and activities of every example module.
+///
+/// ```
+/// use durable::prelude::*;
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = durable_examples::register_all(Runtime::builder())
+///     .store(durable::store::Memory::new())
+///     .start()
+///     .await?;
+/// # runtime.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub fn register_all(builder: RuntimeBuilder) -> RuntimeBuilder {
+    let builder = chaining::register(builder);
+    let builder = fan_out_fan_in::register(builder);
+    let builder = monitor::register(builder);
+    let builder = approval::register(builder);
+    let builder = eternal_counter::register(builder);
+    let builder = sub_orchestrations::register(builder);
+    retries::register(builder)
+}
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: warnings only), so the
+/// example programs can show the runtime's own logs on request, e.g. `RUST_LOG=durable=debug`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second call (e.g. from a test harness) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
