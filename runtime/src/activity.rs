@@ -46,6 +46,9 @@ impl ActivityContext {
     /// A key that is the same for every delivery of this one scheduled call, and different for
     /// every other call: pass it to downstream systems to make side effects idempotent.
     pub fn idempotency_key(&self) -> String {
-        format!("{}/{}/{}", self.instance_id, self.execution_id, self.task_id)
+        format!(
+            "{}/{}/{}",
+            self.instance_id, self.execution_id, self.task_id
+        )
     }
 }

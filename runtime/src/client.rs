@@ -70,7 +70,10 @@ impl Client {
         let _ = orchestrator;
         let input = serde_json::to_string(&input).map_err(|e| {
             Error::serialization(
-                format_args!("the input of orchestrator `{}` is not serializable", O::NAME),
+                format_args!(
+                    "the input of orchestrator `{}` is not serializable",
+                    O::NAME
+                ),
                 e,
             )
         });
@@ -139,10 +142,7 @@ impl Client {
 
     /// The instance's status, or `None` when there is no such instance.
     pub async fn status(&self, instance_id: &str) -> Result<Option<InstanceStatus>, Error> {
-        self.store
-            .instance(instance_id)
-            .await
-            .map_err(Error::store)
+        self.store.instance(instance_id).await.map_err(Error::store)
     }
 
     /// The instance's status with its history.

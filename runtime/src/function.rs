@@ -89,7 +89,3 @@ impl<T, E: Into<Error>> IntoOutcome for Result<T, E> {
         self.map_err(Into::into)
     }
 }
-
-/// Compile-time check emitted next to a function's input and output types, so that a type
-/// that is not serde-ready is reported at the user's token.
-pub fn assert_payload<T: Serialize + DeserializeOwned + Send + 'static>() {}

@@ -86,8 +86,6 @@ pub mod prelude {
 /// Items the macros' generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::function::{
-        Activity, BoxFuture, IntoOutcome, Orchestrator, Register, assert_payload,
-    };
+    pub use crate::function::{Activity, BoxFuture, IntoOutcome, Orchestrator, Register};
     pub use crate::registry::Registry;
 }

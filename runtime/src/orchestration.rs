@@ -85,8 +85,10 @@ impl OrchestrationContext {
         match serde_json::to_string(&status) {
             Ok(json) => self.shared.lock().custom_status = Some(json),
             Err(e) => {
-                self.shared.lock().violation =
-                    Some(Error::serialization("the custom status is not serializable", e))
+                self.shared.lock().violation = Some(Error::serialization(
+                    "the custom status is not serializable",
+                    e,
+                ))
             }
         }
     }
@@ -128,7 +130,11 @@ impl OrchestrationContext {
             },
             location,
         );
-        Task::scheduled(self.shared.clone(), id, TaskKind::Activity(name.to_string()))
+        Task::scheduled(
+            self.shared.clone(),
+            id,
+            TaskKind::Activity(name.to_string()),
+        )
     }
 
     /// Calls an activity, retrying failed attempts by `policy`; every wait between attempts is
@@ -197,13 +203,17 @@ impl OrchestrationContext {
         &self,
         orchestrator: O,
         input: O::Input,
-    ) -> SubOrchestration<O> {
+    ) -> SubOrchestration<O::Output> {
         let _ = orchestrator;
         SubOrchestration {
             ctx: self.clone(),
+            name: O::NAME,
             input: serde_json::to_string(&input).map_err(|e| {
                 Error::serialization(
-                    format_args!("the input of sub-orchestrator `{}` is not serializable", O::NAME),
+                    format_args!(
+                        "the input of sub-orchestrator `{}` is not serializable",
+                        O::NAME
+                    ),
                     e,
                 )
             }),
@@ -377,7 +387,11 @@ impl OrchestrationContext {
         self.set_continue_as_new(input, true)
     }
 
-    fn set_continue_as_new<T>(&self, input: impl Serialize, preserve: bool) -> ContinueAsNewFuture<T> {
+    fn set_continue_as_new<T>(
+        &self,
+        input: impl Serialize,
+        preserve: bool,
+    ) -> ContinueAsNewFuture<T> {
         let mut st = self.shared.lock();
         match serde_json::to_string(&input) {
             Ok(input) => {
@@ -513,16 +527,17 @@ impl<T> Drop for Task<T> {
 
 /// A call to a sub-orchestrator, not yet scheduled: configure it, then `.await` it.
 #[must_use = "a sub-orchestration is only started when awaited"]
-pub struct SubOrchestration<O> {
+pub struct SubOrchestration<T> {
     ctx: OrchestrationContext,
+    name: &'static str,
     input: Result<String, Error>,
     instance_id: Option<String>,
     retry: Option<RetryPolicy>,
     location: &'static Location<'static>,
-    _marker: PhantomData<fn() -> O>,
+    _marker: PhantomData<fn() -> T>,
 }
 
-impl<O: Orchestrator> SubOrchestration<O> {
+impl<T> SubOrchestration<T> {
     /// Runs the child under this instance id instead of one derived from the parent's.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
@@ -536,13 +551,14 @@ impl<O: Orchestrator> SubOrchestration<O> {
     }
 }
 
-impl<O: Orchestrator> IntoFuture for SubOrchestration<O> {
-    type Output = Result<O::Output, Error>;
+impl<T: DeserializeOwned + Send + 'static> IntoFuture for SubOrchestration<T> {
+    type Output = Result<T, Error>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         let SubOrchestration {
             ctx,
+            name,
             input,
             instance_id,
             retry,
@@ -554,8 +570,8 @@ impl<O: Orchestrator> IntoFuture for SubOrchestration<O> {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         match retry {
-            None => Box::pin(ctx.schedule_sub_orchestration::<O::Output>(
-                O::NAME,
+            None => Box::pin(ctx.schedule_sub_orchestration::<T>(
+                name,
                 instance_id.as_deref(),
                 input,
                 location,
@@ -568,8 +584,8 @@ impl<O: Orchestrator> IntoFuture for SubOrchestration<O> {
                         1 => id.clone(),
                         n => format!("{id}:retry{n}"),
                     });
-                    ctx.schedule_sub_orchestration::<O::Output>(
-                        O::NAME,
+                    ctx.schedule_sub_orchestration::<T>(
+                        name,
                         id.as_deref(),
                         input.clone(),
                         location,

@@ -75,7 +75,9 @@ impl Action {
 
     fn to_event(&self, now: DateTime<Utc>) -> HistoryEvent {
         let kind = match self.clone() {
-            Action::ScheduleActivity { name, input, .. } => EventKind::TaskScheduled { name, input },
+            Action::ScheduleActivity { name, input, .. } => {
+                EventKind::TaskScheduled { name, input }
+            }
             Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
             Action::StartSubOrchestration {
                 name,
@@ -108,9 +110,10 @@ impl Action {
     /// Whether a recorded scheduling event is the same step (kind and name).
     fn matches(&self, event: &EventKind) -> bool {
         match (self, event) {
-            (Action::ScheduleActivity { name: a, .. }, EventKind::TaskScheduled { name: b, .. }) => {
-                a == b
-            }
+            (
+                Action::ScheduleActivity { name: a, .. },
+                EventKind::TaskScheduled { name: b, .. },
+            ) => a == b,
             (Action::CreateTimer { .. }, EventKind::TimerCreated { .. }) => true,
             (
                 Action::StartSubOrchestration { name: a, .. },
@@ -128,7 +131,9 @@ impl Action {
             Action::StartSubOrchestration { name, .. } => {
                 format!("call sub-orchestrator `{name}`")
             }
-            Action::SendEvent { name, instance_id, .. } => {
+            Action::SendEvent {
+                name, instance_id, ..
+            } => {
                 format!("send event `{name}` to `{instance_id}`")
             }
         }
@@ -291,11 +296,10 @@ impl State {
         // An event already handed to this waiter but never read goes back to the front of the
         // buffer, so dropping a wait never loses an event.
         if let Some(Slot::Done(Ok(payload))) = self.waiters.remove(&id) {
-            self.buffered.entry(name.to_lowercase()).or_default().push_front((
-                0,
-                name.to_string(),
-                payload,
-            ));
+            self.buffered
+                .entry(name.to_lowercase())
+                .or_default()
+                .push_front((0, name.to_string(), payload));
         }
     }
 
@@ -629,7 +633,13 @@ impl Executor {
         }
     }
 
-    fn start(&mut self, name: &str, input: &str, execution_id: &str, parent: Option<ParentInstance>) {
+    fn start(
+        &mut self,
+        name: &str,
+        input: &str,
+        execution_id: &str,
+        parent: Option<ParentInstance>,
+    ) {
         {
             let mut st = self.shared.lock();
             st.name = name.to_string();

@@ -89,7 +89,9 @@ impl RetryPolicy {
         {
             return None;
         }
-        let factor = self.backoff_coefficient.powi(attempts.saturating_sub(1) as i32);
+        let factor = self
+            .backoff_coefficient
+            .powi(attempts.saturating_sub(1) as i32);
         let secs = self.first_retry_interval.as_secs_f64() * factor;
         let delay = Duration::try_from_secs_f64(secs).unwrap_or(self.max_retry_interval);
         Some(delay.min(self.max_retry_interval))

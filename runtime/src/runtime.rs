@@ -475,11 +475,18 @@ impl Inner {
         Ok(())
     }
 
-    async fn commit(&self, item: &OrchestrationWorkItem, commit: TurnCommit) -> Result<(), TurnError> {
-        self.store.commit_turn(item, commit).await.map_err(|e| match e {
-            StoreError::LeaseLost => TurnError::LeaseLost,
-            other => TurnError::Store(other),
-        })
+    async fn commit(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), TurnError> {
+        self.store
+            .commit_turn(item, commit)
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaseLost => TurnError::LeaseLost,
+                other => TurnError::Store(other),
+            })
     }
 
     fn build_commit(
@@ -511,7 +518,13 @@ impl Inner {
                 Action::CreateTimer { id, fire_at } => messages.push(OrchestrationMessage {
                     instance_id: instance_id.clone(),
                     execution_id: Some(execution_id.clone()),
-                    event: HistoryEvent::new(now, EventKind::TimerFired { timer_id: id, fire_at }),
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::TimerFired {
+                            timer_id: id,
+                            fire_at,
+                        },
+                    ),
                     visible_at: Some(fire_at),
                 }),
                 Action::StartSubOrchestration {
@@ -738,7 +751,10 @@ impl Inner {
         let result = match self.registry.get_activity(&task.name) {
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
-                format!("no activity named `{}` is registered on this host", task.name),
+                format!(
+                    "no activity named `{}` is registered on this host",
+                    task.name
+                ),
             )),
             Some(f) => {
                 let input = task.input.clone();

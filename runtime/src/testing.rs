@@ -52,10 +52,7 @@ impl TestRuntime {
         } else {
             builder
         };
-        let runtime = builder
-            .clock(clock.clone())
-            .start()
-            .await?;
+        let runtime = builder.clock(clock.clone()).start().await?;
         Ok(TestRuntime { runtime, clock })
     }
 

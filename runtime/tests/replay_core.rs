@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use durable::Registry;
 use durable::history::{EventKind, HistoryEvent};
 use durable::prelude::*;
 use durable::replay::{Action, Executor, Outcome};
-use durable::Registry;
 
 #[activity]
 async fn add_one(_ctx: ActivityContext, n: i64) -> Result<i64, Error> {
@@ -66,7 +66,12 @@ fn a_turn_turns_events_into_actions_and_history() {
     let kinds: Vec<_> = out.new_history.iter().map(|e| e.kind.name()).collect();
     assert_eq!(
         kinds,
-        ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorCompleted"]
+        [
+            "OrchestratorStarted",
+            "ExecutionStarted",
+            "TaskScheduled",
+            "OrchestratorCompleted"
+        ]
     );
     assert_eq!(out.new_history[2].event_id, 0);
     assert!(out.outcome.is_none());

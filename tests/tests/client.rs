@@ -14,7 +14,10 @@ use durable_tests::{WAIT, finished};
 async fn approval(ctx: OrchestrationContext, who: String) -> Result<String, Error> {
     ctx.set_custom_status("waiting");
     let ok: bool = ctx.wait_for_event("Approval").await?;
-    Ok(format!("{who}: {}", if ok { "approved" } else { "rejected" }))
+    Ok(format!(
+        "{who}: {}",
+        if ok { "approved" } else { "rejected" }
+    ))
 }
 
 #[orchestrator]
@@ -44,7 +47,10 @@ async fn status_reports_what_a_user_needs() {
     assert_eq!(running.name, "approval");
     assert_eq!(running.runtime_status, RuntimeStatus::Running);
     assert_eq!(running.input::<String>().unwrap(), "ann");
-    assert_eq!(running.custom_status::<String>().unwrap().as_deref(), Some("waiting"));
+    assert_eq!(
+        running.custom_status::<String>().unwrap().as_deref(),
+        Some("waiting")
+    );
     assert!(running.output::<String>().is_err());
     assert_eq!(running.created_at, rt.clock().now());
 
@@ -52,7 +58,10 @@ async fn status_reports_what_a_user_needs() {
     client.raise_event(&id, "approval", true).await.unwrap();
     let done = finished(&rt, &id).await;
     assert_eq!(done.output::<String>().unwrap(), "ann: approved");
-    assert_eq!(done.last_updated_at - done.created_at, TimeDelta::seconds(30));
+    assert_eq!(
+        done.last_updated_at - done.created_at,
+        TimeDelta::seconds(30)
+    );
 
     let with_history = client.status_with_history(&id).await.unwrap().unwrap();
     let kinds: Vec<&str> = with_history
@@ -92,7 +101,11 @@ async fn starting_a_running_id_is_refused_unless_asked_to_replace() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::InstanceAlreadyExists);
-    assert!(err.to_string().contains("`dup` is already pending or running"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`dup` is already pending or running"),
+        "{err}"
+    );
 
     client
         .start(approval, "b".into())
@@ -136,7 +149,10 @@ async fn wait_for_completion_times_out_with_a_clear_error() {
         .await
         .unwrap_err();
     assert!(err.is_timeout());
-    assert!(err.to_string().contains("did not complete within 50ms"), "{err}");
+    assert!(
+        err.to_string().contains("did not complete within 50ms"),
+        "{err}"
+    );
     let err = rt
         .client()
         .wait_for_completion("missing", Duration::from_millis(50))
@@ -267,7 +283,11 @@ async fn query_filters_and_pages() {
         })
         .await
         .unwrap();
-    let ids: Vec<_> = running.instances.iter().map(|s| s.instance_id.as_str()).collect();
+    let ids: Vec<_> = running
+        .instances
+        .iter()
+        .map(|s| s.instance_id.as_str())
+        .collect();
     assert_eq!(ids, ["waiting-1"]);
 
     let mut pages = Vec::new();
@@ -306,7 +326,11 @@ async fn query_filters_and_pages() {
         })
         .await
         .unwrap();
-    let ids: Vec<_> = window.instances.iter().map(|s| s.instance_id.as_str()).collect();
+    let ids: Vec<_> = window
+        .instances
+        .iter()
+        .map(|s| s.instance_id.as_str())
+        .collect();
     assert_eq!(ids, ["batch-1", "batch-2"]);
 
     let bad = client
@@ -316,7 +340,10 @@ async fn query_filters_and_pages() {
         })
         .await
         .unwrap_err();
-    assert!(bad.to_string().contains("invalid continuation token"), "{bad}");
+    assert!(
+        bad.to_string().contains("invalid continuation token"),
+        "{bad}"
+    );
 }
 
 #[tokio::test]
@@ -336,11 +363,20 @@ async fn task_hubs_do_not_see_each_other() {
         .start()
         .await
         .unwrap();
-    let id = a.client().start(quick, 1).instance_id("same").await.unwrap();
+    let id = a
+        .client()
+        .start(quick, 1)
+        .instance_id("same")
+        .await
+        .unwrap();
     a.client().wait_for_completion(&id, WAIT).await.unwrap();
     assert!(b.client().status("same").await.unwrap().is_none());
     // The same id in the other hub is a different instance.
-    b.client().start(quick, 100).instance_id("same").await.unwrap();
+    b.client()
+        .start(quick, 100)
+        .instance_id("same")
+        .await
+        .unwrap();
     let in_b = b.client().wait_for_completion("same", WAIT).await.unwrap();
     assert_eq!(in_b.output::<u32>().unwrap(), 101);
     let in_a = a.client().status("same").await.unwrap().unwrap();
@@ -351,7 +387,12 @@ async fn task_hubs_do_not_see_each_other() {
 async fn invalid_instance_ids_are_refused() {
     let rt = runtime().await;
     for bad in ["", "tab\there"] {
-        let err = rt.client().start(quick, 1).instance_id(bad).await.unwrap_err();
+        let err = rt
+            .client()
+            .start(quick, 1)
+            .instance_id(bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidArgument);
     }
 }

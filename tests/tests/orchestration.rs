@@ -72,7 +72,10 @@ async fn when_all_fails_with_the_first_error_in_input_order() {
         |rt| async move {
             let id = rt.client().start(first_error, ()).await.unwrap();
             let message = failure_message(&finished(&rt, &id).await);
-            assert!(message.contains("activity `refuse` failed: first"), "{message}");
+            assert!(
+                message.contains("activity `refuse` failed: first"),
+                "{message}"
+            );
         },
     )
     .await;
@@ -160,8 +163,14 @@ async fn when_any_reports_the_first_to_finish() {
             rt.client().raise_event(&a, "approval", "ok").await.unwrap();
             rt.idle().await;
             rt.advance(Duration::from_secs(3600)).await;
-            assert_eq!(finished(&rt, &a).await.output::<String>().unwrap(), "approved");
-            assert_eq!(finished(&rt, &b).await.output::<String>().unwrap(), "timed out");
+            assert_eq!(
+                finished(&rt, &a).await.output::<String>().unwrap(),
+                "approved"
+            );
+            assert_eq!(
+                finished(&rt, &b).await.output::<String>().unwrap(),
+                "timed out"
+            );
         },
     )
     .await;
@@ -247,7 +256,10 @@ async fn wait_with_timeout_gives_none_and_keeps_later_events() {
             let id = rt.client().start(timeout_then_wait, ()).await.unwrap();
             rt.advance(Duration::from_secs(61)).await;
             rt.idle().await;
-            rt.client().raise_event(&id, "Answer", "late").await.unwrap();
+            rt.client()
+                .raise_event(&id, "Answer", "late")
+                .await
+                .unwrap();
             let out: String = finished(&rt, &id).await.output().unwrap();
             assert_eq!(out, "None then late");
         },
@@ -382,7 +394,10 @@ async fn child(ctx: OrchestrationContext, n: i64) -> Result<String, Error> {
     if n < 0 {
         return Err(Error::msg("negative input"));
     }
-    let parent_id = ctx.parent_instance().map(|p| p.instance_id).unwrap_or_default();
+    let parent_id = ctx
+        .parent_instance()
+        .map(|p| p.instance_id)
+        .unwrap_or_default();
     let sq = ctx.call_activity(square, n).await?;
     Ok(format!("{}:{sq}:{parent_id}", ctx.instance_id()))
 }
@@ -460,14 +475,18 @@ async fn a_sub_orchestration_is_retried_with_durable_waits() {
 }
 
 #[orchestrator]
-async fn eternal(ctx: OrchestrationContext, state: (u32, Vec<String>)) -> Result<Vec<String>, Error> {
+async fn eternal(
+    ctx: OrchestrationContext,
+    state: (u32, Vec<String>),
+) -> Result<Vec<String>, Error> {
     let (round, mut seen) = state;
     if round == 3 {
         return Ok(seen);
     }
     seen.push(ctx.wait_for_event::<String>("Item").await?);
     // Keep unread events for the next execution.
-    ctx.continue_as_new_preserving_events((round + 1, seen)).await
+    ctx.continue_as_new_preserving_events((round + 1, seen))
+        .await
 }
 
 #[tokio::test]
@@ -520,7 +539,10 @@ async fn a_panicking_or_failing_orchestrator_fails_its_instance() {
             let status = finished(&rt, &id).await;
             assert_eq!(failure_message(&status), "no such customer");
             let err = status.output::<()>().unwrap_err();
-            assert!(err.to_string().contains("failed: no such customer"), "{err}");
+            assert!(
+                err.to_string().contains("failed: no such customer"),
+                "{err}"
+            );
         },
     )
     .await;
@@ -544,10 +566,17 @@ async fn an_orchestration_can_raise_an_event_on_another() {
                 .await
                 .unwrap();
             rt.idle().await;
-            let m = rt.client().start(messenger, "waiter".to_string()).await.unwrap();
+            let m = rt
+                .client()
+                .start(messenger, "waiter".to_string())
+                .await
+                .unwrap();
             finished(&rt, &m).await;
             rt.idle().await;
-            rt.client().raise_event(&waiter, "Answer", "second").await.unwrap();
+            rt.client()
+                .raise_event(&waiter, "Answer", "second")
+                .await
+                .unwrap();
             let out: String = finished(&rt, &waiter).await.output().unwrap();
             assert_eq!(out, "Some(\"from a sibling\") then second");
         },

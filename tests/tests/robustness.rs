@@ -67,8 +67,14 @@ async fn changed_code_fails_the_instance_naming_both_sides_and_the_call_site() {
     v2.client().raise_event(&id, "Go", "!").await.unwrap();
     let status = finished(&v2, &id).await;
     let message = failure_message(&status);
-    assert_eq!(status.failure.as_ref().unwrap().error_type, "Nondeterminism");
-    assert!(message.contains("nondeterministic orchestrator `flow`"), "{message}");
+    assert_eq!(
+        status.failure.as_ref().unwrap().error_type,
+        "Nondeterminism"
+    );
+    assert!(
+        message.contains("nondeterministic orchestrator `flow`"),
+        "{message}"
+    );
     assert!(
         message.contains("the history recorded a call to activity `echo` as step 0"),
         "{message}"
@@ -94,7 +100,9 @@ async fn code_that_no_longer_schedules_a_recorded_step_fails_the_instance() {
     v3.client().raise_event(&id, "Go", "!").await.unwrap();
     let message = failure_message(&finished(&v3, &id).await);
     assert!(
-        message.contains("recorded a call to activity `echo` as step 0, but the code did not schedule it"),
+        message.contains(
+            "recorded a call to activity `echo` as step 0, but the code did not schedule it"
+        ),
         "{message}"
     );
 }
@@ -151,7 +159,10 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
 
     let err = client.start_by_name("nope", 1).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::UnknownFunction);
-    assert!(err.to_string().contains("no orchestrator named `nope`"), "{err}");
+    assert!(
+        err.to_string().contains("no orchestrator named `nope`"),
+        "{err}"
+    );
 
     let id = client.start_by_name("wants_number", "ten").await.unwrap();
     let message = failure_message(&finished(&rt, &id).await);
@@ -169,7 +180,10 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
 
     let err = client.raise_event("nobody", "Go", 1).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::InstanceNotFound);
-    assert!(err.to_string().contains("no instance with id `nobody`"), "{err}");
+    assert!(
+        err.to_string().contains("no instance with id `nobody`"),
+        "{err}"
+    );
     assert!(client.terminate("nobody", "x").await.is_err());
     assert!(client.suspend("nobody", "x").await.is_err());
 
@@ -178,7 +192,10 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
     let remote = Client::new(rt.store().clone());
     let id = remote.start_by_name("nope", 1).await.unwrap();
     let message = failure_message(&finished(&rt, &id).await);
-    assert!(message.contains("no orchestrator named `nope` is registered"), "{message}");
+    assert!(
+        message.contains("no orchestrator named `nope` is registered"),
+        "{message}"
+    );
 
     // The host still works.
     let id = client.start(wants_number, 7).await.unwrap();
@@ -187,7 +204,12 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
 
 #[tokio::test]
 async fn misconfigured_builders_are_refused() {
-    let err = Runtime::builder().register(echo).start().await.err().unwrap();
+    let err = Runtime::builder()
+        .register(echo)
+        .start()
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no store"), "{err}");
     let err = Runtime::builder()
         .store(Memory::new())
@@ -198,7 +220,8 @@ async fn misconfigured_builders_are_refused() {
         .err()
         .unwrap();
     assert!(
-        err.to_string().contains("activity `echo` is registered twice"),
+        err.to_string()
+            .contains("activity `echo` is registered twice"),
         "{err}"
     );
 }
@@ -258,7 +281,10 @@ impl Store for FailingCommits {
     ) -> Result<(), StoreError> {
         self.0.park_orchestration(item, error, now).await
     }
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityWorkItem>, StoreError> {
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
         self.0.fetch_activity(lease).await
     }
     async fn complete_activity(
@@ -268,7 +294,11 @@ impl Store for FailingCommits {
     ) -> Result<(), StoreError> {
         self.0.complete_activity(item, response).await
     }
-    async fn abandon_activity(&self, item: &ActivityWorkItem, after: Duration) -> Result<(), StoreError> {
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
         self.0.abandon_activity(item, after).await
     }
     async fn park_activity(
@@ -338,9 +368,14 @@ async fn messages_that_keep_failing_are_parked_with_their_error() {
     .expect("the poison message is parked");
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].instance_id, "poison-1");
-    assert!(parked[0].message.contains("ExecutionStarted"), "{}", parked[0].message);
     assert!(
-        parked[0].error.contains("parked after 2 failed attempts") && parked[0].error.contains("disk full"),
+        parked[0].message.contains("ExecutionStarted"),
+        "{}",
+        parked[0].message
+    );
+    assert!(
+        parked[0].error.contains("parked after 2 failed attempts")
+            && parked[0].error.contains("disk full"),
         "{}",
         parked[0].error
     );

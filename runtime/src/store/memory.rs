@@ -194,11 +194,7 @@ impl Memory {
     }
 
     fn hub(&self) -> HubGuard<'_> {
-        let guard = self
-            .shared
-            .hubs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let guard = self.shared.hubs.lock().unwrap_or_else(|p| p.into_inner());
         let mut guard = guard;
         if !guard.contains_key(&self.hub) {
             guard.insert(self.hub.clone(), Hub::default());
@@ -566,13 +562,11 @@ impl Store for Memory {
                     .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) > (*t, id))
             })
             .collect();
-        matching.sort_by(|a, b| {
-            (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id))
-        });
+        matching
+            .sort_by(|a, b| (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id)));
         let size = query.page_size.unwrap_or(100).max(1);
         let more = matching.len() > size;
-        let instances: Vec<InstanceStatus> =
-            matching.into_iter().take(size).cloned().collect();
+        let instances: Vec<InstanceStatus> = matching.into_iter().take(size).cloned().collect();
         let continuation_token = match (more, instances.last()) {
             (true, Some(last)) => Some(encode_continuation(last)),
             _ => None,
