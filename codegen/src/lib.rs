@@ -1,0 +1,46 @@
+//! Code generation behind `durable`'s attribute macros, `#[activity]` and `#[orchestrator]`.
+//!
+//! This is an ordinary library working on [`proc_macro2::TokenStream`], so every stage can be
+//! unit- and snapshot-tested without a compiler plugin. The `durable-macros` crate calls
+//! [`activity`] and [`orchestrator`] and returns what they give back.
+//!
+//! The stages, one module each:
+//!
+//! - `attr` parses the attribute's arguments (`name = "..."`);
+//! - `model` builds a borrowed view of the function that keeps the user's nodes for spans;
+//! - `valid` checks the function's shape;
+//! - `determinism` checks an orchestrator's body for calls that would break replay;
+//! - `expand` generates the typed handle and its impls;
+//! - `ctxt` collects the errors of every stage, so the user sees them all at once.
+//!
+//! Generated code names only `::durable::__private::…`, `::core` and `::std`.
+
+mod attr;
+mod ctxt;
+mod determinism;
+mod expand;
+mod model;
+mod valid;
+
+use proc_macro2::TokenStream;
+
+use crate::model::Kind;
+
+/// Expands `#[activity]` (with `args`, the tokens inside its parentheses) on `item`.
+///
+/// `item` must be an `async fn` whose first parameter is the `ActivityContext`, which takes at
+/// most one owned input, and which returns `Result<T, E>`. The output replaces `item`: a unit
+/// struct of the same name implementing `Activity`, or the unchanged item next to
+/// `compile_error!`s when something is wrong.
+pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Activity, args, item)
+}
+
+/// Expands `#[orchestrator]` (with `args`, the tokens inside its parentheses) on `item`.
+///
+/// Like [`activity`], with the `OrchestrationContext` first and the `Orchestrator` trait; the
+/// body is also checked for calls that are not replay-safe (clocks, sleeps, spawns,
+/// randomness, fresh ids, the environment, files and the network).
+pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Orchestrator, args, item)
+}

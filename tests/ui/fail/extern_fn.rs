@@ -1,0 +1,8 @@
+use durable::prelude::*;
+
+#[activity]
+async extern "Rust" fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error> {
+    Ok(city)
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use durable::prelude::*;
+
+#[activity]
+async fn ping() -> Result<(), Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use durable::prelude::*;
+
+#[activity]
+pub struct SayHello {
+    city: String,
+}
+
+fn main() {}
