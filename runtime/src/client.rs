@@ -68,15 +68,10 @@ impl Client {
     /// [`ErrorKind::InstanceAlreadyExists`] unless `.replace_existing()` is set.
     pub fn start<O: Orchestrator>(&self, orchestrator: O, input: O::Input) -> StartRequest<'_, O> {
         let _ = orchestrator;
-        let input = serde_json::to_string(&input).map_err(|e| {
-            Error::serialization(
-                format_args!(
-                    "the input of orchestrator `{}` is not serializable",
-                    O::NAME
-                ),
-                e,
-            )
-        });
+        let input = Error::to_json(
+            &input,
+            format_args!("the input of orchestrator `{}`", O::NAME),
+        );
         StartRequest {
             client: self,
             name: O::NAME.to_string(),
@@ -91,8 +86,7 @@ impl Client {
     /// Starts an orchestration by registered name with an untyped input (for tools and the HTTP
     /// API). When this client belongs to a host, an unregistered name is refused at once.
     pub fn start_by_name(&self, name: &str, input: impl Serialize) -> StartRequest<'_, ()> {
-        let input = serde_json::to_string(&input)
-            .map_err(|e| Error::serialization("the input is not serializable", e));
+        let input = Error::to_json(&input, "the input");
         StartRequest {
             client: self,
             name: name.to_string(),
@@ -261,8 +255,7 @@ impl Client {
         name: &str,
         payload: impl Serialize,
     ) -> Result<(), Error> {
-        let input = serde_json::to_string(&payload)
-            .map_err(|e| Error::serialization("the event payload is not serializable", e))?;
+        let input = Error::to_json(&payload, "the event payload")?;
         self.send(
             instance_id,
             EventKind::EventRaised {
@@ -276,8 +269,7 @@ impl Client {
 
     /// Terminates a pending, running or suspended instance; `reason` becomes its output.
     pub async fn terminate(&self, instance_id: &str, reason: impl Serialize) -> Result<(), Error> {
-        let reason = serde_json::to_string(&reason)
-            .map_err(|e| Error::serialization("the reason is not serializable", e))?;
+        let reason = Error::to_json(&reason, "the reason")?;
         self.send(
             instance_id,
             EventKind::ExecutionTerminated {

@@ -187,6 +187,16 @@ impl Error {
         Error::new(ErrorKind::Serialization, format!("{what}: {err}"))
     }
 
+    /// Serializes a payload to JSON text; `what` names it in the error ("the input of
+    /// activity `x`"), which says it "is not serializable".
+    pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
+        value: &T,
+        what: impl fmt::Display,
+    ) -> Result<String, Error> {
+        serde_json::to_string(value)
+            .map_err(|e| Error::serialization(format_args!("{what} is not serializable"), e))
+    }
+
     pub(crate) fn store(err: crate::store::StoreError) -> Self {
         match err {
             crate::store::StoreError::InstanceNotFound(id) => Error::new(

@@ -82,14 +82,9 @@ impl OrchestrationContext {
 
     /// Sets the custom status clients see in the instance's status.
     pub fn set_custom_status(&self, status: impl Serialize) {
-        match serde_json::to_string(&status) {
+        match Error::to_json(&status, "the custom status") {
             Ok(json) => self.shared.lock().custom_status = Some(json),
-            Err(e) => {
-                self.shared.lock().violation = Some(Error::serialization(
-                    "the custom status is not serializable",
-                    e,
-                ))
-            }
+            Err(e) => self.shared.lock().violation = Some(e),
         }
     }
 
@@ -107,12 +102,9 @@ impl OrchestrationContext {
     pub fn call_activity<A: Activity>(&self, activity: A, input: A::Input) -> Task<A::Output> {
         let _ = activity;
         let location = Location::caller();
-        match serde_json::to_string(&input) {
+        match Error::to_json(&input, format_args!("the input of activity `{}`", A::NAME)) {
             Ok(input) => self.schedule_activity(A::NAME, input, location),
-            Err(e) => Task::failed(Error::serialization(
-                format_args!("the input of activity `{}` is not serializable", A::NAME),
-                e,
-            )),
+            Err(e) => Task::failed(e),
         }
     }
 
@@ -149,12 +141,7 @@ impl OrchestrationContext {
         let _ = activity;
         let location = Location::caller();
         let ctx = self.clone();
-        let input = serde_json::to_string(&input).map_err(|e| {
-            Error::serialization(
-                format_args!("the input of activity `{}` is not serializable", A::NAME),
-                e,
-            )
-        });
+        let input = Error::to_json(&input, format_args!("the input of activity `{}`", A::NAME));
         async move {
             let input = input?;
             ctx.retry(policy, location, || {
@@ -208,15 +195,10 @@ impl OrchestrationContext {
         SubOrchestration {
             ctx: self.clone(),
             name: O::NAME,
-            input: serde_json::to_string(&input).map_err(|e| {
-                Error::serialization(
-                    format_args!(
-                        "the input of sub-orchestrator `{}` is not serializable",
-                        O::NAME
-                    ),
-                    e,
-                )
-            }),
+            input: Error::to_json(
+                &input,
+                format_args!("the input of sub-orchestrator `{}`", O::NAME),
+            ),
             instance_id: None,
             retry: None,
             location: Location::caller(),
@@ -325,8 +307,7 @@ impl OrchestrationContext {
         name: &str,
         payload: impl Serialize,
     ) -> Result<(), Error> {
-        let input = serde_json::to_string(&payload)
-            .map_err(|e| Error::serialization("the event payload is not serializable", e))?;
+        let input = Error::to_json(&payload, "the event payload")?;
         self.shared.lock().schedule(
             |id| Action::SendEvent {
                 id,
@@ -393,19 +374,14 @@ impl OrchestrationContext {
         preserve: bool,
     ) -> ContinueAsNewFuture<T> {
         let mut st = self.shared.lock();
-        match serde_json::to_string(&input) {
+        match Error::to_json(&input, "the continue-as-new input") {
             Ok(input) => {
                 st.continue_as_new = Some(ContinueAsNew {
                     input,
                     preserve_events: preserve,
                 })
             }
-            Err(e) => {
-                st.violation = Some(Error::serialization(
-                    "the continue-as-new input is not serializable",
-                    e,
-                ))
-            }
+            Err(e) => st.violation = Some(e),
         }
         ContinueAsNewFuture {
             _marker: PhantomData,

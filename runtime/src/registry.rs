@@ -33,12 +33,7 @@ fn decode<T: serde::de::DeserializeOwned>(kind: &str, name: &str, input: &str) -
 }
 
 fn encode<T: serde::Serialize>(kind: &str, name: &str, output: &T) -> Result<String, Error> {
-    serde_json::to_string(output).map_err(|e| {
-        Error::serialization(
-            format_args!("the output of {kind} `{name}` is not serializable"),
-            e,
-        )
-    })
+    Error::to_json(output, format_args!("the output of {kind} `{name}`"))
 }
 
 impl Registry {
