@@ -23,6 +23,16 @@ pub enum ErrorKind {
         /// The sub-orchestration's instance id.
         instance_id: String,
     },
+    /// An entity operation called from an orchestration failed; the message says which one and
+    /// why. The operation's state change was rolled back.
+    EntityOperationFailed {
+        /// The entity (`@name@key`).
+        entity_id: String,
+        /// The operation.
+        operation: String,
+    },
+    /// A rule of critical sections was broken; the message names the rule.
+    CriticalSection,
     /// The orchestrator's code no longer matches its recorded history.
     Nondeterminism,
     /// User code panicked.
@@ -54,6 +64,8 @@ impl ErrorKind {
             ErrorKind::Application => "Application",
             ErrorKind::ActivityFailed { .. } => "ActivityFailed",
             ErrorKind::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
+            ErrorKind::EntityOperationFailed { .. } => "EntityOperationFailed",
+            ErrorKind::CriticalSection => "CriticalSection",
             ErrorKind::Nondeterminism => "Nondeterminism",
             ErrorKind::Panic => "Panic",
             ErrorKind::Serialization => "Serialization",
@@ -172,6 +184,7 @@ impl Error {
     pub fn from_failure(failure: &FailureDetails) -> Self {
         let kind = match failure.error_type.as_str() {
             "Nondeterminism" => ErrorKind::Nondeterminism,
+            "CriticalSection" => ErrorKind::CriticalSection,
             "Panic" => ErrorKind::Panic,
             "Serialization" => ErrorKind::Serialization,
             "UnknownFunction" => ErrorKind::UnknownFunction,

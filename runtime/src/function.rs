@@ -18,6 +18,9 @@ use crate::registry::Registry;
 /// A boxed, `Send` future: the erased shape every registered function runs as.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A boxed, `Send` future that may borrow for `'a` (entity operations borrow their state).
+pub type BoxFutureOf<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// A function marked `#[activity]`: real work (I/O, computation), executed at least once per
 /// scheduled call, with its result recorded in the calling orchestration's history.
 ///

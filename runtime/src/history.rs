@@ -45,6 +45,18 @@ pub struct ParentInstance {
     pub task_scheduled_id: i64,
 }
 
+/// The orchestration step an entity message answers to: who to respond to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityCaller {
+    /// The calling orchestration's instance id.
+    pub instance_id: String,
+    /// Its execution id.
+    pub execution_id: String,
+    /// The step that sent the message (the critical section's id, for locks).
+    pub task_scheduled_id: i64,
+}
+
 /// How an execution ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompletionStatus {
@@ -189,6 +201,72 @@ pub enum EventKind {
         /// Its payload, as JSON.
         input: String,
     },
+    /// A two-way entity operation call (in the caller's history, and as the entity's message).
+    #[serde(rename_all = "camelCase")]
+    EntityOperationCalled {
+        /// The entity (`@name@key`).
+        entity_id: String,
+        /// The operation.
+        operation: String,
+        /// Its input, as JSON.
+        input: String,
+        /// Who to answer (set on the message).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<EntityCaller>,
+    },
+    /// A one-way entity operation signal.
+    #[serde(rename_all = "camelCase")]
+    EntityOperationSignaled {
+        /// The entity (`@name@key`).
+        entity_id: String,
+        /// The operation.
+        operation: String,
+        /// Its input, as JSON.
+        input: String,
+    },
+    /// A critical section asked to lock these entities (sorted); the message travels along
+    /// the lock set, each entity locking itself and passing it on.
+    #[serde(rename_all = "camelCase")]
+    EntityLockRequested {
+        /// The entities to lock, sorted and deduplicated.
+        lock_set: Vec<String>,
+        /// Which entity of the set the message is for.
+        position: usize,
+        /// The critical section's owner (set on the message).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<EntityCaller>,
+    },
+    /// A critical section released its locks.
+    #[serde(rename_all = "camelCase")]
+    EntityUnlockSent {
+        /// The entities that were locked.
+        lock_set: Vec<String>,
+        /// The critical section's owner (set on the message).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<EntityCaller>,
+    },
+    /// An entity operation call succeeded.
+    #[serde(rename_all = "camelCase")]
+    EntityOperationCompleted {
+        /// The calling step.
+        task_scheduled_id: i64,
+        /// The operation's output, as JSON.
+        result: String,
+    },
+    /// An entity operation call failed (its state change was rolled back).
+    #[serde(rename_all = "camelCase")]
+    EntityOperationFailed {
+        /// The calling step.
+        task_scheduled_id: i64,
+        /// Why.
+        failure: FailureDetails,
+    },
+    /// Every entity of a critical section is locked.
+    #[serde(rename_all = "camelCase")]
+    EntityLockGranted {
+        /// The step that asked for the locks.
+        task_scheduled_id: i64,
+    },
 }
 
 impl EventKind {
@@ -215,6 +293,13 @@ impl EventKind {
             EventKind::TimerFired { .. } => "TimerFired",
             EventKind::EventRaised { .. } => "EventRaised",
             EventKind::EventSent { .. } => "EventSent",
+            EventKind::EntityOperationCalled { .. } => "EntityOperationCalled",
+            EventKind::EntityOperationSignaled { .. } => "EntityOperationSignaled",
+            EventKind::EntityLockRequested { .. } => "EntityLockRequested",
+            EventKind::EntityUnlockSent { .. } => "EntityUnlockSent",
+            EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
+            EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
+            EventKind::EntityLockGranted { .. } => "EntityLockGranted",
         }
     }
 
@@ -228,6 +313,9 @@ impl EventKind {
                 | EventKind::SubOrchestrationInstanceCompleted { .. }
                 | EventKind::SubOrchestrationInstanceFailed { .. }
                 | EventKind::TimerFired { .. }
+                | EventKind::EntityOperationCompleted { .. }
+                | EventKind::EntityOperationFailed { .. }
+                | EventKind::EntityLockGranted { .. }
         )
     }
 }

@@ -47,6 +47,7 @@
 mod activity;
 mod client;
 mod clock;
+pub mod entity;
 mod error;
 mod function;
 pub mod history;
@@ -63,10 +64,15 @@ pub use activity::ActivityContext;
 pub use client::{Client, StartRequest};
 pub use clock::{Clock, SystemClock};
 pub use durable_macros::{activity, orchestrator};
+pub use entity::{
+    CleanEntityStorageResult, Entity, EntityContext, EntityFunction, EntityId, EntityMetadata,
+    EntityQuery, EntityQueryPage,
+};
 pub use error::{Error, ErrorKind, FailureDetails};
 pub use function::{Activity, Orchestrator};
 pub use orchestration::{
-    ContinueAsNewFuture, EventWait, OrchestrationContext, SubOrchestration, Task, Timer,
+    ContinueAsNewFuture, CriticalSection, EventWait, OrchestrationContext, SubOrchestration, Task,
+    Timer,
 };
 pub use registry::Registry;
 pub use retry::RetryPolicy;
@@ -78,14 +84,20 @@ pub use status::{
 /// The names most programs need: `use durable::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActivityContext, Client, Error, InstanceId, InstanceStatus, OrchestrationContext,
-        RetryPolicy, Runtime, RuntimeStatus, activity, orchestrator,
+        ActivityContext, Client, EntityContext, EntityId, Error, InstanceId, InstanceStatus,
+        OrchestrationContext, RetryPolicy, Runtime, RuntimeStatus, activity, orchestrator,
     };
 }
 
 /// Items the macros' generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::function::{Activity, BoxFuture, IntoOutcome, Orchestrator, Register};
+    pub use crate::entity::{
+        CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget,
+        decode_input, encode_output, unknown_operation,
+    };
+    pub use crate::function::{
+        Activity, BoxFuture, BoxFutureOf, IntoOutcome, Orchestrator, Register,
+    };
     pub use crate::registry::Registry;
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::activity::ActivityContext;
+use crate::entity::{Dispatched, Entity, EntityContext, EntityFunction};
 use crate::error::Error;
 use crate::function::{Activity, BoxFuture, Orchestrator};
 use crate::orchestration::OrchestrationContext;
@@ -15,11 +16,16 @@ pub type ActivityFn =
 pub type OrchestratorFn =
     Arc<dyn Fn(OrchestrationContext, String) -> BoxFuture<Result<String, Error>> + Send + Sync>;
 
-/// Orchestrators and activities by registered name.
+/// An entity with its types erased: one operation against the state in its context.
+pub type EntityFn =
+    Arc<dyn Fn(EntityContext) -> BoxFuture<Result<Dispatched, Error>> + Send + Sync>;
+
+/// Orchestrators, activities and entities by registered name.
 #[derive(Default, Clone)]
 pub struct Registry {
     activities: HashMap<String, ActivityFn>,
     orchestrators: HashMap<String, OrchestratorFn>,
+    entities: HashMap<String, EntityFn>,
     duplicates: Vec<String>,
 }
 
@@ -63,6 +69,75 @@ impl Registry {
         if self.orchestrators.insert(O::NAME.to_string(), f).is_some() {
             self.duplicates.push(format!("orchestrator `{}`", O::NAME));
         }
+    }
+
+    /// Registers a class-style entity under its (lower-case) name.
+    pub fn entity<E: Entity>(&mut self) {
+        let f: EntityFn = Arc::new(|ctx: EntityContext| {
+            Box::pin(async move {
+                let (state, operation, input) = {
+                    let st = ctx.lock();
+                    (st.state.clone(), st.operation.clone(), st.input.clone())
+                };
+                if operation == "delete" && !E::OPERATIONS.contains(&"delete") {
+                    ctx.delete_state();
+                    return Ok(Dispatched {
+                        output: "null".to_string(),
+                        mutated: true,
+                    });
+                }
+                let mut value: E = match state.as_deref() {
+                    Some(json) => serde_json::from_str(json).map_err(|e| {
+                        Error::serialization(
+                            format_args!(
+                                "the stored state of entity `{}` does not fit its type",
+                                E::NAME
+                            ),
+                            e,
+                        )
+                    })?,
+                    None => E::default(),
+                };
+                let dispatched = value.dispatch(&ctx, &operation, &input).await?;
+                if dispatched.mutated && !ctx.lock().deleted {
+                    let json =
+                        Error::to_json(&value, format_args!("the state of entity `{}`", E::NAME))?;
+                    ctx.lock().state = Some(json);
+                }
+                Ok(dispatched)
+            })
+        });
+        self.add_entity(E::NAME, f);
+    }
+
+    /// Registers a function-style entity under its (lower-case) name.
+    pub fn entity_function<F: EntityFunction>(&mut self) {
+        let f: EntityFn = Arc::new(|ctx: EntityContext| {
+            Box::pin(async move {
+                F::run(ctx.clone()).await?;
+                let output = ctx
+                    .lock()
+                    .result
+                    .take()
+                    .unwrap_or_else(|| "null".to_string());
+                Ok(Dispatched {
+                    output,
+                    mutated: true,
+                })
+            })
+        });
+        self.add_entity(F::NAME, f);
+    }
+
+    fn add_entity(&mut self, name: &str, f: EntityFn) {
+        if self.entities.insert(name.to_lowercase(), f).is_some() {
+            self.duplicates.push(format!("entity `{name}`"));
+        }
+    }
+
+    /// The entity registered under `name` (case-insensitive).
+    pub fn get_entity(&self, name: &str) -> Option<&EntityFn> {
+        self.entities.get(&name.to_lowercase())
     }
 
     /// The activity registered under `name`.

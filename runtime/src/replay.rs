@@ -61,6 +61,46 @@ pub enum Action {
         /// Payload JSON.
         input: String,
     },
+    /// Call an entity operation (two-way).
+    CallEntity {
+        /// Step id.
+        id: i64,
+        /// The entity (`@name@key`).
+        entity: String,
+        /// The operation.
+        operation: String,
+        /// Input JSON.
+        input: String,
+    },
+    /// Signal an entity operation (one-way), optionally at a time.
+    SignalEntity {
+        /// Step id.
+        id: i64,
+        /// The entity (`@name@key`).
+        entity: String,
+        /// The operation.
+        operation: String,
+        /// Input JSON.
+        input: String,
+        /// Deliver no earlier than this.
+        at: Option<DateTime<Utc>>,
+    },
+    /// Lock a set of entities (sorted) for a critical section.
+    LockEntities {
+        /// Step id (the critical section's id).
+        id: i64,
+        /// The entities, sorted and deduplicated.
+        lock_set: Vec<String>,
+    },
+    /// Release a critical section's locks.
+    UnlockEntities {
+        /// Step id.
+        id: i64,
+        /// The critical section being released.
+        critical_section: i64,
+        /// The entities it locked.
+        lock_set: Vec<String>,
+    },
 }
 
 impl Action {
@@ -69,7 +109,11 @@ impl Action {
             Action::ScheduleActivity { id, .. }
             | Action::CreateTimer { id, .. }
             | Action::StartSubOrchestration { id, .. }
-            | Action::SendEvent { id, .. } => *id,
+            | Action::SendEvent { id, .. }
+            | Action::CallEntity { id, .. }
+            | Action::SignalEntity { id, .. }
+            | Action::LockEntities { id, .. }
+            | Action::UnlockEntities { id, .. } => *id,
         }
     }
 
@@ -99,6 +143,36 @@ impl Action {
                 name,
                 input,
             },
+            Action::CallEntity {
+                entity,
+                operation,
+                input,
+                ..
+            } => EventKind::EntityOperationCalled {
+                entity_id: entity,
+                operation,
+                input,
+                caller: None,
+            },
+            Action::SignalEntity {
+                entity,
+                operation,
+                input,
+                ..
+            } => EventKind::EntityOperationSignaled {
+                entity_id: entity,
+                operation,
+                input,
+            },
+            Action::LockEntities { lock_set, .. } => EventKind::EntityLockRequested {
+                lock_set,
+                position: 0,
+                caller: None,
+            },
+            Action::UnlockEntities { lock_set, .. } => EventKind::EntityUnlockSent {
+                lock_set,
+                caller: None,
+            },
         };
         HistoryEvent {
             event_id: self.id(),
@@ -120,6 +194,31 @@ impl Action {
                 EventKind::SubOrchestrationInstanceCreated { name: b, .. },
             ) => a == b,
             (Action::SendEvent { name: a, .. }, EventKind::EventSent { name: b, .. }) => a == b,
+            (
+                Action::CallEntity {
+                    entity, operation, ..
+                },
+                EventKind::EntityOperationCalled {
+                    entity_id,
+                    operation: op,
+                    ..
+                },
+            )
+            | (
+                Action::SignalEntity {
+                    entity, operation, ..
+                },
+                EventKind::EntityOperationSignaled {
+                    entity_id,
+                    operation: op,
+                    ..
+                },
+            ) => entity == entity_id && operation == op,
+            (
+                Action::LockEntities { lock_set: a, .. },
+                EventKind::EntityLockRequested { lock_set: b, .. },
+            ) => a == b,
+            (Action::UnlockEntities { .. }, EventKind::EntityUnlockSent { .. }) => true,
             _ => false,
         }
     }
@@ -136,6 +235,14 @@ impl Action {
             } => {
                 format!("send event `{name}` to `{instance_id}`")
             }
+            Action::CallEntity {
+                entity, operation, ..
+            } => format!("call operation `{operation}` on entity `{entity}`"),
+            Action::SignalEntity {
+                entity, operation, ..
+            } => format!("signal operation `{operation}` on entity `{entity}`"),
+            Action::LockEntities { lock_set, .. } => format!("lock entities {lock_set:?}"),
+            Action::UnlockEntities { .. } => "release a critical section".to_string(),
         }
     }
 }
@@ -148,8 +255,28 @@ fn describe_event(kind: &EventKind) -> String {
             format!("a call to sub-orchestrator `{name}`")
         }
         EventKind::EventSent { name, .. } => format!("sending event `{name}`"),
+        EventKind::EntityOperationCalled {
+            entity_id,
+            operation,
+            ..
+        } => format!("a call to operation `{operation}` on entity `{entity_id}`"),
+        EventKind::EntityOperationSignaled {
+            entity_id,
+            operation,
+            ..
+        } => format!("a signal of operation `{operation}` to entity `{entity_id}`"),
+        EventKind::EntityLockRequested { lock_set, .. } => format!("locking entities {lock_set:?}"),
+        EventKind::EntityUnlockSent { .. } => "releasing a critical section".to_string(),
         other => other.name().to_string(),
     }
+}
+
+/// A critical section: the lock step's id, the sorted entities, and the latest call step to
+/// each entity (to refuse a second call while one is outstanding).
+pub(crate) struct CriticalState {
+    pub id: i64,
+    pub lock_set: Vec<String>,
+    pub calls: HashMap<String, i64>,
 }
 
 /// How a task slot was completed: the recorded JSON result, or the recorded failure.
@@ -214,6 +341,8 @@ pub(crate) struct State {
     pub continue_as_new: Option<ContinueAsNew>,
     /// A rule violation found inside a context call; fails the instance at the end of the poll.
     pub violation: Option<Error>,
+    /// The critical section this orchestration holds or is acquiring.
+    pub critical: Option<CriticalState>,
     woken: bool,
 }
 
@@ -239,6 +368,7 @@ impl State {
             custom_status: None,
             continue_as_new: None,
             violation: None,
+            critical: None,
             woken: false,
         }
     }
@@ -252,7 +382,14 @@ impl State {
         let id = self.next_id;
         self.next_id += 1;
         let action = make(id);
-        let needs_slot = !matches!(action, Action::SendEvent { .. });
+        let needs_slot = matches!(
+            action,
+            Action::ScheduleActivity { .. }
+                | Action::CreateTimer { .. }
+                | Action::StartSubOrchestration { .. }
+                | Action::CallEntity { .. }
+                | Action::LockEntities { .. }
+        );
         self.pending.insert(id, PendingAction { action, location });
         if needs_slot {
             self.tasks.insert(id, Slot::Waiting(None));
@@ -338,6 +475,11 @@ impl State {
                 false // never scheduled by this execution
             }
         }
+    }
+
+    /// Whether step `id` has completed.
+    pub(crate) fn is_completed(&self, id: i64) -> bool {
+        self.completed.contains(&id)
     }
 
     fn unprocessed_events(&mut self) -> Vec<(String, String)> {
@@ -456,7 +598,11 @@ impl Executor {
                 EventKind::TaskScheduled { .. }
                 | EventKind::TimerCreated { .. }
                 | EventKind::SubOrchestrationInstanceCreated { .. }
-                | EventKind::EventSent { .. } => self.match_recorded_step(event),
+                | EventKind::EventSent { .. }
+                | EventKind::EntityOperationCalled { .. }
+                | EventKind::EntityOperationSignaled { .. }
+                | EventKind::EntityLockRequested { .. }
+                | EventKind::EntityUnlockSent { .. } => self.match_recorded_step(event),
                 _ => {
                     self.apply(event);
                 }
@@ -593,6 +739,17 @@ impl Executor {
             } => self.complete(*task_scheduled_id, Err(failure.clone())),
             EventKind::TimerFired { timer_id, .. } => {
                 self.complete(*timer_id, Ok("null".to_string()))
+            }
+            EventKind::EntityOperationCompleted {
+                task_scheduled_id,
+                result,
+            } => self.complete(*task_scheduled_id, Ok(result.clone())),
+            EventKind::EntityOperationFailed {
+                task_scheduled_id,
+                failure,
+            } => self.complete(*task_scheduled_id, Err(failure.clone())),
+            EventKind::EntityLockGranted { task_scheduled_id } => {
+                self.complete(*task_scheduled_id, Ok("null".to_string()))
             }
             EventKind::EventRaised { name, input } => {
                 self.shared.lock().deliver_event(name, input.clone());
@@ -841,6 +998,13 @@ pub struct ExecutionInfo {
 }
 
 impl Executor {
+    /// The critical section this orchestration holds or is acquiring: its id and entities.
+    /// Released by the host when the execution ends in any way.
+    pub fn held_locks(&self) -> Option<(i64, Vec<String>)> {
+        let st = self.shared.lock();
+        st.critical.as_ref().map(|c| (c.id, c.lock_set.clone()))
+    }
+
     /// The orchestrator, execution and parent this executor is running.
     pub fn info(&self) -> ExecutionInfo {
         let st = self.shared.lock();

@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 use crate::activity::ActivityContext;
 use crate::client::Client;
 use crate::clock::{Clock, SystemClock, real_sleep};
+use crate::entity::{Entity, EntityExecutor, EntityId, EntityRecord};
 use crate::error::{Error, ErrorKind, FailureDetails};
 use crate::function::Register;
-use crate::history::{EventKind, HistoryEvent, ParentInstance};
+use crate::history::{EntityCaller, EventKind, HistoryEvent, ParentInstance};
 use crate::registry::Registry;
 use crate::replay::{Action, Executor, Outcome, TurnOutput, panic_message};
 use crate::status::{InstanceStatus, RuntimeStatus};
@@ -61,6 +62,12 @@ impl RuntimeBuilder {
     /// Registers an `#[orchestrator]` or `#[activity]` function.
     pub fn register(mut self, function: impl Register) -> Self {
         function.register(&mut self.registry);
+        self
+    }
+
+    /// Registers a class-style entity (a type with an `#[entity]` impl block).
+    pub fn register_entity<E: Entity>(mut self) -> Self {
+        self.registry.entity::<E>();
         self
     }
 
@@ -420,6 +427,9 @@ impl Inner {
         let now = self.clock.now();
         let status = &item.instance;
         let consumed: Vec<u64> = item.messages.iter().map(|m| m.seq).collect();
+        if EntityId::is_entity_instance(&item.instance_id) {
+            return self.run_entity_batch(item, consumed, now).await;
+        }
         if status.runtime_status.is_terminal() {
             // Late messages for a finished instance: acknowledged and dropped.
             return self.commit(item, unchanged(status, consumed)).await;
@@ -459,7 +469,19 @@ impl Inner {
             .collect();
         let out = executor.run_turn(now, events);
         let info = executor.info();
-        let commit = self.build_commit(item, &info, out, consumed, now);
+        let held_locks = out.outcome.as_ref().and(executor.held_locks());
+        let mut commit = self.build_commit(item, &info, out, consumed, now);
+        if let Some((critical_section, lock_set)) = held_locks {
+            // The execution ended holding (or acquiring) locks: release them.
+            let caller = EntityCaller {
+                instance_id: item.instance_id.clone(),
+                execution_id: info.execution_id.clone(),
+                task_scheduled_id: critical_section,
+            };
+            commit
+                .messages
+                .extend(unlock_messages(&lock_set, &caller, now));
+        }
         self.commit(item, commit).await?;
         if executor.outcome().is_none() && !self.config.always_replay {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -473,6 +495,53 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Runs a batch of messages against an entity and commits its new record together with
+    /// everything the batch sends.
+    async fn run_entity_batch(
+        &self,
+        item: &OrchestrationWorkItem,
+        consumed: Vec<u64>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), TurnError> {
+        let Ok(id) = item.instance_id.parse::<EntityId>() else {
+            tracing::warn!(instance_id = %item.instance_id, "dropped messages for a malformed entity id");
+            return self.commit(item, unchanged(&item.instance, consumed)).await;
+        };
+        let record = EntityRecord::from_status(&item.instance)
+            .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?;
+        let events = item
+            .messages
+            .iter()
+            .map(|m| m.message.event.clone())
+            .collect();
+        let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now);
+        executor.process(events).await;
+        let (record, messages, new_instances) = executor.into_parts();
+        let status = InstanceStatus {
+            instance_id: item.instance_id.clone(),
+            name: id.name().to_string(),
+            execution_id: String::new(),
+            runtime_status: RuntimeStatus::Running,
+            input: None,
+            output: Some(record.to_json()),
+            custom_status: None,
+            failure: None,
+            created_at: item.instance.created_at,
+            last_updated_at: now,
+            parent_instance_id: None,
+            history: None,
+        };
+        let commit = TurnCommit {
+            consumed,
+            history: HistoryWrite::Append(Vec::new()),
+            status,
+            activities: Vec::new(),
+            messages,
+            new_instances,
+        };
+        self.commit(item, commit).await
     }
 
     async fn commit(
@@ -506,8 +575,73 @@ impl Inner {
             out.outcome,
             Some(Outcome::Failed(_) | Outcome::Terminated(_))
         );
-        for action in out.actions.into_iter().filter(|_| keep_actions) {
+        let caller = |id: i64| EntityCaller {
+            instance_id: instance_id.clone(),
+            execution_id: execution_id.clone(),
+            task_scheduled_id: id,
+        };
+        for action in out.actions {
+            // A failed or terminated execution starts nothing new, but still releases locks.
+            if !keep_actions && !matches!(action, Action::UnlockEntities { .. }) {
+                continue;
+            }
             match action {
+                Action::CallEntity {
+                    id,
+                    entity,
+                    operation,
+                    input,
+                } => messages.push(OrchestrationMessage {
+                    instance_id: entity.clone(),
+                    execution_id: None,
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::EntityOperationCalled {
+                            entity_id: entity,
+                            operation,
+                            input,
+                            caller: Some(caller(id)),
+                        },
+                    ),
+                    visible_at: None,
+                }),
+                Action::SignalEntity {
+                    entity,
+                    operation,
+                    input,
+                    at,
+                    ..
+                } => messages.push(OrchestrationMessage {
+                    instance_id: entity.clone(),
+                    execution_id: None,
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::EntityOperationSignaled {
+                            entity_id: entity,
+                            operation,
+                            input,
+                        },
+                    ),
+                    visible_at: at,
+                }),
+                Action::LockEntities { id, lock_set } => messages.push(OrchestrationMessage {
+                    instance_id: lock_set[0].clone(),
+                    execution_id: None,
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::EntityLockRequested {
+                            lock_set,
+                            position: 0,
+                            caller: Some(caller(id)),
+                        },
+                    ),
+                    visible_at: None,
+                }),
+                Action::UnlockEntities {
+                    critical_section,
+                    lock_set,
+                    ..
+                } => messages.extend(unlock_messages(&lock_set, &caller(critical_section), now)),
                 Action::ScheduleActivity { id, name, input } => activities.push(ActivityTask {
                     instance_id: instance_id.clone(),
                     execution_id: execution_id.clone(),
@@ -797,6 +931,28 @@ impl Inner {
             }
         }
     }
+}
+
+fn unlock_messages(
+    lock_set: &[String],
+    caller: &EntityCaller,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<OrchestrationMessage> {
+    lock_set
+        .iter()
+        .map(|entity| OrchestrationMessage {
+            instance_id: entity.clone(),
+            execution_id: None,
+            event: HistoryEvent::new(
+                now,
+                EventKind::EntityUnlockSent {
+                    lock_set: lock_set.to_vec(),
+                    caller: Some(caller.clone()),
+                },
+            ),
+            visible_at: None,
+        })
+        .collect()
 }
 
 fn activity_panic(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {

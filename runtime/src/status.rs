@@ -244,9 +244,16 @@ pub struct InstanceQuery {
 }
 
 impl InstanceQuery {
-    /// Whether an instance matches the filters (not the paging).
+    /// Whether an instance matches the filters (not the paging). Entities (`@name@key`) match
+    /// only a prefix that starts with `@`.
     pub fn matches(&self, status: &InstanceStatus) -> bool {
-        (self.runtime_status.is_empty() || self.runtime_status.contains(&status.runtime_status))
+        let entities_asked = self
+            .instance_id_prefix
+            .as_deref()
+            .is_some_and(|p| p.starts_with('@'));
+        (entities_asked || !status.instance_id.starts_with('@'))
+            && (self.runtime_status.is_empty()
+                || self.runtime_status.contains(&status.runtime_status))
             && self.created_from.is_none_or(|t| status.created_at >= t)
             && self.created_to.is_none_or(|t| status.created_at <= t)
             && self
@@ -279,7 +286,8 @@ pub struct PurgeFilter {
 impl PurgeFilter {
     /// Whether a finished instance matches.
     pub fn matches(&self, status: &InstanceStatus) -> bool {
-        status.runtime_status.is_terminal()
+        !status.instance_id.starts_with('@')
+            && status.runtime_status.is_terminal()
             && (self.runtime_status.is_empty()
                 || self.runtime_status.contains(&status.runtime_status))
             && self.created_from.is_none_or(|t| status.created_at >= t)

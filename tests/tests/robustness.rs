@@ -324,6 +324,13 @@ impl Store for FailingCommits {
     async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
         self.0.purge_where(f).await
     }
+    async fn remove_entity(
+        &self,
+        id: &str,
+        if_last_updated: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.remove_entity(id, if_last_updated).await
+    }
     async fn is_idle(&self, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
         self.0.is_idle(now).await
     }

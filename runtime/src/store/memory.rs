@@ -12,6 +12,7 @@ use super::{
     OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
     TurnCommit, WorkSignal,
 };
+use crate::entity::EntityId;
 use crate::history::HistoryEvent;
 use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 
@@ -92,6 +93,21 @@ impl Hub {
 
     fn deliver(&mut self, message: OrchestrationMessage) {
         let seq = self.seq();
+        if EntityId::is_entity_instance(&message.instance_id)
+            && !self.instances.contains_key(&message.instance_id)
+        {
+            // Entities are created on first use.
+            let status = super::new_entity_status(&message.instance_id, message.event.timestamp);
+            self.instances.insert(
+                message.instance_id.clone(),
+                Entry {
+                    status,
+                    history: Vec::new(),
+                    messages: Vec::new(),
+                    lock: None,
+                },
+            );
+        }
         let Some(entry) = self.instances.get_mut(&message.instance_id) else {
             tracing::warn!(
                 instance_id = %message.instance_id,
@@ -275,7 +291,9 @@ impl Store for Memory {
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
         {
             let mut hub = self.hub();
-            if !hub.instances.contains_key(&message.instance_id) {
+            if !hub.instances.contains_key(&message.instance_id)
+                && !EntityId::is_entity_instance(&message.instance_id)
+            {
                 return Err(StoreError::InstanceNotFound(message.instance_id));
             }
             hub.deliver(message);
@@ -606,6 +624,24 @@ impl Store for Memory {
             }
         }
         Ok(purged)
+    }
+
+    async fn remove_entity(
+        &self,
+        instance_id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut hub = self.hub();
+        let removable = hub.instances.get(instance_id).is_some_and(|e| {
+            EntityId::is_entity_instance(instance_id)
+                && e.lock.is_none()
+                && e.messages.is_empty()
+                && e.status.last_updated_at == if_last_updated
+        });
+        if removable {
+            hub.instances.remove(instance_id);
+        }
+        Ok(removable)
     }
 
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {

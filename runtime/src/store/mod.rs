@@ -195,6 +195,29 @@ impl NewInstance {
     }
 }
 
+/// The status of an entity's instance when a message creates it (entities are created on
+/// first use: every store creates the instance when a message for an `@name@key` id arrives).
+pub fn new_entity_status(instance_id: &str, now: DateTime<Utc>) -> InstanceStatus {
+    let name = instance_id
+        .parse::<crate::entity::EntityId>()
+        .map(|id| id.name().to_string())
+        .unwrap_or_default();
+    InstanceStatus {
+        instance_id: instance_id.to_string(),
+        name,
+        execution_id: String::new(),
+        runtime_status: RuntimeStatus::Running,
+        input: None,
+        output: None,
+        custom_status: None,
+        failure: None,
+        created_at: now,
+        last_updated_at: now,
+        parent_instance_id: None,
+        history: None,
+    }
+}
+
 /// How a turn changes the history.
 #[derive(Clone, Debug)]
 pub enum HistoryWrite {
@@ -281,7 +304,8 @@ pub trait Store: Send + Sync + 'static {
     /// unless `replace_running` is set; a finished one is replaced.
     async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError>;
 
-    /// Queues a message for an existing instance.
+    /// Queues a message for an existing instance (or for an entity, which is created on first
+    /// use).
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError>;
 
     /// Leases the next instance with visible messages (at `now`) for `lease`.
@@ -359,6 +383,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Purges every finished instance matching the filter; returns how many.
     async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError>;
+
+    /// Removes an entity's instance when it has no queued messages, is not leased, and was last
+    /// updated at `if_last_updated` (so a concurrent change is never lost). Returns whether it
+    /// was removed.
+    async fn remove_entity(
+        &self,
+        instance_id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Whether no work is visible at `now` and none is leased (for tests that step time).
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;

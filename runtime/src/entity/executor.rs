@@ -1,0 +1,256 @@
+//! Runs a batch of messages against one entity: operations one at a time, in order, each
+//! rolled back on failure; lock requests and releases for critical sections.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+
+use super::context::no_such_entity;
+use super::{EntityContext, EntityId, EntityRecord};
+use crate::error::{Error, ErrorKind};
+use crate::history::{EntityCaller, EventKind, HistoryEvent};
+use crate::registry::Registry;
+use crate::replay::panic_message;
+use crate::store::{NewInstance, OrchestrationMessage};
+
+/// One entity's batch: its record, and what the batch sends when it commits.
+pub(crate) struct EntityExecutor<'a> {
+    registry: &'a Registry,
+    id: EntityId,
+    record: EntityRecord,
+    now: DateTime<Utc>,
+    messages: Vec<OrchestrationMessage>,
+    new_instances: Vec<NewInstance>,
+}
+
+enum Handled {
+    Done,
+    Unlocked,
+}
+
+impl<'a> EntityExecutor<'a> {
+    pub fn new(
+        registry: &'a Registry,
+        id: EntityId,
+        record: EntityRecord,
+        now: DateTime<Utc>,
+    ) -> Self {
+        EntityExecutor {
+            registry,
+            id,
+            record,
+            now,
+            messages: Vec::new(),
+            new_instances: Vec::new(),
+        }
+    }
+
+    /// Processes the messages in order. Messages deferred by a lock run, in their order, as
+    /// soon as the lock is released.
+    pub async fn process(&mut self, events: Vec<HistoryEvent>) {
+        let mut pending: VecDeque<HistoryEvent> = events.into();
+        while let Some(event) = pending.pop_front() {
+            if let Handled::Unlocked = self.handle(event).await {
+                for deferred in std::mem::take(&mut self.record.queue).into_iter().rev() {
+                    pending.push_front(deferred);
+                }
+            }
+        }
+    }
+
+    /// The record to store and the messages and instances to create.
+    pub fn into_parts(self) -> (EntityRecord, Vec<OrchestrationMessage>, Vec<NewInstance>) {
+        (self.record, self.messages, self.new_instances)
+    }
+
+    async fn handle(&mut self, event: HistoryEvent) -> Handled {
+        match &event.kind {
+            EventKind::EntityOperationCalled { caller, .. } => {
+                let from = caller.as_ref().map(|c| c.instance_id.clone());
+                if self.deferred_by_lock(from.as_deref()) {
+                    self.record.queue.push(event);
+                } else {
+                    self.run_operation(event).await;
+                }
+            }
+            EventKind::EntityOperationSignaled { .. } => {
+                if self.deferred_by_lock(None) {
+                    self.record.queue.push(event);
+                } else {
+                    self.run_operation(event).await;
+                }
+            }
+            EventKind::EntityLockRequested {
+                lock_set,
+                position,
+                caller: Some(caller),
+            } => {
+                if let Some(i) = self.record.released.iter().position(|r| r == caller) {
+                    // Released before the request got here: do not lock, but pass it on.
+                    self.record.released.remove(i);
+                    self.pass_lock(lock_set, *position, caller);
+                } else if self.record.locked_by.is_some() {
+                    self.record.queue.push(event);
+                } else {
+                    self.record.locked_by = Some(caller.clone());
+                    self.pass_lock(lock_set, *position, caller);
+                }
+            }
+            EventKind::EntityUnlockSent {
+                caller: Some(caller),
+                ..
+            } => {
+                if self.record.locked_by.as_ref() == Some(caller) {
+                    self.record.locked_by = None;
+                    return Handled::Unlocked;
+                }
+                let queued_request = self.record.queue.iter().position(|e| {
+                    matches!(&e.kind, EventKind::EntityLockRequested { caller: Some(c), .. } if c == caller)
+                });
+                match queued_request {
+                    // Its lock request is still waiting here: withdraw it and pass it on, so
+                    // the rest of the lock set learns of the release too.
+                    Some(i) => {
+                        let request = self.record.queue.remove(i);
+                        if let EventKind::EntityLockRequested {
+                            lock_set, position, ..
+                        } = &request.kind
+                        {
+                            self.pass_lock(lock_set, *position, caller);
+                        }
+                    }
+                    None => {
+                        if !self.record.released.contains(caller) {
+                            self.record.released.push(caller.clone());
+                        }
+                    }
+                }
+            }
+            other => {
+                tracing::warn!(entity = %self.id, event = other.name(), "ignored a message an entity cannot process");
+            }
+        }
+        Handled::Done
+    }
+
+    /// Whether an operation from `from` must wait: the entity is locked by someone else.
+    fn deferred_by_lock(&self, from: Option<&str>) -> bool {
+        match &self.record.locked_by {
+            None => false,
+            Some(holder) => from != Some(holder.instance_id.as_str()),
+        }
+    }
+
+    fn pass_lock(&mut self, lock_set: &[String], position: usize, caller: &EntityCaller) {
+        let (instance_id, execution_id, kind) = match lock_set.get(position + 1) {
+            Some(next) => (
+                next.clone(),
+                None,
+                EventKind::EntityLockRequested {
+                    lock_set: lock_set.to_vec(),
+                    position: position + 1,
+                    caller: Some(caller.clone()),
+                },
+            ),
+            None => (
+                caller.instance_id.clone(),
+                Some(caller.execution_id.clone()),
+                EventKind::EntityLockGranted {
+                    task_scheduled_id: caller.task_scheduled_id,
+                },
+            ),
+        };
+        self.messages.push(OrchestrationMessage {
+            instance_id,
+            execution_id,
+            event: HistoryEvent::new(self.now, kind),
+            visible_at: None,
+        });
+    }
+
+    async fn run_operation(&mut self, event: HistoryEvent) {
+        let (operation, input, caller) = match event.kind {
+            EventKind::EntityOperationCalled {
+                operation,
+                input,
+                caller,
+                ..
+            } => (operation, input, caller),
+            EventKind::EntityOperationSignaled {
+                operation, input, ..
+            } => (operation, input, None),
+            _ => return,
+        };
+        let operation = operation.to_lowercase();
+        let ctx = EntityContext::new(
+            self.id.clone(),
+            operation.clone(),
+            input,
+            self.record.state.clone(),
+            self.now,
+        );
+        let result = match self.registry.get_entity(self.id.name()) {
+            None => Err(no_such_entity(&self.id)),
+            Some(f) => match std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx.clone()))) {
+                Err(panic) => Err(self.panicked(&operation, &*panic)),
+                Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(panic) => Err(self.panicked(&operation, &*panic)),
+                },
+            },
+        };
+        let result = match (result, ctx.take_violation()) {
+            (Ok(_), Some(violation)) => Err(violation),
+            (result, _) => result,
+        };
+        let response = match result {
+            Ok(dispatched) => {
+                let mut effects = ctx.lock();
+                if dispatched.mutated {
+                    self.record.state = effects.state.take();
+                }
+                self.messages.append(&mut effects.messages);
+                self.new_instances.append(&mut effects.new_instances);
+                Ok(dispatched.output)
+            }
+            // A failed operation's state change and messages are discarded with its context.
+            Err(err) => {
+                if caller.is_none() {
+                    tracing::warn!(entity = %self.id, %operation, error = %err, "a signalled entity operation failed");
+                }
+                Err(err.to_failure())
+            }
+        };
+        if let Some(caller) = caller {
+            let kind = match response {
+                Ok(result) => EventKind::EntityOperationCompleted {
+                    task_scheduled_id: caller.task_scheduled_id,
+                    result,
+                },
+                Err(failure) => EventKind::EntityOperationFailed {
+                    task_scheduled_id: caller.task_scheduled_id,
+                    failure,
+                },
+            };
+            self.messages.push(OrchestrationMessage {
+                instance_id: caller.instance_id,
+                execution_id: Some(caller.execution_id),
+                event: HistoryEvent::new(self.now, kind),
+                visible_at: None,
+            });
+        }
+    }
+
+    fn panicked(&self, operation: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+        Error::new(
+            ErrorKind::Panic,
+            format!(
+                "operation `{operation}` of entity `{}` panicked: {}",
+                self.id,
+                panic_message(panic)
+            ),
+        )
+    }
+}
