@@ -83,3 +83,142 @@ pub fn failure_message(status: &InstanceStatus) -> String {
 pub fn fail<T>(message: &str) -> Result<T, Error> {
     Err(Error::msg(message))
 }
+
+/// A memory store with hooks, for tests that inject failures or count what the host does.
+pub mod hooked {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use durable::history::HistoryEvent;
+    use durable::store::{
+        ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage,
+        OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    };
+    use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+
+    /// Runs before every turn commit; an `Err` fails the commit.
+    pub type CommitHook =
+        Arc<dyn Fn(&OrchestrationWorkItem, &TurnCommit) -> Result<(), StoreError> + Send + Sync>;
+
+    /// A [`Memory`] store whose turn commits pass through a hook first.
+    pub struct HookedStore {
+        inner: Memory,
+        on_commit: CommitHook,
+    }
+
+    impl HookedStore {
+        /// Wraps `inner`.
+        pub fn new(inner: Memory, on_commit: CommitHook) -> Self {
+            HookedStore { inner, on_commit }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for HookedStore {
+        fn task_hub(&self) -> &str {
+            self.inner.task_hub()
+        }
+        fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+            Arc::new(HookedStore {
+                inner: self.inner.in_task_hub(hub),
+                on_commit: self.on_commit.clone(),
+            })
+        }
+        fn signal(&self) -> &WorkSignal {
+            self.inner.signal()
+        }
+        async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
+            self.inner.create_instance(i).await
+        }
+        async fn enqueue(&self, m: OrchestrationMessage) -> Result<(), StoreError> {
+            self.inner.enqueue(m).await
+        }
+        async fn fetch_orchestration(
+            &self,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+            self.inner.fetch_orchestration(now, lease).await
+        }
+        async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+            self.inner.history(id).await
+        }
+        async fn commit_turn(
+            &self,
+            item: &OrchestrationWorkItem,
+            commit: TurnCommit,
+        ) -> Result<(), StoreError> {
+            (self.on_commit)(item, &commit)?;
+            self.inner.commit_turn(item, commit).await
+        }
+        async fn abandon_orchestration(
+            &self,
+            item: &OrchestrationWorkItem,
+            after: Duration,
+        ) -> Result<(), StoreError> {
+            self.inner.abandon_orchestration(item, after).await
+        }
+        async fn park_orchestration(
+            &self,
+            item: &OrchestrationWorkItem,
+            error: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.inner.park_orchestration(item, error, now).await
+        }
+        async fn fetch_activity(
+            &self,
+            lease: Duration,
+        ) -> Result<Option<ActivityWorkItem>, StoreError> {
+            self.inner.fetch_activity(lease).await
+        }
+        async fn complete_activity(
+            &self,
+            item: &ActivityWorkItem,
+            response: OrchestrationMessage,
+        ) -> Result<(), StoreError> {
+            self.inner.complete_activity(item, response).await
+        }
+        async fn abandon_activity(
+            &self,
+            item: &ActivityWorkItem,
+            after: Duration,
+        ) -> Result<(), StoreError> {
+            self.inner.abandon_activity(item, after).await
+        }
+        async fn park_activity(
+            &self,
+            item: &ActivityWorkItem,
+            error: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.inner.park_activity(item, error, now).await
+        }
+        async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+            self.inner.parked().await
+        }
+        async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+            self.inner.instance(id).await
+        }
+        async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+            self.inner.query(q).await
+        }
+        async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+            self.inner.purge(id).await
+        }
+        async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
+            self.inner.purge_where(f).await
+        }
+        async fn remove_entity(
+            &self,
+            id: &str,
+            if_last_updated: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.inner.remove_entity(id, if_last_updated).await
+        }
+        async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+            self.inner.is_idle(now).await
+        }
+    }
+}

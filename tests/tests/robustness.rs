@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use durable::prelude::*;
-use durable::store::{
-    ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
-    ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
-};
+use durable::store::{Memory, StoreError};
 use durable::testing::{ManualClock, TestRuntime};
-use durable::{ErrorKind, InstanceQuery, PurgeFilter, QueryPage};
+use durable::ErrorKind;
+use durable_tests::hooked::HookedStore;
 use durable_tests::{WAIT, failure_message, finished};
 
 #[activity]
@@ -226,120 +224,20 @@ async fn misconfigured_builders_are_refused() {
     );
 }
 
-/// A store that fails every commit for instances whose id starts with "poison".
-struct FailingCommits(Memory);
-
-#[async_trait::async_trait]
-impl Store for FailingCommits {
-    fn task_hub(&self) -> &str {
-        self.0.task_hub()
-    }
-    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
-        self.0.with_task_hub(hub)
-    }
-    fn signal(&self) -> &WorkSignal {
-        self.0.signal()
-    }
-    async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
-        self.0.create_instance(i).await
-    }
-    async fn enqueue(&self, m: OrchestrationMessage) -> Result<(), StoreError> {
-        self.0.enqueue(m).await
-    }
-    async fn fetch_orchestration(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        lease: Duration,
-    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
-        self.0.fetch_orchestration(now, lease).await
-    }
-    async fn history(&self, id: &str) -> Result<Vec<durable::history::HistoryEvent>, StoreError> {
-        self.0.history(id).await
-    }
-    async fn commit_turn(
-        &self,
-        item: &OrchestrationWorkItem,
-        commit: TurnCommit,
-    ) -> Result<(), StoreError> {
-        if item.instance_id.starts_with("poison") {
-            return Err(StoreError::Backend("disk full".into()));
-        }
-        self.0.commit_turn(item, commit).await
-    }
-    async fn abandon_orchestration(
-        &self,
-        item: &OrchestrationWorkItem,
-        after: Duration,
-    ) -> Result<(), StoreError> {
-        self.0.abandon_orchestration(item, after).await
-    }
-    async fn park_orchestration(
-        &self,
-        item: &OrchestrationWorkItem,
-        error: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.park_orchestration(item, error, now).await
-    }
-    async fn fetch_activity(
-        &self,
-        lease: Duration,
-    ) -> Result<Option<ActivityWorkItem>, StoreError> {
-        self.0.fetch_activity(lease).await
-    }
-    async fn complete_activity(
-        &self,
-        item: &ActivityWorkItem,
-        response: OrchestrationMessage,
-    ) -> Result<(), StoreError> {
-        self.0.complete_activity(item, response).await
-    }
-    async fn abandon_activity(
-        &self,
-        item: &ActivityWorkItem,
-        after: Duration,
-    ) -> Result<(), StoreError> {
-        self.0.abandon_activity(item, after).await
-    }
-    async fn park_activity(
-        &self,
-        item: &ActivityWorkItem,
-        error: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.park_activity(item, error, now).await
-    }
-    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
-        self.0.parked().await
-    }
-    async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
-        self.0.instance(id).await
-    }
-    async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
-        self.0.query(q).await
-    }
-    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.purge(id).await
-    }
-    async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
-        self.0.purge_where(f).await
-    }
-    async fn remove_entity(
-        &self,
-        id: &str,
-        if_last_updated: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
-        self.0.remove_entity(id, if_last_updated).await
-    }
-    async fn is_idle(&self, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
-        self.0.is_idle(now).await
-    }
-}
-
 #[tokio::test]
 async fn messages_that_keep_failing_are_parked_with_their_error() {
     let rt = Runtime::builder()
-        .store(FailingCommits(Memory::new()))
+        .store(HookedStore::new(
+            Memory::new(),
+            Arc::new(|item, _| {
+                // Every commit for the poison instance fails.
+                if item.instance_id.starts_with("poison") {
+                    Err(StoreError::Backend("disk full".into()))
+                } else {
+                    Ok(())
+                }
+            }),
+        ))
         .clock(ManualClock::new())
         .register(wants_number)
         .max_dequeue_count(2)

@@ -209,6 +209,14 @@ impl Memory {
         }
     }
 
+    /// A handle on another task hub of the same storage.
+    pub fn in_task_hub(&self, hub: &str) -> Memory {
+        Memory {
+            shared: self.shared.clone(),
+            hub: hub.to_string(),
+        }
+    }
+
     fn hub(&self) -> HubGuard<'_> {
         let guard = self.shared.hubs.lock().unwrap_or_else(|p| p.into_inner());
         let mut guard = guard;
@@ -272,10 +280,7 @@ impl Store for Memory {
     }
 
     fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
-        Arc::new(Memory {
-            shared: self.shared.clone(),
-            hub: hub.to_string(),
-        })
+        Arc::new(self.in_task_hub(hub))
     }
 
     fn signal(&self) -> &WorkSignal {
