@@ -63,7 +63,7 @@ pub mod testing;
 pub use activity::ActivityContext;
 pub use client::{Client, StartRequest};
 pub use clock::{Clock, SystemClock};
-pub use durable_macros::{activity, orchestrator};
+pub use durable_macros::{activity, entity, orchestrator};
 pub use entity::{
     CleanEntityStorageResult, Entity, EntityContext, EntityFunction, EntityId, EntityMetadata,
     EntityQuery, EntityQueryPage,
@@ -85,7 +85,7 @@ pub use status::{
 pub mod prelude {
     pub use crate::{
         ActivityContext, Client, EntityContext, EntityId, Error, InstanceId, InstanceStatus,
-        OrchestrationContext, RetryPolicy, Runtime, RuntimeStatus, activity, orchestrator,
+        OrchestrationContext, RetryPolicy, Runtime, RuntimeStatus, activity, entity, orchestrator,
     };
 }
 
