@@ -439,3 +439,45 @@ async fn entities_are_listed_and_empty_ones_cleaned() {
     assert!(client.status("@counter@a").await.unwrap().is_some());
     let _ = WAIT;
 }
+
+#[tokio::test]
+async fn entity_listings_page_with_continuation_tokens() {
+    let rt = TestRuntime::start(with_counter(Runtime::builder())).await.unwrap();
+    let client = rt.client();
+    for n in 0..5 {
+        client
+            .signal_entity::<Counter>(format!("p{n}"))
+            .add(n)
+            .await
+            .unwrap();
+        rt.clock().advance(Duration::from_secs(1));
+    }
+    rt.idle().await;
+    let mut query = EntityQuery {
+        page_size: Some(2),
+        include_state: true,
+        ..Default::default()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = client.list_entities(&query).await.unwrap();
+        pages.push(
+            page.entities
+                .iter()
+                .map(|e| format!("{}={}", e.id.key(), e.state.as_deref().unwrap_or("-")))
+                .collect::<Vec<_>>(),
+        );
+        match page.continuation_token {
+            Some(token) => query.continuation_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["p0={\"value\":0}", "p1={\"value\":1}"],
+            vec!["p2={\"value\":2}", "p3={\"value\":3}"],
+            vec!["p4={\"value\":4}"]
+        ]
+    );
+}
