@@ -1,8 +1,8 @@
 //! Runnable examples of every `durable` pattern, one module per pattern.
 //!
-//! Each module holds the pattern's activities and orchestrators as ordinary `pub` items, plus a
-//! `register` function that adds them to a [`RuntimeBuilder`]. The programs under `examples/`
-//! run one pattern each (`cargo run -p durable-examples --example chaining`), the
+//! Each module holds the pattern's activities, orchestrators and entities as ordinary `pub`
+//! items, plus a `register` function that adds them to a [`RuntimeBuilder`]. The programs
+//! under `examples/` run one pattern each (`cargo run -p durable-examples --example chaining`), the
 //! `durable-demo` binary runs them all, and the integration tests in `durable-tests` drive
 //! them on a manual clock.
 //!
@@ -15,20 +15,28 @@
 //! | [`eternal_counter`] | a loop that never grows its history, thanks to `continue_as_new` |
 //! | [`sub_orchestrations`] | a parent that delegates whole workflows to child orchestrations |
 //! | [`retries`] | retry policies: a flaky activity that recovers, and one that never does |
+//! | [`aggregator`] | an entity that sums the reports of many concurrent senders, exactly |
+//! | [`entity_to_entity`] | an entity that signals another entity when its value crosses a line |
+//! | [`bank`] | transfers between account entities inside a critical section (`lock_entities`) |
+//! | [`reminders`] | an entity that schedules a signal to itself, delivered at a later time |
 
 #![warn(missing_docs)]
 
 use durable::RuntimeBuilder;
 
+pub mod aggregator;
 pub mod approval;
+pub mod bank;
 pub mod chaining;
+pub mod entity_to_entity;
 pub mod eternal_counter;
 pub mod fan_out_fan_in;
 pub mod monitor;
+pub mod reminders;
 pub mod retries;
 pub mod sub_orchestrations;
 
-/// Registers the orchestrators and activities of every example module.
+/// Registers the orchestrators, activities and entities of every example module.
 ///
 /// ```
 /// use durable::prelude::*;
@@ -48,7 +56,11 @@ pub fn register_all(builder: RuntimeBuilder) -> RuntimeBuilder {
     let builder = approval::register(builder);
     let builder = eternal_counter::register(builder);
     let builder = sub_orchestrations::register(builder);
-    retries::register(builder)
+    let builder = retries::register(builder);
+    let builder = aggregator::register(builder);
+    let builder = entity_to_entity::register(builder);
+    let builder = bank::register(builder);
+    reminders::register(builder)
 }
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: warnings only), so the

@@ -250,8 +250,9 @@ impl Runtime {
         &self.inner.clock
     }
 
-    /// Waits until no work is visible or in progress (at the current clock time). For tests
-    /// that step a manual clock: let everything due settle, then advance.
+    /// Waits until no work is visible or in progress (at the current clock time): everything
+    /// due has settled. Tests that step a manual clock call it before advancing; demos use it
+    /// to wait for a burst of signals to be applied.
     pub async fn idle(&self) {
         let store = &self.inner.store;
         loop {

@@ -442,7 +442,9 @@ async fn entities_are_listed_and_empty_ones_cleaned() {
 
 #[tokio::test]
 async fn entity_listings_page_with_continuation_tokens() {
-    let rt = TestRuntime::start(with_counter(Runtime::builder())).await.unwrap();
+    let rt = TestRuntime::start(with_counter(Runtime::builder()))
+        .await
+        .unwrap();
     let client = rt.client();
     for n in 0..5 {
         client

@@ -1,5 +1,6 @@
 //! `durable-demo`: runs every example pattern, one after the other, and prints a short report
-//! for each.
+//! for each: the orchestration patterns report on an instance, the entity patterns on an
+//! entity's committed state (or, for the bank, on the audit that checks it).
 //!
 //! For now it runs on the in-memory store; the HTTP management API and the SQLite store will
 //! be added here later.
@@ -7,15 +8,18 @@
 //! ```sh
 //! cargo run --release -p durable-examples --bin durable-demo
 //! cargo run --release -p durable-examples --bin durable-demo -- --only approval --only retry
+//! cargo run --release -p durable-examples --bin durable-demo -- --only bank-transfers
 //! ```
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use durable::Entity;
 use durable::prelude::*;
 use durable_examples::{
-    approval, chaining, eternal_counter, fan_out_fan_in, monitor, retries, sub_orchestrations,
+    aggregator, approval, bank, chaining, entity_to_entity, eternal_counter, fan_out_fan_in,
+    monitor, reminders, retries, sub_orchestrations,
 };
 
 const ABOUT: &str = "Runs every durable example pattern one after the other and reports on each \
@@ -55,10 +59,14 @@ enum Scenario {
     SubOrchestrations,
     Retry,
     RetryExhausted,
+    Aggregator,
+    EntityToEntity,
+    BankTransfers,
+    ScheduledSignal,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 10] = [
+    const ALL: [Scenario; 14] = [
         Scenario::Chaining,
         Scenario::FanOutFanIn,
         Scenario::Monitor,
@@ -69,6 +77,10 @@ impl Scenario {
         Scenario::SubOrchestrations,
         Scenario::Retry,
         Scenario::RetryExhausted,
+        Scenario::Aggregator,
+        Scenario::EntityToEntity,
+        Scenario::BankTransfers,
+        Scenario::ScheduledSignal,
     ];
 
     /// The name `--only` takes (the variant's name in kebab case).
@@ -92,14 +104,21 @@ impl Scenario {
             Scenario::SubOrchestrations => "deploy_all_regions: one child orchestration per region",
             Scenario::Retry => "upload_with_retry: fails twice, then succeeds",
             Scenario::RetryExhausted => "charge_with_retry: every attempt fails (expected to fail)",
+            Scenario::Aggregator => "PageViews: 400 concurrent record signals, summed exactly",
+            Scenario::EntityToEntity => {
+                "UsageCounter: alerts the ThresholdMonitor once as it crosses 100"
+            }
+            Scenario::BankTransfers => {
+                "transfer ×200 among 10 locked accounts; the audited total is conserved"
+            }
+            Scenario::ScheduledSignal => "Reminder: signals itself 1 s ahead and fires on time",
         }
     }
 }
 
 /// What one scenario did.
 struct Report {
-    instance_id: String,
-    status: InstanceStatus,
+    subject: Subject,
     elapsed: Duration,
     /// Extra lines worth showing (child instances, history size, …).
     notes: Vec<String>,
@@ -178,15 +197,43 @@ async fn main() -> ExitCode {
     }
 }
 
+/// What a report is about.
+enum Subject {
+    /// An orchestration instance, as it ended.
+    Instance(Box<InstanceStatus>),
+    /// An entity and its committed state as JSON (`None`: it does not exist).
+    Entity { id: EntityId, state: Option<String> },
+}
+
+impl Subject {
+    /// The entity `E` with this key, in its committed state.
+    async fn entity<E: Entity>(client: &Client, key: &str) -> Result<Subject, Error> {
+        let id = EntityId::of::<E>(key);
+        let state: Option<serde_json::Value> = client.read_entity_state(&id).await?;
+        Ok(Subject::Entity {
+            id,
+            state: state.map(|s| s.to_string()),
+        })
+    }
+}
+
 /// Prints a report; returns whether the scenario behaved as expected.
 fn print_report(report: &Report) -> bool {
-    let status = &report.status;
-    println!("        instance  {}", report.instance_id);
-    println!("        status    {}", status.runtime_status);
-    match (&status.output, &status.failure) {
-        (_, Some(failure)) => println!("        failure   {}", failure.message),
-        (Some(output), None) => println!("        output    {}", shorten(output, 110)),
-        (None, None) => {}
+    match &report.subject {
+        Subject::Instance(status) => {
+            println!("        instance  {}", status.instance_id);
+            println!("        status    {}", status.runtime_status);
+            match (&status.output, &status.failure) {
+                (_, Some(failure)) => println!("        failure   {}", failure.message),
+                (Some(output), None) => println!("        output    {}", shorten(output, 110)),
+                (None, None) => {}
+            }
+        }
+        Subject::Entity { id, state } => {
+            println!("        entity    {id}");
+            let state = state.as_deref().unwrap_or("(none)");
+            println!("        state     {}", shorten(state, 110));
+        }
     }
     for note in &report.notes {
         println!("        {note}");
@@ -237,7 +284,7 @@ fn output<T: serde::de::DeserializeOwned>(status: &InstanceStatus) -> Result<T, 
 async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<Report, Error> {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let (id, status, verdict) = match scenario {
+    let (subject, verdict) = match scenario {
         Scenario::Chaining => {
             let id = client.start(chaining::hello_cities, ()).await?;
             let status = client.wait_for_completion(&id, timeout).await?;
@@ -247,14 +294,14 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
                     chaining::CITIES.map(|c| format!("Hello {c}!")).to_vec(),
                 )
             });
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::FanOutFanIn => {
             let id = client.start(fan_out_fan_in::sum_of_squares, 10).await?;
             let status = client.wait_for_completion(&id, timeout).await?;
             let verdict = output::<u64>(&status)
                 .and_then(|sum| expect_eq(sum, fan_out_fan_in::expected_sum(10)));
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::Monitor | Scenario::MonitorExpiry => {
             let (done_on_poll, expires_after_ms, expected) = match scenario {
@@ -273,7 +320,7 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
                 notes.push(format!("polls     {}", progress.polls));
             }
             let verdict = output::<String>(&status).and_then(|o| expect_eq(o.as_str(), expected));
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::Approval => {
             let id = client.start(approval::approval_workflow, 30).await?;
@@ -286,14 +333,14 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
             let status = client.wait_for_completion(&id, timeout).await?;
             let verdict =
                 output::<String>(&status).and_then(|o| expect_eq(o.as_str(), approval::APPROVED));
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::ApprovalTimeout => {
             let id = client.start(approval::approval_workflow, 1).await?;
             let status = client.wait_for_completion(&id, timeout).await?;
             let verdict =
                 output::<String>(&status).and_then(|o| expect_eq(o.as_str(), approval::ESCALATED));
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::EternalCounter => {
             let input = eternal_counter::CounterState::new(5, 100);
@@ -316,7 +363,7 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
                         ))
                     }
                 });
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::SubOrchestrations => {
             use sub_orchestrations::{DeploymentSummary, RegionPlan};
@@ -345,7 +392,7 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
                 ));
                 expect_eq(summary.total_servers, 6)
             });
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::Retry => {
             let id = client
@@ -354,7 +401,7 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
             let status = client.wait_for_completion(&id, timeout).await?;
             let verdict = output::<String>(&status)
                 .and_then(|o| expect_eq(o.as_str(), "uploaded q3-report.pdf on attempt 3"));
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
         Scenario::RetryExhausted => {
             let id = client.start(retries::charge_with_retry, 4_200).await?;
@@ -367,12 +414,15 @@ async fn run(scenario: Scenario, client: &Client, timeout: Duration) -> Result<R
                         other => Err(format!("the failure should name `charge_card`: {other:?}")),
                     },
                 );
-            (id, status, verdict)
+            (Subject::Instance(Box::new(status)), verdict)
         }
+        Scenario::Aggregator => aggregator_scenario(client, timeout, &mut notes).await?,
+        Scenario::EntityToEntity => threshold_scenario(client, timeout, &mut notes).await?,
+        Scenario::BankTransfers => bank_scenario(client, timeout, &mut notes).await?,
+        Scenario::ScheduledSignal => reminder_scenario(client, timeout, &mut notes).await?,
     };
     Ok(Report {
-        instance_id: id.to_string(),
-        status,
+        subject,
         elapsed: started.elapsed(),
         notes,
         verdict,
@@ -410,4 +460,249 @@ async fn history_len(client: &Client, id: &str) -> Result<usize, Error> {
         .await?
         .and_then(|s| s.history)
         .map_or(0, |h| h.len()))
+}
+
+/// What an entity scenario hands back: the subject of its report, and its verdict.
+type Outcome = (Subject, Result<(), String>);
+
+/// Twenty senders at once, twenty `record` signals each, to one page: its counts must grow by
+/// exactly what was sent.
+async fn aggregator_scenario(
+    client: &Client,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Outcome, Error> {
+    use aggregator::PageViews;
+    const PAGE: &str = "/pricing";
+    const SENDERS: u64 = 20;
+    const SIGNALS_EACH: u64 = 20;
+
+    // Start from whatever an earlier run left, so the scenario can run twice.
+    let before = client
+        .read_entity::<PageViews>(PAGE)
+        .await?
+        .unwrap_or_default();
+    let mut senders = Vec::new();
+    for sender in 0..SENDERS {
+        let client = client.clone();
+        senders.push(tokio::spawn(async move {
+            let mut views = 0;
+            for n in 0..SIGNALS_EACH {
+                let batch = 1 + (sender + n) % 4;
+                client
+                    .signal_entity::<PageViews>(PAGE)
+                    .record(batch)
+                    .await?;
+                views += batch;
+            }
+            Ok::<u64, Error>(views)
+        }));
+    }
+    let mut sent = 0;
+    for sender in senders {
+        sent += sender.await.map_err(|e| Error::msg(e.to_string()))??;
+    }
+    notes.push(format!(
+        "signals   {} from {SENDERS} concurrent senders, {sent} views in all",
+        SENDERS * SIGNALS_EACH
+    ));
+    let expected = PageViews {
+        views: before.views + sent,
+        reports: before.reports + SENDERS * SIGNALS_EACH,
+    };
+    let after = wait_for_entity::<PageViews>(client, PAGE, timeout, "every report", |p| {
+        p.reports >= expected.reports
+    })
+    .await?;
+    let verdict = expect_eq(after, expected);
+    Ok((Subject::entity::<PageViews>(client, PAGE).await?, verdict))
+}
+
+/// A usage counter reset to zero, then fifteen concurrent `add(10)`: it crosses 100 once, so
+/// the monitor gets exactly one new alert, at 100.
+async fn threshold_scenario(
+    client: &Client,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Outcome, Error> {
+    use entity_to_entity::{MONITOR_KEY, ThresholdMonitor, UsageCounter};
+    const CUSTOMER: &str = "acme";
+
+    let alerts_before = client
+        .read_entity::<ThresholdMonitor>(MONITOR_KEY)
+        .await?
+        .unwrap_or_default()
+        .alerts_for(CUSTOMER);
+    client
+        .signal_entity::<UsageCounter>(CUSTOMER)
+        .reset()
+        .await?;
+    let mut senders = Vec::new();
+    for _ in 0..15 {
+        let client = client.clone();
+        senders.push(tokio::spawn(async move {
+            client.signal_entity::<UsageCounter>(CUSTOMER).add(10).await
+        }));
+    }
+    for sender in senders {
+        sender.await.map_err(|e| Error::msg(e.to_string()))??;
+    }
+    let counter =
+        wait_for_entity::<UsageCounter>(client, CUSTOMER, timeout, "150", |c| c.value == 150)
+            .await?;
+    let monitor =
+        wait_for_entity::<ThresholdMonitor>(client, MONITOR_KEY, timeout, "an alert", |m| {
+            m.alerts_for(CUSTOMER) > alerts_before
+        })
+        .await?;
+    notes.push(format!("counter   {CUSTOMER} at {}", counter.value));
+    let new_alerts: Vec<_> = monitor
+        .alerts
+        .iter()
+        .filter(|a| a.counter == CUSTOMER)
+        .skip(alerts_before)
+        .map(|a| a.value)
+        .collect();
+    notes.push(format!("alerts    {} new for {CUSTOMER}", new_alerts.len()));
+    let verdict = expect_eq(new_alerts, vec![100]);
+    Ok((
+        Subject::entity::<ThresholdMonitor>(client, MONITOR_KEY).await?,
+        verdict,
+    ))
+}
+
+/// Ten accounts, 200 transfers started at once, an audit under lock before and after: every
+/// transfer completes, no account goes negative, and the total does not change.
+async fn bank_scenario(
+    client: &Client,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Outcome, Error> {
+    const TRANSFERS: usize = 200;
+    let accounts = bank::account_names(10);
+    for name in &accounts {
+        client
+            .signal_entity::<bank::Account>(name.as_str())
+            .deposit(500)
+            .await?;
+    }
+    let id = client.start(bank::audit, accounts.clone()).await?;
+    let before: bank::AuditReport = client.wait_for_completion(&id, timeout).await?.output()?;
+
+    let mut ids = Vec::new();
+    for t in bank::transfer_mix(&accounts, TRANSFERS, 400) {
+        ids.push(client.start(bank::transfer, t).await?);
+    }
+    let (mut moved, mut refused, mut failed) = (0, 0, 0);
+    for id in &ids {
+        let status = client.wait_for_completion(id, timeout).await?;
+        match status.output::<bool>() {
+            Ok(true) => moved += 1,
+            Ok(false) => refused += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    notes.push(format!(
+        "transfers {TRANSFERS}: {moved} moved, {refused} refused for lack of funds, {failed} failed"
+    ));
+
+    let id = client.start(bank::audit, accounts).await?;
+    let status = client.wait_for_completion(&id, timeout).await?;
+    let verdict = output::<bank::AuditReport>(&status).and_then(|after| {
+        let lowest = after.lowest().unwrap_or_default();
+        notes.push(format!(
+            "total     {} before, {} after; lowest balance {lowest}",
+            before.total, after.total
+        ));
+        expect_eq(failed, 0)
+            .and_then(|()| expect_eq(after.total, before.total))
+            .and_then(|()| match lowest {
+                0.. => Ok(()),
+                _ => Err(format!("an account went negative: {lowest}")),
+            })
+    });
+    Ok((Subject::Instance(Box::new(status)), verdict))
+}
+
+/// A reminder scheduled 1 s ahead: pending at first, fired no earlier than it was due.
+async fn reminder_scenario(
+    client: &Client,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Outcome, Error> {
+    use reminders::{Reminder, ReminderRequest};
+    const KEY: &str = "demo";
+    const DELAY: Duration = Duration::from_secs(1);
+
+    let before = client
+        .read_entity::<Reminder>(KEY)
+        .await?
+        .unwrap_or_default();
+    let sent = Instant::now();
+    client
+        .signal_entity::<Reminder>(KEY)
+        .schedule(ReminderRequest::new("stretch your legs", DELAY))
+        .await?;
+    let scheduled = wait_for_entity::<Reminder>(client, KEY, timeout, "a pending reminder", |r| {
+        r.generation > before.generation
+    })
+    .await?;
+    let early = scheduled.fired.len() > before.fired.len();
+    if let Some(pending) = &scheduled.pending {
+        notes.push(format!(
+            "pending   after {}, due {}",
+            format_duration(sent.elapsed()),
+            pending.due.format("%T%.3f")
+        ));
+    }
+    let fired = wait_for_entity::<Reminder>(client, KEY, timeout, "a fired reminder", |r| {
+        r.fired.len() > before.fired.len()
+    })
+    .await?;
+    let waited = sent.elapsed();
+    let verdict = match fired.fired.last() {
+        _ if early => Err("it fired before it was due".to_string()),
+        Some(last) => {
+            notes.push(format!(
+                "fired     at {}, {} after the signal was sent",
+                last.fired_at.format("%T%.3f"),
+                format_duration(waited)
+            ));
+            if last.fired_at < last.due || waited < DELAY {
+                Err(format!(
+                    "fired too early: due {}, fired {}",
+                    last.due, last.fired_at
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        None => Err("nothing fired".to_string()),
+    };
+    Ok((Subject::entity::<Reminder>(client, KEY).await?, verdict))
+}
+
+/// Polls the committed state of entity `E` (its default when it does not exist yet) until
+/// `done` holds, and returns it. `what` says what is awaited, for the timeout's error.
+async fn wait_for_entity<E: Entity>(
+    client: &Client,
+    key: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&E) -> bool,
+) -> Result<E, Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let state = client.read_entity::<E>(key).await?.unwrap_or_default();
+        if done(&state) {
+            return Ok(state);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::msg(format!(
+                "entity `{}` did not reach {what} within {timeout:?}",
+                EntityId::of::<E>(key)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
