@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use durable::ErrorKind;
 use durable::prelude::*;
 use durable::store::{Memory, StoreError};
 use durable::testing::{ManualClock, TestRuntime};
-use durable::ErrorKind;
 use durable_tests::hooked::HookedStore;
 use durable_tests::{WAIT, failure_message, finished};
 
