@@ -1,4 +1,4 @@
-//! Parses the attribute's arguments: `#[activity]` or `#[activity(name = "SayHello")]`.
+//! Parses the attribute's arguments: `#[activity]`, `#[entity]` or `#[activity(name = "SayHello")]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
@@ -6,20 +6,28 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::Kind;
 
-/// The arguments given to `#[activity(...)]` or `#[orchestrator(...)]`.
+/// The arguments given to `#[activity(...)]`, `#[orchestrator(...)]` or `#[entity(...)]`.
 #[derive(Default)]
 pub(crate) struct Args {
-    /// `name = "..."`: the name the function is registered under, instead of its identifier.
+    /// `name = "..."`: the name the item is registered under, instead of its identifier.
     pub(crate) name: Option<LitStr>,
+}
+
+/// Which attribute is being parsed, and on what: the words its messages use.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    /// The attribute's name: `activity`.
+    pub(crate) attr: &'static str,
+    /// What the name defaults to: `function` (the function's name) or `type`.
+    pub(crate) owner: &'static str,
 }
 
 /// Parses the attribute's arguments, recording every mistake in `cx`.
 ///
 /// A syntax error ends parsing with that one error; otherwise each argument is checked on its
 /// own, so an unknown key and a malformed value in the same list are both reported.
-pub(crate) fn parse(cx: &Ctxt, kind: Kind, args: TokenStream) -> Args {
+pub(crate) fn parse(cx: &Ctxt, target: Target, args: TokenStream) -> Args {
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
         Ok(metas) => metas,
         Err(error) => {
@@ -36,7 +44,7 @@ pub(crate) fn parse(cx: &Ctxt, kind: Kind, args: TokenStream) -> Args {
                 format_args!(
                     "unknown argument `{}`: the only argument of `#[{}]` is `name = \"...\"`",
                     path_text(meta.path()),
-                    kind.attr(),
+                    target.attr,
                 ),
             );
             continue;
@@ -46,7 +54,7 @@ pub(crate) fn parse(cx: &Ctxt, kind: Kind, args: TokenStream) -> Args {
             continue;
         }
         seen_name = true;
-        if let Some(name) = parse_name(cx, kind, meta) {
+        if let Some(name) = parse_name(cx, target, meta) {
             parsed.name = Some(name);
         }
     }
@@ -54,8 +62,8 @@ pub(crate) fn parse(cx: &Ctxt, kind: Kind, args: TokenStream) -> Args {
 }
 
 /// Checks `name = "..."` and returns the literal when it is a usable name.
-fn parse_name(cx: &Ctxt, kind: Kind, meta: &Meta) -> Option<LitStr> {
-    let example = format!("write `#[{}(name = \"MyName\")]`", kind.attr());
+fn parse_name(cx: &Ctxt, target: Target, meta: &Meta) -> Option<LitStr> {
+    let example = format!("write `#[{}(name = \"MyName\")]`", target.attr);
     let value = match meta {
         Meta::NameValue(name_value) => &name_value.value,
         Meta::Path(path) => {
@@ -87,7 +95,10 @@ fn parse_name(cx: &Ctxt, kind: Kind, meta: &Meta) -> Option<LitStr> {
     if text.trim().is_empty() {
         cx.error_spanned_by(
             literal,
-            format_args!("`name` must not be empty: {example}, or leave `name` out to use the function's name"),
+            format_args!(
+                "`name` must not be empty: {example}, or leave `name` out to use the {}'s name",
+                target.owner,
+            ),
         );
         return None;
     }
@@ -115,15 +126,18 @@ pub(crate) fn path_text(path: &syn::Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Args, parse};
+    use super::{Args, Target, parse};
     use crate::ctxt::Ctxt;
-    use crate::model::Kind;
     use proc_macro2::TokenStream;
     use quote::quote;
 
     fn run(args: TokenStream) -> (Args, Vec<String>) {
         let cx = Ctxt::new();
-        let parsed = parse(&cx, Kind::Activity, args);
+        let target = Target {
+            attr: "activity",
+            owner: "function",
+        };
+        let parsed = parse(&cx, target, args);
         let errors = match cx.check() {
             Ok(()) => Vec::new(),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),

@@ -12,7 +12,7 @@
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, LitStr};
+use syn::{Attribute, Item, ItemFn, LitStr};
 
 use crate::attr::{self, Args};
 use crate::ctxt::Ctxt;
@@ -27,7 +27,7 @@ use crate::valid::{self, Signature};
 /// user's item is emitted unchanged beside them, so one mistake gives one error.
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
-    let args = attr::parse(&cx, kind, args);
+    let args = attr::parse(&cx, kind.target(), args);
     let expanded = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(item_fn)) => {
             let func = Function::from_syn(kind, &item_fn);
@@ -71,14 +71,14 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
 
 /// Identifiers the generated code binds. They are mixed-site, so they never capture or
 /// shadow a name of the user's: a function called `input` still works.
-struct Locals {
-    ctx: Ident,
-    input: Ident,
-    body: Ident,
+pub(crate) struct Locals {
+    pub(crate) ctx: Ident,
+    pub(crate) input: Ident,
+    pub(crate) body: Ident,
 }
 
 impl Locals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let local = |name: &str| Ident::new(name, Span::mixed_site());
         Locals {
             ctx: local("__ctx"),
@@ -99,19 +99,36 @@ impl Locals {
 
 /// The handle and its impls.
 fn handle(func: &Function, sig: &Signature, args: &Args) -> TokenStream {
-    let ident = func.ident();
-    let vis = &func.item.vis;
-    let (docs, cfgs, rest) = split_attrs(&func.item.attrs);
+    let locals = Locals::new();
+    let trait_impl = trait_impl(func, sig, args, &locals);
+    let method = match func.kind {
+        Kind::Activity => quote!(activity),
+        Kind::Orchestrator => quote!(orchestrator),
+    };
+    handle_with(func.item, sig, trait_impl, method, &locals)
+}
+
+/// A handle for `item`: the unit struct named like the function, and, inside `const _`, the
+/// function itself, `trait_impl`, `impl Register` (calling `registry.#method::<Self>()`) and
+/// `impl Deref` to a function pointer.
+pub(crate) fn handle_with(
+    item: &ItemFn,
+    sig: &Signature,
+    trait_impl: TokenStream,
+    method: TokenStream,
+    locals: &Locals,
+) -> TokenStream {
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let (docs, cfgs, rest) = split_attrs(&item.attrs);
     let user_fn = {
-        let sig = &func.item.sig;
-        let block = &func.item.block;
+        let sig = &item.sig;
+        let block = &item.block;
         // The macro requires `async` even when the body never awaits.
         quote!(#(#rest)* #[allow(clippy::unused_async)] #sig #block)
     };
-    let locals = Locals::new();
-    let trait_impl = trait_impl(func, sig, args, &locals);
-    let register_impl = register_impl(func);
-    let deref_impl = deref_impl(func, sig, &locals);
+    let register_impl = register_impl(ident, &method);
+    let deref_impl = deref_impl(ident, sig, locals);
     // The handle's definition is the user's name, so "not implemented for `say_hello`" notes
     // point at the function rather than at the attribute.
     let handle_struct = quote_spanned!(ident.span()=> #vis struct #ident;);
@@ -204,12 +221,7 @@ fn trait_impl(func: &Function, sig: &Signature, args: &Args, locals: &Locals) ->
 }
 
 /// `impl Register`, so that `Runtime::builder().register(say_hello)` works.
-fn register_impl(func: &Function) -> TokenStream {
-    let ident = func.ident();
-    let method = match func.kind {
-        Kind::Activity => quote!(activity),
-        Kind::Orchestrator => quote!(orchestrator),
-    };
+fn register_impl(ident: &Ident, method: &TokenStream) -> TokenStream {
     quote! {
         impl ::durable::__private::Register for #ident {
             fn register(self, registry: &mut ::durable::__private::Registry) {
@@ -221,8 +233,7 @@ fn register_impl(func: &Function) -> TokenStream {
 
 /// `impl Deref` to a function pointer with the user's own signature (boxed), so that
 /// `say_hello(ctx, city).await` calls the body, as it did before the attribute.
-fn deref_impl(func: &Function, sig: &Signature, locals: &Locals) -> TokenStream {
-    let ident = func.ident();
+fn deref_impl(ident: &Ident, sig: &Signature, locals: &Locals) -> TokenStream {
     let Locals { ctx, input, .. } = locals;
     let ctx_ty = &sig.context.ty;
     let output = sig.output;
@@ -251,7 +262,9 @@ fn deref_impl(func: &Function, sig: &Signature, locals: &Locals) -> TokenStream 
 
 /// Splits the user's attributes: docs go on the handle, `cfg`s on everything, the rest on
 /// the function.
-fn split_attrs(attrs: &[Attribute]) -> (Vec<&Attribute>, Vec<&Attribute>, Vec<&Attribute>) {
+pub(crate) fn split_attrs(
+    attrs: &[Attribute],
+) -> (Vec<&Attribute>, Vec<&Attribute>, Vec<&Attribute>) {
     let mut docs = Vec::new();
     let mut cfgs = Vec::new();
     let mut rest = Vec::new();
@@ -269,7 +282,7 @@ fn split_attrs(attrs: &[Attribute]) -> (Vec<&Attribute>, Vec<&Attribute>, Vec<&A
 
 /// The item's keyword and name (`struct Foo`), past its attributes and visibility: where an
 /// error about the item as a whole reads best.
-fn keyword(item: &TokenStream) -> TokenStream {
+pub(crate) fn keyword(item: &TokenStream) -> TokenStream {
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
     let mut i = 0;
     loop {
@@ -294,7 +307,7 @@ fn keyword(item: &TokenStream) -> TokenStream {
 }
 
 /// `a struct`, for the message about an attribute on something that is not a function.
-fn describe(item: &Item) -> &'static str {
+pub(crate) fn describe(item: &Item) -> &'static str {
     match item {
         Item::Struct(_) => "a struct",
         Item::Enum(_) => "an enum",

@@ -1,8 +1,9 @@
-//! Code generation behind `durable`'s attribute macros, `#[activity]` and `#[orchestrator]`.
+//! Code generation behind `durable`'s attribute macros, `#[activity]`, `#[orchestrator]` and
+//! `#[entity]`.
 //!
 //! This is an ordinary library working on [`proc_macro2::TokenStream`], so every stage can be
 //! unit- and snapshot-tested without a compiler plugin. The `durable-macros` crate calls
-//! [`activity`] and [`orchestrator`] and returns what they give back.
+//! [`activity`], [`orchestrator`] and [`entity`] and returns what they give back.
 //!
 //! The stages, one module each:
 //!
@@ -11,6 +12,8 @@
 //! - `valid` checks the function's shape;
 //! - `determinism` checks an orchestrator's body for calls that would break replay;
 //! - `expand` generates the typed handle and its impls;
+//! - `entity` does the same for `#[entity]`, with its own `model`, `valid` and `expand`
+//!   submodules for class-style entities;
 //! - `ctxt` collects the errors of every stage, so the user sees them all at once.
 //!
 //! Generated code names only `::durable::__private::…`, `::core` and `::std`.
@@ -18,6 +21,7 @@
 mod attr;
 mod ctxt;
 mod determinism;
+mod entity;
 mod expand;
 mod model;
 mod valid;
@@ -43,4 +47,15 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// randomness, fresh ids, the environment, files and the network).
 pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Orchestrator, args, item)
+}
+
+/// Expands `#[entity]` (with `args`, the tokens inside its parentheses) on `item`.
+///
+/// On an inherent impl block (class style), every method is an operation taking `&self` or
+/// `&mut self`, at most one owned input and optionally the `EntityContext`. The output is the
+/// unchanged block, the proxies `{Type}Call`, `{Type}Signal` and `{Type}ClientSignal<'a>`, and
+/// `impl Entity for Type`. On an `async fn` taking only the `EntityContext` (function style),
+/// the output is a handle implementing `EntityFunction`, as for [`activity`].
+pub fn entity(args: TokenStream, item: TokenStream) -> TokenStream {
+    entity::expand(args, item)
 }

@@ -21,6 +21,14 @@ impl Kind {
         }
     }
 
+    /// The attribute's name and what it is on, for messages about its arguments.
+    pub(crate) fn target(self) -> crate::attr::Target {
+        crate::attr::Target {
+            attr: self.attr(),
+            owner: "function",
+        }
+    }
+
     /// The noun with its article, for messages: `an activity`.
     pub(crate) fn noun(self) -> &'static str {
         match self {

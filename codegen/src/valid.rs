@@ -3,7 +3,7 @@
 
 use quote::ToTokens;
 use syn::visit::Visit;
-use syn::{PatType, Safety, Type};
+use syn::{Generics, ItemFn, PatType, Safety, Type};
 
 use crate::ctxt::Ctxt;
 use crate::model::{Function, Kind, Param, peel};
@@ -22,8 +22,8 @@ pub(crate) struct Signature<'a> {
 /// nothing was wrong with it.
 pub(crate) fn check<'a>(cx: &Ctxt, func: &Function<'a>) -> Option<Signature<'a>> {
     let before = cx.len();
-    check_modifiers(cx, func);
-    check_generics(cx, func);
+    check_modifiers(cx, func.kind.noun(), func.item);
+    check_generics(cx, func.kind.noun(), &func.item.sig.generics);
     if let Some(receiver) = func.receiver {
         cx.error_spanned_by(
             receiver,
@@ -34,7 +34,7 @@ pub(crate) fn check<'a>(cx: &Ctxt, func: &Function<'a>) -> Option<Signature<'a>>
         );
     }
     for param in &func.params {
-        reject_impl_trait(cx, func.kind, &param.arg.ty);
+        reject_impl_trait(cx, func.kind.noun(), &param.arg.ty);
     }
     let params = check_context(cx, func);
     let input = check_inputs(cx, func.kind, &params.inputs);
@@ -50,10 +50,10 @@ pub(crate) fn check<'a>(cx: &Ctxt, func: &Function<'a>) -> Option<Signature<'a>>
     }
 }
 
-/// `async` is required; `const`, `unsafe`, `extern` and `default` are not allowed.
-fn check_modifiers(cx: &Ctxt, func: &Function) {
-    let sig = &func.item.sig;
-    let noun = func.kind.noun();
+/// `async` is required; `const`, `unsafe`, `extern` and `default` are not allowed. `noun` names
+/// what the function is, for messages: `an activity`.
+pub(crate) fn check_modifiers(cx: &Ctxt, noun: &str, item: &ItemFn) {
+    let sig = &item.sig;
     if sig.asyncness.is_none() {
         cx.error_spanned_by(
             sig.fn_token,
@@ -87,7 +87,7 @@ fn check_modifiers(cx: &Ctxt, func: &Function) {
             format_args!("{noun} cannot have an `extern` ABI: remove it"),
         );
     }
-    if let Some(default) = func.item.modifiers.defaultness {
+    if let Some(default) = item.modifiers.defaultness {
         cx.error_spanned_by(
             default,
             format_args!("{noun} cannot be `default`: remove it"),
@@ -103,9 +103,7 @@ fn check_modifiers(cx: &Ctxt, func: &Function) {
 
 /// Generic parameters and `where` clauses are not allowed: the function is registered and
 /// called by name, so its types must be concrete.
-fn check_generics(cx: &Ctxt, func: &Function) {
-    let generics = &func.item.sig.generics;
-    let noun = func.kind.noun();
+pub(crate) fn check_generics(cx: &Ctxt, noun: &str, generics: &Generics) {
     if !generics.params.is_empty() {
         cx.error_spanned_by(
             generics,
@@ -123,10 +121,10 @@ fn check_generics(cx: &Ctxt, func: &Function) {
 }
 
 /// Reports `impl Trait` anywhere in a parameter type.
-fn reject_impl_trait(cx: &Ctxt, kind: Kind, ty: &Type) {
+pub(crate) fn reject_impl_trait(cx: &Ctxt, noun: &str, ty: &Type) {
     struct Finder<'c> {
         cx: &'c Ctxt,
-        kind: Kind,
+        noun: &'c str,
     }
     impl<'ast> Visit<'ast> for Finder<'_> {
         fn visit_type_impl_trait(&mut self, node: &'ast syn::TypeImplTrait) {
@@ -134,13 +132,13 @@ fn reject_impl_trait(cx: &Ctxt, kind: Kind, ty: &Type) {
                 node,
                 format_args!(
                     "{} cannot be generic: replace `impl {}` with a concrete type",
-                    self.kind.noun(),
+                    self.noun,
                     type_text(&node.bounds),
                 ),
             );
         }
     }
-    Finder { cx, kind }.visit_type(ty);
+    Finder { cx, noun }.visit_type(ty);
 }
 
 /// The parameters once the context has been found.
@@ -320,8 +318,9 @@ fn check_output<'a>(cx: &Ctxt, func: &Function<'a>) -> Option<&'a Type> {
     Some(output)
 }
 
-/// Payload types cross a serialization boundary, so they cannot borrow.
-fn check_owned(cx: &Ctxt, what: &str, ty: &Type) {
+/// Payload types cross a serialization boundary, so they cannot borrow. `what` is `inputs` or
+/// `outputs`, for messages.
+pub(crate) fn check_owned(cx: &Ctxt, what: &str, ty: &Type) {
     struct Finder<'c> {
         cx: &'c Ctxt,
         what: &'c str,
@@ -361,12 +360,12 @@ fn check_owned(cx: &Ctxt, what: &str, ty: &Type) {
 }
 
 /// `ctx` for a parameter whose pattern is `ctx` (or `mut ctx`, `_`), for messages.
-fn pat_text(arg: &PatType) -> String {
+pub(crate) fn pat_text(arg: &PatType) -> String {
     type_text(&arg.pat)
 }
 
 /// `ctx: ActivityContext` as written, for messages.
-fn arg_text(arg: &PatType) -> String {
+pub(crate) fn arg_text(arg: &PatType) -> String {
     format!("{}: {}", pat_text(arg), type_text(&arg.ty))
 }
 

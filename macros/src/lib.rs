@@ -1,5 +1,5 @@
-//! Procedural macros for [`durable`](https://docs.rs/durable): `#[activity]` and
-//! `#[orchestrator]`.
+//! Procedural macros for [`durable`](https://docs.rs/durable): `#[activity]`,
+//! `#[orchestrator]` and `#[entity]`.
 //!
 //! Use them through the facade, `use durable::prelude::*;`. Each turns an `async fn` into a
 //! typed *handle*: a unit struct of the same name that carries the function's registered name
@@ -56,4 +56,22 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
     durable_codegen::orchestrator(args.into(), item.into()).into()
+}
+
+/// Marks a durable entity: addressable state whose operations run one at a time.
+///
+/// On the inherent `impl` block of a `Default + Serialize + Deserialize` type (class style),
+/// every method is an operation: it takes `&mut self` (may change the state) or `&self` (only
+/// reads), at most one owned, serializable input, optionally `&EntityContext`, may be `async`,
+/// and may return a value or a `Result`. The macro generates the proxies
+/// `ctx.call_entity::<Counter>(key).add(1)`, `ctx.signal_entity::<Counter>(key).add(1)` and
+/// `client.signal_entity::<Counter>(key).add(1)` go through.
+///
+/// On an `async fn name(ctx: EntityContext) -> Result<(), Error>` (function style), the
+/// function dispatches on `ctx.operation()` itself and is registered like an activity.
+///
+/// `#[entity(name = "Counter")]` registers it under another name than the type's or function's.
+#[proc_macro_attribute]
+pub fn entity(args: TokenStream, item: TokenStream) -> TokenStream {
+    durable_codegen::entity(args.into(), item.into()).into()
 }

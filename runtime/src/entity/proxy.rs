@@ -72,11 +72,11 @@ pub struct ClientSignalTarget<'a> {
 
 impl<'a> ClientSignalTarget<'a> {
     /// Signals `operation` with `input`; resolves once the signal is durably enqueued.
-    pub fn signal(
+    pub fn signal<I: Serialize + ?Sized>(
         self,
         operation: &str,
-        input: &impl Serialize,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        input: &I,
+    ) -> impl Future<Output = Result<(), Error>> + Send + use<'a, I> {
         let input = Error::to_json(input, format_args!("the input of operation `{operation}`"));
         let operation = operation.to_string();
         async move {
