@@ -6,6 +6,8 @@
 //! refused instead of applied twice. [`Memory`] is the in-process store for tests.
 
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 pub use memory::Memory;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{Durability, Sqlite};
 
 use crate::error::FailureDetails;
 use crate::history::{EventKind, HistoryEvent, ParentInstance};

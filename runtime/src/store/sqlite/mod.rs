@@ -1,0 +1,822 @@
+//! The embedded SQLite store: one file, WAL, every acknowledged step fsynced by default.
+
+mod ops;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use self::ops::{db, from_nanos, json_err, millis, nanos, real_millis};
+use self::writer::Writer;
+use super::{
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
+    TurnCommit, WorkSignal,
+};
+use crate::error::{Error, ErrorKind};
+use crate::history::HistoryEvent;
+use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+
+/// How much each commit waits for the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every acknowledged step is fsynced (`synchronous = FULL`): nothing acknowledged is lost
+    /// even when the machine loses power. The default.
+    #[default]
+    Full,
+    /// Commits are not fsynced one by one (`synchronous = NORMAL`): faster; a power loss may
+    /// lose the last moments of work, a process crash loses nothing.
+    Normal,
+}
+
+/// The embedded [`Store`]: one SQLite file (bundled SQLite, WAL). Turns of many instances are
+/// committed together by one writer thread (group commit); reads run concurrently.
+///
+/// ```
+/// # fn main() -> Result<(), durable::Error> {
+/// let dir = std::env::temp_dir().join(format!("durable-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let store = durable::store::Sqlite::open(dir.join("app.db"))?;
+/// # drop(store); std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Sqlite {
+    inner: Arc<Inner>,
+    hub: String,
+}
+
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    signal: WorkSignal,
+}
+
+const READER_POOL: usize = 4;
+
+impl Sqlite {
+    /// Opens (or creates) the store at `path` with [`Durability::Full`], applying schema
+    /// migrations. Refuses a file that is not a durable store or that a newer version wrote.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens the store with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let open = || -> Result<Sqlite, StoreError> {
+            let mut conn = connect(&path, durability)?;
+            schema::migrate(&mut conn, &path.display().to_string())?;
+            Ok(Sqlite {
+                inner: Arc::new(Inner {
+                    path: path.clone(),
+                    durability,
+                    writer: Writer::start(conn),
+                    readers: Mutex::new(Vec::new()),
+                    signal: WorkSignal::default(),
+                }),
+                hub: "default".to_string(),
+            })
+        };
+        open().map_err(|e| Error::new(ErrorKind::Store, e))
+    }
+
+    /// The file this store keeps its data in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A handle on another task hub of the same file.
+    pub fn in_task_hub(&self, hub: &str) -> Sqlite {
+        Sqlite {
+            inner: self.inner.clone(),
+            hub: hub.to_string(),
+        }
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let hub = self.hub.clone();
+        self.inner.writer.write(move |conn| f(conn, &hub)).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let hub = self.hub.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&inner.path, inner.durability)?,
+            };
+            let result = f(&conn, &hub);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READER_POOL {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a SQLite read failed: {e}")))?
+    }
+
+    fn wake_later(&self, after: Duration) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            inner.signal.orchestrations.notify_waiters();
+            inner.signal.activities.notify_waiters();
+        });
+    }
+
+    fn notify_all(&self) {
+        self.inner.signal.orchestrations.notify_waiters();
+        self.inner.signal.activities.notify_waiters();
+        self.inner.signal.instances.notify_waiters();
+    }
+}
+
+fn connect(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let shown = path.display().to_string();
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Backend(format!("cannot open `{shown}`: {e}")))?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(db("setting the busy timeout"))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+    ))
+    .map_err(|e| {
+        StoreError::Backend(format!(
+            "`{shown}` cannot be opened as a durable store (is it a SQLite database?): {e}"
+        ))
+    })?;
+    Ok(conn)
+}
+
+fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Activity lock tokens carry the task's row: `<seq>:<random>`.
+fn activity_seq(lock: &LockToken) -> Result<i64, StoreError> {
+    lock.0
+        .split_once(':')
+        .and_then(|(seq, _)| seq.parse().ok())
+        .ok_or(StoreError::LeaseLost)
+}
+
+fn read_messages(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    now: i64,
+    real_now: i64,
+) -> Result<Vec<(QueuedMessage, u32)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, execution_id, event, visible_at, dequeue_count FROM messages \
+             WHERE hub = ?1 AND instance_id = ?2 AND (visible_at IS NULL OR visible_at <= ?3) \
+             AND (not_before IS NULL OR not_before <= ?4) ORDER BY seq",
+        )
+        .map_err(db("reading messages"))?;
+    let rows = stmt
+        .query_map(params![hub, id, now, real_now], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(db("reading messages"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, execution_id, event, visible_at, count) = row.map_err(db("reading messages"))?;
+        let event: HistoryEvent = serde_json::from_str(&event).map_err(json_err("message"))?;
+        out.push((
+            QueuedMessage {
+                seq: seq as u64,
+                message: OrchestrationMessage {
+                    instance_id: id.to_string(),
+                    execution_id,
+                    event,
+                    visible_at: visible_at.map(from_nanos),
+                },
+            },
+            count as u32 + 1,
+        ));
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl Store for Sqlite {
+    fn task_hub(&self) -> &str {
+        &self.hub
+    }
+
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        Arc::new(self.in_task_hub(hub))
+    }
+
+    fn signal(&self) -> &WorkSignal {
+        &self.inner.signal
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        // Other processes may write the same file; their writes raise no signal here.
+        Some(Duration::from_millis(500))
+    }
+
+    async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError> {
+        self.write(move |conn, hub| ops::create(conn, hub, &instance))
+            .await?;
+        self.notify_all();
+        Ok(())
+    }
+
+    async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
+        self.write(move |conn, hub| {
+            if !ops::instance_exists(conn, hub, &message.instance_id)?
+                && !crate::entity::EntityId::is_entity_instance(&message.instance_id)
+            {
+                return Err(StoreError::InstanceNotFound(message.instance_id));
+            }
+            ops::deliver(conn, hub, &message)
+        })
+        .await?;
+        self.inner.signal.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        let now = nanos(now);
+        self.write(move |conn, hub| {
+            let real_now = real_millis();
+            let candidate: Option<String> = conn
+                .prepare_cached(
+                    "SELECT m.instance_id FROM messages m JOIN instances i \
+                     ON i.hub = m.hub AND i.instance_id = m.instance_id \
+                     WHERE m.hub = ?1 AND (m.visible_at IS NULL OR m.visible_at <= ?2) \
+                     AND (m.not_before IS NULL OR m.not_before <= ?3) \
+                     AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+                     ORDER BY m.seq LIMIT 1",
+                )
+                .map_err(db("looking for work"))?
+                .query_row(params![hub, now, real_now], |r| r.get(0))
+                .optional()
+                .map_err(db("looking for work"))?;
+            let Some(id) = candidate else {
+                let next: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2",
+                    )
+                    .map_err(db("looking for timers"))?
+                    .query_row(params![hub, now], |r| r.get(0))
+                    .map_err(db("looking for timers"))?;
+                return Ok(Fetched::Empty {
+                    next_visible: next.map(from_nanos),
+                });
+            };
+            let token = new_token();
+            conn.prepare_cached(
+                "UPDATE instances SET lock_token = ?3, lock_expires = ?4 \
+                 WHERE hub = ?1 AND instance_id = ?2",
+            )
+            .map_err(db("leasing an instance"))?
+            .execute(params![hub, id, token, real_now + millis(lease)])
+            .map_err(db("leasing an instance"))?;
+            let messages = read_messages(conn, hub, &id, now, real_now)?;
+            let mut bump = conn
+                .prepare_cached(
+                    "UPDATE messages SET dequeue_count = dequeue_count + 1 WHERE seq = ?1",
+                )
+                .map_err(db("counting deliveries"))?;
+            for (m, _) in &messages {
+                bump.execute(params![m.seq as i64])
+                    .map_err(db("counting deliveries"))?;
+            }
+            let (instance, _, history_len) = ops::instance(conn, hub, &id)?
+                .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))?;
+            let dequeue_count = messages.iter().map(|(_, c)| *c).max().unwrap_or(1);
+            Ok(Fetched::Item(OrchestrationWorkItem {
+                instance_id: id,
+                instance,
+                history_len: history_len as usize,
+                messages: messages.into_iter().map(|(m, _)| m).collect(),
+                lock: LockToken(token),
+                dequeue_count,
+            }))
+        })
+        .await
+    }
+
+    async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let id = instance_id.to_string();
+        self.read(move |conn, hub| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT event FROM history WHERE hub = ?1 AND instance_id = ?2 ORDER BY idx",
+                )
+                .map_err(db("reading history"))?;
+            let rows = stmt
+                .query_map(params![hub, id], |r| r.get::<_, String>(0))
+                .map_err(db("reading history"))?;
+            let mut events = Vec::new();
+            for row in rows {
+                let json = row.map_err(db("reading history"))?;
+                events.push(serde_json::from_str(&json).map_err(json_err("history event"))?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        let id = item.instance_id.clone();
+        let token = item.lock.0.clone();
+        self.write(move |conn, hub| {
+            ops::check_lock(conn, hub, &id, &token)?;
+            let mut delete = conn
+                .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
+                .map_err(db("consuming messages"))?;
+            for seq in &commit.consumed {
+                delete
+                    .execute(params![hub, *seq as i64])
+                    .map_err(db("consuming messages"))?;
+            }
+            let (current, _, len) = ops::instance(conn, hub, &id)?.ok_or(StoreError::LeaseLost)?;
+            let history_len = match &commit.history {
+                HistoryWrite::Append(events) => {
+                    ops::append_history(conn, hub, &id, len, events)?;
+                    len + events.len() as i64
+                }
+                HistoryWrite::Reset => {
+                    conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
+                        .map_err(db("resetting history"))?
+                        .execute(params![hub, id])
+                        .map_err(db("resetting history"))?;
+                    0
+                }
+            };
+            let status = InstanceStatus {
+                created_at: current.created_at,
+                history: None,
+                ..commit.status
+            };
+            ops::update_status_and_unlock(conn, hub, &status, history_len)?;
+            let mut insert = conn
+                .prepare_cached(
+                    "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db("queueing activities"))?;
+            for t in &commit.activities {
+                insert
+                    .execute(params![
+                        hub,
+                        t.instance_id,
+                        t.execution_id,
+                        t.task_id,
+                        t.name,
+                        t.input
+                    ])
+                    .map_err(db("queueing activities"))?;
+            }
+            for m in &commit.messages {
+                ops::deliver(conn, hub, m)?;
+            }
+            for child in &commit.new_instances {
+                match ops::create(conn, hub, child) {
+                    Err(StoreError::InstanceAlreadyExists(_)) => {
+                        if let Some(response) = child.conflict_response() {
+                            ops::deliver(conn, hub, &response)?;
+                        }
+                    }
+                    other => other?,
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.notify_all();
+        Ok(())
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let id = item.instance_id.clone();
+        let token = item.lock.0.clone();
+        let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
+        self.write(move |conn, hub| {
+            ops::check_lock(conn, hub, &id, &token)?;
+            let not_before = real_millis() + millis(retry_after);
+            let mut stmt = conn
+                .prepare_cached("UPDATE messages SET not_before = ?3 WHERE hub = ?1 AND seq = ?2")
+                .map_err(db("abandoning messages"))?;
+            for seq in &seqs {
+                stmt.execute(params![hub, seq, not_before])
+                    .map_err(db("abandoning messages"))?;
+            }
+            ops::unlock(conn, hub, &id)
+        })
+        .await?;
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = item.instance_id.clone();
+        let token = item.lock.0.clone();
+        let error = error.to_string();
+        let messages: Vec<(i64, String)> = item
+            .messages
+            .iter()
+            .map(|m| (m.seq as i64, format!("{:?}", m.message.event)))
+            .collect();
+        self.write(move |conn, hub| {
+            ops::check_lock(conn, hub, &id, &token)?;
+            for (seq, text) in &messages {
+                conn.prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
+                    .map_err(db("parking messages"))?
+                    .execute(params![hub, seq])
+                    .map_err(db("parking messages"))?;
+                ops::park(conn, hub, &id, text, &error, now)?;
+            }
+            ops::unlock(conn, hub, &id)
+        })
+        .await
+    }
+
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
+        self.write(move |conn, hub| {
+            let real_now = real_millis();
+            let row = conn
+                .prepare_cached(
+                    "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
+                     FROM activities WHERE hub = ?1 \
+                     AND (lock_token IS NULL OR lock_expires <= ?2) \
+                     AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1",
+                )
+                .map_err(db("looking for activities"))?
+                .query_row(params![hub, real_now], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        ActivityTask {
+                            instance_id: r.get(1)?,
+                            execution_id: r.get(2)?,
+                            task_id: r.get(3)?,
+                            name: r.get(4)?,
+                            input: r.get(5)?,
+                        },
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
+                .optional()
+                .map_err(db("looking for activities"))?;
+            let Some((seq, task, count)) = row else {
+                return Ok(None);
+            };
+            let token = format!("{seq}:{}", new_token());
+            conn.prepare_cached(
+                "UPDATE activities SET lock_token = ?2, lock_expires = ?3, \
+                 dequeue_count = dequeue_count + 1 WHERE seq = ?1",
+            )
+            .map_err(db("leasing an activity"))?
+            .execute(params![seq, token, real_now + millis(lease)])
+            .map_err(db("leasing an activity"))?;
+            Ok(Some(ActivityWorkItem {
+                task,
+                lock: LockToken(token),
+                dequeue_count: count as u32 + 1,
+            }))
+        })
+        .await
+    }
+
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        let seq = activity_seq(&item.lock)?;
+        let token = item.lock.0.clone();
+        self.write(move |conn, hub| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("completing an activity"))?
+                .execute(params![hub, seq, token])
+                .map_err(db("completing an activity"))?;
+            if deleted == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            ops::deliver(conn, hub, &response)
+        })
+        .await?;
+        self.inner.signal.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let seq = activity_seq(&item.lock)?;
+        let token = item.lock.0.clone();
+        self.write(move |conn, hub| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE activities SET lock_token = NULL, lock_expires = NULL, not_before = ?4 \
+                     WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("abandoning an activity"))?
+                .execute(params![
+                    hub,
+                    seq,
+                    token,
+                    real_millis() + millis(retry_after)
+                ])
+                .map_err(db("abandoning an activity"))?;
+            if updated == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            Ok(())
+        })
+        .await?;
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let seq = activity_seq(&item.lock)?;
+        let token = item.lock.0.clone();
+        let text = format!("{:?}", item.task);
+        let instance_id = item.task.instance_id.clone();
+        let error = error.to_string();
+        self.write(move |conn, hub| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("parking an activity"))?
+                .execute(params![hub, seq, token])
+                .map_err(db("parking an activity"))?;
+            if deleted == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            ops::park(conn, hub, &instance_id, &text, &error, now)
+        })
+        .await
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        self.read(|conn, hub| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT instance_id, message, error, parked_at FROM parked WHERE hub = ?1 ORDER BY id",
+                )
+                .map_err(db("reading parked messages"))?;
+            let rows = stmt
+                .query_map(params![hub], |r| {
+                    Ok(ParkedMessage {
+                        instance_id: r.get(0)?,
+                        message: r.get(1)?,
+                        error: r.get(2)?,
+                        parked_at: from_nanos(r.get(3)?),
+                    })
+                })
+                .map_err(db("reading parked messages"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(db("reading parked messages"))
+        })
+        .await
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        let id = instance_id.to_string();
+        self.read(move |conn, hub| Ok(ops::instance(conn, hub, &id)?.map(|(s, _, _)| s)))
+            .await
+    }
+
+    async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        let query = query.clone();
+        self.read(move |conn, hub| query_page(conn, hub, &query))
+            .await
+    }
+
+    async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let id = instance_id.to_string();
+        self.write(move |conn, hub| purge_one(conn, hub, &id)).await
+    }
+
+    async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.write(move |conn, hub| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM instances WHERE hub = ?1 AND lock_token IS NULL",
+                    ops::STATUS_COLUMNS
+                ))
+                .map_err(db("selecting instances to purge"))?;
+            let rows = stmt
+                .query_map(params![hub], ops::status_from_row)
+                .map_err(db("selecting instances to purge"))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                let status = row.map_err(db("selecting instances to purge"))??;
+                if filter.matches(&status) {
+                    ids.push(status.instance_id);
+                }
+            }
+            drop(stmt);
+            let mut purged = 0;
+            for id in ids {
+                if purge_one(conn, hub, &id)? {
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn remove_entity(
+        &self,
+        instance_id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = instance_id.to_string();
+        self.write(move |conn, hub| {
+            if !crate::entity::EntityId::is_entity_instance(&id) {
+                return Ok(false);
+            }
+            let Some((status, lock, _)) = ops::instance(conn, hub, &id)? else {
+                return Ok(false);
+            };
+            let pending = conn
+                .prepare_cached("SELECT 1 FROM messages WHERE hub = ?1 AND instance_id = ?2")
+                .map_err(db("checking an entity"))?
+                .exists(params![hub, id])
+                .map_err(db("checking an entity"))?;
+            if lock.is_some() || pending || status.last_updated_at != if_last_updated {
+                return Ok(false);
+            }
+            ops::delete_instance(conn, hub, &id)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now = nanos(now);
+        self.read(move |conn, hub| {
+            let real_now = real_millis();
+            let busy = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM instances WHERE hub = ?1 AND lock_token IS NOT NULL) \
+                     OR EXISTS (SELECT 1 FROM activities WHERE hub = ?1) \
+                     OR EXISTS (SELECT 1 FROM messages WHERE hub = ?1 \
+                        AND (visible_at IS NULL OR visible_at <= ?2) \
+                        AND (not_before IS NULL OR not_before <= ?3))",
+                )
+                .map_err(db("checking for work"))?
+                .query_row(params![hub, now, real_now], |r| r.get::<_, bool>(0))
+                .map_err(db("checking for work"))?;
+            Ok(!busy)
+        })
+        .await
+    }
+}
+
+fn purge_one(conn: &Connection, hub: &str, id: &str) -> Result<bool, StoreError> {
+    match ops::instance(conn, hub, id)? {
+        Some((status, None, _)) if status.runtime_status.is_terminal() => {
+            ops::delete_instance(conn, hub, id)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+fn query_page(conn: &Connection, hub: &str, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+    let after = q
+        .continuation_token
+        .as_deref()
+        .map(super::memory::decode_continuation)
+        .transpose()?;
+    let mut sql = format!(
+        "SELECT {} FROM instances WHERE hub = ?",
+        ops::STATUS_COLUMNS
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![hub.to_string().into()];
+    if !q.runtime_status.is_empty() {
+        let marks = vec!["?"; q.runtime_status.len()].join(", ");
+        sql.push_str(&format!(" AND runtime_status IN ({marks})"));
+        args.extend(
+            q.runtime_status
+                .iter()
+                .map(|s| s.as_str().to_string().into()),
+        );
+    }
+    if let Some(from) = q.created_from {
+        sql.push_str(" AND created_at >= ?");
+        args.push(nanos(from).into());
+    }
+    if let Some(to) = q.created_to {
+        sql.push_str(" AND created_at <= ?");
+        args.push(nanos(to).into());
+    }
+    if let Some(prefix) = q.instance_id_prefix.as_deref() {
+        sql.push_str(" AND substr(instance_id, 1, ?) = ?");
+        args.push((prefix.chars().count() as i64).into());
+        args.push(prefix.to_string().into());
+    }
+    if !q
+        .instance_id_prefix
+        .as_deref()
+        .is_some_and(|p| p.starts_with('@'))
+    {
+        sql.push_str(" AND substr(instance_id, 1, 1) <> '@'");
+    }
+    if let Some((t, id)) = &after {
+        sql.push_str(" AND (created_at > ? OR (created_at = ? AND instance_id > ?))");
+        args.push(nanos(*t).into());
+        args.push(nanos(*t).into());
+        args.push(id.clone().into());
+    }
+    let size = q.page_size.unwrap_or(100).max(1);
+    sql.push_str(&format!(
+        " ORDER BY created_at, instance_id LIMIT {}",
+        size + 1
+    ));
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(db("querying instances"))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), ops::status_from_row)
+        .map_err(db("querying instances"))?;
+    let mut instances = Vec::new();
+    for row in rows {
+        instances.push(row.map_err(db("querying instances"))??);
+    }
+    let more = instances.len() > size;
+    instances.truncate(size);
+    let continuation_token = match (more, instances.last()) {
+        (true, Some(last)) => Some(super::memory::encode_continuation(last)),
+        _ => None,
+    };
+    Ok(QueryPage {
+        instances,
+        continuation_token,
+    })
+}

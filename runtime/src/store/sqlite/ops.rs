@@ -1,0 +1,312 @@
+//! Synchronous SQL shared by the writer's jobs and the readers.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::entity::EntityId;
+use crate::history::HistoryEvent;
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{NewInstance, OrchestrationMessage, StoreError, new_entity_status};
+
+pub(super) fn db(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("SQLite {what}: {e}"))
+}
+
+pub(super) fn json_err(what: &str) -> impl FnOnce(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("corrupt {what} in the SQLite store: {e}"))
+}
+
+/// Orchestration time as stored: nanoseconds since the epoch.
+pub(super) fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+pub(super) fn from_nanos(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+/// Real time (for leases and retry delays): milliseconds since the epoch.
+pub(super) fn real_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(super) fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+pub(super) const STATUS_COLUMNS: &str = "instance_id, name, execution_id, runtime_status, input, \
+     output, custom_status, failure, created_at, last_updated_at, parent_instance_id";
+
+pub(super) fn status_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<Result<InstanceStatus, StoreError>> {
+    let runtime_status: String = row.get(3)?;
+    let failure: Option<String> = row.get(7)?;
+    let status = InstanceStatus {
+        instance_id: row.get(0)?,
+        name: row.get(1)?,
+        execution_id: row.get(2)?,
+        runtime_status: RuntimeStatus::Pending,
+        input: row.get(4)?,
+        output: row.get(5)?,
+        custom_status: row.get(6)?,
+        failure: None,
+        created_at: from_nanos(row.get(8)?),
+        last_updated_at: from_nanos(row.get(9)?),
+        parent_instance_id: row.get(10)?,
+        history: None,
+    };
+    Ok((|| {
+        let runtime_status = runtime_status.parse::<RuntimeStatus>().map_err(|_| {
+            StoreError::Backend(format!(
+                "corrupt runtime status `{runtime_status}` in the SQLite store"
+            ))
+        })?;
+        let failure = failure
+            .map(|f| serde_json::from_str(&f).map_err(json_err("failure details")))
+            .transpose()?;
+        Ok(InstanceStatus {
+            runtime_status,
+            failure,
+            ..status
+        })
+    })())
+}
+
+/// An instance's status, lock token and history length.
+pub(super) fn instance(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+) -> Result<Option<(InstanceStatus, Option<String>, i64)>, StoreError> {
+    let sql = format!(
+        "SELECT {STATUS_COLUMNS}, lock_token, history_len FROM instances \
+         WHERE hub = ?1 AND instance_id = ?2"
+    );
+    let found = conn
+        .prepare_cached(&sql)
+        .map_err(db("reading an instance"))?
+        .query_row(params![hub, id], |row| {
+            Ok((
+                status_from_row(row)?,
+                row.get::<_, Option<String>>(11)?,
+                row.get::<_, i64>(12)?,
+            ))
+        })
+        .optional()
+        .map_err(db("reading an instance"))?;
+    match found {
+        None => Ok(None),
+        Some((status, lock, len)) => Ok(Some((status?, lock, len))),
+    }
+}
+
+fn insert_status(conn: &Connection, hub: &str, s: &InstanceStatus) -> Result<(), StoreError> {
+    let failure = s
+        .failure
+        .as_ref()
+        .map(|f| serde_json::to_string(f).expect("failure details serialize"));
+    conn.prepare_cached(&format!(
+        "INSERT INTO instances (hub, {STATUS_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))
+    .map_err(db("creating an instance"))?
+    .execute(params![
+        hub,
+        s.instance_id,
+        s.name,
+        s.execution_id,
+        s.runtime_status.as_str(),
+        s.input,
+        s.output,
+        s.custom_status,
+        failure,
+        nanos(s.created_at),
+        nanos(s.last_updated_at),
+        s.parent_instance_id,
+    ])
+    .map_err(db("creating an instance"))?;
+    Ok(())
+}
+
+/// Replaces an instance's status and releases its lease.
+pub(super) fn update_status_and_unlock(
+    conn: &Connection,
+    hub: &str,
+    s: &InstanceStatus,
+    history_len: i64,
+) -> Result<(), StoreError> {
+    let failure = s
+        .failure
+        .as_ref()
+        .map(|f| serde_json::to_string(f).expect("failure details serialize"));
+    conn.prepare_cached(
+        "UPDATE instances SET name = ?3, execution_id = ?4, runtime_status = ?5, input = ?6, \
+         output = ?7, custom_status = ?8, failure = ?9, last_updated_at = ?10, \
+         parent_instance_id = ?11, history_len = ?12, lock_token = NULL, lock_expires = NULL \
+         WHERE hub = ?1 AND instance_id = ?2",
+    )
+    .map_err(db("updating an instance"))?
+    .execute(params![
+        hub,
+        s.instance_id,
+        s.name,
+        s.execution_id,
+        s.runtime_status.as_str(),
+        s.input,
+        s.output,
+        s.custom_status,
+        failure,
+        nanos(s.last_updated_at),
+        s.parent_instance_id,
+        history_len,
+    ])
+    .map_err(db("updating an instance"))?;
+    Ok(())
+}
+
+/// Removes an instance and everything it owns.
+pub(super) fn delete_instance(conn: &Connection, hub: &str, id: &str) -> Result<(), StoreError> {
+    for table in ["instances", "history", "messages", "activities", "parked"] {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE hub = ?1 AND instance_id = ?2"
+        ))
+        .map_err(db("deleting an instance"))?
+        .execute(params![hub, id])
+        .map_err(db("deleting an instance"))?;
+    }
+    Ok(())
+}
+
+/// Queues a message for its instance: creates an entity on first use; drops a message for any
+/// other instance that does not exist.
+pub(super) fn deliver(
+    conn: &Connection,
+    hub: &str,
+    m: &OrchestrationMessage,
+) -> Result<(), StoreError> {
+    let exists = instance_exists(conn, hub, &m.instance_id)?;
+    if !exists {
+        if EntityId::is_entity_instance(&m.instance_id) {
+            insert_status(
+                conn,
+                hub,
+                &new_entity_status(&m.instance_id, m.event.timestamp),
+            )?;
+        } else {
+            tracing::warn!(
+                instance_id = %m.instance_id,
+                event = m.event.kind.name(),
+                "dropped a message for an instance that does not exist"
+            );
+            return Ok(());
+        }
+    }
+    let event = serde_json::to_string(&m.event).expect("history events serialize");
+    conn.prepare_cached(
+        "INSERT INTO messages (hub, instance_id, execution_id, event, visible_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(db("queueing a message"))?
+    .execute(params![
+        hub,
+        m.instance_id,
+        m.execution_id,
+        event,
+        m.visible_at.map(nanos)
+    ])
+    .map_err(db("queueing a message"))?;
+    Ok(())
+}
+
+pub(super) fn instance_exists(conn: &Connection, hub: &str, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM instances WHERE hub = ?1 AND instance_id = ?2")
+        .map_err(db("reading an instance"))?
+        .exists(params![hub, id])
+        .map_err(db("reading an instance"))
+}
+
+/// Creates (or re-creates) an instance and queues its start.
+pub(super) fn create(conn: &Connection, hub: &str, ni: &NewInstance) -> Result<(), StoreError> {
+    if let Some((status, _, _)) = instance(conn, hub, &ni.instance_id)? {
+        if !status.runtime_status.is_terminal() && !ni.replace_running {
+            return Err(StoreError::InstanceAlreadyExists(ni.instance_id.clone()));
+        }
+        delete_instance(conn, hub, &ni.instance_id)?;
+    }
+    insert_status(conn, hub, &ni.initial_status())?;
+    deliver(conn, hub, &ni.start_message())
+}
+
+/// Fails with `LeaseLost` unless the instance is leased under `token`.
+pub(super) fn check_lock(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    token: &str,
+) -> Result<(), StoreError> {
+    let held: Option<Option<String>> = conn
+        .prepare_cached("SELECT lock_token FROM instances WHERE hub = ?1 AND instance_id = ?2")
+        .map_err(db("checking a lease"))?
+        .query_row(params![hub, id], |r| r.get(0))
+        .optional()
+        .map_err(db("checking a lease"))?;
+    match held {
+        Some(Some(t)) if t == token => Ok(()),
+        _ => Err(StoreError::LeaseLost),
+    }
+}
+
+pub(super) fn unlock(conn: &Connection, hub: &str, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE instances SET lock_token = NULL, lock_expires = NULL \
+         WHERE hub = ?1 AND instance_id = ?2",
+    )
+    .map_err(db("releasing a lease"))?
+    .execute(params![hub, id])
+    .map_err(db("releasing a lease"))?;
+    Ok(())
+}
+
+pub(super) fn append_history(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    start: i64,
+    events: &[HistoryEvent],
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO history (hub, instance_id, idx, event) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(db("appending history"))?;
+    for (i, event) in events.iter().enumerate() {
+        let json = serde_json::to_string(event).expect("history events serialize");
+        insert
+            .execute(params![hub, id, start + i as i64, json])
+            .map_err(db("appending history"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn park(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    message: &str,
+    error: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO parked (hub, instance_id, message, error, parked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(db("parking a message"))?
+    .execute(params![hub, id, message, error, nanos(at)])
+    .map_err(db("parking a message"))?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The SQLite schema and its migrations.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::store::StoreError;
+
+/// The schema version this code writes. Version `n` is reached by applying `MIGRATIONS[..n]`.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// An id stored in the file so a durable database is told apart from any other SQLite file.
+const APPLICATION_ID: i64 = 0x4455_5241; // "DURA"
+
+const MIGRATIONS: &[&str] = &[
+    // 1: instances, their histories and queues, activities, parked messages.
+    "
+    CREATE TABLE instances (
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        execution_id TEXT NOT NULL,
+        runtime_status TEXT NOT NULL,
+        input TEXT,
+        output TEXT,
+        custom_status TEXT,
+        failure TEXT,
+        created_at INTEGER NOT NULL,
+        last_updated_at INTEGER NOT NULL,
+        parent_instance_id TEXT,
+        history_len INTEGER NOT NULL DEFAULT 0,
+        lock_token TEXT,
+        lock_expires INTEGER,
+        PRIMARY KEY (hub, instance_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX instances_by_created ON instances (hub, created_at, instance_id);
+    CREATE TABLE history (
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (hub, instance_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        execution_id TEXT,
+        event TEXT NOT NULL,
+        visible_at INTEGER,
+        not_before INTEGER,
+        dequeue_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_by_instance ON messages (hub, instance_id, seq);
+    CREATE INDEX messages_by_visible ON messages (hub, visible_at);
+    CREATE TABLE activities (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        execution_id TEXT NOT NULL,
+        task_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        input TEXT NOT NULL,
+        lock_token TEXT,
+        lock_expires INTEGER,
+        not_before INTEGER,
+        dequeue_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX activities_by_hub ON activities (hub, seq);
+    CREATE TABLE parked (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        error TEXT NOT NULL,
+        parked_at INTEGER NOT NULL
+    );
+    ",
+];
+
+fn backend(what: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("{what}: {e}"))
+}
+
+/// Brings the file to [`SCHEMA_VERSION`], refusing files that are not durable databases or
+/// that a newer version of durable wrote.
+pub(super) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| not_a_database(path, e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| not_a_database(path, e))?;
+    if app_id == 0 && version == 0 {
+        let foreign: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| not_a_database(path, e))?;
+        if let Some(table) = foreign {
+            return Err(StoreError::Backend(format!(
+                "`{path}` is a SQLite database of another application (it has a table `{table}`), \
+                 not a durable store; open a new file instead"
+            )));
+        }
+    } else if app_id != APPLICATION_ID {
+        return Err(StoreError::Backend(format!(
+            "`{path}` is a SQLite database of another application (application id {app_id:#x}), \
+             not a durable store"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "`{path}` was written by a newer version of durable (schema version {version}; this \
+             version understands up to {SCHEMA_VERSION}); upgrade durable to open it"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let target = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| backend("starting a migration", e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| backend(&format!("applying schema migration {target}"), e))?;
+        tx.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {target};"
+        ))
+        .map_err(|e| backend("recording the schema version", e))?;
+        tx.commit()
+            .map_err(|e| backend(&format!("committing schema migration {target}"), e))?;
+    }
+    Ok(())
+}
+
+fn not_a_database(path: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!(
+        "`{path}` cannot be opened as a durable store (is it a SQLite database?): {e}"
+    ))
+}

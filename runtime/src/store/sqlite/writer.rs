@@ -1,0 +1,105 @@
+//! The single writer: every write runs on one thread, and all writes queued at the same moment
+//! share one transaction and one fsync (group commit). Each write runs in its own savepoint, so
+//! one that fails is rolled back alone.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// A handle to the writer thread.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection) -> Writer {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("durable-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .expect("the SQLite writer thread starts");
+        Writer { jobs }
+    }
+
+    /// Runs `f` in the next group transaction and resolves once that transaction committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))) {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
+            };
+            let failed = result.is_err();
+            let reply: Reply = Box::new(move |committed| {
+                let _ = tx.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+                });
+            });
+            (failed, reply)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| {
+            StoreError::Backend(
+                "the SQLite write was not carried out: the writer stopped or its transaction \
+                 could not begin (see the log)"
+                    .into(),
+            )
+        })?
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Nothing runs; dropping the jobs tells every caller its write was not carried out.
+            tracing::error!(error = %e, "a SQLite transaction could not begin");
+            drop(batch);
+            continue;
+        }
+        for job in batch {
+            let _ = conn.execute_batch("SAVEPOINT job");
+            let (failed, reply) = job(&conn);
+            let end = if failed {
+                "ROLLBACK TO job; RELEASE job"
+            } else {
+                "RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "ending a SQLite savepoint failed");
+            }
+            replies.push(reply);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
