@@ -4,6 +4,8 @@
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
+pub mod conformance;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -219,6 +221,50 @@ pub mod hooked {
         }
         async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
             self.inner.is_idle(now).await
+        }
+    }
+}
+
+/// The workload of the crash tests: orchestrations that chain activities and signal an entity
+/// after each step, so a lost or repeated step shows in the entity's total.
+pub mod crash {
+    use durable::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// Returns `n * 10`, after a short pause so the host is busy when it gets killed.
+    #[activity]
+    pub async fn step(_ctx: ActivityContext, n: u64) -> Result<u64, Error> {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        Ok(n * 10)
+    }
+
+    /// Runs `steps` activities in sequence, signalling the `total` counter after each; returns
+    /// the sum of their results.
+    #[orchestrator]
+    pub async fn crash_chain(ctx: OrchestrationContext, steps: u64) -> Result<u64, Error> {
+        let mut sum = 0;
+        for i in 1..=steps {
+            sum += ctx.call_activity(step, i).await?;
+            ctx.signal_entity::<CrashCounter>("total").add(1);
+        }
+        Ok(sum)
+    }
+
+    /// Counts signals.
+    #[derive(Default, Serialize, Deserialize, Debug)]
+    pub struct CrashCounter {
+        /// The number of `add`s applied.
+        pub count: u64,
+        /// What was added in all.
+        pub sum: u64,
+    }
+
+    #[entity]
+    impl CrashCounter {
+        /// Adds `by`.
+        pub fn add(&mut self, by: u64) {
+            self.count += 1;
+            self.sum += by;
         }
     }
 }
