@@ -2,8 +2,8 @@
 //! for each: the orchestration patterns report on an instance, the entity patterns on an
 //! entity's committed state (or, for the bank, on the audit that checks it).
 //!
-//! For now it runs on the in-memory store; the HTTP management API and the SQLite store will
-//! be added here later.
+//! It runs on the embedded SQLite store, in a file under `--data` (default `.durable-data/`),
+//! so instances and entities are kept between runs; the HTTP management API comes later.
 //!
 //! ```sh
 //! cargo run --release -p durable-examples --bin durable-demo
@@ -22,11 +22,11 @@ use durable_examples::{
     monitor, reminders, retries, sub_orchestrations,
 };
 
-const ABOUT: &str = "Runs every durable example pattern one after the other and reports on each \
-                     (for now on the in-memory store: nothing is kept after it exits).";
+const ABOUT: &str = "Runs every durable example pattern one after the other and reports on each, \
+                     on the embedded SQLite store.";
 
-const AFTER_HELP: &str = "The HTTP management API and the SQLite store are not wired in yet; every \
-                          run starts from an empty in-memory store. Exits with 0 when every \
+const AFTER_HELP: &str = "Instances and entities are kept in DIR/durable.db between runs; the \
+                          HTTP management API is not wired in yet. Exits with 0 when every \
                           scenario behaved as expected, 1 otherwise.";
 
 /// Command-line options.
@@ -40,6 +40,10 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+
+    /// The folder to keep the SQLite store in (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".durable-data")]
+    data: std::path::PathBuf,
 
     /// How long each scenario may take, in seconds, before it counts as failed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -143,14 +147,26 @@ async fn main() -> ExitCode {
         args.only
     };
 
+    if let Err(err) = std::fs::create_dir_all(&args.data) {
+        eprintln!("error: cannot create {}: {err}", args.data.display());
+        return ExitCode::FAILURE;
+    }
+    let path = args.data.join("durable.db");
+    let store = match durable::store::Sqlite::open(&path) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "durable-demo: running {} pattern scenarios on the in-memory store (SQLite and the HTTP \
-         API come later)\n",
-        selected.len()
+        "durable-demo: running {} pattern scenarios on the SQLite store {}\n",
+        selected.len(),
+        path.display()
     );
 
     let runtime = match durable_examples::register_all(Runtime::builder())
-        .store(durable::store::Memory::new())
+        .store(store)
         .start()
         .await
     {
