@@ -1,7 +1,9 @@
 //! The SQLite store: whole workflows on a file, restarts, and files it must refuse.
 
+use std::sync::Arc;
+
 use durable::prelude::*;
-use durable::store::{Durability, Sqlite};
+use durable::store::{Durability, Sqlite, Store};
 use durable::testing::TestRuntime;
 use durable_tests::finished;
 use serde::{Deserialize, Serialize};
@@ -132,3 +134,11 @@ async fn files_that_are_not_durable_stores_are_refused_and_left_untouched() {
         "{err}"
     );
 }
+
+// Every behaviour of the `Store` trait, each check on a fresh database file.
+durable_tests::conformance_tests!(|| async {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a scratch directory")
+        .keep();
+    Arc::new(Sqlite::open(dir.join("conformance.db")).expect("the store opens")) as Arc<dyn Store>
+});

@@ -344,6 +344,14 @@ impl Store for Memory {
                 }
             }
             if messages.is_empty() {
+                // Visibility is judged at this fetch's `now`: a fetch at a later `now` may have
+                // moved these messages' timers to `ready` already, so re-arm them or they are
+                // never looked at again.
+                for stored in &entry.messages {
+                    if let Some(at) = stored.message.visible_at.filter(|at| *at > now) {
+                        hub.timers.push(Reverse((at, stored.seq, id.clone())));
+                    }
+                }
                 continue;
             }
             hub.next_seq = seq;
@@ -407,9 +415,7 @@ impl Store for Memory {
                     not_before: None,
                 });
             }
-            for message in commit.messages {
-                hub.deliver(message);
-            }
+            // Children first, so that messages the turn sends them find them.
             for child in commit.new_instances {
                 let conflict = child.conflict_response();
                 if let Err(StoreError::InstanceAlreadyExists(_)) = hub.create(child)
@@ -417,6 +423,9 @@ impl Store for Memory {
                 {
                     hub.deliver(response);
                 }
+            }
+            for message in commit.messages {
+                hub.deliver(message);
             }
         }
         self.notify_all();

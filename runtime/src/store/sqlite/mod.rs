@@ -414,9 +414,7 @@ impl Store for Sqlite {
                     ])
                     .map_err(db("queueing activities"))?;
             }
-            for m in &commit.messages {
-                ops::deliver(conn, hub, m)?;
-            }
+            // Children first, so a message to a child started in this turn finds it.
             for child in &commit.new_instances {
                 match ops::create(conn, hub, child) {
                     Err(StoreError::InstanceAlreadyExists(_)) => {
@@ -426,6 +424,9 @@ impl Store for Sqlite {
                     }
                     other => other?,
                 }
+            }
+            for m in &commit.messages {
+                ops::deliver(conn, hub, m)?;
             }
             Ok(())
         })

@@ -1,0 +1,15 @@
+//! The memory store against the store conformance suite: one test per check.
+
+use std::sync::Arc;
+
+use durable::store::{Memory, Store};
+
+durable_tests::conformance_tests!(|| async { Arc::new(Memory::new()) as Arc<dyn Store> });
+
+/// The whole suite in one go, as `run_all` runs it (also on a non-default task hub, which
+/// must behave like any other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_a_named_task_hub() {
+    durable_tests::conformance::run_all(&|| async { Memory::new().with_task_hub("conformance") })
+        .await;
+}
