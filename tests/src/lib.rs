@@ -231,6 +231,9 @@ pub mod crash {
     use durable::prelude::*;
     use serde::{Deserialize, Serialize};
 
+    /// How many steps each crash-test orchestration runs.
+    pub const STEPS: u64 = 60;
+
     /// Returns `n * 10`, after a short pause so the host is busy when it gets killed.
     #[activity]
     pub async fn step(_ctx: ActivityContext, n: u64) -> Result<u64, Error> {

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use durable::history::EventKind;
 use durable::store::Sqlite;
 use durable::{Client, Runtime};
-use durable_tests::crash::{CrashCounter, crash_chain, step};
+use durable_tests::crash::{CrashCounter, STEPS, crash_chain, step};
 
 const INSTANCES: usize = 100;
-const STEPS: u64 = 60;
 const KILLS: usize = 8;
 
 /// Starts a host; its stderr is appended to `hosts.log` beside the database, which failing

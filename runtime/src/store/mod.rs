@@ -6,6 +6,8 @@
 //! refused instead of applied twice. [`Memory`] is the in-process store for tests.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -16,6 +18,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 pub use memory::Memory;
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, Sqlite};
 

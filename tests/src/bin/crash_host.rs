@@ -1,37 +1,53 @@
 //! A host the crash tests kill with SIGKILL at random moments: it runs a fixed workload of
-//! orchestrations and entity signals on a SQLite file until everything has completed.
+//! orchestrations and entity signals until everything has completed.
 //!
-//! `crash-host <db> <instances>`: starts instances `c0..c{n-1}` (those not yet started), then
-//! runs until all have completed and exits 0.
+//! `crash-host <store> <instances> [task-hub]`: `<store>` is a SQLite file path or a
+//! `postgres://` URL. Starts instances `c0..c{n-1}` (those not yet started — several hosts may
+//! race to do so), then runs until all have completed and exits 0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use durable::ErrorKind;
 use durable::prelude::*;
-use durable::store::Sqlite;
-use durable_tests::crash::{CrashCounter, crash_chain, step};
+use durable::store::{Postgres, Sqlite, Store};
+use durable_tests::crash::{CrashCounter, STEPS, crash_chain, step};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let (Some(db), Some(n)) = (args.next(), args.next()) else {
-        eprintln!("usage: crash-host <db> <instances>");
+    let (Some(spec), Some(n)) = (args.next(), args.next()) else {
+        eprintln!("usage: crash-host <sqlite-path | postgres-url> <instances> [task-hub]");
         std::process::exit(2);
     };
     let n: usize = n.parse().map_err(Error::from)?;
-    let runtime = Runtime::builder()
-        .store(Sqlite::open(&db)?)
+    let store: Arc<dyn Store> =
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Arc::new(Postgres::connect(&spec).await.map_err(Error::from)?)
+        } else {
+            Arc::new(Sqlite::open(&spec)?)
+        };
+    let mut builder = Runtime::builder()
+        .shared_store(store)
         .register(crash_chain)
         .register(step)
         .register_entity::<CrashCounter>()
         .lease_duration(Duration::from_millis(500))
-        .max_concurrent_orchestrations(4)
-        .start()
-        .await?;
+        .max_concurrent_orchestrations(4);
+    if let Some(hub) = args.next() {
+        builder = builder.task_hub(hub);
+    }
+    let runtime = builder.start().await?;
     let client = runtime.client();
     for i in 0..n {
         let id = format!("c{i}");
         if client.status(&id).await?.is_none() {
-            client.start(crash_chain, 60).instance_id(id).await?;
+            match client.start(crash_chain, STEPS).instance_id(id).await {
+                Ok(_) => {}
+                // Another host started it first.
+                Err(e) if e.kind() == &ErrorKind::InstanceAlreadyExists => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     for i in 0..n {

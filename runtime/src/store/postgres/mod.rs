@@ -1,0 +1,486 @@
+//! The PostgreSQL store: several hosts on several machines share one database.
+//!
+//! Work is leased with `SELECT … FOR NO KEY UPDATE SKIP LOCKED`, so hosts never wait on each
+//! other's work items; leases expire on the database's clock, so a crashed host's work is taken
+//! over; every turn commits in one transaction that first checks the lease's token. Writes that
+//! queue work send a `NOTIFY` with their transaction, and every store listens on a dedicated
+//! connection, so idle dispatchers wake at once when any host queues work.
+//!
+//! Tables (created and migrated on connect, see `schema.rs`): `durable_instances`,
+//! `durable_history`, `durable_messages`, `durable_activities`, `durable_parked` and
+//! `durable_schema_version`. Every row carries its task hub.
+
+mod activities;
+mod db;
+mod instances;
+mod listener;
+mod schema;
+mod work;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
+
+use self::db::{Fail, describe_pg};
+use self::listener::{Signals, Wake};
+use super::{
+    ActivityWorkItem, Fetched, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
+    ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+};
+use crate::history::HistoryEvent;
+use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+
+/// The environment variable [`Postgres::from_env`] reads.
+const URL_VAR: &str = "DURABLE_POSTGRES_URL";
+
+/// Connections per pool unless [`Postgres::connect_with`] says otherwise.
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How often dispatchers look for work without a notification: only a safety net for
+/// notifications lost while the listening connection reconnects, and for retries that become
+/// due on another host.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A [`Store`] in a PostgreSQL database (version 11 or later), shared by every host that
+/// connects to it. Clones and [`Store::with_task_hub`] handles share one connection pool.
+///
+/// The schema is created, or migrated to this version of durable, when the store connects; a
+/// database written by a newer version of durable is refused, untouched.
+///
+/// ```no_run
+/// use durable::prelude::*;
+/// use durable::store::Postgres;
+///
+/// # #[orchestrator]
+/// # async fn greet(_ctx: OrchestrationContext, name: String) -> Result<String, Error> {
+/// #     Ok(format!("Hello {name}!"))
+/// # }
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Every host runs the same code against the same database.
+/// let store = Postgres::connect("postgres://durable:secret@db.internal:5432/durable").await?;
+/// let runtime = Runtime::builder()
+///     .store(store)
+///     .task_hub("orders")
+///     .register(greet)
+///     .start()
+///     .await?;
+/// let id = runtime.client().start(greet, "Tokyo".to_string()).await?;
+/// # let _ = id;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Postgres {
+    shared: Arc<Shared>,
+    hub: String,
+    signal: Arc<WorkSignal>,
+}
+
+/// What every handle on one pool shares.
+struct Shared {
+    pool: Pool,
+    /// The database, for error messages (`user@host:port/dbname`, never the password).
+    target: String,
+    signals: Arc<Signals>,
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("database", &self.shared.target)
+            .field("task_hub", &self.hub)
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`, or the
+    /// `key=value` form libpq accepts), creates or migrates the schema, and starts listening
+    /// for work that other hosts queue. The handle is scoped to task hub `default`.
+    ///
+    /// Fails with [`StoreError::Backend`] when the URL is invalid, the database cannot be
+    /// reached, or its schema was written by a newer version of durable.
+    ///
+    /// Must be called within a Tokio runtime, which the store's connections then live on.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), durable::store::StoreError> {
+    /// let store = durable::store::Postgres::connect("postgres://durable@localhost/durable").await?;
+    /// let orders = store.in_task_hub("orders");
+    /// # let _ = orders;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Like [`connect`](Self::connect), with at most `max_connections` pooled connections
+    /// (16 by default; one more is held for notifications).
+    pub async fn connect_with(url: &str, max_connections: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(format!(
+                "invalid PostgreSQL connection string: {}",
+                describe_pg(&e)
+            ))
+        })?;
+        let target = target_of(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_secs(60)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| {
+                StoreError::Backend(format!("postgres {target}: building the pool failed: {e}"))
+            })?;
+        let migrated = async {
+            let mut client = pool.get().await?;
+            schema::migrate(&mut client).await
+        };
+        migrated
+            .await
+            .map_err(|e| e.report("connecting and migrating the schema", &target))?;
+        let signals = Arc::new(Signals::default());
+        let listener = tokio::spawn(listener::listen(
+            config,
+            Arc::downgrade(&signals),
+            target.clone(),
+        ))
+        .abort_handle();
+        let hub = "default".to_string();
+        Ok(Postgres {
+            signal: signals.for_hub(&hub),
+            shared: Arc::new(Shared {
+                pool,
+                target,
+                signals,
+                listener,
+            }),
+            hub,
+        })
+    }
+
+    /// Connects to the database named by the `DURABLE_POSTGRES_URL` environment variable.
+    pub async fn from_env() -> Result<Self, StoreError> {
+        let url = std::env::var(URL_VAR).map_err(|_| {
+            StoreError::Backend(format!(
+                "{URL_VAR} is not set: set it to a PostgreSQL connection URL \
+                 (postgres://user:password@host:port/dbname)"
+            ))
+        })?;
+        Self::connect(&url).await
+    }
+
+    /// A handle on another task hub of the same database, sharing this handle's pool.
+    pub fn in_task_hub(&self, hub: &str) -> Postgres {
+        Postgres {
+            shared: self.shared.clone(),
+            hub: hub.to_string(),
+            signal: self.shared.signals.for_hub(hub),
+        }
+    }
+
+    /// The newest schema version this build of durable reads and writes.
+    pub const SCHEMA_VERSION: i32 = schema::LATEST;
+
+    /// A pooled connection for `operation`.
+    async fn connection(&self, operation: &str) -> Result<deadpool_postgres::Client, StoreError> {
+        self.shared
+            .pool
+            .get()
+            .await
+            .map_err(|e| Fail::from(e).report(operation, &self.shared.target))
+    }
+
+    /// Ends `operation`: reports a failure as a [`StoreError`] that names the operation and
+    /// the database, and drops a connection that broke instead of returning it to the pool
+    /// (where the next operation would fail on it too).
+    fn finish<T>(
+        &self,
+        operation: &str,
+        connection: deadpool_postgres::Client,
+        result: Result<T, Fail>,
+    ) -> Result<T, StoreError> {
+        if let Err(Fail::Db(e)) = &result
+            && db::connection_broken(e)
+        {
+            drop(deadpool_postgres::Object::take(connection));
+        }
+        result.map_err(|e| e.report(operation, &self.shared.target))
+    }
+
+    /// Raises this process's signals at once (other processes hear the `NOTIFY`).
+    fn wake(&self, wake: Wake) {
+        wake.raise(&self.signal);
+    }
+
+    /// Raises the signals after `delay` (work released with a retry delay).
+    fn wake_later(&self, delay: Duration) {
+        let signal = self.signal.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            Wake {
+                orchestrations: true,
+                activities: true,
+                instances: false,
+            }
+            .raise(&signal);
+        });
+    }
+}
+
+/// `user@host:port/dbname` of a connection config (no password).
+fn target_of(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(dir) => format!("{}:{port}", dir.display()),
+            }
+        })
+        .collect();
+    format!(
+        "{}@{}/{}",
+        config.get_user().unwrap_or("?"),
+        if hosts.is_empty() {
+            "localhost".to_string()
+        } else {
+            hosts.join(",")
+        },
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+#[async_trait::async_trait]
+impl Store for Postgres {
+    fn task_hub(&self) -> &str {
+        &self.hub
+    }
+
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        Arc::new(self.in_task_hub(hub))
+    }
+
+    fn signal(&self) -> &WorkSignal {
+        &self.signal
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        Some(POLL_INTERVAL)
+    }
+
+    async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError> {
+        const OP: &str = "creating an instance";
+        let mut connection = self.connection(OP).await?;
+        let result = work::create_instance(self, &mut connection, instance).await;
+        self.finish(OP, connection, result)?;
+        self.wake(Wake::ALL);
+        Ok(())
+    }
+
+    async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
+        const OP: &str = "queueing a message";
+        let mut connection = self.connection(OP).await?;
+        let result = work::enqueue(self, &mut connection, message).await;
+        self.finish(OP, connection, result)?;
+        self.wake(Wake {
+            orchestrations: true,
+            ..Wake::default()
+        });
+        Ok(())
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        const OP: &str = "fetching orchestration work";
+        let mut connection = self.connection(OP).await?;
+        let result = work::fetch(self, &mut connection, now, lease).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        const OP: &str = "reading a history";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::history(self, &mut connection, instance_id).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        let wake = Wake {
+            orchestrations: true,
+            activities: !commit.activities.is_empty(),
+            instances: true,
+        };
+        const OP: &str = "committing a turn";
+        let mut connection = self.connection(OP).await?;
+        let result = work::commit(self, &mut connection, item, commit, wake).await;
+        self.finish(OP, connection, result)?;
+        self.wake(wake);
+        Ok(())
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "abandoning orchestration work";
+        let mut connection = self.connection(OP).await?;
+        let result = work::abandon(self, &mut connection, item, retry_after).await;
+        self.finish(OP, connection, result)?;
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "parking messages";
+        let mut connection = self.connection(OP).await?;
+        let result = work::park(self, &mut connection, item, error, now).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
+        const OP: &str = "fetching an activity";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::fetch(self, &mut connection, lease).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "completing an activity";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::complete(self, &mut connection, item, response).await;
+        self.finish(OP, connection, result)?;
+        self.wake(Wake {
+            orchestrations: true,
+            ..Wake::default()
+        });
+        Ok(())
+    }
+
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "abandoning an activity";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::abandon(self, &mut connection, item, retry_after).await;
+        self.finish(OP, connection, result)?;
+        self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "parking an activity";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::park(self, &mut connection, item, error, now).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        const OP: &str = "listing parked messages";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::parked(self, &mut connection).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        const OP: &str = "reading an instance";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::status(self, &mut connection, instance_id).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        const OP: &str = "querying instances";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::query(self, &mut connection, query).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
+        const OP: &str = "purging an instance";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::purge(self, &mut connection, instance_id).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        const OP: &str = "purging instances";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::purge_where(self, &mut connection, filter).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn remove_entity(
+        &self,
+        instance_id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "removing an entity";
+        let mut connection = self.connection(OP).await?;
+        let result =
+            instances::remove_entity(self, &mut connection, instance_id, if_last_updated).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        const OP: &str = "checking for pending work";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::is_idle(self, &mut connection, now).await;
+        self.finish(OP, connection, result)
+    }
+}

@@ -1,0 +1,551 @@
+//! The orchestration queue: creating instances, delivering messages, leasing work and
+//! committing turns.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Client, GenericClient};
+
+use super::Postgres;
+use super::db::{
+    Fail, STATUS_COLUMNS, event_json, execute, failure_json, instant, micros, nanos, row, rows,
+    status_from_row, storable,
+};
+use super::listener::{CHANNEL, Wake};
+use crate::entity::EntityId;
+use crate::history::HistoryEvent;
+use crate::store::{
+    Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
+    QueuedMessage, StoreError, TurnCommit, new_entity_status,
+};
+
+/// Creates (or replaces a finished) instance, unless one with its id is pending or running and
+/// `replace_running` is unset. Returns whether it was created; the caller delivers its start.
+const CREATE: &str = r#"
+INSERT INTO durable_instances AS i (hub, instance_id, name, execution_id, runtime_status, input,
+    created_at_ns, last_updated_at_ns, parent_instance_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+ON CONFLICT (hub, instance_id) DO UPDATE SET
+    name = excluded.name, execution_id = excluded.execution_id,
+    runtime_status = excluded.runtime_status, input = excluded.input, output = NULL,
+    custom_status = NULL, failure = NULL, created_at_ns = excluded.created_at_ns,
+    last_updated_at_ns = excluded.last_updated_at_ns,
+    parent_instance_id = excluded.parent_instance_id, history_len = 0, lock_token = NULL,
+    lock_expires_at = NULL
+WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $9
+"#;
+
+/// An entity's instance, created by the first message for it.
+const CREATE_ENTITY: &str = "
+INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_status,
+    created_at_ns, last_updated_at_ns)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+ON CONFLICT (hub, instance_id) DO NOTHING";
+
+/// Which targets exist; locks them against removal (not against updates, so two instances
+/// messaging each other never deadlock) until the messages are in.
+const LOCK_TARGETS: &str = "SELECT instance_id FROM durable_instances
+WHERE hub = $1 AND instance_id = ANY($2) FOR KEY SHARE";
+
+const INSERT_MESSAGES: &str = "
+INSERT INTO durable_messages (hub, instance_id, execution_id, event, visible_at_ns)
+SELECT $1, t.instance_id, t.execution_id, t.event::json, t.visible_at_ns
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+    WITH ORDINALITY AS t(instance_id, execution_id, event, visible_at_ns, ord)
+ORDER BY t.ord";
+
+/// Leases the instance whose oldest visible message is oldest, skipping instances another
+/// host holds (or is locking right now), and takes its visible messages (counted as delivered
+/// once more), in one statement: a lease is never taken without its messages.
+static LEASE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH leased AS (
+    UPDATE durable_instances
+    SET lock_token = $3, lock_expires_at = now() + $4::bigint * interval '1 microsecond'
+    WHERE (hub, instance_id) = (
+        SELECT i.hub, i.instance_id
+        FROM durable_messages m
+        JOIN durable_instances i ON i.hub = m.hub AND i.instance_id = m.instance_id
+        WHERE m.hub = $1
+          AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
+          AND (m.not_before IS NULL OR m.not_before <= now())
+          AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
+        ORDER BY m.seq
+        LIMIT 1
+        FOR NO KEY UPDATE OF i SKIP LOCKED)
+    RETURNING {STATUS_COLUMNS}, history_len
+),
+taken AS (
+    UPDATE durable_messages m SET dequeue_count = m.dequeue_count + 1
+    FROM leased
+    WHERE m.hub = $1 AND m.instance_id = leased.instance_id
+      AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
+      AND (m.not_before IS NULL OR m.not_before <= now())
+    RETURNING m.seq, m.execution_id, m.event, m.visible_at_ns, m.dequeue_count
+)
+SELECT leased.*,
+    (SELECT json_agg(json_build_object('seq', seq, 'executionId', execution_id,
+        'event', event, 'visibleAtNs', visible_at_ns, 'dequeueCount', dequeue_count)
+        ORDER BY seq) FROM taken)::text
+FROM leased"
+    )
+});
+
+/// A message as [`LEASE`] returns it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Taken {
+    seq: i64,
+    execution_id: Option<String>,
+    event: HistoryEvent,
+    visible_at_ns: Option<i64>,
+    dequeue_count: i32,
+}
+
+const NEXT_VISIBLE: &str =
+    "SELECT min(visible_at_ns) FROM durable_messages WHERE hub = $1 AND visible_at_ns > $2";
+
+/// Releases a lease; no row when the token is no longer the instance's.
+const RELEASE: &str = "UPDATE durable_instances SET lock_token = NULL, lock_expires_at = NULL
+WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
+
+/// A turn's new status (creation time kept), history length, and the lease released; no row
+/// when the lease was lost.
+const UPDATE_STATUS: &str = "
+UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, input = $7,
+    output = $8, custom_status = $9, failure = $10::text::json, last_updated_at_ns = $11,
+    parent_instance_id = $12,
+    history_len = CASE WHEN $13 THEN 0 ELSE history_len + $14 END,
+    lock_token = NULL, lock_expires_at = NULL
+WHERE hub = $1 AND instance_id = $2 AND lock_token = $3
+RETURNING history_len";
+
+const APPEND_HISTORY: &str = "
+INSERT INTO durable_history (hub, instance_id, seq, event)
+SELECT $1, $2, $3::integer + t.ord::integer - 1, t.event::json
+FROM unnest($4::text[]) WITH ORDINALITY AS t(event, ord)";
+
+const INSERT_ACTIVITIES: &str = "
+INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input)
+SELECT $1, t.instance_id, t.execution_id, t.task_id, t.name, t.input
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+    WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, ord)
+ORDER BY t.ord";
+
+/// Sends the cross-host wake-up with the transaction (delivered only if it commits).
+pub(super) async fn notify(client: &impl GenericClient, hub: &str, wake: Wake) -> Result<(), Fail> {
+    execute(
+        client,
+        "SELECT pg_notify($1, $2)",
+        &[&CHANNEL, &wake.payload(hub)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates an instance row for `instance` unless a pending or running one is in the way.
+async fn create(
+    client: &impl GenericClient,
+    hub: &str,
+    instance: &NewInstance,
+) -> Result<bool, Fail> {
+    let status = instance.initial_status();
+    let created = execute(
+        client,
+        CREATE,
+        &[
+            &hub,
+            &status.instance_id,
+            &status.name,
+            &status.execution_id,
+            &status.runtime_status.as_str(),
+            &status.input,
+            &nanos(status.created_at),
+            &status.parent_instance_id,
+            &instance.replace_running,
+        ],
+    )
+    .await?
+        == 1;
+    if created {
+        // A replaced instance starts over: no history, no queued messages.
+        for table in ["durable_history", "durable_messages"] {
+            execute(
+                client,
+                &format!("DELETE FROM {table} WHERE hub = $1 AND instance_id = $2"),
+                &[&hub, &instance.instance_id],
+            )
+            .await?;
+        }
+    }
+    Ok(created)
+}
+
+/// Queues messages, creating entities on first use. Returns the targets that do not exist
+/// (their messages are dropped).
+async fn deliver(
+    client: &impl GenericClient,
+    hub: &str,
+    messages: &[OrchestrationMessage],
+) -> Result<Vec<String>, Fail> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut targets: Vec<&str> = Vec::new();
+    for message in messages {
+        let id = message.instance_id.as_str();
+        if targets.contains(&id) {
+            continue;
+        }
+        targets.push(id);
+        if EntityId::is_entity_instance(id) {
+            let status = new_entity_status(id, message.event.timestamp);
+            execute(
+                client,
+                CREATE_ENTITY,
+                &[
+                    &hub,
+                    &status.instance_id,
+                    &status.name,
+                    &status.execution_id,
+                    &status.runtime_status.as_str(),
+                    &nanos(status.created_at),
+                ],
+            )
+            .await?;
+        }
+    }
+    let existing: HashSet<String> = rows(client, LOCK_TARGETS, &[&hub, &targets])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut ids = Vec::new();
+    let mut executions = Vec::new();
+    let mut events = Vec::new();
+    let mut visible = Vec::new();
+    let mut missing = Vec::new();
+    for message in messages {
+        if !existing.contains(&message.instance_id) {
+            tracing::warn!(
+                instance_id = %message.instance_id,
+                event = message.event.kind.name(),
+                "dropped a message for an instance that does not exist"
+            );
+            missing.push(message.instance_id.clone());
+            continue;
+        }
+        ids.push(message.instance_id.as_str());
+        executions.push(message.execution_id.as_deref());
+        events.push(event_json(&message.event)?);
+        visible.push(message.visible_at.map(nanos));
+    }
+    if !ids.is_empty() {
+        execute(
+            client,
+            INSERT_MESSAGES,
+            &[&hub, &ids, &executions, &events, &visible],
+        )
+        .await?;
+    }
+    Ok(missing)
+}
+
+pub(super) async fn create_instance(
+    store: &Postgres,
+    client: &mut Client,
+    instance: NewInstance,
+) -> Result<(), Fail> {
+    let tx = client.transaction().await?;
+    if !create(&tx, &store.hub, &instance).await? {
+        return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
+    }
+    deliver(&tx, &store.hub, &[instance.start_message()]).await?;
+    notify(&tx, &store.hub, Wake::ALL).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn enqueue(
+    store: &Postgres,
+    client: &mut Client,
+    message: OrchestrationMessage,
+) -> Result<(), Fail> {
+    let tx = client.transaction().await?;
+    let target = message.instance_id.clone();
+    if !deliver(&tx, &store.hub, &[message]).await?.is_empty() {
+        return Err(StoreError::InstanceNotFound(target).into());
+    }
+    let wake = Wake {
+        orchestrations: true,
+        ..Wake::default()
+    };
+    notify(&tx, &store.hub, wake).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn fetch(
+    store: &Postgres,
+    client: &mut Client,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Fetched<OrchestrationWorkItem>, Fail> {
+    let hub = store.hub.as_str();
+    let now_ns = nanos(now);
+    let lease = micros(lease);
+    // Each round leases one instance; a round only repeats when the leased instance's
+    // messages vanished in between (it was replaced), which is rare.
+    for _ in 0..4 {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let Some(leased) = row(&*client, &LEASE, &[&hub, &now_ns, &token, &lease]).await? else {
+            break;
+        };
+        let instance = status_from_row(&leased)?;
+        let history_len: i32 = leased.try_get(11)?;
+        let id = instance.instance_id.clone();
+        let Some(taken) = leased.try_get::<_, Option<String>>(12)? else {
+            // Its messages were removed between the pick and the take (it was replaced).
+            execute(&*client, RELEASE, &[&hub, &id, &token]).await?;
+            continue;
+        };
+        let taken: Vec<Taken> = serde_json::from_str(&taken).map_err(|e| {
+            Fail::Described(format!(
+                "a stored message of instance `{id}` does not decode: {e}"
+            ))
+        })?;
+        let dequeue_count = taken
+            .iter()
+            .map(|m| m.dequeue_count.max(0) as u32)
+            .max()
+            .unwrap_or(0);
+        let messages = taken
+            .into_iter()
+            .map(|m| QueuedMessage {
+                seq: m.seq as u64,
+                message: OrchestrationMessage {
+                    instance_id: id.clone(),
+                    execution_id: m.execution_id,
+                    event: m.event,
+                    visible_at: m.visible_at_ns.map(instant),
+                },
+            })
+            .collect();
+        return Ok(Fetched::Item(OrchestrationWorkItem {
+            instance_id: id,
+            instance,
+            history_len: history_len.max(0) as usize,
+            messages,
+            lock: LockToken(token),
+            dequeue_count,
+        }));
+    }
+    let next_visible = row(&*client, NEXT_VISIBLE, &[&hub, &now_ns])
+        .await?
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .map(instant);
+    Ok(Fetched::Empty { next_visible })
+}
+
+pub(super) async fn commit(
+    store: &Postgres,
+    client: &mut Client,
+    item: &OrchestrationWorkItem,
+    commit: TurnCommit,
+    wake: Wake,
+) -> Result<(), Fail> {
+    let hub = store.hub.as_str();
+    let id = item.instance_id.as_str();
+    let tx = client.transaction().await?;
+    let status = &commit.status;
+    let (reset, appended): (bool, &[_]) = match &commit.history {
+        HistoryWrite::Reset => (true, &[]),
+        HistoryWrite::Append(events) => (false, events),
+    };
+    let appended_len = i32::try_from(appended.len())
+        .map_err(|_| Fail::Described("a turn appended more than 2^31 events".into()))?;
+    let Some(updated) = row(
+        &tx,
+        UPDATE_STATUS,
+        &[
+            &hub,
+            &id,
+            &item.lock.0,
+            &status.name,
+            &status.execution_id,
+            &status.runtime_status.as_str(),
+            &status.input,
+            &status.output,
+            &status.custom_status,
+            &failure_json(status.failure.as_ref())?,
+            &nanos(status.last_updated_at),
+            &status.parent_instance_id,
+            &reset,
+            &appended_len,
+        ],
+    )
+    .await?
+    else {
+        // Dropping the transaction rolls it back: nothing of the turn is applied.
+        return Err(StoreError::LeaseLost.into());
+    };
+    if reset {
+        execute(
+            &tx,
+            "DELETE FROM durable_history WHERE hub = $1 AND instance_id = $2",
+            &[&hub, &id],
+        )
+        .await?;
+    } else if !appended.is_empty() {
+        let history_len: i32 = updated.try_get(0)?;
+        let events = appended
+            .iter()
+            .map(event_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        execute(
+            &tx,
+            APPEND_HISTORY,
+            &[&hub, &id, &(history_len - appended_len), &events],
+        )
+        .await?;
+    }
+    if !commit.consumed.is_empty() {
+        let consumed: Vec<i64> = commit.consumed.iter().map(|&s| s as i64).collect();
+        execute(
+            &tx,
+            "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
+            &[&hub, &id, &consumed],
+        )
+        .await?;
+    }
+    if !commit.activities.is_empty() {
+        let a = &commit.activities;
+        let ids: Vec<&str> = a.iter().map(|t| t.instance_id.as_str()).collect();
+        let executions: Vec<&str> = a.iter().map(|t| t.execution_id.as_str()).collect();
+        let task_ids: Vec<i64> = a.iter().map(|t| t.task_id).collect();
+        let names: Vec<&str> = a.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&str> = a.iter().map(|t| t.input.as_str()).collect();
+        execute(
+            &tx,
+            INSERT_ACTIVITIES,
+            &[&hub, &ids, &executions, &task_ids, &names, &inputs],
+        )
+        .await?;
+    }
+    // Children first, so that messages the turn sends them find them.
+    for child in &commit.new_instances {
+        if create(&tx, hub, child).await? {
+            deliver(&tx, hub, &[child.start_message()]).await?;
+        } else if let Some(response) = child.conflict_response() {
+            deliver(&tx, hub, &[response]).await?;
+        }
+    }
+    deliver(&tx, hub, &commit.messages).await?;
+    notify(&tx, hub, wake).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Releases `item`'s lease inside `tx`; [`StoreError::LeaseLost`] when it was lost.
+async fn release(
+    client: &impl GenericClient,
+    hub: &str,
+    item: &OrchestrationWorkItem,
+) -> Result<(), Fail> {
+    if execute(client, RELEASE, &[&hub, &item.instance_id, &item.lock.0]).await? == 0 {
+        return Err(StoreError::LeaseLost.into());
+    }
+    Ok(())
+}
+
+fn seqs(item: &OrchestrationWorkItem) -> Vec<i64> {
+    item.messages.iter().map(|m| m.seq as i64).collect()
+}
+
+pub(super) async fn abandon(
+    store: &Postgres,
+    client: &mut Client,
+    item: &OrchestrationWorkItem,
+    retry_after: Duration,
+) -> Result<(), Fail> {
+    let hub = store.hub.as_str();
+    let tx = client.transaction().await?;
+    release(&tx, hub, item).await?;
+    execute(
+        &tx,
+        "UPDATE durable_messages
+         SET not_before = now() + $4::bigint * interval '1 microsecond'
+         WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
+        &[&hub, &item.instance_id, &seqs(item), &micros(retry_after)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn park(
+    store: &Postgres,
+    client: &mut Client,
+    item: &OrchestrationWorkItem,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Fail> {
+    let hub = store.hub.as_str();
+    let tx = client.transaction().await?;
+    release(&tx, hub, item).await?;
+    let removed: HashSet<i64> = rows(
+        &tx,
+        "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)
+         RETURNING seq",
+        &[&hub, &item.instance_id, &seqs(item)],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let mut parked: Vec<_> = item
+        .messages
+        .iter()
+        .filter(|m| removed.contains(&(m.seq as i64)))
+        .collect();
+    parked.sort_by_key(|m| m.seq);
+    let descriptions: Vec<String> = parked
+        .iter()
+        .map(|m| storable(&format!("{:?}", m.message.event)).into_owned())
+        .collect();
+    if !descriptions.is_empty() {
+        execute(
+            &tx,
+            "INSERT INTO durable_parked (hub, instance_id, message, error, parked_at_ns)
+             SELECT $1, $2, t.message, $4, $5
+             FROM unnest($3::text[]) WITH ORDINALITY AS t(message, ord) ORDER BY t.ord",
+            &[
+                &hub,
+                &item.instance_id,
+                &descriptions,
+                &storable(error).as_ref(),
+                &nanos(now),
+            ],
+        )
+        .await?;
+    }
+    let wake = Wake {
+        orchestrations: true,
+        ..Wake::default()
+    };
+    notify(&tx, hub, wake).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Queues one message (dropped when its target does not exist).
+pub(super) async fn deliver_one(
+    client: &impl GenericClient,
+    hub: &str,
+    message: OrchestrationMessage,
+) -> Result<(), Fail> {
+    deliver(client, hub, std::slice::from_ref(&message)).await?;
+    Ok(())
+}
