@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
     OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
-    TurnCommit, WorkSignal,
+    TurnCommit, WorkSignal, paging,
 };
 use crate::entity::EntityId;
 use crate::history::HistoryEvent;
@@ -577,11 +577,7 @@ impl Store for Memory {
     }
 
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
-        let after = query
-            .continuation_token
-            .as_deref()
-            .map(decode_continuation)
-            .transpose()?;
+        let after = paging::start_after(query)?;
         let hub = self.hub();
         let mut matching: Vec<&InstanceStatus> = hub
             .instances
@@ -596,17 +592,11 @@ impl Store for Memory {
             .collect();
         matching
             .sort_by(|a, b| (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id)));
-        let size = query.page_size.unwrap_or(100).max(1);
-        let more = matching.len() > size;
-        let instances: Vec<InstanceStatus> = matching.into_iter().take(size).cloned().collect();
-        let continuation_token = match (more, instances.last()) {
-            (true, Some(last)) => Some(encode_continuation(last)),
-            _ => None,
-        };
-        Ok(QueryPage {
-            instances,
-            continuation_token,
-        })
+        let size = paging::page_size(query);
+        Ok(paging::page(
+            matching.into_iter().take(size + 1).cloned().collect(),
+            size,
+        ))
     }
 
     async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
@@ -684,20 +674,4 @@ fn take_leased(hub: &mut Hub, item: &ActivityWorkItem) -> Result<QueuedActivity,
         .remove(&seq)
         .expect("found above")
         .activity)
-}
-
-/// Continuation tokens name the last instance of the previous page: `<created nanos>|<id>`.
-pub(crate) fn encode_continuation(last: &InstanceStatus) -> String {
-    format!(
-        "{}|{}",
-        last.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
-        last.instance_id
-    )
-}
-
-pub(crate) fn decode_continuation(token: &str) -> Result<(DateTime<Utc>, String), StoreError> {
-    let invalid = || StoreError::InvalidContinuation(token.to_string());
-    let (nanos, id) = token.split_once('|').ok_or_else(invalid)?;
-    let nanos: i64 = nanos.parse().map_err(|_| invalid())?;
-    Ok((DateTime::from_timestamp_nanos(nanos), id.to_string()))
 }

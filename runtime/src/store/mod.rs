@@ -6,6 +6,7 @@
 //! refused instead of applied twice. [`Memory`] is the in-process store for tests.
 
 mod memory;
+mod paging;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

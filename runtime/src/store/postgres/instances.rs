@@ -13,7 +13,7 @@ use crate::entity::EntityId;
 use crate::history::HistoryEvent;
 use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 use crate::store::ParkedMessage;
-use crate::store::memory::{decode_continuation, encode_continuation};
+use crate::store::paging;
 
 static STATUS: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {STATUS_COLUMNS} FROM durable_instances WHERE hub = $1 AND instance_id = $2")
@@ -99,17 +99,13 @@ pub(super) async fn query(
     client: &mut Client,
     query: &InstanceQuery,
 ) -> Result<QueryPage, Fail> {
-    let after = query
-        .continuation_token
-        .as_deref()
-        .map(decode_continuation)
-        .transpose()?;
+    let after = paging::start_after(query)?;
     let entities = query
         .instance_id_prefix
         .as_deref()
         .is_some_and(|p| p.starts_with('@'));
     let statuses: Vec<&str> = query.runtime_status.iter().map(|s| s.as_str()).collect();
-    let size = query.page_size.unwrap_or(100).max(1);
+    let size = paging::page_size(query);
     let limit = i64::try_from(size).unwrap_or(i64::MAX).saturating_add(1);
     let found = rows(
         &*client,
@@ -127,20 +123,11 @@ pub(super) async fn query(
         ],
     )
     .await?;
-    let more = found.len() > size;
-    let instances = found
+    let matches = found
         .iter()
-        .take(size)
         .map(status_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let continuation_token = match (more, instances.last()) {
-        (true, Some(last)) => Some(encode_continuation(last)),
-        _ => None,
-    };
-    Ok(QueryPage {
-        instances,
-        continuation_token,
-    })
+    Ok(paging::page(matches, size))
 }
 
 async fn purge_matching(

@@ -750,11 +750,7 @@ fn purge_one(conn: &Connection, hub: &str, id: &str) -> Result<bool, StoreError>
 }
 
 fn query_page(conn: &Connection, hub: &str, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
-    let after = q
-        .continuation_token
-        .as_deref()
-        .map(super::memory::decode_continuation)
-        .transpose()?;
+    let after = super::paging::start_after(q)?;
     let mut sql = format!(
         "SELECT {} FROM instances WHERE hub = ?",
         ops::STATUS_COLUMNS
@@ -795,7 +791,7 @@ fn query_page(conn: &Connection, hub: &str, q: &InstanceQuery) -> Result<QueryPa
         args.push(nanos(*t).into());
         args.push(id.clone().into());
     }
-    let size = q.page_size.unwrap_or(100).max(1);
+    let size = super::paging::page_size(q);
     sql.push_str(&format!(
         " ORDER BY created_at, instance_id LIMIT {}",
         size + 1
@@ -810,14 +806,5 @@ fn query_page(conn: &Connection, hub: &str, q: &InstanceQuery) -> Result<QueryPa
     for row in rows {
         instances.push(row.map_err(db("querying instances"))??);
     }
-    let more = instances.len() > size;
-    instances.truncate(size);
-    let continuation_token = match (more, instances.last()) {
-        (true, Some(last)) => Some(super::memory::encode_continuation(last)),
-        _ => None,
-    };
-    Ok(QueryPage {
-        instances,
-        continuation_token,
-    })
+    Ok(super::paging::page(instances, size))
 }
