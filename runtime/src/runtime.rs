@@ -331,6 +331,8 @@ impl Inner {
             {
                 Ok(Fetched::Item(item)) => {
                     errors = 0;
+                    // There may be more: pass the wake-up on to another idle dispatcher.
+                    self.store.signal().orchestration_work();
                     self.process(item).await;
                 }
                 Ok(Fetched::Empty { next_visible }) => {

@@ -233,15 +233,13 @@ impl Memory {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            shared.signal.orchestrations.notify_waiters();
-            shared.signal.activities.notify_waiters();
+            shared.signal.orchestration_work();
+            shared.signal.activity_work();
         });
     }
 
     fn notify_all(&self) {
-        self.shared.signal.orchestrations.notify_waiters();
-        self.shared.signal.activities.notify_waiters();
-        self.shared.signal.instances.notify_waiters();
+        self.shared.signal.all();
     }
 }
 
@@ -303,7 +301,7 @@ impl Store for Memory {
             }
             hub.deliver(message);
         }
-        self.shared.signal.orchestrations.notify_waiters();
+        self.shared.signal.orchestration_work();
         Ok(())
     }
 
@@ -528,7 +526,7 @@ impl Store for Memory {
             take_leased(&mut hub, item)?;
             hub.deliver(response);
         }
-        self.shared.signal.orchestrations.notify_waiters();
+        self.shared.signal.orchestration_work();
         Ok(())
     }
 

@@ -290,6 +290,32 @@ pub struct WorkSignal {
     pub instances: Notify,
 }
 
+impl WorkSignal {
+    /// New orchestration work: wakes one idle dispatcher. A dispatcher that takes work wakes
+    /// the next, so a burst of work reaches as many dispatchers as it needs without waking
+    /// all of them for every write.
+    pub fn orchestration_work(&self) {
+        self.orchestrations.notify_one();
+    }
+
+    /// New activity work: wakes the idle activity dispatcher.
+    pub fn activity_work(&self) {
+        self.activities.notify_one();
+    }
+
+    /// An instance's status changed: wakes every client waiting on a status.
+    pub fn instance_changed(&self) {
+        self.instances.notify_waiters();
+    }
+
+    /// All of the above, after a write that may have done all three.
+    pub fn all(&self) {
+        self.orchestration_work();
+        self.activity_work();
+        self.instance_changed();
+    }
+}
+
 /// A durable store of instances, histories and queues, scoped to one task hub.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -44,13 +44,13 @@ impl Wake {
     /// Raises the signals this asks for.
     pub fn raise(self, signal: &WorkSignal) {
         if self.orchestrations {
-            signal.orchestrations.notify_waiters();
+            signal.orchestration_work();
         }
         if self.activities {
-            signal.activities.notify_waiters();
+            signal.activity_work();
         }
         if self.instances {
-            signal.instances.notify_waiters();
+            signal.instance_changed();
         }
     }
 

@@ -142,15 +142,13 @@ impl Sqlite {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            inner.signal.orchestrations.notify_waiters();
-            inner.signal.activities.notify_waiters();
+            inner.signal.orchestration_work();
+            inner.signal.activity_work();
         });
     }
 
     fn notify_all(&self) {
-        self.inner.signal.orchestrations.notify_waiters();
-        self.inner.signal.activities.notify_waiters();
-        self.inner.signal.instances.notify_waiters();
+        self.inner.signal.all();
     }
 }
 
@@ -268,7 +266,7 @@ impl Store for Sqlite {
             ops::deliver(conn, hub, &message)
         })
         .await?;
-        self.inner.signal.orchestrations.notify_waiters();
+        self.inner.signal.orchestration_work();
         Ok(())
     }
 
@@ -558,7 +556,7 @@ impl Store for Sqlite {
             ops::deliver(conn, hub, &response)
         })
         .await?;
-        self.inner.signal.orchestrations.notify_waiters();
+        self.inner.signal.orchestration_work();
         Ok(())
     }
 
