@@ -27,6 +27,8 @@ use durable::RuntimeBuilder;
 pub mod aggregator;
 pub mod approval;
 pub mod bank;
+#[doc(hidden)]
+pub mod bench;
 pub mod chaining;
 pub mod entity_to_entity;
 pub mod eternal_counter;
