@@ -69,7 +69,7 @@ pub use entity::{
     EntityQuery, EntityQueryPage,
 };
 pub use error::{Error, ErrorKind, FailureDetails};
-pub use function::{Activity, Orchestrator};
+pub use function::{Activity, Orchestrator, Register};
 pub use orchestration::{
     ContinueAsNewFuture, CriticalSection, EventWait, OrchestrationContext, SubOrchestration, Task,
     Timer,

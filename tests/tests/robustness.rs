@@ -35,15 +35,20 @@ async fn flow_event_first(ctx: OrchestrationContext, _input: ()) -> Result<Strin
     Ok(go)
 }
 
-async fn run_v1_until_waiting(store: &Memory) -> String {
-    let v1 = TestRuntime::start(
+/// A host on `store` running `flow` (one of the versions above) and `echo`.
+async fn host_with(store: &Memory, flow: impl durable::Register) -> TestRuntime {
+    TestRuntime::start(
         Runtime::builder()
             .store(store.clone())
-            .register(flow_v1)
+            .register(flow)
             .register(echo),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn run_v1_until_waiting(store: &Memory) -> String {
+    let v1 = host_with(store, flow_v1).await;
     let id = v1.client().start(flow_v1, ()).await.unwrap();
     v1.idle().await;
     v1.shutdown().await;
@@ -54,14 +59,7 @@ async fn run_v1_until_waiting(store: &Memory) -> String {
 async fn changed_code_fails_the_instance_naming_both_sides_and_the_call_site() {
     let store = Memory::new();
     let id = run_v1_until_waiting(&store).await;
-    let v2 = TestRuntime::start(
-        Runtime::builder()
-            .store(store.clone())
-            .register(flow_timer_first)
-            .register(echo),
-    )
-    .await
-    .unwrap();
+    let v2 = host_with(&store, flow_timer_first).await;
     v2.client().raise_event(&id, "Go", "!").await.unwrap();
     let status = finished(&v2, &id).await;
     let message = failure_message(&status);
@@ -87,14 +85,7 @@ async fn changed_code_fails_the_instance_naming_both_sides_and_the_call_site() {
 async fn code_that_no_longer_schedules_a_recorded_step_fails_the_instance() {
     let store = Memory::new();
     let id = run_v1_until_waiting(&store).await;
-    let v3 = TestRuntime::start(
-        Runtime::builder()
-            .store(store.clone())
-            .register(flow_event_first)
-            .register(echo),
-    )
-    .await
-    .unwrap();
+    let v3 = host_with(&store, flow_event_first).await;
     v3.client().raise_event(&id, "Go", "!").await.unwrap();
     let message = failure_message(&finished(&v3, &id).await);
     assert!(
@@ -116,14 +107,7 @@ async fn an_instance_survives_a_host_restart() {
         .unwrap();
     assert_eq!(status.runtime_status, RuntimeStatus::Running);
     // A new host (empty cache) replays the history and carries on.
-    let again = TestRuntime::start(
-        Runtime::builder()
-            .store(store.clone())
-            .register(flow_v1)
-            .register(echo),
-    )
-    .await
-    .unwrap();
+    let again = host_with(&store, flow_v1).await;
     again.client().raise_event(&id, "go", "!").await.unwrap();
     assert_eq!(
         finished(&again, &id).await.output::<String>().unwrap(),
