@@ -240,6 +240,10 @@ impl Client {
                 ),
             ));
         }
+        self.enqueue(instance_id, kind).await
+    }
+
+    async fn enqueue(&self, instance_id: &str, kind: EventKind) -> Result<(), Error> {
         self.store
             .enqueue(OrchestrationMessage {
                 instance_id: instance_id.to_string(),
@@ -304,6 +308,86 @@ impl Client {
                 reason: Some(reason.to_string()),
             },
             "resume",
+        )
+        .await
+    }
+
+    /// Rewinds a failed instance: it runs again from where it failed, keeping everything it
+    /// did before the failure.
+    ///
+    /// The instance is put back to Running with its execution id, input and history, less the
+    /// failures that ended it: the activities that failed are run again, and failed
+    /// sub-orchestrations are rewound too (recursively). The orchestrator then replays its
+    /// history, so completed steps are not repeated, and carries on; the history records an
+    /// `ExecutionRewound` event. Activities and timers whose results were dropped while the
+    /// instance was failed are run or armed again, so an activity may run once more (activities
+    /// run at least once). A failure the code handled (for example one a retry policy retried)
+    /// is kept, and code that fails by itself fails again the same way.
+    ///
+    /// Only a Failed instance can be rewound: [`ErrorKind::InstanceNotFound`] when there is no
+    /// such instance, [`ErrorKind::InstanceNotRunning`] when it is in any other state.
+    ///
+    /// The request is queued, like an event: the instance stays Failed until a host takes it
+    /// up, so [`wait_for_completion`](Self::wait_for_completion) called at once may still see
+    /// the failure. Wait until the status is no longer Failed first.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use durable::prelude::*;
+    ///
+    /// static BROKEN: AtomicBool = AtomicBool::new(true);
+    ///
+    /// #[activity]
+    /// async fn charge(_ctx: ActivityContext, cents: u64) -> Result<u64, Error> {
+    ///     if BROKEN.load(Ordering::SeqCst) {
+    ///         return Err(Error::msg("the payment service is down"));
+    ///     }
+    ///     Ok(cents)
+    /// }
+    ///
+    /// #[orchestrator]
+    /// async fn checkout(ctx: OrchestrationContext, cents: u64) -> Result<u64, Error> {
+    ///     ctx.call_activity(charge, cents).await
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Error> {
+    /// let runtime = Runtime::builder()
+    ///     .store(durable::store::Memory::new())
+    ///     .register(checkout)
+    ///     .register(charge)
+    ///     .start()
+    ///     .await?;
+    /// let client = runtime.client();
+    /// let id = client.start(checkout, 250).await?;
+    /// let failed = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+    /// assert_eq!(failed.runtime_status, RuntimeStatus::Failed);
+    ///
+    /// BROKEN.store(false, Ordering::SeqCst); // the service is back
+    /// client.rewind(&id, "payment service restored").await?;
+    /// runtime.idle().await; // the host takes the rewind up and runs the activity again
+    /// let status = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+    /// assert_eq!(status.output::<u64>()?, 250);
+    /// # runtime.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn rewind(&self, instance_id: &str, reason: &str) -> Result<(), Error> {
+        let status = self.existing(instance_id).await?;
+        if status.runtime_status != RuntimeStatus::Failed {
+            return Err(Error::new(
+                ErrorKind::InstanceNotRunning,
+                format!(
+                    "cannot rewind instance `{instance_id}`: it is {}; only failed instances \
+                     can be rewound",
+                    status.runtime_status
+                ),
+            ));
+        }
+        self.enqueue(
+            instance_id,
+            EventKind::ExecutionRewound {
+                reason: Some(reason.to_string()),
+            },
         )
         .await
     }
@@ -547,6 +631,15 @@ fn validate_id(id: String) -> Result<InstanceId, Error> {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             "an instance id must be 1 to 256 characters, none of them control characters",
+        ));
+    }
+    if id.starts_with('@') {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "instance id `{id}` starts with `@`, which marks entities (`@name@key`); \
+                 choose an id that does not"
+            ),
         ));
     }
     Ok(InstanceId::new(id))

@@ -116,6 +116,12 @@ pub enum EventKind {
         /// Why.
         reason: Option<String>,
     },
+    /// A request to rewind a failed instance (see
+    /// [`Client::rewind`](crate::Client::rewind)); recorded when the rewound execution resumes.
+    ExecutionRewound {
+        /// Why.
+        reason: Option<String>,
+    },
     /// The execution ended by continuing as new with this input.
     ContinueAsNew {
         /// The next execution's input, as JSON.
@@ -280,6 +286,7 @@ impl EventKind {
             EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
             EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
             EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ExecutionRewound { .. } => "ExecutionRewound",
             EventKind::ContinueAsNew { .. } => "ContinueAsNew",
             EventKind::TaskScheduled { .. } => "TaskScheduled",
             EventKind::TaskCompleted { .. } => "TaskCompleted",
@@ -303,6 +310,49 @@ impl EventKind {
         }
     }
 
+    /// Whether this event records a scheduling step of the orchestrator (its event id is the
+    /// step's id, and replay checks the code against it).
+    pub fn is_step(&self) -> bool {
+        matches!(
+            self,
+            EventKind::TaskScheduled { .. }
+                | EventKind::TimerCreated { .. }
+                | EventKind::SubOrchestrationInstanceCreated { .. }
+                | EventKind::EventSent { .. }
+                | EventKind::EntityOperationCalled { .. }
+                | EventKind::EntityOperationSignaled { .. }
+                | EventKind::EntityLockRequested { .. }
+                | EventKind::EntityUnlockSent { .. }
+        )
+    }
+
+    /// The step a response answers: the scheduling step's id.
+    pub fn answered_step(&self) -> Option<i64> {
+        match self {
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            }
+            | EventKind::EntityOperationCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::EntityOperationFailed {
+                task_scheduled_id, ..
+            }
+            | EventKind::EntityLockGranted { task_scheduled_id } => Some(*task_scheduled_id),
+            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            _ => None,
+        }
+    }
+
     /// Whether this is a response that belongs to one execution (and is dropped when it arrives
     /// for another).
     pub fn is_response(&self) -> bool {
@@ -317,5 +367,95 @@ impl EventKind {
                 | EventKind::EntityOperationFailed { .. }
                 | EventKind::EntityLockGranted { .. }
         )
+    }
+}
+
+/// A failed execution's history rewritten by a rewind (see
+/// [`Client::rewind`](crate::Client::rewind)), and what must be done again for replaying it to
+/// carry the execution on.
+#[derive(Debug)]
+pub(crate) struct Rewound {
+    /// The history to replay: the old one without the execution's end and without the
+    /// failures that are retried.
+    pub history: Vec<HistoryEvent>,
+    /// The activity, timer and sub-orchestration steps left without a result, in history
+    /// order: the retried failures, and steps whose result arrived while the instance was
+    /// failed (and was dropped then) or has not arrived yet.
+    pub open_steps: Vec<HistoryEvent>,
+}
+
+/// The sub-orchestrations whose result in `history` is a failure or is missing: the children
+/// whose status decides what a rewind does with them.
+pub(crate) fn unsettled_children(history: &[HistoryEvent]) -> Vec<String> {
+    let settled: std::collections::HashSet<i64> = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::SubOrchestrationInstanceCompleted { .. }))
+        .filter_map(|e| e.kind.answered_step())
+        .collect();
+    history
+        .iter()
+        .filter(|e| !settled.contains(&e.event_id))
+        .filter_map(|e| match &e.kind {
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
+                Some(instance_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rewrites a failed execution's history for a rewind. Drops every `ExecutionCompleted`, and
+/// the failures to retry: each `TaskFailed`, and each `SubOrchestrationInstanceFailed` whose
+/// child `child_failed` reports as failed (it is rewound too), provided no step was recorded
+/// after it. A failure followed by a step was handled by the code (a retry policy's timer and
+/// next attempt, a fallback call): it stays, since replaying without it would meet recorded
+/// steps the code no longer takes.
+pub(crate) fn rewind(history: &[HistoryEvent], child_failed: impl Fn(&str) -> bool) -> Rewound {
+    let last_step = history.iter().rposition(|e| e.kind.is_step());
+    let child_of = |step: i64| {
+        history.iter().find_map(|e| match &e.kind {
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. }
+                if e.event_id == step =>
+            {
+                Some(instance_id.as_str())
+            }
+            _ => None,
+        })
+    };
+    let retried = |index: usize, event: &HistoryEvent| {
+        last_step.is_none_or(|last| index > last)
+            && match &event.kind {
+                EventKind::TaskFailed { .. } => true,
+                EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id, ..
+                } => child_of(*task_scheduled_id).is_some_and(&child_failed),
+                _ => false,
+            }
+    };
+    let history: Vec<HistoryEvent> = history
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| !matches!(e.kind, EventKind::ExecutionCompleted { .. }) && !retried(*i, e))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let answered: std::collections::HashSet<i64> = history
+        .iter()
+        .filter_map(|e| e.kind.answered_step())
+        .collect();
+    let open_steps = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::TaskScheduled { .. }
+                    | EventKind::TimerCreated { .. }
+                    | EventKind::SubOrchestrationInstanceCreated { .. }
+            ) && !answered.contains(&e.event_id)
+        })
+        .cloned()
+        .collect();
+    Rewound {
+        history,
+        open_steps,
     }
 }

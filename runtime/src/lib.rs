@@ -51,6 +51,8 @@ pub mod entity;
 mod error;
 mod function;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 mod orchestration;
 mod registry;
 pub mod replay;

@@ -594,18 +594,10 @@ impl Executor {
         self.shared.lock().replaying = true;
         for event in history {
             self.consumed += 1;
-            match &event.kind {
-                EventKind::TaskScheduled { .. }
-                | EventKind::TimerCreated { .. }
-                | EventKind::SubOrchestrationInstanceCreated { .. }
-                | EventKind::EventSent { .. }
-                | EventKind::EntityOperationCalled { .. }
-                | EventKind::EntityOperationSignaled { .. }
-                | EventKind::EntityLockRequested { .. }
-                | EventKind::EntityUnlockSent { .. } => self.match_recorded_step(event),
-                _ => {
-                    self.apply(event);
-                }
+            if event.kind.is_step() {
+                self.match_recorded_step(event);
+            } else {
+                self.apply(event);
             }
         }
     }
@@ -774,6 +766,9 @@ impl Executor {
                 self.outcome = Some(Outcome::Terminated(reason.clone()));
                 return Disposition::Record;
             }
+            // The host has already rewritten the history (see `Client::rewind`); replaying
+            // it is what resumes the execution. The request is kept as a record.
+            EventKind::ExecutionRewound { .. } => return Disposition::Record,
             _ => return Disposition::Ignore,
         };
         if let Disposition::Record = disposition {

@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock, real_sleep};
 use crate::entity::{Entity, EntityExecutor, EntityId, EntityRecord};
 use crate::error::{Error, ErrorKind, FailureDetails};
 use crate::function::Register;
-use crate::history::{EntityCaller, EventKind, HistoryEvent, ParentInstance};
+use crate::history::{self, EntityCaller, EventKind, HistoryEvent, ParentInstance};
 use crate::registry::Registry;
 use crate::replay::{Action, Executor, Outcome, TurnOutput, panic_message};
 use crate::status::{InstanceStatus, RuntimeStatus};
@@ -33,6 +33,8 @@ pub struct RuntimeBuilder {
     clock: Arc<dyn Clock>,
     config: Config,
     task_hub: Option<String>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpOptions>,
 }
 
 #[derive(Clone)]
@@ -129,6 +131,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Serves the HTTP management API ([`crate::http`]) on `addr` while the host runs; use a
+    /// loopback address such as `127.0.0.1:7071` (port 0 picks a free port; see
+    /// [`Runtime::http_addr`]).
+    #[cfg(feature = "http")]
+    pub fn http(mut self, addr: std::net::SocketAddr) -> Self {
+        self.http = Some(crate::http::HttpOptions::new(addr));
+        self
+    }
+
+    /// Serves the HTTP management API with these options (a key, a body limit).
+    #[cfg(feature = "http")]
+    pub fn http_options(mut self, options: crate::http::HttpOptions) -> Self {
+        self.http = Some(options);
+        self
+    }
+
     /// Starts the dispatchers. Fails when no store was given or a name was registered twice.
     pub async fn start(self) -> Result<Runtime, Error> {
         let store = self.store.ok_or_else(|| {
@@ -166,10 +184,35 @@ impl RuntimeBuilder {
         tasks.push(tokio::spawn(
             inner.clone().activity_dispatcher(shutdown.subscribe()),
         ));
+        #[cfg(feature = "http")]
+        let http = match self.http {
+            None => None,
+            Some(options) => {
+                let client = Client::with_parts(
+                    inner.store.clone(),
+                    inner.clock.clone(),
+                    Some(inner.registry.clone()),
+                );
+                match crate::http::HttpServer::start(client, options).await {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        shutdown.send_replace(true);
+                        for task in tasks {
+                            let _ = task.await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
         Ok(Runtime {
             inner,
             shutdown,
             tasks: Mutex::new(tasks),
+            #[cfg(feature = "http")]
+            http_addr: http.as_ref().map(|s| s.addr()),
+            #[cfg(feature = "http")]
+            http: Mutex::new(http),
         })
     }
 }
@@ -209,6 +252,10 @@ pub struct Runtime {
     inner: Arc<Inner>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg(feature = "http")]
+    http_addr: Option<std::net::SocketAddr>,
+    #[cfg(feature = "http")]
+    http: Mutex<Option<crate::http::HttpServer>>,
 }
 
 impl Runtime {
@@ -228,7 +275,15 @@ impl Runtime {
                 shutdown_grace: Duration::from_secs(30),
             },
             task_hub: None,
+            #[cfg(feature = "http")]
+            http: None,
         }
+    }
+
+    /// Where the HTTP management API listens, when the host serves it.
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_addr
     }
 
     /// A client on this host's store and task hub.
@@ -273,6 +328,13 @@ impl Runtime {
     /// for running activities, then stops. Unfinished work stays in the store and resumes when
     /// a host starts again.
     pub async fn shutdown(&self) {
+        #[cfg(feature = "http")]
+        {
+            let server = self.http.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(mut server) = server {
+                server.shutdown().await;
+            }
+        }
         self.shutdown.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
@@ -433,6 +495,14 @@ impl Inner {
         if EntityId::is_entity_instance(&item.instance_id) {
             return self.run_entity_batch(item, consumed, now).await;
         }
+        if status.runtime_status == RuntimeStatus::Failed
+            && let Some(at) = item
+                .messages
+                .iter()
+                .position(|m| matches!(m.message.event.kind, EventKind::ExecutionRewound { .. }))
+        {
+            return self.rewind(item, at, now).await;
+        }
         if status.runtime_status.is_terminal() {
             // Late messages for a finished instance: acknowledged and dropped.
             return self.commit(item, unchanged(status, consumed)).await;
@@ -498,6 +568,115 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The first half of a rewind (see [`Client::rewind`]): puts the failed instance back to
+    /// Running with its history rewritten, and queues again what the rewritten history waits
+    /// for. The messages before the request (`item.messages[at]`) are late ones for the failed
+    /// instance and are dropped; the request and the messages after it stay queued, so the next
+    /// turn delivers them to the resumed execution, which records the request and carries on.
+    async fn rewind(
+        &self,
+        item: &OrchestrationWorkItem,
+        at: usize,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), TurnError> {
+        let id = &item.instance_id;
+        let status = &item.instance;
+        let EventKind::ExecutionRewound { reason } = &item.messages[at].message.event.kind else {
+            unreachable!("`at` is the position of an ExecutionRewound message");
+        };
+        let old = self.store.history(id).await?;
+        let mut children = HashMap::new();
+        for child in history::unsettled_children(&old) {
+            if let Some(s) = self.store.instance(&child).await?
+                && s.parent_instance_id.as_deref() == Some(id.as_str())
+            {
+                children.insert(child, s);
+            }
+        }
+        let child_failed = |child: &str| {
+            children
+                .get(child)
+                .is_some_and(|s| s.runtime_status == RuntimeStatus::Failed)
+        };
+        let rewound = history::rewind(&old, child_failed);
+        let execution_id = &status.execution_id;
+        let mut activities = Vec::new();
+        let mut messages = Vec::new();
+        for step in rewound.open_steps {
+            let to_self = |kind| OrchestrationMessage {
+                instance_id: id.clone(),
+                execution_id: Some(execution_id.clone()),
+                event: HistoryEvent::new(now, kind),
+                visible_at: None,
+            };
+            match step.kind {
+                EventKind::TaskScheduled { name, input } => activities.push(ActivityTask {
+                    instance_id: id.clone(),
+                    execution_id: execution_id.clone(),
+                    task_id: step.event_id,
+                    name,
+                    input,
+                }),
+                EventKind::TimerCreated { fire_at } => {
+                    messages.push(timer_message(id, execution_id, step.event_id, fire_at, now))
+                }
+                EventKind::SubOrchestrationInstanceCreated {
+                    instance_id: child, ..
+                } => {
+                    let Some(child) = children.get(&child) else {
+                        continue; // still running (it reports itself), or gone
+                    };
+                    let task_scheduled_id = step.event_id;
+                    messages.push(match child.runtime_status {
+                        RuntimeStatus::Failed => OrchestrationMessage {
+                            instance_id: child.instance_id.clone(),
+                            execution_id: None,
+                            event: HistoryEvent::new(
+                                now,
+                                EventKind::ExecutionRewound {
+                                    reason: reason.clone(),
+                                },
+                            ),
+                            visible_at: None,
+                        },
+                        // Its result was dropped while this instance was failed: again.
+                        RuntimeStatus::Completed => {
+                            to_self(EventKind::SubOrchestrationInstanceCompleted {
+                                task_scheduled_id,
+                                result: child.output.clone().unwrap_or_else(|| "null".into()),
+                            })
+                        }
+                        RuntimeStatus::Terminated => {
+                            to_self(EventKind::SubOrchestrationInstanceFailed {
+                                task_scheduled_id,
+                                failure: terminated_failure(child.output.as_deref()),
+                            })
+                        }
+                        _ => continue,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let commit = TurnCommit {
+            consumed: item.messages[..at].iter().map(|m| m.seq).collect(),
+            history: HistoryWrite::Replace(rewound.history),
+            status: InstanceStatus {
+                runtime_status: RuntimeStatus::Running,
+                output: None,
+                failure: None,
+                last_updated_at: now,
+                history: None,
+                ..status.clone()
+            },
+            activities,
+            messages,
+            new_instances: Vec::new(),
+        };
+        self.evict(id);
+        self.commit(item, commit).await
     }
 
     /// Runs a batch of messages against an entity and commits its new record together with
@@ -652,18 +831,9 @@ impl Inner {
                     name,
                     input,
                 }),
-                Action::CreateTimer { id, fire_at } => messages.push(OrchestrationMessage {
-                    instance_id: instance_id.clone(),
-                    execution_id: Some(execution_id.clone()),
-                    event: HistoryEvent::new(
-                        now,
-                        EventKind::TimerFired {
-                            timer_id: id,
-                            fire_at,
-                        },
-                    ),
-                    visible_at: Some(fire_at),
-                }),
+                Action::CreateTimer { id, fire_at } => {
+                    messages.push(timer_message(instance_id, &execution_id, id, fire_at, now))
+                }
                 Action::StartSubOrchestration {
                     id,
                     name,
@@ -742,17 +912,7 @@ impl Inner {
                 status.runtime_status = RuntimeStatus::Terminated;
                 to_parent = Some(EventKind::SubOrchestrationInstanceFailed {
                     task_scheduled_id: 0,
-                    failure: FailureDetails {
-                        error_type: "Terminated".into(),
-                        message: format!(
-                            "the instance was terminated{}",
-                            reason
-                                .as_deref()
-                                .map(|r| format!(": {r}"))
-                                .unwrap_or_default()
-                        ),
-                        cause: None,
-                    },
+                    failure: terminated_failure(reason.as_deref()),
                 });
                 status.output = reason;
             }
@@ -956,6 +1116,34 @@ fn unlock_messages(
             visible_at: None,
         })
         .collect()
+}
+
+/// The message that fires an instance's timer at `fire_at`.
+fn timer_message(
+    instance_id: &str,
+    execution_id: &str,
+    timer_id: i64,
+    fire_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> OrchestrationMessage {
+    OrchestrationMessage {
+        instance_id: instance_id.to_string(),
+        execution_id: Some(execution_id.to_string()),
+        event: HistoryEvent::new(now, EventKind::TimerFired { timer_id, fire_at }),
+        visible_at: Some(fire_at),
+    }
+}
+
+/// How a terminated sub-orchestration fails its parent's call.
+fn terminated_failure(reason: Option<&str>) -> FailureDetails {
+    FailureDetails {
+        error_type: "Terminated".into(),
+        message: format!(
+            "the instance was terminated{}",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        cause: None,
+    }
 }
 
 fn activity_panic(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {

@@ -87,6 +87,8 @@ macro_rules! __conformance_check_names {
             commit_turn_applies_everything,
             commit_turn_message_to_new_child,
             commit_turn_history_reset,
+            commit_turn_replace_history,
+            commit_turn_partial_consume,
             commit_turn_child_conflict,
             commit_keeps_unconsumed_messages,
             history_round_trip,
@@ -1495,6 +1497,179 @@ pub async fn commit_turn_history_reset(store: Arc<dyn Store>) {
     );
 }
 
+/// `HistoryWrite::Replace` replaces the whole history (a rewind): afterwards the history is
+/// exactly the new events, even when they are fewer than the old ones, the next fetch reports
+/// their number, a later turn appends after them, and the rest of the commit is applied with
+/// the replacement.
+pub async fn commit_turn_replace_history(store: Arc<dyn Store>) {
+    let s = &*store;
+    instance_with_status(s, "other", t(0), RuntimeStatus::Running).await;
+    let new = new_instance("again", t(0));
+    ok(s.create_instance(new.clone()).await, "create_instance");
+    let exec = new.execution_id.clone();
+    let scheduled = HistoryEvent {
+        event_id: 0,
+        timestamp: t(0),
+        kind: EventKind::TaskScheduled {
+            name: "Charge".into(),
+            input: "42".into(),
+        },
+    };
+    let mut first = first_turn_history(&new.start_message(), t(0));
+    first.insert(2, scheduled.clone());
+    commit_next(s, t(0), "again", "the first turn", |item| TurnCommit {
+        history: HistoryWrite::Append(first.clone()),
+        ..plain_commit(item, RuntimeStatus::Running, t(0))
+    })
+    .await;
+    let activity = ActivityTask {
+        instance_id: "again".into(),
+        execution_id: exec.clone(),
+        task_id: 0,
+        name: "Charge".into(),
+        input: "42".into(),
+    };
+    let failed = [
+        HistoryEvent::new(t(1), EventKind::OrchestratorStarted),
+        HistoryEvent::new(
+            t(1),
+            EventKind::TaskFailed {
+                task_scheduled_id: 0,
+                failure: failure("declined"),
+            },
+        ),
+        HistoryEvent::new(
+            t(1),
+            EventKind::ExecutionCompleted {
+                status: CompletionStatus::Failed,
+                result: None,
+                failure: Some(failure("declined")),
+            },
+        ),
+        HistoryEvent::new(t(1), EventKind::OrchestratorCompleted),
+    ];
+    ok(s.enqueue(event("again", "Fail", t(1))).await, "enqueue");
+    commit_next(s, t(1), "again", "the failing turn", |item| TurnCommit {
+        history: HistoryWrite::Append(failed.to_vec()),
+        ..plain_commit(item, RuntimeStatus::Failed, t(1))
+    })
+    .await;
+    let old_len = first.len() + failed.len();
+    assert_eq!(history_of(s, "again").await.len(), old_len);
+
+    // Fewer events than before, so that a store that keeps old rows or numbers the new ones
+    // after the old ones shows it.
+    let mut rewritten = first.clone();
+    rewritten.extend([failed[0].clone(), failed[3].clone()]);
+    ok(s.enqueue(event("again", "Rewind", t(2))).await, "enqueue");
+    let to_other = event("other", "Hello", t(2));
+    let item = item_for(s, t(2), "again", "the rewind").await;
+    assert_eq!(item.history_len, old_len);
+    let status = InstanceStatus {
+        failure: None,
+        ..status_as(&item.instance, RuntimeStatus::Running, t(2))
+    };
+    ok(
+        s.commit_turn(
+            &item,
+            TurnCommit {
+                consumed: seqs(&item),
+                history: HistoryWrite::Replace(rewritten.clone()),
+                status: status.clone(),
+                activities: vec![activity.clone()],
+                messages: vec![to_other.clone()],
+                new_instances: Vec::new(),
+            },
+        )
+        .await,
+        "commit_turn with HistoryWrite::Replace",
+    );
+    assert_eq!(
+        history_of(s, "again").await,
+        rewritten,
+        "after HistoryWrite::Replace, exactly the new events"
+    );
+    assert_eq!(
+        status_of(s, "again", "after the replace").await,
+        status,
+        "the status is committed with the replacement"
+    );
+    let task = fetch_activity(s, LONG_LEASE, "the activity queued with the replacement").await;
+    assert_eq!(task.task, activity);
+    assert_eq!(
+        messages(&item_for(s, t(2), "other", "the message sent with the replacement").await),
+        vec![to_other]
+    );
+
+    let done = timer("again", &exec, 1, t(3));
+    ok(s.enqueue(done.clone()).await, "enqueue");
+    let next_turn = [
+        HistoryEvent::new(t(3), EventKind::OrchestratorStarted),
+        HistoryEvent::new(t(3), EventKind::OrchestratorCompleted),
+    ];
+    let item = commit_next(s, t(3), "again", "the turn after the replace", |item| {
+        TurnCommit {
+            history: HistoryWrite::Append(next_turn.to_vec()),
+            ..plain_commit(item, RuntimeStatus::Running, t(3))
+        }
+    })
+    .await;
+    assert_eq!(
+        item.history_len,
+        rewritten.len(),
+        "history_len counts the replacement"
+    );
+    let mut expected = rewritten;
+    expected.extend(next_turn);
+    assert_eq!(
+        history_of(s, "again").await,
+        expected,
+        "a later turn appends after the replacement"
+    );
+}
+
+/// A commit that consumes only some of its work item's messages (a rewind consumes those
+/// before the request and leaves the request queued) leaves the others queued: fetchable at
+/// once, in order, counted as fetched once more.
+pub async fn commit_turn_partial_consume(store: Arc<dyn Store>) {
+    let s = &*store;
+    instance_with_status(s, "half", t(0), RuntimeStatus::Running).await;
+    let sent = [
+        event("half", "A", t(1)),
+        event("half", "B", t(1)),
+        event("half", "C", t(1)),
+    ];
+    for message in &sent {
+        ok(s.enqueue(message.clone()).await, "enqueue");
+    }
+    let item = item_for(s, t(1), "half", "all three messages").await;
+    assert_eq!(messages(&item), sent.to_vec());
+    ok(
+        s.commit_turn(
+            &item,
+            TurnCommit {
+                consumed: vec![item.messages[0].seq],
+                ..plain_commit(&item, RuntimeStatus::Running, t(1))
+            },
+        )
+        .await,
+        "a commit consuming the first message only",
+    );
+    let next = item_for(s, t(1), "half", "right after the partial commit").await;
+    assert_eq!(
+        messages(&next),
+        sent[1..].to_vec(),
+        "the messages the commit did not consume stay queued, in order"
+    );
+    assert_eq!(next.dequeue_count, 2, "they have now been fetched twice");
+    ok(
+        s.commit_turn(&next, plain_commit(&next, RuntimeStatus::Running, t(1)))
+            .await,
+        "commit",
+    );
+    no_item(s, t(1), "after consuming the rest").await;
+}
+
 /// A sub-orchestration whose id is pending or running is not created; the parent receives
 /// `NewInstance::conflict_response` instead and the existing instance is untouched. A finished
 /// one is replaced.
@@ -1643,10 +1818,11 @@ fn kind_index(kind: &EventKind) -> usize {
         EventKind::EntityOperationCompleted { .. } => 22,
         EventKind::EntityOperationFailed { .. } => 23,
         EventKind::EntityLockGranted { .. } => 24,
+        EventKind::ExecutionRewound { .. } => 25,
     }
 }
 
-const EVENT_KINDS: usize = 25;
+const EVENT_KINDS: usize = 26;
 
 /// One event of every kind (some twice, with and without optional fields), every field set,
 /// timestamps with nanoseconds.
@@ -1765,6 +1941,9 @@ fn every_event() -> Vec<HistoryEvent> {
             reason: Some("maintenance".into()),
         },
         EventKind::ExecutionResumed { reason: None },
+        EventKind::ExecutionRewound {
+            reason: Some("fixed \"it\"".into()),
+        },
         EventKind::ExecutionTerminated {
             reason: Some(json("stop")),
         },

@@ -396,6 +396,7 @@ impl Store for Memory {
             match commit.history {
                 HistoryWrite::Append(events) => entry.history.extend(events),
                 HistoryWrite::Reset => entry.history.clear(),
+                HistoryWrite::Replace(events) => entry.history = events,
             }
             let created_at = entry.status.created_at;
             entry.status = InstanceStatus {

@@ -234,6 +234,9 @@ pub enum HistoryWrite {
     Append(Vec<HistoryEvent>),
     /// Discard the history (continue-as-new: the next execution starts empty).
     Reset,
+    /// Replace the whole history with these events, atomically with the rest of the turn
+    /// (a rewind rewrites a failed execution's history).
+    Replace(Vec<HistoryEvent>),
 }
 
 /// Everything one orchestration turn changes, committed atomically.

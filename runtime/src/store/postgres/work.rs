@@ -117,7 +117,7 @@ const UPDATE_STATUS: &str = "
 UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, input = $7,
     output = $8, custom_status = $9, failure = $10::text::json, last_updated_at_ns = $11,
     parent_instance_id = $12,
-    history_len = CASE WHEN $13 THEN 0 ELSE history_len + $14 END,
+    history_len = CASE WHEN $13 THEN $14::integer ELSE history_len + $14 END,
     lock_token = NULL, lock_expires_at = NULL
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3
 RETURNING history_len";
@@ -362,6 +362,7 @@ pub(super) async fn commit(
     let status = &commit.status;
     let (reset, appended): (bool, &[_]) = match &commit.history {
         HistoryWrite::Reset => (true, &[]),
+        HistoryWrite::Replace(events) => (true, events),
         HistoryWrite::Append(events) => (false, events),
     };
     let appended_len = i32::try_from(appended.len())
@@ -398,7 +399,8 @@ pub(super) async fn commit(
             &[&hub, &id],
         )
         .await?;
-    } else if !appended.is_empty() {
+    }
+    if !appended.is_empty() {
         let history_len: i32 = updated.try_get(0)?;
         let events = appended
             .iter()

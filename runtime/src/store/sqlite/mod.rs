@@ -375,19 +375,22 @@ impl Store for Sqlite {
                     .map_err(db("consuming messages"))?;
             }
             let (current, _, len) = ops::instance(conn, hub, &id)?.ok_or(StoreError::LeaseLost)?;
-            let history_len = match &commit.history {
-                HistoryWrite::Append(events) => {
-                    ops::append_history(conn, hub, &id, len, events)?;
-                    len + events.len() as i64
-                }
-                HistoryWrite::Reset => {
-                    conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
-                        .map_err(db("resetting history"))?
-                        .execute(params![hub, id])
-                        .map_err(db("resetting history"))?;
-                    0
-                }
+            let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
+                HistoryWrite::Append(events) => (true, events),
+                HistoryWrite::Reset => (false, &[]),
+                HistoryWrite::Replace(events) => (false, events),
             };
+            let start = if keep {
+                len
+            } else {
+                conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
+                    .map_err(db("resetting history"))?
+                    .execute(params![hub, id])
+                    .map_err(db("resetting history"))?;
+                0
+            };
+            ops::append_history(conn, hub, &id, start, events)?;
+            let history_len = start + events.len() as i64;
             let status = InstanceStatus {
                 created_at: current.created_at,
                 history: None,

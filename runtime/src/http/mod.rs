@@ -1,0 +1,159 @@
+//! The HTTP management API, compatible with Durable Functions' built-in HTTP API (feature
+//! `http`).
+//!
+//! Every endpoint lives under [`BASE_PATH`]:
+//!
+//! | Method and path | Does |
+//! |---|---|
+//! | `POST orchestrators/{name}[/{instanceId}]` | start; `202` + `Location` + the check-status body |
+//! | `GET instances/{id}` | status: `202` while pending or running, `200` when done, `404` unknown |
+//! | `GET instances` | query (`runtimeStatus`, `createdTimeFrom`, `createdTimeTo`, `instanceIdPrefix`, `top`, `x-ms-continuation-token`) |
+//! | `POST instances/{id}/raiseEvent/{event}` | raise an event; `410` when the instance has finished |
+//! | `POST instances/{id}/terminate`, `/suspend`, `/resume`, `/rewind` | `?reason=`; `202`, `404`, `410` |
+//! | `POST instances/{id}/restart` | `?restartWithNewInstanceId=`; `202` + check-status body |
+//! | `DELETE instances/{id}` | purge one finished instance |
+//! | `DELETE instances` | purge finished instances by `createdTimeFrom`, `createdTimeTo`, `runtimeStatus` |
+//! | `GET entities/{name}/{key}` | an entity's state; `404` when it has none |
+//! | `POST entities/{name}/{key}?op=` | signal an operation; `202` |
+//! | `GET entities[/{name}]` | list entities (`fetchState`, `top`, `x-ms-continuation-token`) |
+//!
+//! Serve it with the host — [`RuntimeBuilder::http`](crate::RuntimeBuilder::http) — or mount
+//! [`router`] in an axum application of your own.
+//!
+//! ```no_run
+//! # use durable::prelude::*;
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! let runtime = Runtime::builder()
+//!     .store(durable::store::Memory::new())
+//!     .http("127.0.0.1:7071".parse().unwrap())
+//!     .start()
+//!     .await?;
+//! println!("listening on {}", runtime.http_addr().unwrap());
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
+
+pub use handlers::router;
+
+/// Where every endpoint lives.
+pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
+
+/// The largest request body accepted by default (bytes).
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// How the HTTP API is served.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub(crate) addr: SocketAddr,
+    pub(crate) key: Option<String>,
+    pub(crate) max_body: usize,
+}
+
+impl HttpOptions {
+    /// Serve on `addr`. Use a loopback address (`127.0.0.1:7071`) unless the API must be
+    /// reachable from other machines, and then set a key.
+    pub fn new(addr: SocketAddr) -> Self {
+        HttpOptions {
+            addr,
+            key: None,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+
+    /// Require this key on every request, as `?code=KEY` or the `x-functions-key` header (the
+    /// way Durable Functions' clients send it). Requests without it get `401`.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Refuse request bodies larger than this many bytes with `413` (default 4 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The address to serve on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A running HTTP server; stops when [`HttpServer::shutdown`] is called or it is dropped.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds `options.addr` and serves the API for `client` until shut down.
+    pub async fn start(client: Client, options: HttpOptions) -> Result<HttpServer, Error> {
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("cannot listen on {}: {e}", options.addr),
+                )
+            })?;
+        let addr = listener.local_addr().map_err(|e| {
+            Error::new(ErrorKind::InvalidArgument, format!("no local address: {e}"))
+        })?;
+        if !addr.ip().is_loopback() && options.key.is_none() {
+            tracing::warn!(
+                %addr,
+                "the HTTP management API is reachable from other machines and requires no key"
+            );
+        }
+        let app: Router = router(client, Arc::new(options));
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        tracing::info!(%addr, "HTTP management API listening");
+        Ok(HttpServer {
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on (the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and waits for requests in progress to finish.
+    pub async fn shutdown(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
