@@ -3,7 +3,8 @@
 //! Each module holds the pattern's activities, orchestrators and entities as ordinary `pub`
 //! items, plus a `register` function that adds them to a [`RuntimeBuilder`]. The programs
 //! under `examples/` run one pattern each (`cargo run -p durable-examples --example chaining`), the
-//! `durable-demo` binary runs them all, and the integration tests in `durable-tests` drive
+//! `durable-demo` binary hosts them all behind the HTTP management API (and runs them as
+//! scenarios with `durable-demo scenarios`), and the integration tests in `durable-tests` drive
 //! them on a manual clock.
 //!
 //! | module | pattern |
@@ -19,6 +20,7 @@
 //! | [`entity_to_entity`] | an entity that signals another entity when its value crosses a line |
 //! | [`bank`] | transfers between account entities inside a critical section (`lock_entities`) |
 //! | [`reminders`] | an entity that schedules a signal to itself, delivered at a later time |
+//! | [`counter`] | the smallest entity: one number to add to, read and reset |
 
 #![warn(missing_docs)]
 
@@ -30,6 +32,7 @@ pub mod bank;
 #[doc(hidden)]
 pub mod bench;
 pub mod chaining;
+pub mod counter;
 pub mod entity_to_entity;
 pub mod eternal_counter;
 pub mod fan_out_fan_in;
@@ -62,17 +65,26 @@ pub fn register_all(builder: RuntimeBuilder) -> RuntimeBuilder {
     let builder = aggregator::register(builder);
     let builder = entity_to_entity::register(builder);
     let builder = bank::register(builder);
-    reminders::register(builder)
+    let builder = reminders::register(builder);
+    counter::register(builder)
 }
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: warnings only), so the
 /// example programs can show the runtime's own logs on request, e.g. `RUST_LOG=durable=debug`.
 pub fn init_logging() {
+    init_logging_with("warn");
+}
+
+/// Like [`init_logging`], with `default` as the filter when `RUST_LOG` is not set (e.g.
+/// `"warn,durable=info"`: the runtime's and the examples' info lines, warnings from the rest).
+pub fn init_logging_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second call (e.g. from a test harness) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours for a terminal, plain text for a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

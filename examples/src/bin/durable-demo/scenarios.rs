@@ -1,20 +1,13 @@
-//! `durable-demo`: runs every example pattern, one after the other, and prints a short report
-//! for each: the orchestration patterns report on an instance, the entity patterns on an
-//! entity's committed state (or, for the bank, on the audit that checks it).
-//!
-//! It runs on the embedded SQLite store, in a file under `--data` (default `.durable-data/`),
-//! so instances and entities are kept between runs; the HTTP management API comes later.
-//!
-//! ```sh
-//! cargo run --release -p durable-examples --bin durable-demo
-//! cargo run --release -p durable-examples --bin durable-demo -- --only approval --only retry
-//! cargo run --release -p durable-examples --bin durable-demo -- --only bank-transfers
-//! ```
+//! `durable-demo scenarios`: runs every example pattern, one after the other, and prints a short
+//! report for each: the orchestration patterns report on an instance, the entity patterns on an
+//! entity's committed state (or, for the bank, on the audit that checks it). Exits with 0 when
+//! every scenario behaved as expected, 1 otherwise.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use durable::Entity;
 use durable::prelude::*;
 use durable_examples::{
@@ -22,17 +15,10 @@ use durable_examples::{
     monitor, reminders, retries, sub_orchestrations,
 };
 
-const ABOUT: &str = "Runs every durable example pattern one after the other and reports on each, \
-                     on the embedded SQLite store.";
-
-const AFTER_HELP: &str = "Instances and entities are kept in DIR/durable.db between runs; the \
-                          HTTP management API is not wired in yet. Exits with 0 when every \
-                          scenario behaved as expected, 1 otherwise.";
-
-/// Command-line options.
-#[derive(Parser, Debug)]
-#[command(name = "durable-demo", version, about = ABOUT, after_help = AFTER_HELP)]
-struct Args {
+/// The options of `durable-demo scenarios`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exits with 0 when every scenario behaved as expected, 1 otherwise.")]
+pub struct Args {
     /// Run only this scenario (repeat for several); see --list.
     #[arg(long, value_name = "SCENARIO", hide_possible_values = true)]
     only: Vec<Scenario>,
@@ -40,10 +26,6 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
-
-    /// The folder to keep the SQLite store in (created if missing).
-    #[arg(long, value_name = "DIR", default_value = ".durable-data")]
-    data: std::path::PathBuf,
 
     /// How long each scenario may take, in seconds, before it counts as failed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -130,9 +112,8 @@ struct Report {
     verdict: Result<(), String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
+/// Runs the scenarios `args` selects on the SQLite store in `data`, and reports on each.
+pub async fn run_all(args: Args, data: &Path) -> ExitCode {
     durable_examples::init_logging();
 
     if args.list {
@@ -147,13 +128,8 @@ async fn main() -> ExitCode {
         args.only
     };
 
-    if let Err(err) = std::fs::create_dir_all(&args.data) {
-        eprintln!("error: cannot create {}: {err}", args.data.display());
-        return ExitCode::FAILURE;
-    }
-    let path = args.data.join("durable.db");
-    let store = match durable::store::Sqlite::open(&path) {
-        Ok(store) => store,
+    let (store, path) = match super::open_store(data) {
+        Ok(opened) => opened,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
