@@ -432,7 +432,11 @@ async fn start_with_an_id_and_the_bad_starts() {
         assert!(again.message().contains("order-7"), "{}", again.message());
         let entity_like = api.post("orchestrators/echo/@counter@x", None).await;
         entity_like.expect(400);
-        assert!(entity_like.message().contains("`@`"), "{}", entity_like.message());
+        assert!(
+            entity_like.message().contains("`@`"),
+            "{}",
+            entity_like.message()
+        );
         let unknown = api.post("orchestrators/nope", None).await;
         unknown.expect(400);
         assert!(unknown.message().contains("nope"), "{}", unknown.message());

@@ -47,7 +47,7 @@ Target:
 
 Examples:
   durable list --status Running,Pending
-  durable start hello_cities --input '\"Tokyo\"' --wait 30
+  durable start approval_workflow --id approval-2 --input 3600
   durable status 5f2c09a4e1d94b6f --history
   durable raise order-42 ApprovalEvent --data true
   durable --store .durable-data/durable.db purge --from 2026-01-01 --status Completed --yes
