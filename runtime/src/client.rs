@@ -383,6 +383,28 @@ impl Client {
                 ),
             ));
         }
+        // Entity answers that arrived after the failure were dropped, and the locks it held
+        // were released: replaying such an instance would wait on answers that never come, or
+        // believe it holds locks it does not. Refuse rather than leave it stuck.
+        let history = self
+            .store
+            .history(instance_id)
+            .await
+            .map_err(Error::store)?;
+        if history.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::EntityOperationCalled { .. } | EventKind::EntityLockRequested { .. }
+            )
+        }) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "cannot rewind instance `{instance_id}`: it called or locked entities, and a \
+                     rewind cannot restore their answers or locks; restart it instead"
+                ),
+            ));
+        }
         self.enqueue(
             instance_id,
             EventKind::ExecutionRewound {

@@ -126,6 +126,25 @@ async fn fan_out(ctx: OrchestrationContext, keys: (String, String)) -> Result<St
     Ok(format!("{fast} + {slow}"))
 }
 
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    n: i64,
+}
+
+#[entity]
+impl Tally {
+    pub fn add(&mut self, by: i64) -> i64 {
+        self.n += by;
+        self.n
+    }
+}
+
+#[orchestrator]
+async fn counts_then_fails(ctx: OrchestrationContext, key: String) -> Result<String, Error> {
+    ctx.call_entity::<Tally>("t").add(1).await?;
+    ctx.call_activity(step, key).await
+}
+
 #[orchestrator]
 async fn waiting(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
     ctx.wait_for_event("Go").await
@@ -143,6 +162,8 @@ fn register(b: RuntimeBuilder) -> RuntimeBuilder {
         .register(retrying)
         .register(fan_out)
         .register(waiting)
+        .register(counts_then_fails)
+        .register_entity::<Tally>()
 }
 
 /// Rewinds `id`, lets the host take the rewind up, and waits for the instance to finish again.
@@ -478,4 +499,34 @@ async fn a_rewind_works_after_the_host_restarts_on_sqlite() {
     );
     assert_eq!((runs(&ok), runs(&bad)), (1, 2));
     second.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_instance_that_called_entities_is_not_rewound_and_says_why() {
+    let rt = TestRuntime::start(register(Runtime::builder()))
+        .await
+        .unwrap();
+    let client = rt.client();
+    let id = client
+        .start(counts_then_fails, broken(&key("entity")))
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&rt, &id).await.runtime_status,
+        RuntimeStatus::Failed
+    );
+    let err = client.rewind(&id, "try again").await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidArgument);
+    assert!(
+        err.to_string()
+            .contains("it called or locked entities, and a rewind cannot restore"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("restart it instead"), "{err}");
+    // Nothing was queued: the instance stays failed.
+    rt.idle().await;
+    assert_eq!(
+        client.status(&id).await.unwrap().unwrap().runtime_status,
+        RuntimeStatus::Failed
+    );
 }
