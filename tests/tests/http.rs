@@ -180,11 +180,7 @@ impl Api {
                     .unwrap();
                 let response = router.clone().oneshot(request).await.unwrap();
                 let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                    .collect();
+                let headers = header_list(response.headers());
                 let bytes = response.into_body().collect().await.unwrap().to_bytes();
                 Reply {
                     status,
@@ -202,11 +198,7 @@ impl Api {
                 }
                 let response = request.send().await.unwrap();
                 let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                    .collect();
+                let headers = header_list(response.headers());
                 let bytes = response.bytes().await.unwrap();
                 Reply {
                     status,
@@ -235,6 +227,13 @@ impl Api {
         reply.expect(202);
         reply.body["id"].as_str().unwrap().to_string()
     }
+}
+
+fn header_list(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 fn parse(bytes: &[u8]) -> Value {
@@ -851,11 +850,24 @@ async fn a_key_guards_every_endpoint() {
 
 #[tokio::test]
 async fn unknown_endpoints_and_methods_answer_in_json() {
-    both(plain, |api, _rt| async move {
+    both(plain, |api, rt| async move {
         let missing = api.get("/api/orchestrators/hello").await;
         missing.expect(404);
         assert!(missing.message().contains(BASE), "{}", missing.message());
         api.get("orchestrators/hello").await.expect(405);
+        let no_such = api.post("instances/x/explode", None).await;
+        no_such.expect(404);
+        assert!(
+            no_such.message().contains("explode"),
+            "{}",
+            no_such.message()
+        );
+        // Operation names are case-insensitive, as in Durable Functions.
+        let id = api.start("approval", Some(r#""z""#)).await;
+        rt.client().wait_for_start(&id, WAIT).await.unwrap();
+        api.post(&format!("instances/{id}/TERMINATE"), None)
+            .await
+            .expect(202);
         api.call("PUT", "instances/x", None, &[]).await.expect(405);
     })
     .await;

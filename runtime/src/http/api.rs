@@ -225,6 +225,18 @@ pub fn history_events(history: &[HistoryEvent], with_input: bool, with_output: b
         put("EventType", Value::String(event.kind.name().to_string()));
         put("Timestamp", Value::String(timestamp(event.timestamp)));
         let output = |text: &str| json_value(Some(text));
+        // An answer to an activity or sub-orchestration names what was scheduled, and when.
+        if let Some((name, at, child)) = event
+            .kind
+            .answered_step()
+            .and_then(|step| scheduled.get(&step))
+        {
+            put("FunctionName", (*name).into());
+            put("ScheduledTime", timestamp(*at).into());
+            if let Some(child) = child {
+                put("InstanceId", (*child).into());
+            }
+        }
         match &event.kind {
             EventKind::OrchestratorStarted | EventKind::OrchestratorCompleted => continue,
             EventKind::ExecutionStarted { name, input, .. } => {
@@ -291,40 +303,14 @@ pub fn history_events(history: &[HistoryEvent], with_input: bool, with_output: b
                     put("Input", output(input));
                 }
             }
-            EventKind::TaskCompleted {
-                task_scheduled_id,
-                result,
-            }
-            | EventKind::SubOrchestrationInstanceCompleted {
-                task_scheduled_id,
-                result,
-            } => {
-                if let Some((name, at, child)) = scheduled.get(task_scheduled_id) {
-                    put("FunctionName", (*name).into());
-                    put("ScheduledTime", timestamp(*at).into());
-                    if let Some(child) = child {
-                        put("InstanceId", (*child).into());
-                    }
-                }
+            EventKind::TaskCompleted { result, .. }
+            | EventKind::SubOrchestrationInstanceCompleted { result, .. } => {
                 if with_output {
                     put("Result", output(result));
                 }
             }
-            EventKind::TaskFailed {
-                task_scheduled_id,
-                failure,
-            }
-            | EventKind::SubOrchestrationInstanceFailed {
-                task_scheduled_id,
-                failure,
-            } => {
-                if let Some((name, at, child)) = scheduled.get(task_scheduled_id) {
-                    put("FunctionName", (*name).into());
-                    put("ScheduledTime", timestamp(*at).into());
-                    if let Some(child) = child {
-                        put("InstanceId", (*child).into());
-                    }
-                }
+            EventKind::TaskFailed { failure, .. }
+            | EventKind::SubOrchestrationInstanceFailed { failure, .. } => {
                 put("Reason", failure.message.as_str().into());
                 put(
                     "FailureDetails",

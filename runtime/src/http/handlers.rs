@@ -52,11 +52,7 @@ pub fn router(client: Client, options: Arc<HttpOptions>) -> Router {
         .route("/instances", get(query_instances).delete(purge_where))
         .route("/instances/{id}", get(instance_status).delete(purge_one))
         .route("/instances/{id}/raiseEvent/{event}", post(raise_event))
-        .route("/instances/{id}/terminate", post(terminate))
-        .route("/instances/{id}/suspend", post(suspend))
-        .route("/instances/{id}/resume", post(resume))
-        .route("/instances/{id}/rewind", post(rewind))
-        .route("/instances/{id}/restart", post(restart))
+        .route("/instances/{id}/{operation}", post(instance_operation))
         .route("/entities", get(list_all_entities))
         .route("/entities/{name}", get(list_entities))
         .route(
@@ -514,74 +510,55 @@ async fn raise_event(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-fn reason(params: &HashMap<String, String>) -> String {
-    params.get("reason").cloned().unwrap_or_default()
-}
-
-async fn terminate(
+/// `POST instances/{id}/{operation}`: terminate, suspend, resume, rewind or restart (the
+/// operation's name is matched case-insensitively, as Durable Functions does).
+async fn instance_operation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> ApiResult {
-    check_task_hub(&params, &state)?;
-    state.client.terminate(&id, reason(&params)).await?;
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-async fn suspend(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> ApiResult {
-    check_task_hub(&params, &state)?;
-    state.client.suspend(&id, &reason(&params)).await?;
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-async fn resume(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> ApiResult {
-    check_task_hub(&params, &state)?;
-    state.client.resume(&id, &reason(&params)).await?;
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-async fn rewind(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> ApiResult {
-    check_task_hub(&params, &state)?;
-    let unfinished = state
-        .client
-        .status(&id)
-        .await?
-        .is_some_and(|s| !s.runtime_status.is_terminal());
-    let wrong_state = if unfinished {
-        StatusCode::PRECONDITION_FAILED
-    } else {
-        StatusCode::GONE
-    };
-    state
-        .client
-        .rewind(&id, &reason(&params))
-        .await
-        .map_err(|e| ApiError::from_error(e, wrong_state))?;
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-async fn restart(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path((id, operation)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult {
     check_task_hub(&params, &state)?;
-    let new_id = flag(&params, "restartWithNewInstanceId", true)?;
-    let id = state.client.restart(&id, new_id).await?;
-    Ok(accepted_with_links(id.as_str(), &headers, &state))
+    let client = &state.client;
+    let reason = params.get("reason").cloned().unwrap_or_default();
+    match operation.to_ascii_lowercase().as_str() {
+        "terminate" => client.terminate(&id, reason).await?,
+        "suspend" => client.suspend(&id, &reason).await?,
+        "resume" => client.resume(&id, &reason).await?,
+        "rewind" => {
+            // Durable Functions documents 410 for a finished instance that did not fail, and
+            // answers 412 for one that is still running.
+            let running = client
+                .status(&id)
+                .await?
+                .is_some_and(|s| !s.runtime_status.is_terminal());
+            let wrong_state = if running {
+                StatusCode::PRECONDITION_FAILED
+            } else {
+                StatusCode::GONE
+            };
+            client
+                .rewind(&id, &reason)
+                .await
+                .map_err(|e| ApiError::from_error(e, wrong_state))?;
+        }
+        "restart" => {
+            let new_id = flag(&params, "restartWithNewInstanceId", true)?;
+            let id = client.restart(&id, new_id).await?;
+            return Ok(accepted_with_links(id.as_str(), &headers, &state));
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!(
+                    "no operation `{operation}` on instances; use terminate, suspend, resume, \
+                     rewind, restart or raiseEvent/{{event}}"
+                ),
+            ));
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 async fn purge_one(
