@@ -557,6 +557,10 @@ async fn query_filters_and_pages() {
         let all = api.get("instances").await;
         all.expect(200);
         assert_eq!(all.body.as_array().unwrap().len(), 4);
+        // The Python client asks for the collection with a trailing slash.
+        let slash = api.get("instances/?showInput=True").await;
+        slash.expect(200);
+        assert_eq!(slash.body.as_array().unwrap().len(), 4);
         assert_eq!(
             all.body[0]["input"],
             Value::Null,
@@ -801,6 +805,16 @@ async fn entities_signal_read_list_delete() {
         );
         assert_eq!(items[0]["state"], json!({"value": 7}));
         assert!(items[0]["lastOperationTime"].is_string());
+        api.get("entities/").await.expect(200);
+        assert_eq!(
+            api.get("entities/counter/")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         let all = api.get("entities").await;
         assert_eq!(all.body.as_array().unwrap().len(), 2);
         assert!(

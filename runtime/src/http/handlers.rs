@@ -50,11 +50,15 @@ pub fn router(client: Client, options: Arc<HttpOptions>) -> Router {
         .route("/orchestrators/{name}", post(start))
         .route("/orchestrators/{name}/{instance_id}", post(start_with_id))
         .route("/instances", get(query_instances).delete(purge_where))
+        // Durable Functions' clients also write the collections with a trailing slash.
+        .route("/instances/", get(query_instances).delete(purge_where))
         .route("/instances/{id}", get(instance_status).delete(purge_one))
         .route("/instances/{id}/raiseEvent/{event}", post(raise_event))
         .route("/instances/{id}/{operation}", post(instance_operation))
         .route("/entities", get(list_all_entities))
+        .route("/entities/", get(list_all_entities))
         .route("/entities/{name}", get(list_entities))
+        .route("/entities/{name}/", get(list_entities))
         .route(
             "/entities/{name}/{key}",
             get(read_entity).post(signal_entity).delete(delete_entity),
