@@ -1,8 +1,8 @@
 //! The demo host as a user runs it: the real `durable-demo` binary on a free loopback port and
 //! a temporary store, driven over HTTP; stopped with signals or killed, and started again.
 //!
-//! Every wait is bounded (30 s), and a host still running when a test ends — or panics — is
-//! killed.
+//! Every wait is bounded (30 s; 60 s for a restarted host to take over a killed one's work),
+//! and a host still running when a test ends — or panics — is killed.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 /// The bound on every wait: for the host to start or stop, for an instance or entity to get
 /// where the test expects it.
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The bound on a restarted host taking over the work a killed one held: up to one lease (the
+/// runtime's default, 30 s) and then the step itself.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(60);
 
 /// Between two polls.
 const POLL: Duration = Duration::from_millis(50);
@@ -213,8 +217,18 @@ async fn start(host: &Host, name: &str, id: &str, input: Option<Value>) -> reqwe
 
 /// GETs `url` until `done` holds for the status code and body; returns the body.
 async fn poll_until(url: &str, what: &str, done: impl Fn(StatusCode, &Value) -> bool) -> Value {
+    poll_within(WAIT, url, what, done).await
+}
+
+/// [`poll_until`], waiting up to `wait`.
+async fn poll_within(
+    wait: Duration,
+    url: &str,
+    what: &str,
+    done: impl Fn(StatusCode, &Value) -> bool,
+) -> Value {
     let client = http();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         let last = match client.get(url).send().await {
             Ok(response) => {
@@ -229,7 +243,7 @@ async fn poll_until(url: &str, what: &str, done: impl Fn(StatusCode, &Value) -> 
         };
         assert!(
             Instant::now() < deadline,
-            "{url} did not reach {what} within {WAIT:?}; last answer: {last}"
+            "{url} did not reach {what} within {wait:?}; last answer: {last}"
         );
         tokio::time::sleep(POLL).await;
     }
@@ -319,7 +333,14 @@ async fn an_instance_survives_the_host_being_killed() {
     host.kill();
 
     let host = Host::start(data.path(), &[]);
-    custom_status(&host, "survivor", "waiting for approval").await;
+    // If the kill hit the first turn, its lease has to run out before the new host takes over.
+    poll_within(
+        TAKEOVER_WAIT,
+        &host.url("instances/survivor"),
+        "custom status \"waiting for approval\"",
+        |_, body| body["customStatus"] == "waiting for approval",
+    )
+    .await;
     approve(&host, "survivor", true).await;
     let status = finished(&host.url("instances/survivor")).await;
     assert_eq!(status["output"], "approved");

@@ -111,8 +111,14 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How long a fetched work item stays leased to this host (default 5 minutes). A host that
-    /// crashes loses its leases after this long, and other hosts take the work over.
+    /// How long a fetched work item stays leased to this host without renewal (default 30 s).
+    ///
+    /// Work held by a host that dies is taken over (by another host, or by this one restarted)
+    /// within one lease. Work still in progress keeps its lease: a running activity's lease is
+    /// renewed every third of the lease, however long the activity runs, and so is an
+    /// orchestration turn's when the turn takes longer than that. A shorter lease means a
+    /// faster takeover and more renewal writes; it should stay well above the store's write
+    /// latency.
     pub fn lease_duration(mut self, lease: Duration) -> Self {
         self.config.lease = lease;
         self
@@ -167,6 +173,7 @@ impl RuntimeBuilder {
         };
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
+            leases_released: watch::channel(false).0,
             store,
             registry: Arc::new(self.registry),
             clock: self.clock,
@@ -270,7 +277,7 @@ impl Runtime {
                 max_orchestrations: 8,
                 always_replay: false,
                 cache_capacity: 10_000,
-                lease: Duration::from_secs(300),
+                lease: Duration::from_secs(30),
                 max_dequeue: 10,
                 shutdown_grace: Duration::from_secs(30),
             },
@@ -347,14 +354,21 @@ impl Runtime {
         )
         .await;
         if drained.is_err() {
-            tracing::warn!("shutdown: activities still running after the grace period");
+            tracing::warn!(
+                "shutdown: activities still running after the grace period; their leases are \
+                 no longer renewed, so their work is taken over once the leases run out"
+            );
         }
+        self.inner.leases_released.send_replace(true);
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+        // Work still running in the background no longer holds its leases: a dropped host is
+        // as good as gone, and others take its work over once the leases run out.
+        self.inner.leases_released.send_replace(true);
     }
 }
 
@@ -366,6 +380,8 @@ struct Inner {
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
     activity_slots: Arc<Semaphore>,
+    /// Raised once the host has stopped (shut down, or dropped): heartbeats stop renewing.
+    leases_released: watch::Sender<bool>,
     config: Config,
 }
 
@@ -449,7 +465,9 @@ impl Inner {
             }
             return;
         }
-        let outcome = AssertUnwindSafe(self.run_turn(&item)).catch_unwind().await;
+        let outcome = self
+            .holding_turn_lease(&item, AssertUnwindSafe(self.run_turn(&item)).catch_unwind())
+            .await;
         let error = match outcome {
             Ok(Ok(())) => {
                 self.failures
@@ -479,6 +497,41 @@ impl Inner {
         {
             tracing::warn!(instance_id = %id, error = %e, "abandoning the work item failed");
         }
+    }
+
+    /// Runs a turn. Turns normally take milliseconds; one still running after a third of the
+    /// lease (a long history read and replay, slow entity operations) gets a [`Heartbeat`]
+    /// that renews its lease until it ends, so that no other dispatcher takes the instance
+    /// over meanwhile.
+    async fn holding_turn_lease<F: Future>(
+        &self,
+        item: &OrchestrationWorkItem,
+        turn: F,
+    ) -> F::Output {
+        let mut turn = std::pin::pin!(turn);
+        tokio::select! {
+            biased;
+            out = &mut turn => out,
+            _ = real_sleep(renewal_period(self.config.lease)) => {
+                let _heartbeat = self.heartbeat(
+                    Leased::Orchestration(Arc::new(item.clone())),
+                    Duration::ZERO,
+                );
+                turn.await
+            }
+        }
+    }
+
+    /// Renews `item`'s lease after `first`, then every [`renewal_period`], until dropped or
+    /// until the host stops.
+    fn heartbeat(&self, item: Leased, first: Duration) -> Heartbeat {
+        Heartbeat::start(
+            self.store.clone(),
+            item,
+            self.config.lease,
+            first,
+            self.leases_released.subscribe(),
+        )
     }
 
     fn evict(&self, instance_id: &str) {
@@ -994,7 +1047,7 @@ impl Inner {
                     errors = 0;
                     let inner = self.clone();
                     tokio::spawn(async move {
-                        inner.run_activity(item).await;
+                        inner.run_activity(Arc::new(item)).await;
                         drop(permit);
                     });
                 }
@@ -1021,7 +1074,7 @@ impl Inner {
         }
     }
 
-    async fn run_activity(&self, item: ActivityWorkItem) {
+    async fn run_activity(&self, item: Arc<ActivityWorkItem>) {
         let task = &item.task;
         if item.dequeue_count > self.config.max_dequeue {
             let reason = format!(
@@ -1045,6 +1098,14 @@ impl Inner {
             task_id: task.task_id,
             attempt: item.dequeue_count,
         };
+        // The lease is renewed while the activity runs, and no longer once it has finished.
+        // The heartbeat is a task of its own, so that it renews even while an activity blocks
+        // its thread: yielding once lets it start (and set its timer) before the activity runs.
+        let heartbeat = self.heartbeat(
+            Leased::Activity(item.clone()),
+            renewal_period(self.config.lease),
+        );
+        tokio::task::yield_now().await;
         let result = match self.registry.get_activity(&task.name) {
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
@@ -1064,6 +1125,7 @@ impl Inner {
                 }
             }
         };
+        drop(heartbeat);
         let kind = match result {
             Ok(output) => EventKind::TaskCompleted {
                 task_scheduled_id: task.task_id,
@@ -1093,6 +1155,99 @@ impl Inner {
                     .await;
             }
         }
+    }
+}
+
+/// How often a held lease is renewed: three times per lease, so that one slow or failed
+/// renewal does not lose it.
+fn renewal_period(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(1))
+}
+
+/// A work item whose lease a [`Heartbeat`] renews.
+enum Leased {
+    Activity(Arc<ActivityWorkItem>),
+    Orchestration(Arc<OrchestrationWorkItem>),
+}
+
+impl Leased {
+    async fn renew(&self, store: &dyn Store, lease: Duration) -> Result<(), StoreError> {
+        match self {
+            Leased::Activity(item) => store.renew_activity_lease(item, lease).await,
+            Leased::Orchestration(item) => store.renew_orchestration_lease(item, lease).await,
+        }
+    }
+
+    fn report(&self, error: &StoreError) {
+        match (self, error) {
+            (Leased::Activity(item), StoreError::LeaseLost) => tracing::warn!(
+                activity = %item.task.name,
+                instance_id = %item.task.instance_id,
+                "the activity's lease was lost while it ran (it was taken over); it runs on, \
+                 but its result will be refused"
+            ),
+            (Leased::Orchestration(item), StoreError::LeaseLost) => tracing::warn!(
+                instance_id = %item.instance_id,
+                "the lease on the instance was lost while its turn ran (it was taken over); \
+                 the turn will be discarded"
+            ),
+            (Leased::Activity(item), error) => tracing::warn!(
+                activity = %item.task.name,
+                instance_id = %item.task.instance_id,
+                %error,
+                "renewing an activity's lease failed; will try again"
+            ),
+            (Leased::Orchestration(item), error) => tracing::warn!(
+                instance_id = %item.instance_id,
+                %error,
+                "renewing an instance's lease failed; will try again"
+            ),
+        }
+    }
+}
+
+/// Renews a work item's lease every [`renewal_period`] of real time (the time leases are
+/// measured in, whatever clock drives orchestrations) until dropped. Runs as its own task, so
+/// it keeps the lease even while the work blocks its thread.
+struct Heartbeat(tokio::task::AbortHandle);
+
+impl Heartbeat {
+    /// Starts renewing after `first`, then every period. Stops when the lease is lost (the
+    /// work's commit will be refused; the work itself is left to finish) or when `released`
+    /// is raised (the host stopped: the lease runs out and the work is taken over).
+    fn start(
+        store: Arc<dyn Store>,
+        item: Leased,
+        lease: Duration,
+        first: Duration,
+        mut released: watch::Receiver<bool>,
+    ) -> Heartbeat {
+        let task = tokio::spawn(async move {
+            let mut wait = first;
+            loop {
+                tokio::select! {
+                    _ = real_sleep(wait) => {}
+                    _ = released.wait_for(|released| *released) => return,
+                }
+                wait = renewal_period(lease);
+                match item.renew(&*store, lease).await {
+                    Ok(()) => {}
+                    Err(error) => {
+                        item.report(&error);
+                        if matches!(error, StoreError::LeaseLost) {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Heartbeat(task.abort_handle())
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

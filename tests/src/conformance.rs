@@ -83,6 +83,7 @@ macro_rules! __conformance_check_names {
             fetch_leases_one_instance,
             fetch_batches_messages,
             lease_expiry,
+            renew_orchestration_lease,
             fetch_with_earlier_now,
             commit_turn_applies_everything,
             commit_turn_message_to_new_child,
@@ -99,6 +100,7 @@ macro_rules! __conformance_check_names {
             abandon_activity,
             park_activity,
             activity_lease_expiry,
+            renew_activity_lease,
             query_filters,
             query_paging,
             query_invalid_continuation,
@@ -235,6 +237,10 @@ const LONG_LEASE: Duration = Duration::from_secs(300);
 const SHORT_LEASE: Duration = Duration::from_millis(50);
 /// How long to wait for a [`SHORT_LEASE`] to have surely expired.
 const AFTER_SHORT_LEASE: Duration = Duration::from_millis(200);
+/// What the renewal checks extend a [`SHORT_LEASE`] to: well past [`AFTER_SHORT_LEASE`].
+const RENEWED_LEASE: Duration = Duration::from_secs(1);
+/// How much earlier than due a store may let work reappear (its lease clock's granularity).
+const CLOCK_SLACK: Duration = Duration::from_millis(20);
 /// The retry delay of the abandon checks.
 const RETRY_AFTER: Duration = Duration::from_millis(300);
 /// How long abandoned work may take to come back before a check gives up.
@@ -419,7 +425,20 @@ async fn fetch(store: &dyn Store, now: DateTime<Utc>) -> Fetched<OrchestrationWo
 
 /// The next work item; panics when there is none.
 async fn next_item(store: &dyn Store, now: DateTime<Utc>, context: &str) -> OrchestrationWorkItem {
-    match fetch(store, now).await {
+    next_item_leased(store, now, LONG_LEASE, context).await
+}
+
+/// The next work item, leased for `lease`; panics when there is none.
+async fn next_item_leased(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    lease: Duration,
+    context: &str,
+) -> OrchestrationWorkItem {
+    match ok(
+        store.fetch_orchestration(now, lease).await,
+        "fetch_orchestration",
+    ) {
         Fetched::Item(item) => item,
         Fetched::Empty { next_visible } => panic!(
             "{context}: expected a work item, fetch_orchestration found none \
@@ -1139,13 +1158,7 @@ pub async fn lease_expiry(store: Arc<dyn Store>) {
     let s = &*store;
     let new = new_instance("crashy", t(0));
     ok(s.create_instance(new.clone()).await, "create_instance");
-    let old = match ok(
-        s.fetch_orchestration(t(0), SHORT_LEASE).await,
-        "fetch_orchestration",
-    ) {
-        Fetched::Item(item) => item,
-        Fetched::Empty { .. } => panic!("expected a work item"),
-    };
+    let old = next_item_leased(s, t(0), SHORT_LEASE, "the new instance").await;
     assert_eq!(old.dequeue_count, 1);
     ok(
         s.enqueue(event("crashy", "Meanwhile", t(1))).await,
@@ -1229,6 +1242,66 @@ pub async fn lease_expiry(store: Arc<dyn Store>) {
     );
     no_activity(s, "no stale activity").await;
     no_item(s, t(2), "everything was consumed by the new holder").await;
+}
+
+/// A renewed lease runs `lease` from the renewal: past its original expiry the instance is not
+/// fetched again, past the renewed one it is (dequeue_count 2, a new token). The stale
+/// token's renewal then gets `LeaseLost`; the new holder renews and commits, after which its
+/// token's renewal gets `LeaseLost` too.
+pub async fn renew_orchestration_lease(store: Arc<dyn Store>) {
+    let s = &*store;
+    let new = new_instance("held", t(0));
+    ok(s.create_instance(new.clone()).await, "create_instance");
+    let old = next_item_leased(s, t(0), SHORT_LEASE, "the new instance").await;
+    let renewed = Instant::now();
+    ok(
+        s.renew_orchestration_lease(&old, RENEWED_LEASE).await,
+        "renew_orchestration_lease",
+    );
+    tokio::time::sleep(AFTER_SHORT_LEASE).await;
+    no_item(
+        s,
+        t(0),
+        "a renewed lease must hold past the end of the lease it renewed",
+    )
+    .await;
+
+    let item = poll_item(s, t(0), "the instance once its renewed lease ended").await;
+    let waited = renewed.elapsed();
+    assert!(
+        waited + CLOCK_SLACK >= RENEWED_LEASE,
+        "the instance was fetched again {waited:?} after its lease was renewed for \
+         {RENEWED_LEASE:?}"
+    );
+    assert_eq!(item.instance_id, "held");
+    assert_eq!(item.dequeue_count, 2, "fetched a second time");
+    assert_ne!(item.lock, old.lock, "the new lease has a new lock token");
+    assert_eq!(messages(&item), vec![new.start_message()]);
+    assert_lease_lost(
+        s.renew_orchestration_lease(&old, LONG_LEASE).await,
+        "renewing a lease that was taken over",
+    );
+    ok(
+        s.renew_orchestration_lease(&item, LONG_LEASE).await,
+        "the new holder renews its lease",
+    );
+    no_item(s, t(0), "the new holder's lease holds").await;
+    ok(
+        s.commit_turn(&item, plain_commit(&item, RuntimeStatus::Running, t(1)))
+            .await,
+        "the new holder commits after renewing",
+    );
+    assert_eq!(
+        status_of(s, "held", "after the commit")
+            .await
+            .runtime_status,
+        RuntimeStatus::Running
+    );
+    assert_lease_lost(
+        s.renew_orchestration_lease(&item, LONG_LEASE).await,
+        "renewing a lease that the commit released",
+    );
+    no_item(s, t(1), "everything was consumed").await;
 }
 
 /// Visibility is judged at each fetch's own `now`, which need not grow from call to call
@@ -2338,6 +2411,69 @@ pub async fn activity_lease_expiry(store: Arc<dyn Store>) {
     );
     let turn = item_for(s, t(1), "slow", "the response").await;
     assert_eq!(messages(&turn), vec![fresh]);
+}
+
+/// A renewed activity lease runs `lease` from the renewal: past its original expiry the
+/// activity is not fetched again, past the renewed one it is (dequeue_count 2). The stale
+/// token's renewal and completion then get `LeaseLost`; the new holder renews and completes,
+/// and its response is delivered; renewing a completed activity gets `LeaseLost`.
+pub async fn renew_activity_lease(store: Arc<dyn Store>) {
+    let s = &*store;
+    let tasks = queue_activities(s, "long", &["Long", "Other"]).await;
+    let old = fetch_activity(s, SHORT_LEASE, "the activity").await;
+    assert_eq!(old.task, tasks[0]);
+    let other = fetch_activity(s, LONG_LEASE, "the other activity").await;
+    let renewed = Instant::now();
+    ok(
+        s.renew_activity_lease(&old, RENEWED_LEASE).await,
+        "renew_activity_lease",
+    );
+    tokio::time::sleep(AFTER_SHORT_LEASE).await;
+    no_activity(
+        s,
+        "a renewed lease must hold past the end of the lease it renewed",
+    )
+    .await;
+
+    let item = poll_activity(s, "the activity once its renewed lease ended").await;
+    let waited = renewed.elapsed();
+    assert!(
+        waited + CLOCK_SLACK >= RENEWED_LEASE,
+        "the activity was fetched again {waited:?} after its lease was renewed for \
+         {RENEWED_LEASE:?}"
+    );
+    assert_eq!(item.task, tasks[0]);
+    assert_eq!(item.dequeue_count, 2, "fetched a second time");
+    assert_ne!(item.lock, old.lock, "the new lease has a new token");
+    assert_lease_lost(
+        s.renew_activity_lease(&old, LONG_LEASE).await,
+        "renewing a lease that was taken over",
+    );
+    assert_lease_lost(
+        s.complete_activity(&old, task_completed(&tasks[0], "\"stale\"", t(1)))
+            .await,
+        "completing with a lease that was taken over",
+    );
+    ok(
+        s.renew_activity_lease(&item, LONG_LEASE).await,
+        "the new holder renews its lease",
+    );
+    no_activity(s, "the new holder's lease holds").await;
+    let fresh = task_completed(&tasks[0], "\"fresh\"", t(1));
+    ok(
+        s.complete_activity(&item, fresh.clone()).await,
+        "the new holder completes after renewing",
+    );
+    assert_lease_lost(
+        s.renew_activity_lease(&item, LONG_LEASE).await,
+        "renewing a completed activity's lease",
+    );
+    let turn = item_for(s, t(1), "long", "the response").await;
+    assert_eq!(messages(&turn), vec![fresh], "only the new holder's result");
+    ok(
+        s.renew_activity_lease(&other, LONG_LEASE).await,
+        "renewing another activity's lease is unaffected",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -154,6 +154,13 @@ pub mod hooked {
             (self.on_commit)(item, &commit)?;
             self.inner.commit_turn(item, commit).await
         }
+        async fn renew_orchestration_lease(
+            &self,
+            item: &OrchestrationWorkItem,
+            lease: Duration,
+        ) -> Result<(), StoreError> {
+            self.inner.renew_orchestration_lease(item, lease).await
+        }
         async fn abandon_orchestration(
             &self,
             item: &OrchestrationWorkItem,
@@ -174,6 +181,13 @@ pub mod hooked {
             lease: Duration,
         ) -> Result<Option<ActivityWorkItem>, StoreError> {
             self.inner.fetch_activity(lease).await
+        }
+        async fn renew_activity_lease(
+            &self,
+            item: &ActivityWorkItem,
+            lease: Duration,
+        ) -> Result<(), StoreError> {
+            self.inner.renew_activity_lease(item, lease).await
         }
         async fn complete_activity(
             &self,

@@ -431,6 +431,18 @@ impl Store for Memory {
         Ok(())
     }
 
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        hub.check_lock(item)?;
+        hub.leases
+            .insert(item.instance_id.clone(), Instant::now() + lease);
+        Ok(())
+    }
+
     async fn abandon_orchestration(
         &self,
         item: &OrchestrationWorkItem,
@@ -515,6 +527,21 @@ impl Store for Memory {
             },
         );
         Ok(Some(item))
+    }
+
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        let leased = hub
+            .leased_activities
+            .values_mut()
+            .find(|l| l.token == item.lock.0)
+            .ok_or(StoreError::LeaseLost)?;
+        leased.deadline = Instant::now() + lease;
+        Ok(())
     }
 
     async fn complete_activity(

@@ -3,7 +3,9 @@
 //! The [`Store`] trait is shaped for durable backends: work is fetched under a lease and
 //! committed atomically with the lock token the fetch handed out, so a crashed host's work is
 //! taken over by another once the lease expires, and a late commit from the crashed host is
-//! refused instead of applied twice. [`Memory`] is the in-process store for tests.
+//! refused instead of applied twice. A host renews the leases of work still in progress
+//! ([`Store::renew_activity_lease`], [`Store::renew_orchestration_lease`]), so leases can be
+//! short while steps take as long as they need. [`Memory`] is the in-process store for tests.
 
 mod memory;
 mod paging;
@@ -364,6 +366,16 @@ pub trait Store: Send + Sync + 'static {
         commit: TurnCommit,
     ) -> Result<(), StoreError>;
 
+    /// Extends the lease on an orchestration work item to `lease` from now (on the store's
+    /// lease clock) while its turn runs. Refused with [`StoreError::LeaseLost`] when the lock
+    /// token no longer holds the instance (it was committed, abandoned, or taken over after
+    /// the lease expired). A lease that expired but was not taken over is extended.
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError>;
+
     /// Releases the lease without consuming the messages; they become visible again after
     /// `retry_after`.
     async fn abandon_orchestration(
@@ -383,6 +395,17 @@ pub trait Store: Send + Sync + 'static {
     /// Leases the next queued activity for `lease`.
     async fn fetch_activity(&self, lease: Duration)
     -> Result<Option<ActivityWorkItem>, StoreError>;
+
+    /// Extends the lease on a running activity to `lease` from now (on the store's lease
+    /// clock), so that it is not fetched again while it runs. Refused with
+    /// [`StoreError::LeaseLost`] when the lock token no longer holds the activity (it was
+    /// completed, abandoned, parked, or taken over after the lease expired). A lease that
+    /// expired but was not taken over is extended.
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError>;
 
     /// Removes a finished activity and queues its result, atomically. Refused with
     /// [`StoreError::LeaseLost`] when the lease was lost.

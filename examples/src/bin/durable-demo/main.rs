@@ -21,7 +21,6 @@ mod scenarios;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use durable::http::{BASE_PATH, HttpOptions};
@@ -111,11 +110,6 @@ async fn host(listen: SocketAddr, data: &Path, key: Option<&str>) -> ExitCode {
     }
     let runtime = match durable_examples::register_all(Runtime::builder())
         .store(store)
-        // The runtime does not renew leases yet, and a host killed mid-turn keeps its work
-        // leased until the lease runs out: with the default of 5 minutes, a demo restarted
-        // after a crash would sit idle that long. The examples' steps take milliseconds, so
-        // 10 s is ample and a restarted demo picks up the dead host's work almost at once.
-        .lease_duration(Duration::from_secs(10))
         .http_options(http)
         .start()
         .await

@@ -76,6 +76,27 @@ pub(super) async fn complete(
     Ok(())
 }
 
+/// Extends a running activity's lease from now, on the database's clock.
+pub(super) async fn renew(
+    store: &Postgres,
+    client: &mut Client,
+    item: &ActivityWorkItem,
+    lease: Duration,
+) -> Result<(), Fail> {
+    let renewed = execute(
+        &*client,
+        "UPDATE durable_activities
+         SET lock_expires_at = now() + $3::bigint * interval '1 microsecond'
+         WHERE hub = $1 AND lock_token = $2",
+        &[&store.hub, &item.lock.0, &micros(lease)],
+    )
+    .await?;
+    if renewed == 0 {
+        return Err(StoreError::LeaseLost.into());
+    }
+    Ok(())
+}
+
 pub(super) async fn abandon(
     store: &Postgres,
     client: &mut Client,

@@ -354,6 +354,17 @@ impl Store for Postgres {
         Ok(())
     }
 
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "renewing a lease";
+        let mut connection = self.connection(OP).await?;
+        let result = work::renew(self, &mut connection, item, lease).await;
+        self.finish(OP, connection, result)
+    }
+
     async fn abandon_orchestration(
         &self,
         item: &OrchestrationWorkItem,
@@ -386,6 +397,17 @@ impl Store for Postgres {
         const OP: &str = "fetching an activity";
         let mut connection = self.connection(OP).await?;
         let result = activities::fetch(self, &mut connection, lease).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "renewing an activity's lease";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::renew(self, &mut connection, item, lease).await;
         self.finish(OP, connection, result)
     }
 

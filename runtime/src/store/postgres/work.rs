@@ -111,6 +111,12 @@ const NEXT_VISIBLE: &str =
 const RELEASE: &str = "UPDATE durable_instances SET lock_token = NULL, lock_expires_at = NULL
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
 
+/// Extends a lease from now, on the database's clock; no row when the token is no longer the
+/// instance's.
+const RENEW: &str = "UPDATE durable_instances
+SET lock_expires_at = now() + $4::bigint * interval '1 microsecond'
+WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
+
 /// A turn's new status (creation time kept), history length, and the lease released; no row
 /// when the lease was lost.
 const UPDATE_STATUS: &str = "
@@ -457,6 +463,24 @@ async fn release(
     item: &OrchestrationWorkItem,
 ) -> Result<(), Fail> {
     if execute(client, RELEASE, &[&hub, &item.instance_id, &item.lock.0]).await? == 0 {
+        return Err(StoreError::LeaseLost.into());
+    }
+    Ok(())
+}
+
+pub(super) async fn renew(
+    store: &Postgres,
+    client: &mut Client,
+    item: &OrchestrationWorkItem,
+    lease: Duration,
+) -> Result<(), Fail> {
+    let renewed = execute(
+        &*client,
+        RENEW,
+        &[&store.hub, &item.instance_id, &item.lock.0, &micros(lease)],
+    )
+    .await?;
+    if renewed == 0 {
         return Err(StoreError::LeaseLost.into());
     }
     Ok(())

@@ -436,6 +436,30 @@ impl Store for Sqlite {
         Ok(())
     }
 
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let id = item.instance_id.clone();
+        let token = item.lock.0.clone();
+        self.write(move |conn, hub| {
+            let renewed = conn
+                .prepare_cached(
+                    "UPDATE instances SET lock_expires = ?4 \
+                     WHERE hub = ?1 AND instance_id = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("renewing a lease"))?
+                .execute(params![hub, id, token, real_millis() + millis(lease)])
+                .map_err(db("renewing a lease"))?;
+            if renewed == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn abandon_orchestration(
         &self,
         item: &OrchestrationWorkItem,
@@ -534,6 +558,30 @@ impl Store for Sqlite {
                 lock: LockToken(token),
                 dequeue_count: count as u32 + 1,
             }))
+        })
+        .await
+    }
+
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let seq = activity_seq(&item.lock)?;
+        let token = item.lock.0.clone();
+        self.write(move |conn, hub| {
+            let renewed = conn
+                .prepare_cached(
+                    "UPDATE activities SET lock_expires = ?4 \
+                     WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("renewing an activity's lease"))?
+                .execute(params![hub, seq, token, real_millis() + millis(lease)])
+                .map_err(db("renewing an activity's lease"))?;
+            if renewed == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            Ok(())
         })
         .await
     }
