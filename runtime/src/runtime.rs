@@ -174,6 +174,7 @@ impl RuntimeBuilder {
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             leases_released: watch::channel(false).0,
+            leases: Arc::new(LeaseKeeper::default()),
             store,
             registry: Arc::new(self.registry),
             clock: self.clock,
@@ -191,6 +192,9 @@ impl RuntimeBuilder {
         tasks.push(tokio::spawn(
             inner.clone().activity_dispatcher(shutdown.subscribe()),
         ));
+        // Not one of `tasks`: it keeps renewing through shutdown's grace period, and stops
+        // when the leases are released.
+        tokio::spawn(inner.clone().keep_leases());
         #[cfg(feature = "http")]
         let http = match self.http {
             None => None,
@@ -380,8 +384,10 @@ struct Inner {
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
     activity_slots: Arc<Semaphore>,
-    /// Raised once the host has stopped (shut down, or dropped): heartbeats stop renewing.
+    /// Raised once the host has stopped (shut down, or dropped): leases are no longer renewed.
     leases_released: watch::Sender<bool>,
+    /// The leases held on work in progress.
+    leases: Arc<LeaseKeeper>,
     config: Config,
 }
 
@@ -443,6 +449,7 @@ impl Inner {
     }
 
     async fn process(&self, item: OrchestrationWorkItem) {
+        let item = Arc::new(item);
         let id = item.instance_id.clone();
         if item.dequeue_count > self.config.max_dequeue {
             let error = self
@@ -465,9 +472,11 @@ impl Inner {
             }
             return;
         }
-        let outcome = self
-            .holding_turn_lease(&item, AssertUnwindSafe(self.run_turn(&item)).catch_unwind())
-            .await;
+        // Turns normally take milliseconds; one that runs long (a long history read and replay,
+        // slow entity operations) keeps its lease through the lease keeper.
+        let held = self.leases.hold(Leased::Orchestration(item.clone()));
+        let outcome = AssertUnwindSafe(self.run_turn(&item)).catch_unwind().await;
+        drop(held);
         let error = match outcome {
             Ok(Ok(())) => {
                 self.failures
@@ -499,39 +508,32 @@ impl Inner {
         }
     }
 
-    /// Runs a turn. Turns normally take milliseconds; one still running after a third of the
-    /// lease (a long history read and replay, slow entity operations) gets a [`Heartbeat`]
-    /// that renews its lease until it ends, so that no other dispatcher takes the instance
-    /// over meanwhile.
-    async fn holding_turn_lease<F: Future>(
-        &self,
-        item: &OrchestrationWorkItem,
-        turn: F,
-    ) -> F::Output {
-        let mut turn = std::pin::pin!(turn);
-        tokio::select! {
-            biased;
-            out = &mut turn => out,
-            _ = real_sleep(renewal_period(self.config.lease)) => {
-                let _heartbeat = self.heartbeat(
-                    Leased::Orchestration(Arc::new(item.clone())),
-                    Duration::ZERO,
-                );
-                turn.await
+    /// Renews every lease held longer than a [`renewal_period`], checking twice per period
+    /// (so a lease is renewed at most 1.5 periods, half a lease, after it was last taken),
+    /// until the host stops. A lost lease is reported and forgotten; the work runs on, and
+    /// its commit will be refused.
+    async fn keep_leases(self: Arc<Self>) {
+        let mut released = self.leases_released.subscribe();
+        let period = renewal_period(self.config.lease);
+        loop {
+            tokio::select! {
+                _ = real_sleep(period / 2) => {}
+                _ = released.wait_for(|released| *released) => return,
+            }
+            for (key, item) in self.leases.due(period) {
+                let at = std::time::Instant::now();
+                match item.renew(&*self.store, self.config.lease).await {
+                    Ok(()) => self.leases.renewed(key, at, false),
+                    Err(error) => {
+                        item.report(&error);
+                        if matches!(error, StoreError::LeaseLost) {
+                            self.leases.renewed(key, at, true);
+                        }
+                        // Another error: tried again at the next check.
+                    }
+                }
             }
         }
-    }
-
-    /// Renews `item`'s lease after `first`, then every [`renewal_period`], until dropped or
-    /// until the host stops.
-    fn heartbeat(&self, item: Leased, first: Duration) -> Heartbeat {
-        Heartbeat::start(
-            self.store.clone(),
-            item,
-            self.config.lease,
-            first,
-            self.leases_released.subscribe(),
-        )
     }
 
     fn evict(&self, instance_id: &str) {
@@ -1098,14 +1100,8 @@ impl Inner {
             task_id: task.task_id,
             attempt: item.dequeue_count,
         };
-        // The lease is renewed while the activity runs, and no longer once it has finished.
-        // The heartbeat is a task of its own, so that it renews even while an activity blocks
-        // its thread: yielding once lets it start (and set its timer) before the activity runs.
-        let heartbeat = self.heartbeat(
-            Leased::Activity(item.clone()),
-            renewal_period(self.config.lease),
-        );
-        tokio::task::yield_now().await;
+        // The lease keeper renews the lease while the activity runs, however long it takes.
+        let held = self.leases.hold(Leased::Activity(item.clone()));
         let result = match self.registry.get_activity(&task.name) {
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
@@ -1125,7 +1121,7 @@ impl Inner {
                 }
             }
         };
-        drop(heartbeat);
+        drop(held);
         let kind = match result {
             Ok(output) => EventKind::TaskCompleted {
                 task_scheduled_id: task.task_id,
@@ -1164,7 +1160,8 @@ fn renewal_period(lease: Duration) -> Duration {
     (lease / 3).max(Duration::from_millis(1))
 }
 
-/// A work item whose lease a [`Heartbeat`] renews.
+/// A work item whose lease the [`LeaseKeeper`] renews.
+#[derive(Clone)]
 enum Leased {
     Activity(Arc<ActivityWorkItem>),
     Orchestration(Arc<OrchestrationWorkItem>),
@@ -1206,48 +1203,74 @@ impl Leased {
     }
 }
 
-/// Renews a work item's lease every [`renewal_period`] of real time (the time leases are
-/// measured in, whatever clock drives orchestrations) until dropped. Runs as its own task, so
-/// it keeps the lease even while the work blocks its thread.
-struct Heartbeat(tokio::task::AbortHandle);
+/// The leases this host holds on work in progress, renewed by one task of its own
+/// ([`Inner::keep_leases`]) so that work running longer than its lease is not taken over.
+/// Holding a lease is a map insert; nothing is spawned per work item.
+#[derive(Default)]
+struct LeaseKeeper {
+    held: Mutex<HashMap<u64, Held>>,
+    next: std::sync::atomic::AtomicU64,
+}
 
-impl Heartbeat {
-    /// Starts renewing after `first`, then every period. Stops when the lease is lost (the
-    /// work's commit will be refused; the work itself is left to finish) or when `released`
-    /// is raised (the host stopped: the lease runs out and the work is taken over).
-    fn start(
-        store: Arc<dyn Store>,
-        item: Leased,
-        lease: Duration,
-        first: Duration,
-        mut released: watch::Receiver<bool>,
-    ) -> Heartbeat {
-        let task = tokio::spawn(async move {
-            let mut wait = first;
-            loop {
-                tokio::select! {
-                    _ = real_sleep(wait) => {}
-                    _ = released.wait_for(|released| *released) => return,
-                }
-                wait = renewal_period(lease);
-                match item.renew(&*store, lease).await {
-                    Ok(()) => {}
-                    Err(error) => {
-                        item.report(&error);
-                        if matches!(error, StoreError::LeaseLost) {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Heartbeat(task.abort_handle())
+struct Held {
+    item: Leased,
+    /// When the lease was last taken or renewed (real time, which leases are measured in).
+    renewed: std::time::Instant,
+}
+
+impl LeaseKeeper {
+    /// Keeps `item`'s lease renewed until the returned guard is dropped.
+    fn hold(self: &Arc<Self>, item: Leased) -> HeldLease {
+        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let held = Held {
+            item,
+            renewed: std::time::Instant::now(),
+        };
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, held);
+        HeldLease {
+            keeper: self.clone(),
+            key,
+        }
+    }
+
+    /// The leases not renewed for `age` or longer.
+    fn due(&self, age: Duration) -> Vec<(u64, Leased)> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, h)| h.renewed.elapsed() >= age)
+            .map(|(key, h)| (*key, h.item.clone()))
+            .collect()
+    }
+
+    /// Records a renewal (if the work still runs), or forgets a lost lease.
+    fn renewed(&self, key: u64, at: std::time::Instant, lost: bool) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if lost {
+            held.remove(&key);
+        } else if let Some(h) = held.get_mut(&key) {
+            h.renewed = at;
+        }
     }
 }
 
-impl Drop for Heartbeat {
+/// Work in progress whose lease the keeper renews; dropping it stops the renewals.
+struct HeldLease {
+    keeper: Arc<LeaseKeeper>,
+    key: u64,
+}
+
+impl Drop for HeldLease {
     fn drop(&mut self) {
-        self.0.abort();
+        self.keeper
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }
 
