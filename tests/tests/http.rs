@@ -886,3 +886,48 @@ async fn unknown_endpoints_and_methods_answer_in_json() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn start_and_restart_can_wait_for_the_outcome() {
+    both(plain, |api, _rt| async move {
+        let done = api
+            .post("orchestrators/hello/w-1?timeout=10&pollingInterval=1", None)
+            .await;
+        done.expect(200);
+        assert_eq!(done.body, json!(["Hello Tokyo!", "Hello London!"]));
+        assert!(done.header("location").is_none());
+        // Still running when the wait ends: the usual 202 with the links.
+        let waiting = api
+            .post("orchestrators/approval?timeout=0", Some(r#""w""#))
+            .await;
+        waiting.expect(202);
+        assert!(waiting.body["statusQueryGetUri"].is_string());
+        assert!(waiting.header("location").is_some());
+        // A failure answers with the status, 500 when asked.
+        let failed = api.post("orchestrators/broken?timeout=10", None).await;
+        failed.expect_code(200);
+        assert_eq!(failed.body["runtimeStatus"], "Failed");
+        api.post(
+            "orchestrators/broken?timeout=10&returnInternalServerErrorOnFailure=true",
+            None,
+        )
+        .await
+        .expect_code(500);
+        let restarted = api
+            .post(
+                "instances/w-1/restart?restartWithNewInstanceId=false&timeout=10",
+                None,
+            )
+            .await;
+        restarted.expect(200);
+        assert_eq!(restarted.body, json!(["Hello Tokyo!", "Hello London!"]));
+
+        let bad = api.post("orchestrators/hello?timeout=soon", None).await;
+        bad.expect(400);
+        assert!(bad.message().contains("timeout=soon"), "{}", bad.message());
+        api.post("orchestrators/hello?timeout=1&pollingInterval=5", None)
+            .await
+            .expect(400);
+    })
+    .await;
+}

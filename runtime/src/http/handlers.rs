@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -372,13 +373,77 @@ async fn start_instance(
     body: Body,
 ) -> ApiResult {
     check_task_hub(&params, &state)?;
+    let wait = wait_for(&params)?;
     let input = json_body(body, &state).await?;
     let mut request = state.client.start_by_name(&name, input);
     if let Some(id) = id {
         request = request.instance_id(id);
     }
     let id = request.await?;
-    Ok(accepted_with_links(id.as_str(), &headers, &state))
+    started(&state, id.as_str(), wait, &params, &headers).await
+}
+
+/// `?timeout=SECS` (with Durable Functions' `pollingInterval=SECS`, which a host that is told
+/// of every change does not need): how long a start or restart waits for the instance to end.
+fn wait_for(params: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
+    let seconds = |name: &str| -> Result<Option<f64>, ApiError> {
+        match params.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => match v.parse::<f64>() {
+                Ok(secs) if secs.is_finite() && (0.0..=3600.0).contains(&secs) => Ok(Some(secs)),
+                _ => Err(ApiError::bad_request(format!(
+                    "`{name}={v}` is not a number of seconds from 0 to 3600"
+                ))),
+            },
+        }
+    };
+    let timeout = seconds("timeout")?;
+    let polling = seconds("pollingInterval")?;
+    match (timeout, polling) {
+        (Some(t), Some(p)) if p > t => Err(ApiError::bad_request(
+            "`pollingInterval` must not be longer than `timeout`",
+        )),
+        (t, _) => Ok(t.map(Duration::from_secs_f64)),
+    }
+}
+
+/// The answer to a start or restart: `202` with the check-status body, or — when asked to
+/// wait and the instance ended in time — `200` with its output (a failed or terminated
+/// instance answers with its status, as a status request would).
+async fn started(
+    state: &AppState,
+    id: &str,
+    wait: Option<Duration>,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> ApiResult {
+    if let Some(timeout) = wait {
+        match state.client.wait_for_completion(id, timeout).await {
+            Ok(status) if status.runtime_status == RuntimeStatus::Completed => {
+                let output = json_value(status.output.as_deref());
+                return Ok(axum::Json(output).into_response());
+            }
+            Ok(status) => {
+                let show = Show {
+                    input: true,
+                    ..Show::default()
+                };
+                let code = match status.runtime_status {
+                    RuntimeStatus::Failed
+                        if flag(params, "returnInternalServerErrorOnFailure", false)? =>
+                    {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                    _ => StatusCode::OK,
+                };
+                let body = Status::from_instance(&status, show);
+                return Ok((code, axum::Json(body)).into_response());
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(accepted_with_links(id, headers, state))
 }
 
 async fn instance_status(
@@ -548,8 +613,9 @@ async fn instance_operation(
         }
         "restart" => {
             let new_id = flag(&params, "restartWithNewInstanceId", true)?;
+            let wait = wait_for(&params)?;
             let id = client.restart(&id, new_id).await?;
-            return Ok(accepted_with_links(id.as_str(), &headers, &state));
+            return started(&state, id.as_str(), wait, &params, &headers).await;
         }
         _ => {
             return Err(ApiError::new(

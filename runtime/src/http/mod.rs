@@ -5,7 +5,7 @@
 //!
 //! | Method and path | Does |
 //! |---|---|
-//! | `POST orchestrators/{name}[/{instanceId}]` | start; `202` + `Location` + the check-status body |
+//! | `POST orchestrators/{name}[/{instanceId}]` | start; `202` + `Location` + the check-status body (with `?timeout=SECS`: `200` + the output if it completes in time) |
 //! | `GET instances/{id}` | status: `202` while pending or running, `200` when done, `404` unknown |
 //! | `GET instances` | query (`runtimeStatus`, `createdTimeFrom`, `createdTimeTo`, `instanceIdPrefix`, `top`, `x-ms-continuation-token`) |
 //! | `POST instances/{id}/raiseEvent/{event}` | raise an event; `410` when the instance has finished |
