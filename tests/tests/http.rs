@@ -254,7 +254,12 @@ where
     let loopback = "127.0.0.1:0".parse().unwrap();
     // In process: the router alone, on the host's client.
     let rt = Arc::new(TestRuntime::start(builder()).await.unwrap());
-    let opts = options(HttpOptions::new("127.0.0.1:7071".parse().unwrap()));
+    let opts = options(HttpOptions::default());
+    assert_eq!(
+        opts.addr().to_string(),
+        "127.0.0.1:7071",
+        "loopback by default"
+    );
     let router = durable::http::router(rt.client(), Arc::new(opts));
     println!("--- in process");
     scenario(

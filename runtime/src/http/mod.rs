@@ -61,6 +61,13 @@ pub struct HttpOptions {
     pub(crate) max_body: usize,
 }
 
+/// Loopback, port 7071 (where Durable Functions' local host listens), no key.
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions::new(std::net::SocketAddr::from(([127, 0, 0, 1], 7071)))
+    }
+}
+
 impl HttpOptions {
     /// Serve on `addr`. Use a loopback address (`127.0.0.1:7071`) unless the API must be
     /// reachable from other machines, and then set a key.
