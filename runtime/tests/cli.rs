@@ -763,3 +763,66 @@ async fn the_store_backend_works_without_a_host_and_answers_the_same() {
     .await;
     assert_eq!(run.json::<Vec<Status>>().len(), 1);
 }
+
+/// The store backend on PostgreSQL: a host (no HTTP) runs on the database, and the CLI reads
+/// and manages its instances through `--store postgres://…` with the host's task hub.
+/// Needs `DURABLE_POSTGRES_URL` (the README's test command provides one).
+#[tokio::test]
+async fn the_store_backend_works_on_postgresql() {
+    let Ok(url) = std::env::var("DURABLE_POSTGRES_URL") else {
+        eprintln!("skipped: DURABLE_POSTGRES_URL is not set (run under scripts/with-postgres)");
+        return;
+    };
+    let hub = format!("cli_{}", std::process::id());
+    let store = durable::store::Postgres::connect(&url).await.unwrap();
+    let runtime = Runtime::builder()
+        .store(store)
+        .task_hub(&hub)
+        .register(hello)
+        .register(greet)
+        .register(approval)
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    let id = client
+        .start(hello, "Lima".to_string())
+        .instance_id("pg-1")
+        .await
+        .unwrap();
+    client.wait_for_completion(&id, WAIT).await.unwrap();
+    let on_pg = |args: &[&str]| {
+        let mut all = vec!["--store", url.as_str(), "--task-hub", hub.as_str()];
+        all.extend(args);
+        let all: Vec<String> = all.iter().map(|a| a.to_string()).collect();
+        async move {
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            durable(&all, &[]).await
+        }
+    };
+    let listed: Vec<Status> = on_pg(&["list", "--json"]).await.json();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].instance_id, "pg-1");
+    assert_eq!(listed[0].runtime_status, "Completed");
+    let status = on_pg(&["status", "pg-1", "--history"]).await;
+    assert!(status.ok().contains("TaskCompleted"), "{status:#?}");
+
+    // Manage a running one: raise its event through the store; the host finishes it.
+    on_pg(&["start", "approval", "--id", "pg-2"]).await.ok();
+    client.wait_for_start("pg-2", WAIT).await.unwrap();
+    on_pg(&["raise", "pg-2", "approval", "--data", "true"])
+        .await
+        .ok();
+    let done = client.wait_for_completion("pg-2", WAIT).await.unwrap();
+    assert!(done.output::<bool>().unwrap());
+    assert_eq!(
+        on_pg(&["purge", "--from", "2000-01-01", "--yes"])
+            .await
+            .ok(),
+        "purged 2 of 2 instances\n"
+    );
+    on_pg(&["status", "pg-1"])
+        .await
+        .fails(3, "no instance with id `pg-1`");
+    runtime.shutdown().await;
+}
