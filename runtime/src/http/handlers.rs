@@ -276,6 +276,15 @@ fn continuation(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A page of a listing: the JSON array, and the next page's token in the continuation header.
+fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Response {
+    let mut response = axum::Json(items).into_response();
+    if let Some(v) = next.and_then(|token| HeaderValue::from_str(&token).ok()) {
+        response.headers_mut().insert(CONTINUATION, v);
+    }
+    response
+}
+
 fn check_task_hub(params: &HashMap<String, String>, state: &AppState) -> Result<(), ApiError> {
     match params.get("taskHub") {
         Some(hub) if !hub.is_empty() && hub != state.client.store().task_hub() => {
@@ -537,13 +546,7 @@ async fn query_instances(
         .iter()
         .map(|s| Status::from_instance(s, show))
         .collect();
-    let mut response = axum::Json(body).into_response();
-    if let Some(token) = page.continuation_token
-        && let Ok(v) = HeaderValue::from_str(&token)
-    {
-        response.headers_mut().insert(CONTINUATION, v);
-    }
-    Ok(response)
+    Ok(page_response(body, page.continuation_token))
 }
 
 async fn raise_event(
@@ -788,11 +791,5 @@ async fn list(
         })
         .map(|m| EntityListItem::from_metadata(m, fetch_state))
         .collect();
-    let mut response = axum::Json(body).into_response();
-    if let Some(token) = page.continuation_token
-        && let Ok(v) = HeaderValue::from_str(&token)
-    {
-        response.headers_mut().insert(CONTINUATION, v);
-    }
-    Ok(response)
+    Ok(page_response(body, page.continuation_token))
 }
