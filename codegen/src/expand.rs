@@ -102,8 +102,8 @@ fn handle(func: &Function, sig: &Signature, args: &Args) -> TokenStream {
     let locals = Locals::new();
     let trait_impl = trait_impl(func, sig, args, &locals);
     let method = match func.kind {
-        Kind::Activity => quote!(activity),
-        Kind::Orchestrator => quote!(orchestrator),
+        Kind::Activity => quote!(add_activity),
+        Kind::Orchestrator => quote!(add_orchestrator),
     };
     handle_with(func.item, sig, trait_impl, method, &locals)
 }

@@ -111,7 +111,7 @@ impl Client {
         replace: bool,
     ) -> Result<InstanceId, Error> {
         if let Some(registry) = &self.registry
-            && registry.orchestrator_named(&name).is_none()
+            && registry.orchestrator(&name).is_none()
         {
             return Err(Error::new(
                 ErrorKind::UnknownFunction,
@@ -510,7 +510,7 @@ impl Client {
         at: Option<DateTime<Utc>>,
     ) -> Result<(), Error> {
         if let Some(registry) = &self.registry
-            && registry.get_entity(id.name()).is_none()
+            && registry.entity(id.name()).is_none()
         {
             return Err(Error::new(
                 ErrorKind::UnknownFunction,

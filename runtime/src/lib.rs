@@ -93,13 +93,5 @@ pub mod prelude {
 
 /// Items the macros' generated code refers to. Not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::entity::{
-        CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget,
-        decode_input, encode_output, unknown_operation,
-    };
-    pub use crate::function::{
-        Activity, BoxFuture, BoxFutureOf, IntoOutcome, Orchestrator, Register,
-    };
-    pub use crate::registry::Registry;
-}
+#[path = "private.rs"]
+pub mod __private;

@@ -44,7 +44,7 @@ fn encode<T: serde::Serialize>(kind: &str, name: &str, output: &T) -> Result<Str
 
 impl Registry {
     /// Registers an activity under its name.
-    pub fn activity<A: Activity>(&mut self) {
+    pub fn add_activity<A: Activity>(&mut self) {
         let f: ActivityFn = Arc::new(|ctx, input| {
             let input = decode::<A::Input>("activity", A::NAME, &input);
             Box::pin(async move {
@@ -58,7 +58,7 @@ impl Registry {
     }
 
     /// Registers an orchestrator under its name.
-    pub fn orchestrator<O: Orchestrator>(&mut self) {
+    pub fn add_orchestrator<O: Orchestrator>(&mut self) {
         let f: OrchestratorFn = Arc::new(|ctx, input| {
             let input = decode::<O::Input>("orchestrator", O::NAME, &input);
             Box::pin(async move {
@@ -72,7 +72,7 @@ impl Registry {
     }
 
     /// Registers a class-style entity under its (lower-case) name.
-    pub fn entity<E: Entity>(&mut self) {
+    pub fn add_entity<E: Entity>(&mut self) {
         let f: EntityFn = Arc::new(|ctx: EntityContext| {
             Box::pin(async move {
                 let (state, operation, input) = {
@@ -107,11 +107,11 @@ impl Registry {
                 Ok(dispatched)
             })
         });
-        self.add_entity(E::NAME, f);
+        self.insert_entity(E::NAME, f);
     }
 
     /// Registers a function-style entity under its (lower-case) name.
-    pub fn entity_function<F: EntityFunction>(&mut self) {
+    pub fn add_entity_function<F: EntityFunction>(&mut self) {
         let f: EntityFn = Arc::new(|ctx: EntityContext| {
             Box::pin(async move {
                 F::run(ctx.clone()).await?;
@@ -126,27 +126,27 @@ impl Registry {
                 })
             })
         });
-        self.add_entity(F::NAME, f);
+        self.insert_entity(F::NAME, f);
     }
 
-    fn add_entity(&mut self, name: &str, f: EntityFn) {
+    fn insert_entity(&mut self, name: &str, f: EntityFn) {
         if self.entities.insert(name.to_lowercase(), f).is_some() {
             self.duplicates.push(format!("entity `{name}`"));
         }
     }
 
     /// The entity registered under `name` (case-insensitive).
-    pub fn get_entity(&self, name: &str) -> Option<&EntityFn> {
+    pub fn entity(&self, name: &str) -> Option<&EntityFn> {
         self.entities.get(&name.to_lowercase())
     }
 
     /// The activity registered under `name`.
-    pub fn get_activity(&self, name: &str) -> Option<&ActivityFn> {
+    pub fn activity(&self, name: &str) -> Option<&ActivityFn> {
         self.activities.get(name)
     }
 
     /// The orchestrator registered under `name`.
-    pub fn orchestrator_named(&self, name: &str) -> Option<&OrchestratorFn> {
+    pub fn orchestrator(&self, name: &str) -> Option<&OrchestratorFn> {
         self.orchestrators.get(name)
     }
 

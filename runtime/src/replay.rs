@@ -798,7 +798,7 @@ impl Executor {
             st.execution_id = execution_id.to_string();
             st.parent = parent;
         }
-        match self.registry.orchestrator_named(name).cloned() {
+        match self.registry.orchestrator(name).cloned() {
             Some(f) => {
                 let ctx = OrchestrationContext::new(self.shared.clone());
                 let input = input.to_string();

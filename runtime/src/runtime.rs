@@ -69,7 +69,7 @@ impl RuntimeBuilder {
 
     /// Registers a class-style entity (a type with an `#[entity]` impl block).
     pub fn register_entity<E: Entity>(mut self) -> Self {
-        self.registry.entity::<E>();
+        self.registry.add_entity::<E>();
         self
     }
 
@@ -1102,7 +1102,7 @@ impl Inner {
         };
         // The lease keeper renews the lease while the activity runs, however long it takes.
         let held = self.leases.hold(Leased::Activity(item.clone()));
-        let result = match self.registry.get_activity(&task.name) {
+        let result = match self.registry.activity(&task.name) {
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
                 format!(

@@ -25,7 +25,7 @@ fn t(secs: i64) -> DateTime<Utc> {
 
 fn registry() -> Arc<Registry> {
     let mut r = Registry::default();
-    r.orchestrator::<two_steps>();
+    r.add_orchestrator::<two_steps>();
     Arc::new(r)
 }
 

@@ -27,7 +27,7 @@ pub(crate) fn expand(cx: &Ctxt, item: &ItemFn, name: &LitStr) -> Option<TokenStr
         item,
         &sig,
         trait_impl,
-        quote!(entity_function),
+        quote!(add_entity_function),
         &locals,
     ))
 }

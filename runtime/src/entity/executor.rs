@@ -191,7 +191,7 @@ impl<'a> EntityExecutor<'a> {
             self.record.state.clone(),
             self.now,
         );
-        let result = match self.registry.get_entity(self.id.name()) {
+        let result = match self.registry.entity(self.id.name()) {
             None => Err(no_such_entity(&self.id)),
             Some(f) => match std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx.clone()))) {
                 Err(panic) => Err(self.panicked(&operation, &*panic)),
