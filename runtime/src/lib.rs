@@ -44,44 +44,51 @@
 //! ```
 #![warn(missing_docs)]
 
-mod activity;
-mod client;
-mod clock;
-pub mod entity;
-mod error;
-mod function;
-pub mod history;
+// The layers, each using only the ones above it in this list:
+mod client; //   start, query and control instances and entities
+mod context; //  what user code receives: contexts, entity proxies, the function traits
+mod host; //     the worker host: builder, dispatchers, turns, commits, leases
 #[cfg(feature = "http")]
-pub mod http;
-mod orchestration;
-mod registry;
-pub mod replay;
-mod retry;
-mod runtime;
-mod status;
-pub mod store;
-pub mod testing;
+pub mod http; // the HTTP management API, a front for the client
+mod model; //    plain data: errors, history, status, entity ids, retry policies, the clock
+mod registry; // functions by name
+mod replay; //   the replay core: actions, task slots and wakers, the executor
+pub mod store; // the store trait and its backends (memory, SQLite, PostgreSQL)
+pub mod testing; // the test kit: a host on the memory store with a manual clock
 
-pub use activity::ActivityContext;
+pub use model::history;
+
+pub mod entity {
+    //! Durable entities: small pieces of addressable state ("virtual actors") that
+    //! orchestrations, clients and other entities talk to with messages.
+    //!
+    //! An entity is identified by an [`EntityId`] (`@name@key`). Its operations run strictly
+    //! one at a time; its state is created on first use and removed by the built-in `delete`
+    //! operation. The `#[entity]` macro turns an impl block (class style) or a function
+    //! (function style) into a dispatch table and typed proxies.
+
+    pub use crate::context::entity::{
+        CallTarget, ClientSignalTarget, Dispatched, Entity, EntityContext, EntityFunction,
+        SignalTarget, decode_input, encode_output, unknown_operation,
+    };
+    pub use crate::model::{
+        CleanEntityStorageResult, EntityId, EntityMetadata, EntityQuery, EntityQueryPage,
+    };
+}
+
 pub use client::{Client, StartRequest};
-pub use clock::{Clock, SystemClock};
+pub use context::{
+    Activity, ActivityContext, ContinueAsNewFuture, CriticalSection, Entity, EntityContext,
+    EntityFunction, EventWait, OrchestrationContext, Orchestrator, SubOrchestration, Task, Timer,
+};
 pub use durable_macros::{activity, entity, orchestrator};
-pub use entity::{
-    CleanEntityStorageResult, Entity, EntityContext, EntityFunction, EntityId, EntityMetadata,
-    EntityQuery, EntityQueryPage,
+pub use host::{Runtime, RuntimeBuilder};
+pub use model::{
+    CleanEntityStorageResult, Clock, EntityId, EntityMetadata, EntityQuery, EntityQueryPage, Error,
+    ErrorKind, FailureDetails, InstanceId, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage,
+    RetryPolicy, RuntimeStatus, SystemClock,
 };
-pub use error::{Error, ErrorKind, FailureDetails};
-pub use function::{Activity, Orchestrator, Register};
-pub use orchestration::{
-    ContinueAsNewFuture, CriticalSection, EventWait, OrchestrationContext, SubOrchestration, Task,
-    Timer,
-};
-pub use registry::Registry;
-pub use retry::RetryPolicy;
-pub use runtime::{Runtime, RuntimeBuilder};
-pub use status::{
-    InstanceId, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus,
-};
+pub use registry::{Register, Registry};
 
 /// The names most programs need: `use durable::prelude::*;`.
 pub mod prelude {

@@ -5,9 +5,10 @@
 //! Everything is named through the crate's public paths, so moving a module inside the crate
 //! never changes what the macros see.
 
+pub use crate::context::IntoOutcome;
 pub use crate::entity::{
-    CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget,
-    decode_input, encode_output, unknown_operation,
+    CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget, decode_input,
+    encode_output, unknown_operation,
 };
-pub use crate::function::{Activity, BoxFuture, BoxFutureOf, IntoOutcome, Orchestrator, Register};
-pub use crate::registry::Registry;
+pub use crate::model::{BoxFuture, BoxFutureOf};
+pub use crate::{Activity, Orchestrator, Register, Registry};

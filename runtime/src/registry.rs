@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::activity::ActivityContext;
-use crate::entity::{Dispatched, Entity, EntityContext, EntityFunction};
-use crate::error::Error;
-use crate::function::{Activity, BoxFuture, Orchestrator};
-use crate::orchestration::OrchestrationContext;
+use crate::context::{
+    Activity, ActivityContext, Dispatched, Entity, EntityContext, EntityFunction,
+    OrchestrationContext, Orchestrator,
+};
+use crate::model::{BoxFuture, Error};
 
 /// An activity with its types erased: JSON in, JSON out.
 pub type ActivityFn =
@@ -19,6 +19,17 @@ pub type OrchestratorFn =
 /// An entity with its types erased: one operation against the state in its context.
 pub type EntityFn =
     Arc<dyn Fn(EntityContext) -> BoxFuture<Result<Dispatched, Error>> + Send + Sync>;
+
+/// Something that can be registered with a runtime: the handles of `#[activity]` and
+/// `#[orchestrator]` functions.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered with a runtime",
+    label = "expected a function marked `#[orchestrator]` or `#[activity]`"
+)]
+pub trait Register {
+    /// Adds this function to the registry.
+    fn register(self, registry: &mut Registry);
+}
 
 /// Orchestrators, activities and entities by registered name.
 #[derive(Default, Clone)]

@@ -24,9 +24,9 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-pub use crate::clock::ManualClock;
-use crate::error::Error;
-use crate::runtime::{Runtime, RuntimeBuilder};
+use crate::host::{Runtime, RuntimeBuilder};
+use crate::model::Error;
+pub use crate::model::ManualClock;
 use crate::store::Memory;
 
 /// A [`Runtime`] on a fresh [`Memory`] store (unless the builder already has a store) and a

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::entity::EntityMetadata;
-use crate::history::{EventKind, HistoryEvent};
-use crate::status::InstanceStatus;
+use crate::model::InstanceStatus;
+use crate::model::history::{EventKind, HistoryEvent};
 
 /// The body of `202 Accepted` after a start or restart: the instance id and the URLs that
 /// manage it (`{eventName}` and `{text}` are placeholders for the caller to fill in).

@@ -19,8 +19,8 @@ use super::api::{CheckStatus, EntityListItem, ErrorBody, Purged, Show, Status, j
 use super::{BASE_PATH, HttpOptions};
 use crate::client::Client;
 use crate::entity::{EntityId, EntityQuery};
-use crate::error::{Error, ErrorKind};
-use crate::status::{InstanceQuery, PurgeFilter, RuntimeStatus};
+use crate::model::{Error, ErrorKind};
+use crate::model::{InstanceQuery, PurgeFilter, RuntimeStatus};
 
 /// How long a poller should wait before asking again, in seconds: `Retry-After` on the `202`
 /// of a start, and on the `202` of a status poll (the values Durable Functions sends).

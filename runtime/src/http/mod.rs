@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::error::{Error, ErrorKind};
+use crate::model::{Error, ErrorKind};
 
 pub use handlers::router;
 

@@ -12,9 +12,9 @@ use super::{
     OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
     TurnCommit, WorkSignal, paging,
 };
-use crate::entity::EntityId;
-use crate::history::HistoryEvent;
-use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::EntityId;
+use crate::model::history::HistoryEvent;
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 
 /// An in-memory [`Store`]. Clones share the same data; nothing survives the process.
 ///

@@ -26,9 +26,9 @@ pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, Sqlite};
 
-use crate::error::FailureDetails;
-use crate::history::{EventKind, HistoryEvent, ParentInstance};
-use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
+use crate::model::history::{EventKind, HistoryEvent, ParentInstance};
+use crate::model::{Error, ErrorKind, FailureDetails};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,35 @@ pub enum StoreError {
     /// The backend failed.
     #[error("store backend error: {0}")]
     Backend(String),
+}
+
+impl StoreError {
+    /// The error a client call reports for this store failure: a missing or duplicate
+    /// instance and a continuation token the store did not issue are the caller's to fix (and
+    /// keep their kinds); anything else is a store failure.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            StoreError::InstanceNotFound(id) => Error::new(
+                ErrorKind::InstanceNotFound,
+                format!("no instance with id `{id}`"),
+            ),
+            StoreError::InstanceAlreadyExists(id) => Error::new(
+                ErrorKind::InstanceAlreadyExists,
+                format!(
+                    "an instance with id `{id}` is already pending or running; wait for it, \
+                     terminate it, or start with `.replace_existing()`"
+                ),
+            ),
+            StoreError::InvalidContinuation(token) => Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "invalid continuation token `{token}`; pass the token a previous page \
+                     returned, or none for the first page"
+                ),
+            ),
+            other => Error::new(ErrorKind::Store, other.to_string()),
+        }
+    }
 }
 
 /// A message queued for an orchestration instance.
@@ -210,7 +239,7 @@ impl NewInstance {
 /// first use: every store creates the instance when a message for an `@name@key` id arrives).
 pub fn new_entity_status(instance_id: &str, now: DateTime<Utc>) -> InstanceStatus {
     let name = instance_id
-        .parse::<crate::entity::EntityId>()
+        .parse::<crate::model::EntityId>()
         .map(|id| id.name().to_string())
         .unwrap_or_default();
     InstanceStatus {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::status::{InstanceQuery, InstanceStatus, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, QueryPage};
 
 /// The page size a query asks for (100 when unset, at least 1).
 pub(crate) fn page_size(query: &InstanceQuery) -> usize {

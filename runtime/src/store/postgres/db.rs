@@ -9,9 +9,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::error::FailureDetails;
-use crate::history::HistoryEvent;
-use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::model::FailureDetails;
+use crate::model::history::HistoryEvent;
+use crate::model::{InstanceStatus, RuntimeStatus};
 use crate::store::StoreError;
 
 /// What went wrong inside the store, before it is reported as a [`StoreError`] that names the

@@ -9,9 +9,9 @@ use super::Postgres;
 use super::db::{
     Fail, STATUS_COLUMNS, TERMINAL, event_from_json, instant, nanos, row, rows, status_from_row,
 };
-use crate::entity::EntityId;
-use crate::history::HistoryEvent;
-use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::EntityId;
+use crate::model::history::HistoryEvent;
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 use crate::store::ParkedMessage;
 use crate::store::paging;
 

@@ -31,8 +31,8 @@ use super::{
     ActivityWorkItem, Fetched, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
     ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
 };
-use crate::history::HistoryEvent;
-use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::history::HistoryEvent;
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 
 /// The environment variable [`Postgres::from_env`] reads.
 const URL_VAR: &str = "DURABLE_POSTGRES_URL";

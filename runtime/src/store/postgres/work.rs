@@ -14,8 +14,8 @@ use super::db::{
     status_from_row, storable,
 };
 use super::listener::{CHANNEL, Wake};
-use crate::entity::EntityId;
-use crate::history::HistoryEvent;
+use crate::model::EntityId;
+use crate::model::history::HistoryEvent;
 use crate::store::{
     Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
     QueuedMessage, StoreError, TurnCommit, new_entity_status,

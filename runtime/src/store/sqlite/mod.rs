@@ -18,9 +18,9 @@ use super::{
     OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
     TurnCommit, WorkSignal,
 };
-use crate::error::{Error, ErrorKind};
-use crate::history::HistoryEvent;
-use crate::status::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::history::HistoryEvent;
+use crate::model::{Error, ErrorKind};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 
 /// How much each commit waits for the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -259,7 +259,7 @@ impl Store for Sqlite {
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
         self.write(move |conn, hub| {
             if !ops::instance_exists(conn, hub, &message.instance_id)?
-                && !crate::entity::EntityId::is_entity_instance(&message.instance_id)
+                && !crate::model::EntityId::is_entity_instance(&message.instance_id)
             {
                 return Err(StoreError::InstanceNotFound(message.instance_id));
             }
@@ -747,7 +747,7 @@ impl Store for Sqlite {
     ) -> Result<bool, StoreError> {
         let id = instance_id.to_string();
         self.write(move |conn, hub| {
-            if !crate::entity::EntityId::is_entity_instance(&id) {
+            if !crate::model::EntityId::is_entity_instance(&id) {
                 return Ok(false);
             }
             let Some((status, lock, _)) = ops::instance(conn, hub, &id)? else {

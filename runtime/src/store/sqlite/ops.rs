@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::entity::EntityId;
-use crate::history::HistoryEvent;
-use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::model::EntityId;
+use crate::model::history::HistoryEvent;
+use crate::model::{InstanceStatus, RuntimeStatus};
 use crate::store::{NewInstance, OrchestrationMessage, StoreError, new_entity_status};
 
 pub(super) fn db(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {

@@ -7,29 +7,31 @@
 //! a dispatch table and typed proxies.
 
 mod context;
-mod executor;
-mod id;
 mod proxy;
-mod record;
 
 pub use context::EntityContext;
-pub(crate) use context::signal_message;
-pub(crate) use executor::EntityExecutor;
-pub use id::EntityId;
+pub(crate) use context::{no_such_entity, signal_message};
 pub use proxy::{CallTarget, ClientSignalTarget, SignalTarget};
-pub(crate) use record::EntityRecord;
-pub use record::{CleanEntityStorageResult, EntityMetadata, EntityQuery, EntityQueryPage};
-
-/// The signal sink of an orchestration, for its signal proxies.
-pub(crate) fn proxy_sink(ctx: crate::orchestration::OrchestrationContext) -> proxy::Sink {
-    proxy::Sink::Orchestration(ctx)
-}
+pub(crate) use proxy::{SignalSender, Sink};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::Error;
-use crate::function::BoxFutureOf;
+use crate::model::{BoxFutureOf, EntityId, Error, ErrorKind};
+
+impl EntityId {
+    /// The id of the class-style entity `E` with this key.
+    ///
+    /// ```
+    /// use durable::EntityId;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Counter;
+    /// # #[durable::entity] impl Counter { pub fn get(&self) -> i64 { 0 } }
+    /// assert_eq!(EntityId::of::<Counter>("game1").to_string(), "@counter@game1");
+    /// ```
+    pub fn of<E: Entity>(key: impl Into<String>) -> Self {
+        EntityId::new(E::NAME, key)
+    }
+}
 
 /// What one operation produced: its output as JSON and whether it may have changed the state.
 #[derive(Debug)]
@@ -123,7 +125,7 @@ pub fn encode_output<T: Serialize + ?Sized>(
 /// The error generated dispatch code returns for an operation the entity does not have.
 pub fn unknown_operation(entity: &str, operation: &str, known: &[&str]) -> Error {
     Error::new(
-        crate::error::ErrorKind::InvalidArgument,
+        ErrorKind::InvalidArgument,
         format!(
             "entity `{entity}` has no operation `{operation}`; its operations are: {}",
             known.join(", ")

@@ -210,23 +210,6 @@ impl Error {
             .map_err(|e| Error::serialization(format_args!("{what} is not serializable"), e))
     }
 
-    pub(crate) fn store(err: crate::store::StoreError) -> Self {
-        match err {
-            crate::store::StoreError::InstanceNotFound(id) => Error::new(
-                ErrorKind::InstanceNotFound,
-                format!("no instance with id `{id}`"),
-            ),
-            crate::store::StoreError::InstanceAlreadyExists(id) => Error::new(
-                ErrorKind::InstanceAlreadyExists,
-                format!(
-                    "an instance with id `{id}` is already pending or running; wait for it, \
-                     terminate it, or start with `.replace_existing()`"
-                ),
-            ),
-            other => Error::new(ErrorKind::Store, other.to_string()),
-        }
-    }
-
     /// Whether this error is of kind [`ErrorKind::Timeout`].
     pub fn is_timeout(&self) -> bool {
         self.inner.kind == ErrorKind::Timeout

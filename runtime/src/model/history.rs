@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::FailureDetails;
+use super::error::FailureDetails;
 
 /// One event in an instance's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, FailureDetails};
-use crate::history::HistoryEvent;
+use super::error::{Error, ErrorKind, FailureDetails};
+use super::history::HistoryEvent;
 
 /// The lifecycle state of an orchestration instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::function::BoxFuture;
+use super::future::BoxFuture;
 
 /// The source of "now" for orchestration time, timers and status timestamps.
 pub trait Clock: Send + Sync + 'static {

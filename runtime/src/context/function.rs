@@ -4,22 +4,12 @@
 //! [`Activity`] or [`Orchestrator`]. The handle carries the function's registered name and its
 //! input and output types, so `ctx.call_activity(say_hello, city)` is checked at compile time.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::activity::ActivityContext;
-use crate::error::Error;
-use crate::orchestration::OrchestrationContext;
-use crate::registry::Registry;
-
-/// A boxed, `Send` future: the erased shape every registered function runs as.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// A boxed, `Send` future that may borrow for `'a` (entity operations borrow their state).
-pub type BoxFutureOf<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use super::activity::ActivityContext;
+use super::orchestration::OrchestrationContext;
+use crate::model::{BoxFuture, Error};
 
 /// A function marked `#[activity]`: real work (I/O, computation), executed at least once per
 /// scheduled call, with its result recorded in the calling orchestration's history.
@@ -59,17 +49,6 @@ pub trait Orchestrator: Copy + Send + Sync + 'static {
     /// Runs the orchestrator's body.
     fn run(ctx: OrchestrationContext, input: Self::Input)
     -> BoxFuture<Result<Self::Output, Error>>;
-}
-
-/// Something that can be registered with a runtime: the handles of `#[activity]` and
-/// `#[orchestrator]` functions.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be registered with a runtime",
-    label = "expected a function marked `#[orchestrator]` or `#[activity]`"
-)]
-pub trait Register {
-    /// Adds this function to the registry.
-    fn register(self, registry: &mut Registry);
 }
 
 /// The result shapes a durable function may return: `Result<T, E>` where `E` converts into

@@ -6,12 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Entity;
 use super::proxy::{SignalTarget, Sink};
-use super::{Entity, EntityId};
-use crate::error::{Error, ErrorKind};
-use crate::function::Orchestrator;
-use crate::history::{EventKind, HistoryEvent};
-use crate::status::InstanceId;
+use crate::context::function::Orchestrator;
+use crate::model::history::{EventKind, HistoryEvent};
+use crate::model::{EntityId, Error, ErrorKind, InstanceId};
 use crate::store::{NewInstance, OrchestrationMessage};
 
 /// The context of one entity operation: which entity and operation, the input, the state (for

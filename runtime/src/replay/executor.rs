@@ -7,292 +7,22 @@
 //! (replay) or *emitted* as new actions (new turn). So `when_any`, `select!` and `join!` resolve
 //! identically on every replay, and a cached executor resumes without replaying at all.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::panic::{AssertUnwindSafe, Location};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 
-use crate::error::{Error, ErrorKind, FailureDetails};
-use crate::function::BoxFuture;
-use crate::history::{CompletionStatus, EventKind, HistoryEvent, ParentInstance};
-use crate::orchestration::OrchestrationContext;
-use crate::registry::Registry;
+use super::action::{Action, describe_event};
+use super::state::{ContinueAsNew, Shared, State, TaskResult};
+use crate::model::BoxFuture;
+use crate::model::history::{CompletionStatus, EventKind, HistoryEvent, ParentInstance};
+use crate::model::{Error, ErrorKind, FailureDetails};
 
-/// A step the orchestrator asked for that the host must carry out.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Run an activity.
-    ScheduleActivity {
-        /// Step id.
-        id: i64,
-        /// Activity name.
-        name: String,
-        /// Input JSON.
-        input: String,
-    },
-    /// Fire a timer at a time.
-    CreateTimer {
-        /// Step id.
-        id: i64,
-        /// Due time.
-        fire_at: DateTime<Utc>,
-    },
-    /// Start a sub-orchestration.
-    StartSubOrchestration {
-        /// Step id.
-        id: i64,
-        /// Orchestrator name.
-        name: String,
-        /// The child's instance id.
-        instance_id: String,
-        /// Input JSON.
-        input: String,
-    },
-    /// Raise an event on another instance.
-    SendEvent {
-        /// Step id.
-        id: i64,
-        /// Target instance.
-        instance_id: String,
-        /// Event name.
-        name: String,
-        /// Payload JSON.
-        input: String,
-    },
-    /// Call an entity operation (two-way).
-    CallEntity {
-        /// Step id.
-        id: i64,
-        /// The entity (`@name@key`).
-        entity: String,
-        /// The operation.
-        operation: String,
-        /// Input JSON.
-        input: String,
-    },
-    /// Signal an entity operation (one-way), optionally at a time.
-    SignalEntity {
-        /// Step id.
-        id: i64,
-        /// The entity (`@name@key`).
-        entity: String,
-        /// The operation.
-        operation: String,
-        /// Input JSON.
-        input: String,
-        /// Deliver no earlier than this.
-        at: Option<DateTime<Utc>>,
-    },
-    /// Lock a set of entities (sorted) for a critical section.
-    LockEntities {
-        /// Step id (the critical section's id).
-        id: i64,
-        /// The entities, sorted and deduplicated.
-        lock_set: Vec<String>,
-    },
-    /// Release a critical section's locks.
-    UnlockEntities {
-        /// Step id.
-        id: i64,
-        /// The critical section being released.
-        critical_section: i64,
-        /// The entities it locked.
-        lock_set: Vec<String>,
-    },
-}
-
-impl Action {
-    fn id(&self) -> i64 {
-        match self {
-            Action::ScheduleActivity { id, .. }
-            | Action::CreateTimer { id, .. }
-            | Action::StartSubOrchestration { id, .. }
-            | Action::SendEvent { id, .. }
-            | Action::CallEntity { id, .. }
-            | Action::SignalEntity { id, .. }
-            | Action::LockEntities { id, .. }
-            | Action::UnlockEntities { id, .. } => *id,
-        }
-    }
-
-    fn to_event(&self, now: DateTime<Utc>) -> HistoryEvent {
-        let kind = match self.clone() {
-            Action::ScheduleActivity { name, input, .. } => {
-                EventKind::TaskScheduled { name, input }
-            }
-            Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
-            Action::StartSubOrchestration {
-                name,
-                instance_id,
-                input,
-                ..
-            } => EventKind::SubOrchestrationInstanceCreated {
-                name,
-                instance_id,
-                input,
-            },
-            Action::SendEvent {
-                instance_id,
-                name,
-                input,
-                ..
-            } => EventKind::EventSent {
-                instance_id,
-                name,
-                input,
-            },
-            Action::CallEntity {
-                entity,
-                operation,
-                input,
-                ..
-            } => EventKind::EntityOperationCalled {
-                entity_id: entity,
-                operation,
-                input,
-                caller: None,
-            },
-            Action::SignalEntity {
-                entity,
-                operation,
-                input,
-                ..
-            } => EventKind::EntityOperationSignaled {
-                entity_id: entity,
-                operation,
-                input,
-            },
-            Action::LockEntities { lock_set, .. } => EventKind::EntityLockRequested {
-                lock_set,
-                position: 0,
-                caller: None,
-            },
-            Action::UnlockEntities { lock_set, .. } => EventKind::EntityUnlockSent {
-                lock_set,
-                caller: None,
-            },
-        };
-        HistoryEvent {
-            event_id: self.id(),
-            timestamp: now,
-            kind,
-        }
-    }
-
-    /// Whether a recorded scheduling event is the same step (kind and name).
-    fn matches(&self, event: &EventKind) -> bool {
-        match (self, event) {
-            (
-                Action::ScheduleActivity { name: a, .. },
-                EventKind::TaskScheduled { name: b, .. },
-            ) => a == b,
-            (Action::CreateTimer { .. }, EventKind::TimerCreated { .. }) => true,
-            (
-                Action::StartSubOrchestration { name: a, .. },
-                EventKind::SubOrchestrationInstanceCreated { name: b, .. },
-            ) => a == b,
-            (Action::SendEvent { name: a, .. }, EventKind::EventSent { name: b, .. }) => a == b,
-            (
-                Action::CallEntity {
-                    entity, operation, ..
-                },
-                EventKind::EntityOperationCalled {
-                    entity_id,
-                    operation: op,
-                    ..
-                },
-            )
-            | (
-                Action::SignalEntity {
-                    entity, operation, ..
-                },
-                EventKind::EntityOperationSignaled {
-                    entity_id,
-                    operation: op,
-                    ..
-                },
-            ) => entity == entity_id && operation == op,
-            (
-                Action::LockEntities { lock_set: a, .. },
-                EventKind::EntityLockRequested { lock_set: b, .. },
-            ) => a == b,
-            (Action::UnlockEntities { .. }, EventKind::EntityUnlockSent { .. }) => true,
-            _ => false,
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Action::ScheduleActivity { name, .. } => format!("call activity `{name}`"),
-            Action::CreateTimer { .. } => "create a timer".to_string(),
-            Action::StartSubOrchestration { name, .. } => {
-                format!("call sub-orchestrator `{name}`")
-            }
-            Action::SendEvent {
-                name, instance_id, ..
-            } => {
-                format!("send event `{name}` to `{instance_id}`")
-            }
-            Action::CallEntity {
-                entity, operation, ..
-            } => format!("call operation `{operation}` on entity `{entity}`"),
-            Action::SignalEntity {
-                entity, operation, ..
-            } => format!("signal operation `{operation}` on entity `{entity}`"),
-            Action::LockEntities { lock_set, .. } => format!("lock entities {lock_set:?}"),
-            Action::UnlockEntities { .. } => "release a critical section".to_string(),
-        }
-    }
-}
-
-fn describe_event(kind: &EventKind) -> String {
-    match kind {
-        EventKind::TaskScheduled { name, .. } => format!("a call to activity `{name}`"),
-        EventKind::TimerCreated { .. } => "a timer".to_string(),
-        EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-            format!("a call to sub-orchestrator `{name}`")
-        }
-        EventKind::EventSent { name, .. } => format!("sending event `{name}`"),
-        EventKind::EntityOperationCalled {
-            entity_id,
-            operation,
-            ..
-        } => format!("a call to operation `{operation}` on entity `{entity_id}`"),
-        EventKind::EntityOperationSignaled {
-            entity_id,
-            operation,
-            ..
-        } => format!("a signal of operation `{operation}` to entity `{entity_id}`"),
-        EventKind::EntityLockRequested { lock_set, .. } => format!("locking entities {lock_set:?}"),
-        EventKind::EntityUnlockSent { .. } => "releasing a critical section".to_string(),
-        other => other.name().to_string(),
-    }
-}
-
-/// A critical section: the lock step's id, the sorted entities, and the latest call step to
-/// each entity (to refuse a second call while one is outstanding).
-pub(crate) struct CriticalState {
-    pub id: i64,
-    pub lock_set: Vec<String>,
-    pub calls: HashMap<String, i64>,
-}
-
-/// How a task slot was completed: the recorded JSON result, or the recorded failure.
-pub(crate) type TaskResult = Result<String, FailureDetails>;
-
-pub(crate) enum Slot {
-    Waiting(Option<Waker>),
-    Done(TaskResult),
-    Taken,
-    Dropped,
-}
-
-struct PendingAction {
-    action: Action,
-    location: &'static Location<'static>,
-}
+/// The orchestrator an executor runs, with its types erased: started on the state the
+/// executor shares with its context, given the execution's input JSON.
+pub(crate) type StartFn =
+    Arc<dyn Fn(Shared, String) -> BoxFuture<Result<String, Error>> + Send + Sync>;
 
 /// How an execution ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -314,219 +44,6 @@ pub enum Outcome {
     },
 }
 
-pub(crate) struct ContinueAsNew {
-    pub input: String,
-    pub preserve_events: bool,
-}
-
-/// The state shared between the executor and the orchestration context.
-pub(crate) struct State {
-    pub instance_id: String,
-    pub execution_id: String,
-    pub name: String,
-    pub parent: Option<ParentInstance>,
-    pub now: DateTime<Utc>,
-    pub replaying: bool,
-    next_id: i64,
-    pub guid_counter: u64,
-    tasks: HashMap<i64, Slot>,
-    completed: std::collections::HashSet<i64>,
-    pending: BTreeMap<i64, PendingAction>,
-    next_waiter: u64,
-    waiters: HashMap<u64, Slot>,
-    waiters_by_name: HashMap<String, VecDeque<u64>>,
-    buffered: HashMap<String, VecDeque<(u64, String, String)>>,
-    next_arrival: u64,
-    pub custom_status: Option<String>,
-    pub continue_as_new: Option<ContinueAsNew>,
-    /// A rule violation found inside a context call; fails the instance at the end of the poll.
-    pub violation: Option<Error>,
-    /// The critical section this orchestration holds or is acquiring.
-    pub critical: Option<CriticalState>,
-    woken: bool,
-}
-
-impl State {
-    fn new(instance_id: String) -> Self {
-        State {
-            instance_id,
-            execution_id: String::new(),
-            name: String::new(),
-            parent: None,
-            now: DateTime::<Utc>::UNIX_EPOCH,
-            replaying: true,
-            next_id: 0,
-            guid_counter: 0,
-            tasks: HashMap::new(),
-            completed: Default::default(),
-            pending: BTreeMap::new(),
-            next_waiter: 0,
-            waiters: HashMap::new(),
-            waiters_by_name: HashMap::new(),
-            buffered: HashMap::new(),
-            next_arrival: 0,
-            custom_status: None,
-            continue_as_new: None,
-            violation: None,
-            critical: None,
-            woken: false,
-        }
-    }
-
-    /// Records a new scheduling step and returns its id.
-    pub(crate) fn schedule(
-        &mut self,
-        make: impl FnOnce(i64) -> Action,
-        location: &'static Location<'static>,
-    ) -> i64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let action = make(id);
-        let needs_slot = matches!(
-            action,
-            Action::ScheduleActivity { .. }
-                | Action::CreateTimer { .. }
-                | Action::StartSubOrchestration { .. }
-                | Action::CallEntity { .. }
-                | Action::LockEntities { .. }
-        );
-        self.pending.insert(id, PendingAction { action, location });
-        if needs_slot {
-            self.tasks.insert(id, Slot::Waiting(None));
-        }
-        id
-    }
-
-    pub(crate) fn poll_task(&mut self, id: i64, cx: &mut Context<'_>) -> Poll<TaskResult> {
-        poll_slot(self.tasks.get_mut(&id), cx)
-    }
-
-    pub(crate) fn drop_task(&mut self, id: i64) {
-        if let Some(slot) = self.tasks.get_mut(&id) {
-            *slot = Slot::Dropped;
-        }
-    }
-
-    /// Registers a waiter for an external event; takes a buffered one at once if present.
-    pub(crate) fn wait_event(&mut self, name: &str) -> u64 {
-        let key = name.to_lowercase();
-        let id = self.next_waiter;
-        self.next_waiter += 1;
-        let buffered = self.buffered.get_mut(&key).and_then(VecDeque::pop_front);
-        match buffered {
-            Some((_, _, payload)) => {
-                self.waiters.insert(id, Slot::Done(Ok(payload)));
-            }
-            None => {
-                self.waiters.insert(id, Slot::Waiting(None));
-                self.waiters_by_name.entry(key).or_default().push_back(id);
-            }
-        }
-        id
-    }
-
-    pub(crate) fn poll_event(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<TaskResult> {
-        poll_slot(self.waiters.get_mut(&id), cx)
-    }
-
-    pub(crate) fn drop_event(&mut self, id: u64, name: &str) {
-        // An event already handed to this waiter but never read goes back to the front of the
-        // buffer, so dropping a wait never loses an event.
-        if let Some(Slot::Done(Ok(payload))) = self.waiters.remove(&id) {
-            self.buffered
-                .entry(name.to_lowercase())
-                .or_default()
-                .push_front((0, name.to_string(), payload));
-        }
-    }
-
-    fn deliver_event(&mut self, name: &str, payload: String) {
-        let key = name.to_lowercase();
-        if let Some(queue) = self.waiters_by_name.get_mut(&key) {
-            while let Some(id) = queue.pop_front() {
-                if let Some(slot) = self.waiters.get_mut(&id) {
-                    complete_slot(slot, Ok(payload), &mut self.woken);
-                    return;
-                }
-            }
-        }
-        let arrival = self.next_arrival;
-        self.next_arrival += 1;
-        self.buffered
-            .entry(key)
-            .or_default()
-            .push_back((arrival, name.to_string(), payload));
-    }
-
-    fn complete_task(&mut self, id: i64, result: TaskResult) -> bool {
-        if !self.completed.insert(id) {
-            return false; // a duplicate completion: ignored, never applied twice
-        }
-        match self.tasks.get_mut(&id) {
-            Some(slot) => {
-                complete_slot(slot, result, &mut self.woken);
-                if matches!(slot, Slot::Dropped) {
-                    self.tasks.remove(&id);
-                }
-                true
-            }
-            None => {
-                self.completed.remove(&id);
-                false // never scheduled by this execution
-            }
-        }
-    }
-
-    /// Whether step `id` has completed.
-    pub(crate) fn is_completed(&self, id: i64) -> bool {
-        self.completed.contains(&id)
-    }
-
-    fn unprocessed_events(&mut self) -> Vec<(String, String)> {
-        let mut all: Vec<_> = self.buffered.drain().flat_map(|(_, q)| q).collect();
-        all.sort_by_key(|(arrival, _, _)| *arrival);
-        all.into_iter().map(|(_, name, p)| (name, p)).collect()
-    }
-}
-
-fn poll_slot(slot: Option<&mut Slot>, cx: &mut Context<'_>) -> Poll<TaskResult> {
-    let Some(slot) = slot else {
-        return Poll::Pending;
-    };
-    match std::mem::replace(slot, Slot::Taken) {
-        Slot::Done(result) => Poll::Ready(result),
-        Slot::Waiting(_) => {
-            *slot = Slot::Waiting(Some(cx.waker().clone()));
-            Poll::Pending
-        }
-        other => {
-            *slot = other;
-            Poll::Pending
-        }
-    }
-}
-
-fn complete_slot(slot: &mut Slot, result: TaskResult, woken: &mut bool) {
-    if let Slot::Waiting(waker) = std::mem::replace(slot, Slot::Done(result)) {
-        if let Some(w) = waker {
-            w.wake();
-        }
-        *woken = true;
-    } else {
-        *slot = Slot::Dropped;
-    }
-}
-
-/// The state handle shared by the executor and every context clone.
-#[derive(Clone)]
-pub(crate) struct Shared(Arc<Mutex<State>>);
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// What one turn produced: history to append, actions to carry out, and the instance's state.
 #[derive(Debug)]
 pub struct TurnOutput {
@@ -545,7 +62,7 @@ pub struct TurnOutput {
 /// One orchestration instance's replay state: its future and everything its context shares.
 pub struct Executor {
     shared: Shared,
-    registry: Arc<Registry>,
+    orchestrator: Option<StartFn>,
     future: Option<BoxFuture<Result<String, Error>>>,
     outcome: Option<Outcome>,
     suspended: bool,
@@ -561,10 +78,14 @@ enum Disposition {
 
 impl Executor {
     /// A fresh executor for an instance, with no history applied yet.
-    pub fn new(instance_id: &str, registry: Arc<Registry>) -> Self {
+    ///
+    /// `orchestrator` is the code to run, looked up by the host under the instance's name;
+    /// `None` when this host has no orchestrator of that name (the execution then fails when
+    /// it starts, saying so).
+    pub fn new(instance_id: &str, orchestrator: Option<StartFn>) -> Self {
         Executor {
             shared: Shared(Arc::new(Mutex::new(State::new(instance_id.to_string())))),
-            registry,
+            orchestrator,
             future: None,
             outcome: None,
             suspended: false,
@@ -798,13 +319,13 @@ impl Executor {
             st.execution_id = execution_id.to_string();
             st.parent = parent;
         }
-        match self.registry.orchestrator(name).cloned() {
-            Some(f) => {
-                let ctx = OrchestrationContext::new(self.shared.clone());
+        match self.orchestrator.clone() {
+            Some(start) => {
+                let shared = self.shared.clone();
                 let input = input.to_string();
                 let replaying = self.shared.lock().replaying;
                 let made = guard_replay_logs(replaying, || {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx, input)))
+                    std::panic::catch_unwind(AssertUnwindSafe(|| start(shared, input)))
                 });
                 match made {
                     Ok(future) => self.future = Some(future),

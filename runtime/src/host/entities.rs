@@ -7,13 +7,16 @@ use std::panic::AssertUnwindSafe;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
-use super::context::no_such_entity;
-use super::{EntityContext, EntityId, EntityRecord};
-use crate::error::{Error, ErrorKind};
-use crate::history::{EntityCaller, EventKind, HistoryEvent};
+use super::orchestrations::unchanged;
+use super::{Inner, TurnError};
+use crate::context::entity::{EntityContext, no_such_entity};
+use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
+use crate::model::{EntityId, EntityRecord, Error, ErrorKind, InstanceStatus, RuntimeStatus};
 use crate::registry::Registry;
 use crate::replay::panic_message;
-use crate::store::{NewInstance, OrchestrationMessage};
+use crate::store::{
+    HistoryWrite, NewInstance, OrchestrationMessage, OrchestrationWorkItem, StoreError, TurnCommit,
+};
 
 /// One entity's batch: its record, and what the batch sends when it commits.
 pub(crate) struct EntityExecutor<'a> {
@@ -25,7 +28,7 @@ pub(crate) struct EntityExecutor<'a> {
     new_instances: Vec<NewInstance>,
 }
 
-enum Handled {
+pub(super) enum Handled {
     Done,
     Unlocked,
 }
@@ -65,7 +68,7 @@ impl<'a> EntityExecutor<'a> {
         (self.record, self.messages, self.new_instances)
     }
 
-    async fn handle(&mut self, event: HistoryEvent) -> Handled {
+    pub(super) async fn handle(&mut self, event: HistoryEvent) -> Handled {
         match &event.kind {
             EventKind::EntityOperationCalled { caller, .. } => {
                 let from = caller.as_ref().map(|c| c.instance_id.clone());
@@ -136,14 +139,19 @@ impl<'a> EntityExecutor<'a> {
     }
 
     /// Whether an operation from `from` must wait: the entity is locked by someone else.
-    fn deferred_by_lock(&self, from: Option<&str>) -> bool {
+    pub(super) fn deferred_by_lock(&self, from: Option<&str>) -> bool {
         match &self.record.locked_by {
             None => false,
             Some(holder) => from != Some(holder.instance_id.as_str()),
         }
     }
 
-    fn pass_lock(&mut self, lock_set: &[String], position: usize, caller: &EntityCaller) {
+    pub(super) fn pass_lock(
+        &mut self,
+        lock_set: &[String],
+        position: usize,
+        caller: &EntityCaller,
+    ) {
         let (instance_id, execution_id, kind) = match lock_set.get(position + 1) {
             Some(next) => (
                 next.clone(),
@@ -170,7 +178,7 @@ impl<'a> EntityExecutor<'a> {
         });
     }
 
-    async fn run_operation(&mut self, event: HistoryEvent) {
+    pub(super) async fn run_operation(&mut self, event: HistoryEvent) {
         let (operation, input, caller) = match event.kind {
             EventKind::EntityOperationCalled {
                 operation,
@@ -243,7 +251,7 @@ impl<'a> EntityExecutor<'a> {
         }
     }
 
-    fn panicked(&self, operation: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    pub(super) fn panicked(&self, operation: &str, panic: &(dyn std::any::Any + Send)) -> Error {
         Error::new(
             ErrorKind::Panic,
             format!(
@@ -252,5 +260,54 @@ impl<'a> EntityExecutor<'a> {
                 panic_message(panic)
             ),
         )
+    }
+}
+
+impl Inner {
+    /// Runs a batch of messages against an entity and commits its new record together with
+    /// everything the batch sends.
+    pub(super) async fn run_entity_batch(
+        &self,
+        item: &OrchestrationWorkItem,
+        consumed: Vec<u64>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), TurnError> {
+        let Ok(id) = item.instance_id.parse::<EntityId>() else {
+            tracing::warn!(instance_id = %item.instance_id, "dropped messages for a malformed entity id");
+            return self.commit(item, unchanged(&item.instance, consumed)).await;
+        };
+        let record = EntityRecord::from_status(&item.instance)
+            .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?;
+        let events = item
+            .messages
+            .iter()
+            .map(|m| m.message.event.clone())
+            .collect();
+        let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now);
+        executor.process(events).await;
+        let (record, messages, new_instances) = executor.into_parts();
+        let status = InstanceStatus {
+            instance_id: item.instance_id.clone(),
+            name: id.name().to_string(),
+            execution_id: String::new(),
+            runtime_status: RuntimeStatus::Running,
+            input: None,
+            output: Some(record.to_json()),
+            custom_status: None,
+            failure: None,
+            created_at: item.instance.created_at,
+            last_updated_at: now,
+            parent_instance_id: None,
+            history: None,
+        };
+        let commit = TurnCommit {
+            consumed,
+            history: HistoryWrite::Append(Vec::new()),
+            status,
+            activities: Vec::new(),
+            messages,
+            new_instances,
+        };
+        self.commit(item, commit).await
     }
 }

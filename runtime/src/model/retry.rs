@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Error;
+use super::error::Error;
 
 type Predicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 

@@ -4,8 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::Entity;
-use crate::error::{Error, ErrorKind};
+use super::error::{Error, ErrorKind};
 
 /// The id of an entity: its name (case-insensitive, kept lower case) and its key
 /// (case-sensitive). Prints as `@name@key`, which is also its instance id in the store.
@@ -30,11 +29,6 @@ impl EntityId {
             name: name.as_ref().to_lowercase(),
             key: key.into(),
         }
-    }
-
-    /// The id of the class-style entity `E` with this key.
-    pub fn of<E: Entity>(key: impl Into<String>) -> Self {
-        EntityId::new(E::NAME, key)
     }
 
     /// The entity's name, lower case.

@@ -3,30 +3,40 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use durable::Registry;
-use durable::history::{EventKind, HistoryEvent};
-use durable::prelude::*;
-use durable::replay::{Action, Executor, Outcome};
 
-#[activity]
-async fn add_one(_ctx: ActivityContext, n: i64) -> Result<i64, Error> {
-    Ok(n + 1)
+use super::{Action, Executor, Outcome, StartFn};
+use crate::context::{Activity, ActivityContext, OrchestrationContext};
+use crate::model::history::{EventKind, HistoryEvent};
+use crate::model::{BoxFuture, Error};
+
+/// `add_one`, by hand: what `#[activity]` generates, minus the macro.
+#[derive(Clone, Copy)]
+struct AddOne;
+
+impl Activity for AddOne {
+    type Input = i64;
+    type Output = i64;
+    const NAME: &'static str = "add_one";
+    fn run(_ctx: ActivityContext, n: i64) -> BoxFuture<Result<i64, Error>> {
+        Box::pin(async move { Ok(n + 1) })
+    }
 }
 
-#[orchestrator]
-async fn two_steps(ctx: OrchestrationContext, n: i64) -> Result<i64, Error> {
-    let a = ctx.call_activity(add_one, n).await?;
-    ctx.call_activity(add_one, a).await
+/// An orchestrator calling `add_one` twice, as the host hands it to an executor.
+fn two_steps() -> Option<StartFn> {
+    Some(Arc::new(|shared, input| {
+        let ctx = OrchestrationContext::new(shared);
+        Box::pin(async move {
+            let n: i64 = serde_json::from_str(&input).map_err(Error::from)?;
+            let a = ctx.call_activity(AddOne, n).await?;
+            let b = ctx.call_activity(AddOne, a).await?;
+            Ok(b.to_string())
+        })
+    }))
 }
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(secs)
-}
-
-fn registry() -> Arc<Registry> {
-    let mut r = Registry::default();
-    r.add_orchestrator::<two_steps>();
-    Arc::new(r)
 }
 
 fn started(input: &str) -> HistoryEvent {
@@ -53,7 +63,7 @@ fn completed(id: i64, result: &str) -> HistoryEvent {
 
 #[test]
 fn a_turn_turns_events_into_actions_and_history() {
-    let mut ex = Executor::new("i", registry());
+    let mut ex = Executor::new("i", two_steps());
     let out = ex.run_turn(t(0), vec![started("1")]);
     assert_eq!(
         out.actions,
@@ -79,7 +89,7 @@ fn a_turn_turns_events_into_actions_and_history() {
 
 #[test]
 fn duplicate_and_unknown_completions_are_ignored() {
-    let mut ex = Executor::new("i", registry());
+    let mut ex = Executor::new("i", two_steps());
     ex.run_turn(t(0), vec![started("1")]);
     let out = ex.run_turn(
         t(1),
@@ -99,12 +109,12 @@ fn duplicate_and_unknown_completions_are_ignored() {
 
 #[test]
 fn replaying_the_recorded_history_reaches_the_same_state() {
-    let mut live = Executor::new("i", registry());
+    let mut live = Executor::new("i", two_steps());
     let mut history = Vec::new();
     history.extend(live.run_turn(t(0), vec![started("10")]).new_history);
     history.extend(live.run_turn(t(1), vec![completed(0, "11")]).new_history);
 
-    let mut replayed = Executor::new("i", registry());
+    let mut replayed = Executor::new("i", two_steps());
     replayed.replay(&history);
     assert_eq!(replayed.history_len(), history.len());
     let a = live.run_turn(t(2), vec![completed(1, "12")]);
@@ -126,14 +136,14 @@ fn a_recorded_step_of_another_kind_is_a_nondeterminism() {
         },
         HistoryEvent::new(t(0), EventKind::OrchestratorCompleted),
     ];
-    let mut ex = Executor::new("i", registry());
+    let mut ex = Executor::new("i", two_steps());
     ex.replay(&history);
     let out = ex.run_turn(t(5), vec![]);
     match out.outcome {
         Some(Outcome::Failed(f)) => {
             assert_eq!(f.error_type, "Nondeterminism");
             assert!(
-                f.message.contains("recorded a timer as step 0, but the code now does call activity `add_one` at runtime/tests/replay_core.rs:"),
+                f.message.contains("recorded a timer as step 0, but the code now does call activity `add_one` at runtime/src/replay/tests.rs:"),
                 "{}",
                 f.message
             );

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::EntityId;
-use crate::error::{Error, ErrorKind};
-use crate::history::{EntityCaller, HistoryEvent};
-use crate::status::InstanceStatus;
+use super::entity::EntityId;
+use super::error::{Error, ErrorKind};
+use super::history::{EntityCaller, HistoryEvent};
+use super::status::InstanceStatus;
 
 /// The durable record of one entity, kept as JSON in its instance's `output`: the state, the
 /// critical section holding its lock, operations deferred while it is locked, and unlocks that

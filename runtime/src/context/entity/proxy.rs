@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{EntityContext, EntityId};
-use crate::client::Client;
-use crate::error::Error;
-use crate::orchestration::{OrchestrationContext, Task};
+use super::EntityContext;
+use crate::context::orchestration::{OrchestrationContext, Task};
+use crate::model::{BoxFutureOf, EntityId, Error};
 
 /// The target of a two-way call proxy (`ctx.call_entity::<E>(key)`).
 pub struct CallTarget {
@@ -23,7 +22,7 @@ impl CallTarget {
     #[track_caller]
     pub fn call<T: DeserializeOwned>(self, operation: &str, input: &impl Serialize) -> Task<T> {
         self.ctx
-            .call_entity_at(&self.id, operation, input, Location::caller())
+            .call_entity_from(&self.id, operation, input, Location::caller())
     }
 
     /// The entity being called.
@@ -51,7 +50,7 @@ impl SignalTarget {
     pub fn signal(self, operation: &str, input: &impl Serialize) {
         match self.sink {
             Sink::Orchestration(ctx) => {
-                ctx.signal_entity_at_raw(&self.id, operation, input, self.at, Location::caller())
+                ctx.signal_entity_from(&self.id, operation, input, self.at, Location::caller())
             }
             Sink::Entity(ctx) => ctx.signal_raw(&self.id, operation, input, self.at),
         }
@@ -63,9 +62,21 @@ impl SignalTarget {
     }
 }
 
+/// What sends a client's signals: the [`Client`](crate::Client), seen from below it.
+pub(crate) trait SignalSender: Sync {
+    /// Durably enqueues `operation` with `input` (JSON) for the entity, at `at` if given.
+    fn send_signal<'a>(
+        &'a self,
+        id: &'a EntityId,
+        operation: &'a str,
+        input: String,
+        at: Option<DateTime<Utc>>,
+    ) -> BoxFutureOf<'a, Result<(), Error>>;
+}
+
 /// The target of a client's signal proxy (`client.signal_entity::<E>(key)`).
 pub struct ClientSignalTarget<'a> {
-    pub(crate) client: &'a Client,
+    pub(crate) client: &'a dyn SignalSender,
     pub(crate) id: EntityId,
     pub(crate) at: Option<DateTime<Utc>>,
 }
@@ -81,7 +92,7 @@ impl<'a> ClientSignalTarget<'a> {
         let operation = operation.to_string();
         async move {
             self.client
-                .signal_entity_raw(&self.id, &operation, input?, self.at)
+                .send_signal(&self.id, &operation, input?, self.at)
                 .await
         }
     }

@@ -1,0 +1,149 @@
+//! The activity dispatcher: fetch activity work within the concurrency limit, run it, report
+//! its result to the orchestration that scheduled it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use super::leases::Leased;
+use super::{Inner, SAFETY_POLL, backoff};
+use crate::context::ActivityContext;
+use crate::model::history::{EventKind, HistoryEvent};
+use crate::model::{Error, ErrorKind, real_sleep};
+use crate::replay::panic_message;
+use crate::store::{ActivityWorkItem, OrchestrationMessage, StoreError};
+
+impl Inner {
+    pub(super) async fn activity_dispatcher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut errors = 0u32;
+        loop {
+            let permit = tokio::select! {
+                permit = self.activity_slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            if *shutdown.borrow() {
+                return;
+            }
+            let notified = self.store.signal().activities.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.store.fetch_activity(self.config.lease).await {
+                Ok(Some(item)) => {
+                    errors = 0;
+                    let inner = self.clone();
+                    tokio::spawn(async move {
+                        inner.run_activity(Arc::new(item)).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    errors = 0;
+                    drop(permit);
+                    let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = real_sleep(poll) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Err(err) => {
+                    drop(permit);
+                    errors += 1;
+                    tracing::warn!(error = %err, "fetching activity work failed");
+                    tokio::select! {
+                        _ = real_sleep(backoff(errors)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn run_activity(&self, item: Arc<ActivityWorkItem>) {
+        let task = &item.task;
+        if item.dequeue_count > self.config.max_dequeue {
+            let reason = format!(
+                "parked after {} deliveries without completing (the host may have crashed \
+                 while running it)",
+                item.dequeue_count - 1
+            );
+            if let Err(e) = self
+                .store
+                .park_activity(&item, &reason, self.clock.now())
+                .await
+            {
+                tracing::warn!(error = %e, "parking an activity failed");
+            }
+            return;
+        }
+        let ctx = ActivityContext {
+            instance_id: task.instance_id.clone(),
+            execution_id: task.execution_id.clone(),
+            name: task.name.clone(),
+            task_id: task.task_id,
+            attempt: item.dequeue_count,
+        };
+        // The lease keeper renews the lease while the activity runs, however long it takes.
+        let held = self.leases.hold(Leased::Activity(item.clone()));
+        let result = match self.registry.activity(&task.name) {
+            None => Err(Error::new(
+                ErrorKind::UnknownFunction,
+                format!(
+                    "no activity named `{}` is registered on this host",
+                    task.name
+                ),
+            )),
+            Some(f) => {
+                let input = task.input.clone();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx, input))) {
+                    Err(panic) => Err(activity_panic(&task.name, &*panic)),
+                    Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
+                        Ok(result) => result,
+                        Err(panic) => Err(activity_panic(&task.name, &*panic)),
+                    },
+                }
+            }
+        };
+        drop(held);
+        let kind = match result {
+            Ok(output) => EventKind::TaskCompleted {
+                task_scheduled_id: task.task_id,
+                result: output,
+            },
+            Err(err) => EventKind::TaskFailed {
+                task_scheduled_id: task.task_id,
+                failure: err.to_failure(),
+            },
+        };
+        let response = OrchestrationMessage {
+            instance_id: task.instance_id.clone(),
+            execution_id: Some(task.execution_id.clone()),
+            event: HistoryEvent::new(self.clock.now(), kind),
+            visible_at: None,
+        };
+        match self.store.complete_activity(&item, response).await {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost) => {
+                tracing::debug!(activity = %task.name, "activity lease lost; result dropped")
+            }
+            Err(e) => {
+                tracing::warn!(activity = %task.name, error = %e, "recording an activity result failed");
+                let _ = self
+                    .store
+                    .abandon_activity(&item, backoff(item.dequeue_count))
+                    .await;
+            }
+        }
+    }
+}
+pub(super) fn activity_panic(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    Error::new(
+        ErrorKind::Panic,
+        format!("activity `{name}` panicked: {}", panic_message(panic)),
+    )
+}

@@ -1,0 +1,221 @@
+//! The builder: a store, the functions to run, and the host's settings; `start` spawns the
+//! dispatchers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::Inner;
+use super::Runtime;
+use super::leases::LeaseKeeper;
+#[cfg(feature = "http")]
+use crate::client::Client;
+use crate::context::Entity;
+use crate::model::{Clock, Error, ErrorKind};
+use crate::registry::{Register, Registry};
+use crate::store::Store;
+
+/// Configures and starts a [`Runtime`].
+#[must_use = "call .start().await to run the host"]
+pub struct RuntimeBuilder {
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(super) registry: Registry,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: Config,
+    pub(super) task_hub: Option<String>,
+    #[cfg(feature = "http")]
+    pub(super) http: Option<crate::http::HttpOptions>,
+}
+
+#[derive(Clone)]
+pub(super) struct Config {
+    pub(super) max_activities: usize,
+    pub(super) max_orchestrations: usize,
+    pub(super) always_replay: bool,
+    pub(super) cache_capacity: usize,
+    pub(super) lease: Duration,
+    pub(super) max_dequeue: u32,
+    pub(super) shutdown_grace: Duration,
+}
+
+impl RuntimeBuilder {
+    /// The store to keep instances in (required).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store shared with other hosts or clients in this process.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Registers an `#[orchestrator]` or `#[activity]` function.
+    pub fn register(mut self, function: impl Register) -> Self {
+        function.register(&mut self.registry);
+        self
+    }
+
+    /// Registers a class-style entity (a type with an `#[entity]` impl block).
+    pub fn register_entity<E: Entity>(mut self) -> Self {
+        self.registry.add_entity::<E>();
+        self
+    }
+
+    /// At most this many activities run at once (default 64).
+    pub fn max_concurrent_activities(mut self, n: usize) -> Self {
+        self.config.max_activities = n.max(1);
+        self
+    }
+
+    /// At most this many orchestration turns run at once (default 8).
+    pub fn max_concurrent_orchestrations(mut self, n: usize) -> Self {
+        self.config.max_orchestrations = n.max(1);
+        self
+    }
+
+    /// Works in this task hub of the store (instances of other hubs are invisible).
+    pub fn task_hub(mut self, name: impl Into<String>) -> Self {
+        self.task_hub = Some(name.into());
+        self
+    }
+
+    /// The clock for orchestration time and timers (tests pass a
+    /// [`ManualClock`](crate::testing::ManualClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Evicts every instance after each turn, so every turn replays its whole history. Slower;
+    /// used to prove that replay reaches the same state as cached execution.
+    pub fn always_replay(mut self, on: bool) -> Self {
+        self.config.always_replay = on;
+        self
+    }
+
+    /// How many instances stay cached in memory between turns (default 10,000).
+    pub fn instance_cache_capacity(mut self, n: usize) -> Self {
+        self.config.cache_capacity = n;
+        self
+    }
+
+    /// How long a fetched work item stays leased to this host without renewal (default 30 s).
+    ///
+    /// Work held by a host that dies is taken over (by another host, or by this one restarted)
+    /// within one lease. Work still in progress keeps its lease: a running activity's lease is
+    /// renewed every third of the lease, however long the activity runs, and so is an
+    /// orchestration turn's when the turn takes longer than that. A shorter lease means a
+    /// faster takeover and more renewal writes; it should stay well above the store's write
+    /// latency.
+    pub fn lease_duration(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        self
+    }
+
+    /// After this many failed attempts to process a message, it is parked with its error
+    /// instead of being retried forever (default 10).
+    pub fn max_dequeue_count(mut self, n: u32) -> Self {
+        self.config.max_dequeue = n.max(1);
+        self
+    }
+
+    /// How long `shutdown` waits for running activities before abandoning them (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Serves the HTTP management API ([`crate::http`]) on `addr` while the host runs; use a
+    /// loopback address such as `127.0.0.1:7071` (port 0 picks a free port; see
+    /// [`Runtime::http_addr`]).
+    #[cfg(feature = "http")]
+    pub fn http(mut self, addr: std::net::SocketAddr) -> Self {
+        self.http = Some(crate::http::HttpOptions::new(addr));
+        self
+    }
+
+    /// Serves the HTTP management API with these options (a key, a body limit).
+    #[cfg(feature = "http")]
+    pub fn http_options(mut self, options: crate::http::HttpOptions) -> Self {
+        self.http = Some(options);
+        self
+    }
+
+    /// Starts the dispatchers. Fails when no store was given or a name was registered twice.
+    pub async fn start(self) -> Result<Runtime, Error> {
+        let store = self.store.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "no store: call `.store(durable::store::Memory::new())` or another store first",
+            )
+        })?;
+        if let Some(dup) = self.registry.duplicates().first() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{dup} is registered twice; each name may be registered once"),
+            ));
+        }
+        let store = match self.task_hub {
+            Some(hub) => store.with_task_hub(&hub),
+            None => store,
+        };
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            leases_released: watch::channel(false).0,
+            leases: Arc::new(LeaseKeeper::default()),
+            store,
+            registry: Arc::new(self.registry),
+            clock: self.clock,
+            cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
+            config: self.config,
+        });
+        let mut tasks = Vec::new();
+        for _ in 0..inner.config.max_orchestrations {
+            tasks.push(tokio::spawn(
+                inner.clone().orchestration_worker(shutdown.subscribe()),
+            ));
+        }
+        tasks.push(tokio::spawn(
+            inner.clone().activity_dispatcher(shutdown.subscribe()),
+        ));
+        // Not one of `tasks`: it keeps renewing through shutdown's grace period, and stops
+        // when the leases are released.
+        tokio::spawn(inner.clone().keep_leases());
+        #[cfg(feature = "http")]
+        let http = match self.http {
+            None => None,
+            Some(options) => {
+                let client = Client::with_parts(
+                    inner.store.clone(),
+                    inner.clock.clone(),
+                    Some(inner.registry.clone()),
+                );
+                match crate::http::HttpServer::start(client, options).await {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        shutdown.send_replace(true);
+                        for task in tasks {
+                            let _ = task.await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Ok(Runtime {
+            inner,
+            shutdown,
+            tasks: Mutex::new(tasks),
+            #[cfg(feature = "http")]
+            http_addr: http.as_ref().map(|s| s.addr()),
+            #[cfg(feature = "http")]
+            http: Mutex::new(http),
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! The worker host: dispatchers that fetch work from the store, run turns and activities, and
+//! commit the results.
+//!
+//! - `builder.rs`, `runtime.rs`: configuring and starting a host, and the handle it returns;
+//! - `orchestrations.rs`: the orchestration dispatchers, the executor cache, one turn;
+//! - `commit.rs`: a turn's commit, built from what the replay core produced;
+//! - `rewind.rs`: putting a failed instance back to running;
+//! - `entities.rs`: entity batches;
+//! - `activities.rs`: the activity dispatcher;
+//! - `leases.rs`: renewing the leases of work still in progress.
+
+mod activities;
+mod builder;
+mod commit;
+mod entities;
+mod leases;
+mod orchestrations;
+mod rewind;
+mod runtime;
+
+use builder::Config;
+pub use builder::RuntimeBuilder;
+use orchestrations::TurnError;
+pub use runtime::Runtime;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use crate::model::Clock;
+use crate::registry::Registry;
+use crate::replay::Executor;
+use crate::store::Store;
+use leases::LeaseKeeper;
+
+struct Inner {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<HashMap<String, Executor>>,
+    /// The last processing error per instance, reported when its messages are parked.
+    failures: Mutex<HashMap<String, String>>,
+    activity_slots: Arc<Semaphore>,
+    /// Raised once the host has stopped (shut down, or dropped): leases are no longer renewed.
+    leases_released: watch::Sender<bool>,
+    /// The leases held on work in progress.
+    leases: Arc<LeaseKeeper>,
+    config: Config,
+}
+
+/// A safety net for missed wake-ups; the hot path never waits on it.
+const SAFETY_POLL: Duration = Duration::from_secs(1);
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << attempt.min(10))).min(Duration::from_secs(30))
+}

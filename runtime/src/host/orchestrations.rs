@@ -1,0 +1,266 @@
+//! The orchestration dispatchers: fetch a work item, run its turn on a cached or replayed
+//! executor, commit; retry or park what keeps failing.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use super::commit::{build_commit, unlock_messages};
+use super::leases::Leased;
+use super::{Inner, SAFETY_POLL, backoff};
+use crate::context::OrchestrationContext;
+use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
+use crate::model::{EntityId, InstanceStatus, RuntimeStatus, real_sleep};
+use crate::replay::{Executor, StartFn, panic_message};
+use crate::store::{Fetched, HistoryWrite, OrchestrationWorkItem, StoreError, TurnCommit};
+
+impl Inner {
+    /// The code of orchestrator `name` as the replay core runs it: on a context over the
+    /// executor's state. `None` when this host has no orchestrator of that name.
+    fn orchestrator(&self, name: &str) -> Option<StartFn> {
+        let f = self.registry.orchestrator(name)?.clone();
+        Some(Arc::new(move |shared, input| {
+            f(OrchestrationContext::new(shared), input)
+        }))
+    }
+
+    pub(super) async fn orchestration_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut errors = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let notified = self.store.signal().orchestrations.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self
+                .store
+                .fetch_orchestration(self.clock.now(), self.config.lease)
+                .await
+            {
+                Ok(Fetched::Item(item)) => {
+                    errors = 0;
+                    // There may be more: pass the wake-up on to another idle dispatcher.
+                    self.store.signal().orchestration_work();
+                    self.process(item).await;
+                }
+                Ok(Fetched::Empty { next_visible }) => {
+                    errors = 0;
+                    let clock = self.clock.clone();
+                    let due = async move {
+                        match next_visible {
+                            Some(at) => clock.sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = due => {}
+                        _ = real_sleep(poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    errors += 1;
+                    tracing::warn!(error = %err, "fetching orchestration work failed");
+                    tokio::select! {
+                        _ = real_sleep(backoff(errors)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn process(&self, item: OrchestrationWorkItem) {
+        let item = Arc::new(item);
+        let id = item.instance_id.clone();
+        if item.dequeue_count > self.config.max_dequeue {
+            let error = self
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id)
+                .unwrap_or_else(|| "processing kept failing".to_string());
+            let reason = format!(
+                "parked after {} failed attempts to process it: {error}",
+                item.dequeue_count - 1
+            );
+            tracing::error!(instance_id = %id, %reason, "parking poison messages");
+            if let Err(e) = self
+                .store
+                .park_orchestration(&item, &reason, self.clock.now())
+                .await
+            {
+                tracing::warn!(instance_id = %id, error = %e, "parking failed");
+            }
+            return;
+        }
+        // Turns normally take milliseconds; one that runs long (a long history read and replay,
+        // slow entity operations) keeps its lease through the lease keeper.
+        let held = self.leases.hold(Leased::Orchestration(item.clone()));
+        let outcome = AssertUnwindSafe(self.run_turn(&item)).catch_unwind().await;
+        drop(held);
+        let error = match outcome {
+            Ok(Ok(())) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                return;
+            }
+            Ok(Err(TurnError::LeaseLost)) => {
+                tracing::debug!(instance_id = %id, "lease lost; the turn was discarded");
+                self.evict(&id);
+                return;
+            }
+            Ok(Err(TurnError::Store(e))) => e.to_string(),
+            Err(panic) => format!("the runtime panicked: {}", panic_message(&*panic)),
+        };
+        tracing::warn!(instance_id = %id, %error, "processing a turn failed; will retry");
+        self.evict(&id);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), error);
+        if let Err(e) = self
+            .store
+            .abandon_orchestration(&item, backoff(item.dequeue_count))
+            .await
+        {
+            tracing::warn!(instance_id = %id, error = %e, "abandoning the work item failed");
+        }
+    }
+
+    pub(super) fn evict(&self, instance_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(instance_id);
+    }
+
+    pub(super) async fn run_turn(&self, item: &OrchestrationWorkItem) -> Result<(), TurnError> {
+        let now = self.clock.now();
+        let status = &item.instance;
+        let consumed: Vec<u64> = item.messages.iter().map(|m| m.seq).collect();
+        if EntityId::is_entity_instance(&item.instance_id) {
+            return self.run_entity_batch(item, consumed, now).await;
+        }
+        if status.runtime_status == RuntimeStatus::Failed
+            && let Some(at) = item
+                .messages
+                .iter()
+                .position(|m| matches!(m.message.event.kind, EventKind::ExecutionRewound { .. }))
+        {
+            return self.rewind(item, at, now).await;
+        }
+        if status.runtime_status.is_terminal() {
+            // Late messages for a finished instance: acknowledged and dropped.
+            return self.commit(item, unchanged(status, consumed)).await;
+        }
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&item.instance_id)
+            .filter(|e| {
+                e.history_len() == item.history_len && e.execution_id() == status.execution_id
+            });
+        let mut executor = match cached {
+            Some(executor) => executor,
+            None => {
+                let history = self.store.history(&item.instance_id).await?;
+                let mut executor =
+                    Executor::new(&item.instance_id, self.orchestrator(&status.name));
+                executor.replay(&history);
+                executor
+            }
+        };
+        let started = item.history_len > 0;
+        let events: Vec<HistoryEvent> = item
+            .messages
+            .iter()
+            .map(|m| &m.message)
+            .filter(|m| match &m.event.kind {
+                EventKind::ExecutionStarted { execution_id, .. } => {
+                    !started && *execution_id == status.execution_id
+                }
+                kind if kind.is_response() => {
+                    m.execution_id.as_deref() == Some(status.execution_id.as_str())
+                }
+                _ => true,
+            })
+            .map(|m| m.event.clone())
+            .collect();
+        let out = executor.run_turn(now, events);
+        let info = executor.info();
+        let held_locks = out.outcome.as_ref().and(executor.held_locks());
+        let mut commit = build_commit(item, &info, out, consumed, now);
+        if let Some((critical_section, lock_set)) = held_locks {
+            // The execution ended holding (or acquiring) locks: release them.
+            let caller = EntityCaller {
+                instance_id: item.instance_id.clone(),
+                execution_id: info.execution_id.clone(),
+                task_scheduled_id: critical_section,
+            };
+            commit
+                .messages
+                .extend(unlock_messages(&lock_set, &caller, now));
+        }
+        self.commit(item, commit).await?;
+        if executor.outcome().is_none() && !self.config.always_replay {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= self.config.cache_capacity
+                && let Some(victim) = cache.keys().next().cloned()
+            {
+                cache.remove(&victim);
+            }
+            if self.config.cache_capacity > 0 {
+                cache.insert(item.instance_id.clone(), executor);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), TurnError> {
+        self.store
+            .commit_turn(item, commit)
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaseLost => TurnError::LeaseLost,
+                other => TurnError::Store(other),
+            })
+    }
+}
+
+pub(super) fn unchanged(status: &InstanceStatus, consumed: Vec<u64>) -> TurnCommit {
+    TurnCommit {
+        consumed,
+        history: HistoryWrite::Append(Vec::new()),
+        status: status.clone(),
+        activities: Vec::new(),
+        messages: Vec::new(),
+        new_instances: Vec::new(),
+    }
+}
+
+pub(super) enum TurnError {
+    LeaseLost,
+    Store(StoreError),
+}
+
+impl From<StoreError> for TurnError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LeaseLost => TurnError::LeaseLost,
+            other => TurnError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The handle of a running host: its client, idleness, shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::RuntimeBuilder;
+use super::{Config, Inner};
+use crate::client::Client;
+use crate::model::{Clock, SystemClock, real_sleep};
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// A running host: dispatchers for orchestrations and activities on one store.
+///
+/// ```
+/// use std::time::Duration;
+/// use durable::prelude::*;
+///
+/// #[activity]
+/// async fn double(_ctx: ActivityContext, n: i64) -> Result<i64, Error> {
+///     Ok(n * 2)
+/// }
+///
+/// #[orchestrator]
+/// async fn twice(ctx: OrchestrationContext, n: i64) -> Result<i64, Error> {
+///     let once = ctx.call_activity(double, n).await?;
+///     ctx.call_activity(double, once).await
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = Runtime::builder()
+///     .store(durable::store::Memory::new())
+///     .register(twice)
+///     .register(double)
+///     .start()
+///     .await?;
+/// let client = runtime.client();
+/// let id = client.start(twice, 5).await?;
+/// let status = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// assert_eq!(status.output::<i64>()?, 20);
+/// runtime.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Runtime {
+    pub(super) inner: Arc<Inner>,
+    pub(super) shutdown: watch::Sender<bool>,
+    pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg(feature = "http")]
+    pub(super) http_addr: Option<std::net::SocketAddr>,
+    #[cfg(feature = "http")]
+    pub(super) http: Mutex<Option<crate::http::HttpServer>>,
+}
+
+impl Runtime {
+    /// A builder with the system clock and default limits.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            store: None,
+            registry: Registry::default(),
+            clock: Arc::new(SystemClock),
+            config: Config {
+                max_activities: 64,
+                max_orchestrations: 8,
+                always_replay: false,
+                cache_capacity: 10_000,
+                lease: Duration::from_secs(30),
+                max_dequeue: 10,
+                shutdown_grace: Duration::from_secs(30),
+            },
+            task_hub: None,
+            #[cfg(feature = "http")]
+            http: None,
+        }
+    }
+
+    /// Where the HTTP management API listens, when the host serves it.
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_addr
+    }
+
+    /// A client on this host's store and task hub.
+    pub fn client(&self) -> Client {
+        Client::with_parts(
+            self.inner.store.clone(),
+            self.inner.clock.clone(),
+            Some(self.inner.registry.clone()),
+        )
+    }
+
+    /// The store this host runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The clock this host runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Waits until no work is visible or in progress (at the current clock time): everything
+    /// due has settled. Tests that step a manual clock call it before advancing; demos use it
+    /// to wait for a burst of signals to be applied.
+    pub async fn idle(&self) {
+        let store = &self.inner.store;
+        loop {
+            let changed = store.signal().instances.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if store.is_idle(self.inner.clock.now()).await.unwrap_or(false) {
+                return;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = real_sleep(Duration::from_millis(2)) => {}
+            }
+        }
+    }
+
+    /// Stops fetching work, lets running turns finish, waits up to the shutdown grace period
+    /// for running activities, then stops. Unfinished work stays in the store and resumes when
+    /// a host starts again.
+    pub async fn shutdown(&self) {
+        #[cfg(feature = "http")]
+        {
+            let server = self.http.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(mut server) = server {
+                server.shutdown().await;
+            }
+        }
+        self.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+        let slots = self.inner.config.max_activities as u32;
+        let drained = tokio::time::timeout(
+            self.inner.config.shutdown_grace,
+            self.inner.activity_slots.acquire_many(slots),
+        )
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "shutdown: activities still running after the grace period; their leases are \
+                 no longer renewed, so their work is taken over once the leases run out"
+            );
+        }
+        self.inner.leases_released.send_replace(true);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        // Work still running in the background no longer holds its leases: a dropped host is
+        // as good as gone, and others take its work over once the leases run out.
+        self.inner.leases_released.send_replace(true);
+    }
+}
