@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::entity::EntityMetadata;
+use crate::model::EntityMetadata;
 use crate::model::InstanceStatus;
 use crate::model::history::{EventKind, HistoryEvent};
 

@@ -33,7 +33,13 @@
 //! ```
 
 pub mod api;
-mod handlers;
+mod auth;
+mod entities;
+mod error;
+mod instances;
+mod links;
+mod params;
+mod router;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +51,7 @@ use tokio::task::JoinHandle;
 use crate::client::Client;
 use crate::model::{Error, ErrorKind};
 
-pub use handlers::router;
+pub use router::router;
 
 /// Where every endpoint lives.
 pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
