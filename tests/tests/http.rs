@@ -837,6 +837,14 @@ async fn entities_signal_read_list_delete() {
         api.post("entities/counter/c1?op=add", Some("[1,"))
             .await
             .expect(400);
+        // A continuation token the host did not issue is the caller's mistake on every listing.
+        for listing in ["entities", "entities/counter"] {
+            let forged = api
+                .call("GET", listing, None, &[("x-ms-continuation-token", "forged")])
+                .await;
+            forged.expect(400);
+            assert!(forged.message().contains("continuation"), "{}", forged.message());
+        }
 
         api.delete("entities/counter/c2").await.expect(202);
         rt.idle().await;

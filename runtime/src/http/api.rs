@@ -161,7 +161,7 @@ impl Status {
             .as_ref()
             .map(|f| serde_json::to_value(f).unwrap_or(Value::Null));
         let output = match (&status.failure, status.runtime_status) {
-            (Some(f), crate::RuntimeStatus::Failed) => Value::String(f.message.clone()),
+            (Some(f), crate::model::RuntimeStatus::Failed) => Value::String(f.message.clone()),
             _ => json_value(status.output.as_deref()),
         };
         Status {
