@@ -6,8 +6,8 @@
 //! never changes what the macros see.
 
 pub use crate::entity::{
-    CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget,
-    decode_input, encode_output, unknown_operation,
+    CallTarget, ClientSignalTarget, Dispatched, Entity, EntityFunction, SignalTarget, decode_input,
+    encode_output, unknown_operation,
 };
 pub use crate::function::{Activity, BoxFuture, BoxFutureOf, IntoOutcome, Orchestrator, Register};
 pub use crate::registry::Registry;
