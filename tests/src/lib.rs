@@ -4,8 +4,6 @@
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
-pub mod conformance;
-
 use std::future::Future;
 use std::time::Duration;
 

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use durable::store::{Memory, Store};
 
-durable_tests::conformance_tests!(|| async { Arc::new(Memory::new()) as Arc<dyn Store> });
+durable::store_conformance_tests!(|| async { Arc::new(Memory::new()) as Arc<dyn Store> });
 
 /// The whole suite in one go, as `run_all` runs it (also on a non-default task hub, which
 /// must behave like any other).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_on_a_named_task_hub() {
-    durable_tests::conformance::run_all(&|| async { Memory::new().with_task_hub("conformance") })
+    durable::store::conformance::run_all(&|| async { Memory::new().with_task_hub("conformance") })
         .await;
 }

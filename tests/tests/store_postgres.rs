@@ -184,7 +184,7 @@ async fn conformance_suite() {
         }
     };
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        durable_tests::conformance::run_all(&factory),
+        durable::store::conformance::run_all(&factory),
     ))
     .await;
     let created = std::mem::take(&mut *schemas.lock().unwrap());

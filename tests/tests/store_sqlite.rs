@@ -136,7 +136,7 @@ async fn files_that_are_not_durable_stores_are_refused_and_left_untouched() {
 }
 
 // Every behaviour of the `Store` trait, each check on a fresh database file.
-durable_tests::conformance_tests!(|| async {
+durable::store_conformance_tests!(|| async {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("a scratch directory")
         .keep();

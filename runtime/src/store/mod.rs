@@ -6,7 +6,13 @@
 //! refused instead of applied twice. A host renews the leases of work still in progress
 //! ([`Store::renew_activity_lease`], [`Store::renew_orchestration_lease`]), so leases can be
 //! short while steps take as long as they need. [`Memory`] is the in-process store for tests.
+//!
+//! A store for another database can be checked against the suite the built-in stores pass: the
+//! `conformance` module and the `durable::store_conformance_tests!` macro, behind the
+//! `store-conformance` feature.
 
+#[cfg(feature = "store-conformance")]
+pub mod conformance;
 mod memory;
 mod paging;
 #[cfg(feature = "postgres")]
