@@ -22,7 +22,11 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("host", &["host/"], &["host"]),
     ("testing", &["testing.rs"], &["testing"]),
     // The crate root and the macros' module re-export every layer; nothing below may use them.
-    ("root", &["lib.rs", "private.rs"], &["__private", "prelude", "entity", "history"]),
+    (
+        "root",
+        &["lib.rs", "private.rs"],
+        &["__private", "prelude", "entity", "history"],
+    ),
 ];
 
 /// Files written against the crate's public API, as a user's would be: the store conformance
@@ -175,10 +179,22 @@ fn no_file_uses_a_layer_above_its_own() {
 
 #[test]
 fn paths_are_read_as_written() {
-    assert_eq!(crate_paths("use crate::model::{Error, ErrorKind};"), ["model"]);
-    assert_eq!(crate_paths("use crate::{Activity, Registry};"), ["Activity", "Registry"]);
-    assert_eq!(crate_paths("x: crate::store::Store, y: crate::Client"), ["store", "Client"]);
+    assert_eq!(
+        crate_paths("use crate::model::{Error, ErrorKind};"),
+        ["model"]
+    );
+    assert_eq!(
+        crate_paths("use crate::{Activity, Registry};"),
+        ["Activity", "Registry"]
+    );
+    assert_eq!(
+        crate_paths("x: crate::store::Store, y: crate::Client"),
+        ["store", "Client"]
+    );
     assert!(crate_paths("$crate::store::conformance::run_all").is_empty());
     assert_eq!(code("/// see [`Client`](crate::Client)"), "");
-    assert_eq!(code("let a = crate::replay::x(); // crate::host"), "let a = crate::replay::x(); ");
+    assert_eq!(
+        code("let a = crate::replay::x(); // crate::host"),
+        "let a = crate::replay::x(); "
+    );
 }

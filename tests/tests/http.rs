@@ -840,10 +840,19 @@ async fn entities_signal_read_list_delete() {
         // A continuation token the host did not issue is the caller's mistake on every listing.
         for listing in ["entities", "entities/counter"] {
             let forged = api
-                .call("GET", listing, None, &[("x-ms-continuation-token", "forged")])
+                .call(
+                    "GET",
+                    listing,
+                    None,
+                    &[("x-ms-continuation-token", "forged")],
+                )
                 .await;
             forged.expect(400);
-            assert!(forged.message().contains("continuation"), "{}", forged.message());
+            assert!(
+                forged.message().contains("continuation"),
+                "{}",
+                forged.message()
+            );
         }
 
         api.delete("entities/counter/c2").await.expect(202);

@@ -1,5 +1,7 @@
 //! The embedded SQLite store: one file, WAL, every acknowledged step fsynced by default.
 
+mod activities;
+mod instances;
 mod ops;
 mod schema;
 mod writer;
@@ -9,14 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use self::ops::{db, from_nanos, json_err, millis, nanos, real_millis};
 use self::writer::Writer;
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
-    TurnCommit, WorkSignal,
+    ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -517,49 +518,7 @@ impl Store for Sqlite {
         &self,
         lease: Duration,
     ) -> Result<Option<ActivityWorkItem>, StoreError> {
-        self.write(move |conn, hub| {
-            let real_now = real_millis();
-            let row = conn
-                .prepare_cached(
-                    "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
-                     FROM activities WHERE hub = ?1 \
-                     AND (lock_token IS NULL OR lock_expires <= ?2) \
-                     AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1",
-                )
-                .map_err(db("looking for activities"))?
-                .query_row(params![hub, real_now], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        ActivityTask {
-                            instance_id: r.get(1)?,
-                            execution_id: r.get(2)?,
-                            task_id: r.get(3)?,
-                            name: r.get(4)?,
-                            input: r.get(5)?,
-                        },
-                        r.get::<_, i64>(6)?,
-                    ))
-                })
-                .optional()
-                .map_err(db("looking for activities"))?;
-            let Some((seq, task, count)) = row else {
-                return Ok(None);
-            };
-            let token = format!("{seq}:{}", new_token());
-            conn.prepare_cached(
-                "UPDATE activities SET lock_token = ?2, lock_expires = ?3, \
-                 dequeue_count = dequeue_count + 1 WHERE seq = ?1",
-            )
-            .map_err(db("leasing an activity"))?
-            .execute(params![seq, token, real_now + millis(lease)])
-            .map_err(db("leasing an activity"))?;
-            Ok(Some(ActivityWorkItem {
-                task,
-                lock: LockToken(token),
-                dequeue_count: count as u32 + 1,
-            }))
-        })
-        .await
+        activities::fetch_activity(self, lease).await
     }
 
     async fn renew_activity_lease(
@@ -567,23 +526,7 @@ impl Store for Sqlite {
         item: &ActivityWorkItem,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let seq = activity_seq(&item.lock)?;
-        let token = item.lock.0.clone();
-        self.write(move |conn, hub| {
-            let renewed = conn
-                .prepare_cached(
-                    "UPDATE activities SET lock_expires = ?4 \
-                     WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("renewing an activity's lease"))?
-                .execute(params![hub, seq, token, real_millis() + millis(lease)])
-                .map_err(db("renewing an activity's lease"))?;
-            if renewed == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            Ok(())
-        })
-        .await
+        activities::renew_activity_lease(self, item, lease).await
     }
 
     async fn complete_activity(
@@ -591,24 +534,7 @@ impl Store for Sqlite {
         item: &ActivityWorkItem,
         response: OrchestrationMessage,
     ) -> Result<(), StoreError> {
-        let seq = activity_seq(&item.lock)?;
-        let token = item.lock.0.clone();
-        self.write(move |conn, hub| {
-            let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("completing an activity"))?
-                .execute(params![hub, seq, token])
-                .map_err(db("completing an activity"))?;
-            if deleted == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            ops::deliver(conn, hub, &response)
-        })
-        .await?;
-        self.inner.signal.orchestration_work();
-        Ok(())
+        activities::complete_activity(self, item, response).await
     }
 
     async fn abandon_activity(
@@ -616,30 +542,7 @@ impl Store for Sqlite {
         item: &ActivityWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        let seq = activity_seq(&item.lock)?;
-        let token = item.lock.0.clone();
-        self.write(move |conn, hub| {
-            let updated = conn
-                .prepare_cached(
-                    "UPDATE activities SET lock_token = NULL, lock_expires = NULL, not_before = ?4 \
-                     WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("abandoning an activity"))?
-                .execute(params![
-                    hub,
-                    seq,
-                    token,
-                    real_millis() + millis(retry_after)
-                ])
-                .map_err(db("abandoning an activity"))?;
-            if updated == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            Ok(())
-        })
-        .await?;
-        self.wake_later(retry_after);
-        Ok(())
+        activities::abandon_activity(self, item, retry_after).await
     }
 
     async fn park_activity(
@@ -648,25 +551,7 @@ impl Store for Sqlite {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let seq = activity_seq(&item.lock)?;
-        let token = item.lock.0.clone();
-        let text = format!("{:?}", item.task);
-        let instance_id = item.task.instance_id.clone();
-        let error = error.to_string();
-        self.write(move |conn, hub| {
-            let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("parking an activity"))?
-                .execute(params![hub, seq, token])
-                .map_err(db("parking an activity"))?;
-            if deleted == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            ops::park(conn, hub, &instance_id, &text, &error, now)
-        })
-        .await
+        activities::park_activity(self, item, error, now).await
     }
 
     async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
@@ -693,51 +578,19 @@ impl Store for Sqlite {
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<InstanceStatus>, StoreError> {
-        let id = instance_id.to_string();
-        self.read(move |conn, hub| Ok(ops::instance(conn, hub, &id)?.map(|(s, _, _)| s)))
-            .await
+        instances::instance(self, instance_id).await
     }
 
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
-        let query = query.clone();
-        self.read(move |conn, hub| query_page(conn, hub, &query))
-            .await
+        instances::query(self, query).await
     }
 
     async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
-        let id = instance_id.to_string();
-        self.write(move |conn, hub| purge_one(conn, hub, &id)).await
+        instances::purge(self, instance_id).await
     }
 
     async fn purge_where(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
-        let filter = filter.clone();
-        self.write(move |conn, hub| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {} FROM instances WHERE hub = ?1 AND lock_token IS NULL",
-                    ops::STATUS_COLUMNS
-                ))
-                .map_err(db("selecting instances to purge"))?;
-            let rows = stmt
-                .query_map(params![hub], ops::status_from_row)
-                .map_err(db("selecting instances to purge"))?;
-            let mut ids = Vec::new();
-            for row in rows {
-                let status = row.map_err(db("selecting instances to purge"))??;
-                if filter.matches(&status) {
-                    ids.push(status.instance_id);
-                }
-            }
-            drop(stmt);
-            let mut purged = 0;
-            for id in ids {
-                if purge_one(conn, hub, &id)? {
-                    purged += 1;
-                }
-            }
-            Ok(purged)
-        })
-        .await
+        instances::purge_where(self, filter).await
     }
 
     async fn remove_entity(
@@ -745,26 +598,7 @@ impl Store for Sqlite {
         instance_id: &str,
         if_last_updated: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let id = instance_id.to_string();
-        self.write(move |conn, hub| {
-            if !crate::model::EntityId::is_entity_instance(&id) {
-                return Ok(false);
-            }
-            let Some((status, lock, _)) = ops::instance(conn, hub, &id)? else {
-                return Ok(false);
-            };
-            let pending = conn
-                .prepare_cached("SELECT 1 FROM messages WHERE hub = ?1 AND instance_id = ?2")
-                .map_err(db("checking an entity"))?
-                .exists(params![hub, id])
-                .map_err(db("checking an entity"))?;
-            if lock.is_some() || pending || status.last_updated_at != if_last_updated {
-                return Ok(false);
-            }
-            ops::delete_instance(conn, hub, &id)?;
-            Ok(true)
-        })
-        .await
+        instances::remove_entity(self, instance_id, if_last_updated).await
     }
 
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -786,74 +620,4 @@ impl Store for Sqlite {
         })
         .await
     }
-}
-
-fn purge_one(conn: &Connection, hub: &str, id: &str) -> Result<bool, StoreError> {
-    match ops::instance(conn, hub, id)? {
-        Some((status, None, _)) if status.runtime_status.is_terminal() => {
-            ops::delete_instance(conn, hub, id)?;
-            Ok(true)
-        }
-        _ => Ok(false),
-    }
-}
-
-fn query_page(conn: &Connection, hub: &str, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
-    let after = super::paging::start_after(q)?;
-    let mut sql = format!(
-        "SELECT {} FROM instances WHERE hub = ?",
-        ops::STATUS_COLUMNS
-    );
-    let mut args: Vec<rusqlite::types::Value> = vec![hub.to_string().into()];
-    if !q.runtime_status.is_empty() {
-        let marks = vec!["?"; q.runtime_status.len()].join(", ");
-        sql.push_str(&format!(" AND runtime_status IN ({marks})"));
-        args.extend(
-            q.runtime_status
-                .iter()
-                .map(|s| s.as_str().to_string().into()),
-        );
-    }
-    if let Some(from) = q.created_from {
-        sql.push_str(" AND created_at >= ?");
-        args.push(nanos(from).into());
-    }
-    if let Some(to) = q.created_to {
-        sql.push_str(" AND created_at <= ?");
-        args.push(nanos(to).into());
-    }
-    if let Some(prefix) = q.instance_id_prefix.as_deref() {
-        sql.push_str(" AND substr(instance_id, 1, ?) = ?");
-        args.push((prefix.chars().count() as i64).into());
-        args.push(prefix.to_string().into());
-    }
-    if !q
-        .instance_id_prefix
-        .as_deref()
-        .is_some_and(|p| p.starts_with('@'))
-    {
-        sql.push_str(" AND substr(instance_id, 1, 1) <> '@'");
-    }
-    if let Some((t, id)) = &after {
-        sql.push_str(" AND (created_at > ? OR (created_at = ? AND instance_id > ?))");
-        args.push(nanos(*t).into());
-        args.push(nanos(*t).into());
-        args.push(id.clone().into());
-    }
-    let size = super::paging::page_size(q);
-    sql.push_str(&format!(
-        " ORDER BY created_at, instance_id LIMIT {}",
-        size + 1
-    ));
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(db("querying instances"))?;
-    let rows = stmt
-        .query_map(params_from_iter(args), ops::status_from_row)
-        .map_err(db("querying instances"))?;
-    let mut instances = Vec::new();
-    for row in rows {
-        instances.push(row.map_err(db("querying instances"))??);
-    }
-    Ok(super::paging::page(instances, size))
 }

@@ -1,5 +1,7 @@
 //! The in-memory store: everything in one process, for tests and demos.
 
+mod activities;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -499,34 +501,7 @@ impl Store for Memory {
         &self,
         lease: Duration,
     ) -> Result<Option<ActivityWorkItem>, StoreError> {
-        let real_now = Instant::now();
-        let mut guard = self.hub();
-        let hub = &mut *guard;
-        hub.expire_leases(real_now);
-        let Some(pos) = hub
-            .activities
-            .iter()
-            .position(|a| a.not_before.is_none_or(|t| t <= real_now))
-        else {
-            return Ok(None);
-        };
-        let mut activity = hub.activities.remove(pos).expect("position is valid");
-        activity.dequeue_count += 1;
-        let lock = token(hub.seq());
-        let item = ActivityWorkItem {
-            task: activity.task.clone(),
-            lock: LockToken(lock.clone()),
-            dequeue_count: activity.dequeue_count,
-        };
-        hub.leased_activities.insert(
-            activity.seq,
-            LeasedActivity {
-                activity,
-                token: lock,
-                deadline: real_now + lease,
-            },
-        );
-        Ok(Some(item))
+        activities::fetch_activity(self, lease).await
     }
 
     async fn renew_activity_lease(
@@ -534,14 +509,7 @@ impl Store for Memory {
         item: &ActivityWorkItem,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let mut hub = self.hub();
-        let leased = hub
-            .leased_activities
-            .values_mut()
-            .find(|l| l.token == item.lock.0)
-            .ok_or(StoreError::LeaseLost)?;
-        leased.deadline = Instant::now() + lease;
-        Ok(())
+        activities::renew_activity_lease(self, item, lease).await
     }
 
     async fn complete_activity(
@@ -549,13 +517,7 @@ impl Store for Memory {
         item: &ActivityWorkItem,
         response: OrchestrationMessage,
     ) -> Result<(), StoreError> {
-        {
-            let mut hub = self.hub();
-            take_leased(&mut hub, item)?;
-            hub.deliver(response);
-        }
-        self.shared.signal.orchestration_work();
-        Ok(())
+        activities::complete_activity(self, item, response).await
     }
 
     async fn abandon_activity(
@@ -563,14 +525,7 @@ impl Store for Memory {
         item: &ActivityWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        {
-            let mut hub = self.hub();
-            let mut activity = take_leased(&mut hub, item)?;
-            activity.not_before = Some(Instant::now() + retry_after);
-            hub.activities.push_back(activity);
-        }
-        self.wake_later(retry_after);
-        Ok(())
+        activities::abandon_activity(self, item, retry_after).await
     }
 
     async fn park_activity(
@@ -579,15 +534,7 @@ impl Store for Memory {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut hub = self.hub();
-        let activity = take_leased(&mut hub, item)?;
-        hub.parked.push(ParkedMessage {
-            instance_id: activity.task.instance_id.clone(),
-            message: format!("{:?}", activity.task),
-            error: error.to_string(),
-            parked_at: now,
-        });
-        Ok(())
+        activities::park_activity(self, item, error, now).await
     }
 
     async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
@@ -686,18 +633,4 @@ impl Store for Memory {
                 .any(|e| e.messages.iter().any(|m| m.visible(now, real_now)));
         Ok(!busy)
     }
-}
-
-fn take_leased(hub: &mut Hub, item: &ActivityWorkItem) -> Result<QueuedActivity, StoreError> {
-    let seq = hub
-        .leased_activities
-        .iter()
-        .find(|(_, l)| l.token == item.lock.0)
-        .map(|(seq, _)| *seq)
-        .ok_or(StoreError::LeaseLost)?;
-    Ok(hub
-        .leased_activities
-        .remove(&seq)
-        .expect("found above")
-        .activity)
 }

@@ -1,0 +1,117 @@
+//! The activity queue in memory: fetch, renew, complete, abandon and park activity work.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{Hub, LeasedActivity, Memory, QueuedActivity, token};
+use crate::store::{ActivityWorkItem, LockToken, OrchestrationMessage, ParkedMessage, StoreError};
+
+pub(super) async fn fetch_activity(
+    store: &Memory,
+    lease: Duration,
+) -> Result<Option<ActivityWorkItem>, StoreError> {
+    let real_now = Instant::now();
+    let mut guard = store.hub();
+    let hub = &mut *guard;
+    hub.expire_leases(real_now);
+    let Some(pos) = hub
+        .activities
+        .iter()
+        .position(|a| a.not_before.is_none_or(|t| t <= real_now))
+    else {
+        return Ok(None);
+    };
+    let mut activity = hub.activities.remove(pos).expect("position is valid");
+    activity.dequeue_count += 1;
+    let lock = token(hub.seq());
+    let item = ActivityWorkItem {
+        task: activity.task.clone(),
+        lock: LockToken(lock.clone()),
+        dequeue_count: activity.dequeue_count,
+    };
+    hub.leased_activities.insert(
+        activity.seq,
+        LeasedActivity {
+            activity,
+            token: lock,
+            deadline: real_now + lease,
+        },
+    );
+    Ok(Some(item))
+}
+
+pub(super) async fn renew_activity_lease(
+    store: &Memory,
+    item: &ActivityWorkItem,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let mut hub = store.hub();
+    let leased = hub
+        .leased_activities
+        .values_mut()
+        .find(|l| l.token == item.lock.0)
+        .ok_or(StoreError::LeaseLost)?;
+    leased.deadline = Instant::now() + lease;
+    Ok(())
+}
+
+pub(super) async fn complete_activity(
+    store: &Memory,
+    item: &ActivityWorkItem,
+    response: OrchestrationMessage,
+) -> Result<(), StoreError> {
+    {
+        let mut hub = store.hub();
+        take_leased(&mut hub, item)?;
+        hub.deliver(response);
+    }
+    store.shared.signal.orchestration_work();
+    Ok(())
+}
+
+pub(super) async fn abandon_activity(
+    store: &Memory,
+    item: &ActivityWorkItem,
+    retry_after: Duration,
+) -> Result<(), StoreError> {
+    {
+        let mut hub = store.hub();
+        let mut activity = take_leased(&mut hub, item)?;
+        activity.not_before = Some(Instant::now() + retry_after);
+        hub.activities.push_back(activity);
+    }
+    store.wake_later(retry_after);
+    Ok(())
+}
+
+pub(super) async fn park_activity(
+    store: &Memory,
+    item: &ActivityWorkItem,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut hub = store.hub();
+    let activity = take_leased(&mut hub, item)?;
+    hub.parked.push(ParkedMessage {
+        instance_id: activity.task.instance_id.clone(),
+        message: format!("{:?}", activity.task),
+        error: error.to_string(),
+        parked_at: now,
+    });
+    Ok(())
+}
+
+fn take_leased(hub: &mut Hub, item: &ActivityWorkItem) -> Result<QueuedActivity, StoreError> {
+    let seq = hub
+        .leased_activities
+        .iter()
+        .find(|(_, l)| l.token == item.lock.0)
+        .map(|(seq, _)| *seq)
+        .ok_or(StoreError::LeaseLost)?;
+    Ok(hub
+        .leased_activities
+        .remove(&seq)
+        .expect("found above")
+        .activity)
+}

@@ -1,0 +1,171 @@
+//! The activity queue on SQLite: fetch, renew, complete, abandon and park activity work.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::ops::{self, db, millis, real_millis};
+use super::{Sqlite, activity_seq, new_token};
+use crate::store::{ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, StoreError};
+
+pub(super) async fn fetch_activity(
+    store: &Sqlite,
+    lease: Duration,
+) -> Result<Option<ActivityWorkItem>, StoreError> {
+    store
+        .write(move |conn, hub| {
+            let real_now = real_millis();
+            let row = conn
+                .prepare_cached(
+                    "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
+                 FROM activities WHERE hub = ?1 \
+                 AND (lock_token IS NULL OR lock_expires <= ?2) \
+                 AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1",
+                )
+                .map_err(db("looking for activities"))?
+                .query_row(params![hub, real_now], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        ActivityTask {
+                            instance_id: r.get(1)?,
+                            execution_id: r.get(2)?,
+                            task_id: r.get(3)?,
+                            name: r.get(4)?,
+                            input: r.get(5)?,
+                        },
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
+                .optional()
+                .map_err(db("looking for activities"))?;
+            let Some((seq, task, count)) = row else {
+                return Ok(None);
+            };
+            let token = format!("{seq}:{}", new_token());
+            conn.prepare_cached(
+                "UPDATE activities SET lock_token = ?2, lock_expires = ?3, \
+             dequeue_count = dequeue_count + 1 WHERE seq = ?1",
+            )
+            .map_err(db("leasing an activity"))?
+            .execute(params![seq, token, real_now + millis(lease)])
+            .map_err(db("leasing an activity"))?;
+            Ok(Some(ActivityWorkItem {
+                task,
+                lock: LockToken(token),
+                dequeue_count: count as u32 + 1,
+            }))
+        })
+        .await
+}
+
+pub(super) async fn renew_activity_lease(
+    store: &Sqlite,
+    item: &ActivityWorkItem,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let seq = activity_seq(&item.lock)?;
+    let token = item.lock.0.clone();
+    store
+        .write(move |conn, hub| {
+            let renewed = conn
+                .prepare_cached(
+                    "UPDATE activities SET lock_expires = ?4 \
+                 WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("renewing an activity's lease"))?
+                .execute(params![hub, seq, token, real_millis() + millis(lease)])
+                .map_err(db("renewing an activity's lease"))?;
+            if renewed == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn complete_activity(
+    store: &Sqlite,
+    item: &ActivityWorkItem,
+    response: OrchestrationMessage,
+) -> Result<(), StoreError> {
+    let seq = activity_seq(&item.lock)?;
+    let token = item.lock.0.clone();
+    store
+        .write(move |conn, hub| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("completing an activity"))?
+                .execute(params![hub, seq, token])
+                .map_err(db("completing an activity"))?;
+            if deleted == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            ops::deliver(conn, hub, &response)
+        })
+        .await?;
+    store.inner.signal.orchestration_work();
+    Ok(())
+}
+
+pub(super) async fn abandon_activity(
+    store: &Sqlite,
+    item: &ActivityWorkItem,
+    retry_after: Duration,
+) -> Result<(), StoreError> {
+    let seq = activity_seq(&item.lock)?;
+    let token = item.lock.0.clone();
+    store
+        .write(move |conn, hub| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE activities SET lock_token = NULL, lock_expires = NULL, not_before = ?4 \
+                 WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("abandoning an activity"))?
+                .execute(params![
+                    hub,
+                    seq,
+                    token,
+                    real_millis() + millis(retry_after)
+                ])
+                .map_err(db("abandoning an activity"))?;
+            if updated == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            Ok(())
+        })
+        .await?;
+    store.wake_later(retry_after);
+    Ok(())
+}
+
+pub(super) async fn park_activity(
+    store: &Sqlite,
+    item: &ActivityWorkItem,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let seq = activity_seq(&item.lock)?;
+    let token = item.lock.0.clone();
+    let text = format!("{:?}", item.task);
+    let instance_id = item.task.instance_id.clone();
+    let error = error.to_string();
+    store
+        .write(move |conn, hub| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("parking an activity"))?
+                .execute(params![hub, seq, token])
+                .map_err(db("parking an activity"))?;
+            if deleted == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            ops::park(conn, hub, &instance_id, &text, &error, now)
+        })
+        .await
+}
