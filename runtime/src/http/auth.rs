@@ -6,7 +6,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, Params};
-use super::router::AppState;
+use super::state::AppState;
 
 pub(super) async fn authorize(
     State(state): State<AppState>,

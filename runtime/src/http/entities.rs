@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::api::{EntityListItem, json_value};
 use super::error::{ApiError, ApiResult, Params};
 use super::params::{check_task_hub, continuation, flag, json_body, page_response, time, top};
-use super::router::AppState;
+use super::state::AppState;
 use crate::model::{EntityId, EntityQuery};
 
 pub(super) async fn read_entity(

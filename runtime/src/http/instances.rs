@@ -15,7 +15,7 @@ use super::links::{accepted_with_links, base_url, set_location};
 use super::params::{
     check_task_hub, continuation, flag, json_body, page_response, statuses, time, top,
 };
-use super::router::{AppState, RETRY_AFTER_POLL};
+use super::state::{AppState, RETRY_AFTER_POLL};
 use crate::model::EntityId;
 use crate::model::ErrorKind;
 use crate::model::{InstanceQuery, PurgeFilter, RuntimeStatus};

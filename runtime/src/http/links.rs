@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::BASE_PATH;
 use super::api::CheckStatus;
-use super::router::{AppState, RETRY_AFTER_START};
+use super::state::{AppState, RETRY_AFTER_START};
 
 /// What may stay unescaped in a path segment or query value of a generated URL.
 pub(super) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC

@@ -40,6 +40,7 @@ mod instances;
 mod links;
 mod params;
 mod router;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::router::AppState;
+use super::state::AppState;
 use crate::model::RuntimeStatus;
 
 /// The continuation header of paged listings, in requests and responses.

@@ -1,4 +1,4 @@
-//! The API's routes, its shared state, and the answers to unknown endpoints and methods.
+//! The API's routes, and the answers to unknown endpoints and methods.
 
 use std::sync::Arc;
 
@@ -17,19 +17,9 @@ use super::instances::{
     instance_operation, instance_status, purge_one, purge_where, query_instances, raise_event,
     start, start_with_id,
 };
+use super::state::AppState;
 use super::{BASE_PATH, HttpOptions};
 use crate::client::Client;
-
-/// How long a poller should wait before asking again, in seconds: `Retry-After` on the `202`
-/// of a start, and on the `202` of a status poll (the values Durable Functions sends).
-pub(super) const RETRY_AFTER_START: u32 = 10;
-pub(super) const RETRY_AFTER_POLL: u32 = 5;
-
-#[derive(Clone)]
-pub(super) struct AppState {
-    pub(super) client: Client,
-    pub(super) options: Arc<HttpOptions>,
-}
 
 /// The API's routes for `client`, under [`BASE_PATH`]. Mount it in an axum application, or let
 /// the host serve it with [`RuntimeBuilder::http`](crate::RuntimeBuilder::http).

@@ -103,7 +103,7 @@ impl OrchestrationContext {
     }
 
     /// Calls an activity and resolves to its result. A failed activity resolves to an `Err`
-    /// of kind [`ErrorKind::ActivityFailed`] that names the activity and the cause.
+    /// of kind [`ErrorKind::ActivityFailed`](crate::ErrorKind::ActivityFailed) that names the activity and the cause.
     ///
     /// The call is scheduled at once; awaiting is what waits for it. So several calls made
     /// before awaiting run in parallel.
