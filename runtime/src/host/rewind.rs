@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::commit::{terminated_failure, timer_message};
 use super::{Inner, TurnError};
-use crate::model::history::{self, EventKind, HistoryEvent};
+use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{InstanceStatus, RuntimeStatus};
 use crate::store::{
     ActivityTask, HistoryWrite, OrchestrationMessage, OrchestrationWorkItem, TurnCommit,
@@ -29,7 +29,7 @@ impl Inner {
         };
         let old = self.store.history(id).await?;
         let mut children = HashMap::new();
-        for child in history::unsettled_children(&old) {
+        for child in unsettled_children(&old) {
             if let Some(s) = self.store.instance(&child).await?
                 && s.parent_instance_id.as_deref() == Some(id.as_str())
             {
@@ -41,7 +41,7 @@ impl Inner {
                 .get(child)
                 .is_some_and(|s| s.runtime_status == RuntimeStatus::Failed)
         };
-        let rewound = history::rewind(&old, child_failed);
+        let rewound = rewrite_history(&old, child_failed);
         let execution_id = &status.execution_id;
         let mut activities = Vec::new();
         let mut messages = Vec::new();
@@ -118,5 +118,95 @@ impl Inner {
         };
         self.evict(id);
         self.commit(item, commit).await
+    }
+}
+
+/// A failed execution's history rewritten by a rewind (see
+/// [`Client::rewind`](crate::Client::rewind)), and what must be done again for replaying it to
+/// carry the execution on.
+#[derive(Debug)]
+struct Rewound {
+    /// The history to replay: the old one without the execution's end and without the
+    /// failures that are retried.
+    pub history: Vec<HistoryEvent>,
+    /// The activity, timer and sub-orchestration steps left without a result, in history
+    /// order: the retried failures, and steps whose result arrived while the instance was
+    /// failed (and was dropped then) or has not arrived yet.
+    pub open_steps: Vec<HistoryEvent>,
+}
+
+/// The sub-orchestrations whose result in `history` is a failure or is missing: the children
+/// whose status decides what a rewind does with them.
+fn unsettled_children(history: &[HistoryEvent]) -> Vec<String> {
+    let settled: std::collections::HashSet<i64> = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::SubOrchestrationInstanceCompleted { .. }))
+        .filter_map(|e| e.kind.answered_step())
+        .collect();
+    history
+        .iter()
+        .filter(|e| !settled.contains(&e.event_id))
+        .filter_map(|e| match &e.kind {
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
+                Some(instance_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rewrites a failed execution's history for a rewind. Drops every `ExecutionCompleted`, and
+/// the failures to retry: each `TaskFailed`, and each `SubOrchestrationInstanceFailed` whose
+/// child `child_failed` reports as failed (it is rewound too), provided no step was recorded
+/// after it. A failure followed by a step was handled by the code (a retry policy's timer and
+/// next attempt, a fallback call): it stays, since replaying without it would meet recorded
+/// steps the code no longer takes.
+fn rewrite_history(history: &[HistoryEvent], child_failed: impl Fn(&str) -> bool) -> Rewound {
+    let last_step = history.iter().rposition(|e| e.kind.is_step());
+    let child_of = |step: i64| {
+        history.iter().find_map(|e| match &e.kind {
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. }
+                if e.event_id == step =>
+            {
+                Some(instance_id.as_str())
+            }
+            _ => None,
+        })
+    };
+    let retried = |index: usize, event: &HistoryEvent| {
+        last_step.is_none_or(|last| index > last)
+            && match &event.kind {
+                EventKind::TaskFailed { .. } => true,
+                EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id, ..
+                } => child_of(*task_scheduled_id).is_some_and(&child_failed),
+                _ => false,
+            }
+    };
+    let history: Vec<HistoryEvent> = history
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| !matches!(e.kind, EventKind::ExecutionCompleted { .. }) && !retried(*i, e))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let answered: std::collections::HashSet<i64> = history
+        .iter()
+        .filter_map(|e| e.kind.answered_step())
+        .collect();
+    let open_steps = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::TaskScheduled { .. }
+                    | EventKind::TimerCreated { .. }
+                    | EventKind::SubOrchestrationInstanceCreated { .. }
+            ) && !answered.contains(&e.event_id)
+        })
+        .cloned()
+        .collect();
+    Rewound {
+        history,
+        open_steps,
     }
 }
