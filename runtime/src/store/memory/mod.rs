@@ -1,18 +1,21 @@
 //! The in-memory store: everything in one process, for tests and demos.
 
 mod activities;
+mod hub;
+
+use hub::{Hub, LeasedActivity, QueuedActivity, Shared};
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError,
-    TurnCommit, WorkSignal, paging,
+    ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -28,178 +31,6 @@ use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 pub struct Memory {
     shared: Arc<Shared>,
     hub: String,
-}
-
-#[derive(Default)]
-struct Shared {
-    hubs: Mutex<HashMap<String, Hub>>,
-    signal: WorkSignal,
-}
-
-struct Stored {
-    seq: u64,
-    message: OrchestrationMessage,
-    dequeue_count: u32,
-    not_before: Option<Instant>,
-}
-
-impl Stored {
-    fn visible(&self, now: DateTime<Utc>, real_now: Instant) -> bool {
-        self.message.visible_at.is_none_or(|t| t <= now)
-            && self.not_before.is_none_or(|t| t <= real_now)
-    }
-}
-
-struct Entry {
-    status: InstanceStatus,
-    history: Vec<HistoryEvent>,
-    messages: Vec<Stored>,
-    lock: Option<String>,
-}
-
-struct QueuedActivity {
-    seq: u64,
-    task: ActivityTask,
-    dequeue_count: u32,
-    not_before: Option<Instant>,
-}
-
-struct LeasedActivity {
-    activity: QueuedActivity,
-    token: String,
-    deadline: Instant,
-}
-
-#[derive(Default)]
-struct Hub {
-    instances: HashMap<String, Entry>,
-    /// Instances that may have visible messages (checked when popped).
-    ready: VecDeque<String>,
-    /// Messages that become visible at a time: (time, seq, instance).
-    timers: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
-    /// Leased instances and when their lease expires.
-    leases: HashMap<String, Instant>,
-    /// Instances whose messages were abandoned, and when to look again.
-    delayed: Vec<(Instant, String)>,
-    activities: VecDeque<QueuedActivity>,
-    leased_activities: HashMap<u64, LeasedActivity>,
-    parked: Vec<ParkedMessage>,
-    next_seq: u64,
-}
-
-impl Hub {
-    fn seq(&mut self) -> u64 {
-        self.next_seq += 1;
-        self.next_seq
-    }
-
-    fn deliver(&mut self, message: OrchestrationMessage) {
-        let seq = self.seq();
-        if EntityId::is_entity_instance(&message.instance_id)
-            && !self.instances.contains_key(&message.instance_id)
-        {
-            // Entities are created on first use.
-            let status = super::new_entity_status(&message.instance_id, message.event.timestamp);
-            self.instances.insert(
-                message.instance_id.clone(),
-                Entry {
-                    status,
-                    history: Vec::new(),
-                    messages: Vec::new(),
-                    lock: None,
-                },
-            );
-        }
-        let Some(entry) = self.instances.get_mut(&message.instance_id) else {
-            tracing::warn!(
-                instance_id = %message.instance_id,
-                event = message.event.kind.name(),
-                "dropped a message for an instance that does not exist"
-            );
-            return;
-        };
-        match message.visible_at {
-            Some(at) => self
-                .timers
-                .push(Reverse((at, seq, message.instance_id.clone()))),
-            None => self.ready.push_back(message.instance_id.clone()),
-        }
-        entry.messages.push(Stored {
-            seq,
-            message,
-            dequeue_count: 0,
-            not_before: None,
-        });
-    }
-
-    fn create(&mut self, instance: NewInstance) -> Result<(), StoreError> {
-        if let Some(existing) = self.instances.get(&instance.instance_id)
-            && !existing.status.runtime_status.is_terminal()
-            && !instance.replace_running
-        {
-            return Err(StoreError::InstanceAlreadyExists(instance.instance_id));
-        }
-        self.leases.remove(&instance.instance_id);
-        self.instances.insert(
-            instance.instance_id.clone(),
-            Entry {
-                status: instance.initial_status(),
-                history: Vec::new(),
-                messages: Vec::new(),
-                lock: None,
-            },
-        );
-        self.deliver(instance.start_message());
-        Ok(())
-    }
-
-    fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {
-        match self.instances.get(&item.instance_id) {
-            Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => Ok(()),
-            _ => Err(StoreError::LeaseLost),
-        }
-    }
-
-    fn unlock(&mut self, instance_id: &str) {
-        self.leases.remove(instance_id);
-        if let Some(entry) = self.instances.get_mut(instance_id) {
-            entry.lock = None;
-            if !entry.messages.is_empty() {
-                self.ready.push_back(instance_id.to_string());
-            }
-        }
-    }
-
-    fn expire_leases(&mut self, real_now: Instant) {
-        let expired: Vec<String> = self
-            .leases
-            .iter()
-            .filter(|(_, deadline)| **deadline <= real_now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            self.unlock(&id);
-        }
-        let due: Vec<String> = {
-            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
-                .into_iter()
-                .partition(|(at, _)| *at <= real_now);
-            self.delayed = later;
-            due.into_iter().map(|(_, id)| id).collect()
-        };
-        self.ready.extend(due);
-        let expired: Vec<u64> = self
-            .leased_activities
-            .iter()
-            .filter(|(_, l)| l.deadline <= real_now)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in expired {
-            if let Some(leased) = self.leased_activities.remove(&seq) {
-                self.activities.push_front(leased.activity);
-            }
-        }
-    }
 }
 
 impl Memory {

@@ -13,11 +13,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use self::ops::{db, from_nanos, json_err, millis, nanos, real_millis};
+use self::ops::{
+    activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, read_messages,
+    real_millis,
+};
 use self::writer::Writer;
 use super::{
     ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -151,84 +154,6 @@ impl Sqlite {
     fn notify_all(&self) {
         self.inner.signal.all();
     }
-}
-
-fn connect(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
-    let shown = path.display().to_string();
-    let conn = Connection::open(path)
-        .map_err(|e| StoreError::Backend(format!("cannot open `{shown}`: {e}")))?;
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(db("setting the busy timeout"))?;
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
-    ))
-    .map_err(|e| {
-        StoreError::Backend(format!(
-            "`{shown}` cannot be opened as a durable store (is it a SQLite database?): {e}"
-        ))
-    })?;
-    Ok(conn)
-}
-
-fn new_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Activity lock tokens carry the task's row: `<seq>:<random>`.
-fn activity_seq(lock: &LockToken) -> Result<i64, StoreError> {
-    lock.0
-        .split_once(':')
-        .and_then(|(seq, _)| seq.parse().ok())
-        .ok_or(StoreError::LeaseLost)
-}
-
-fn read_messages(
-    conn: &Connection,
-    hub: &str,
-    id: &str,
-    now: i64,
-    real_now: i64,
-) -> Result<Vec<(QueuedMessage, u32)>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT seq, execution_id, event, visible_at, dequeue_count FROM messages \
-             WHERE hub = ?1 AND instance_id = ?2 AND (visible_at IS NULL OR visible_at <= ?3) \
-             AND (not_before IS NULL OR not_before <= ?4) ORDER BY seq",
-        )
-        .map_err(db("reading messages"))?;
-    let rows = stmt
-        .query_map(params![hub, id, now, real_now], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .map_err(db("reading messages"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, execution_id, event, visible_at, count) = row.map_err(db("reading messages"))?;
-        let event: HistoryEvent = serde_json::from_str(&event).map_err(json_err("message"))?;
-        out.push((
-            QueuedMessage {
-                seq: seq as u64,
-                message: OrchestrationMessage {
-                    instance_id: id.to_string(),
-                    execution_id,
-                    event,
-                    visible_at: visible_at.map(from_nanos),
-                },
-            },
-            count as u32 + 1,
-        ));
-    }
-    Ok(out)
 }
 
 #[async_trait::async_trait]

@@ -1,0 +1,190 @@
+//! What the memory store keeps per task hub: instances, histories, queues, leases and parked
+//! messages, and the bookkeeping that delivers a message or expires a lease.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::EntityId;
+use crate::model::InstanceStatus;
+use crate::model::history::HistoryEvent;
+use crate::store::{
+    ActivityTask, NewInstance, OrchestrationMessage, OrchestrationWorkItem, ParkedMessage,
+    StoreError, WorkSignal,
+};
+
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) hubs: Mutex<HashMap<String, Hub>>,
+    pub(super) signal: WorkSignal,
+}
+
+pub(super) struct Stored {
+    pub(super) seq: u64,
+    pub(super) message: OrchestrationMessage,
+    pub(super) dequeue_count: u32,
+    pub(super) not_before: Option<Instant>,
+}
+
+impl Stored {
+    pub(super) fn visible(&self, now: DateTime<Utc>, real_now: Instant) -> bool {
+        self.message.visible_at.is_none_or(|t| t <= now)
+            && self.not_before.is_none_or(|t| t <= real_now)
+    }
+}
+
+pub(super) struct Entry {
+    pub(super) status: InstanceStatus,
+    pub(super) history: Vec<HistoryEvent>,
+    pub(super) messages: Vec<Stored>,
+    pub(super) lock: Option<String>,
+}
+
+pub(super) struct QueuedActivity {
+    pub(super) seq: u64,
+    pub(super) task: ActivityTask,
+    pub(super) dequeue_count: u32,
+    pub(super) not_before: Option<Instant>,
+}
+
+pub(super) struct LeasedActivity {
+    pub(super) activity: QueuedActivity,
+    pub(super) token: String,
+    pub(super) deadline: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct Hub {
+    pub(super) instances: HashMap<String, Entry>,
+    /// Instances that may have visible messages (checked when popped).
+    pub(super) ready: VecDeque<String>,
+    /// Messages that become visible at a time: (time, seq, instance).
+    pub(super) timers: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
+    /// Leased instances and when their lease expires.
+    pub(super) leases: HashMap<String, Instant>,
+    /// Instances whose messages were abandoned, and when to look again.
+    pub(super) delayed: Vec<(Instant, String)>,
+    pub(super) activities: VecDeque<QueuedActivity>,
+    pub(super) leased_activities: HashMap<u64, LeasedActivity>,
+    pub(super) parked: Vec<ParkedMessage>,
+    pub(super) next_seq: u64,
+}
+
+impl Hub {
+    pub(super) fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub(super) fn deliver(&mut self, message: OrchestrationMessage) {
+        let seq = self.seq();
+        if EntityId::is_entity_instance(&message.instance_id)
+            && !self.instances.contains_key(&message.instance_id)
+        {
+            // Entities are created on first use.
+            let status =
+                crate::store::new_entity_status(&message.instance_id, message.event.timestamp);
+            self.instances.insert(
+                message.instance_id.clone(),
+                Entry {
+                    status,
+                    history: Vec::new(),
+                    messages: Vec::new(),
+                    lock: None,
+                },
+            );
+        }
+        let Some(entry) = self.instances.get_mut(&message.instance_id) else {
+            tracing::warn!(
+                instance_id = %message.instance_id,
+                event = message.event.kind.name(),
+                "dropped a message for an instance that does not exist"
+            );
+            return;
+        };
+        match message.visible_at {
+            Some(at) => self
+                .timers
+                .push(Reverse((at, seq, message.instance_id.clone()))),
+            None => self.ready.push_back(message.instance_id.clone()),
+        }
+        entry.messages.push(Stored {
+            seq,
+            message,
+            dequeue_count: 0,
+            not_before: None,
+        });
+    }
+
+    pub(super) fn create(&mut self, instance: NewInstance) -> Result<(), StoreError> {
+        if let Some(existing) = self.instances.get(&instance.instance_id)
+            && !existing.status.runtime_status.is_terminal()
+            && !instance.replace_running
+        {
+            return Err(StoreError::InstanceAlreadyExists(instance.instance_id));
+        }
+        self.leases.remove(&instance.instance_id);
+        self.instances.insert(
+            instance.instance_id.clone(),
+            Entry {
+                status: instance.initial_status(),
+                history: Vec::new(),
+                messages: Vec::new(),
+                lock: None,
+            },
+        );
+        self.deliver(instance.start_message());
+        Ok(())
+    }
+
+    pub(super) fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {
+        match self.instances.get(&item.instance_id) {
+            Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => Ok(()),
+            _ => Err(StoreError::LeaseLost),
+        }
+    }
+
+    pub(super) fn unlock(&mut self, instance_id: &str) {
+        self.leases.remove(instance_id);
+        if let Some(entry) = self.instances.get_mut(instance_id) {
+            entry.lock = None;
+            if !entry.messages.is_empty() {
+                self.ready.push_back(instance_id.to_string());
+            }
+        }
+    }
+
+    pub(super) fn expire_leases(&mut self, real_now: Instant) {
+        let expired: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, deadline)| **deadline <= real_now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.unlock(&id);
+        }
+        let due: Vec<String> = {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+                .into_iter()
+                .partition(|(at, _)| *at <= real_now);
+            self.delayed = later;
+            due.into_iter().map(|(_, id)| id).collect()
+        };
+        self.ready.extend(due);
+        let expired: Vec<u64> = self
+            .leased_activities
+            .iter()
+            .filter(|(_, l)| l.deadline <= real_now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            if let Some(leased) = self.leased_activities.remove(&seq) {
+                self.activities.push_front(leased.activity);
+            }
+        }
+    }
+}
