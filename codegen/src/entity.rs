@@ -31,15 +31,16 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             let args = attr::parse(&cx, target("type"), args);
             let named = check_name(&cx, &args);
             let model = model::EntityImpl::from_syn(&item_impl);
-            valid::check(&cx, &model)
-                .filter(|_| named)
-                .map(|entity| expand::expand(&entity, &registered_name(&args, entity.ident)))
+            valid::check(&cx, &model).filter(|_| named).map(|entity| {
+                let name = registered_name(&args, entity.ident);
+                expand::expand(&entity, &name, &args)
+            })
         }
         Ok(Item::Fn(item_fn)) => {
             let args = attr::parse(&cx, target("function"), args);
             let named = check_name(&cx, &args);
             let name = registered_name(&args, &item_fn.sig.ident);
-            function::expand(&cx, &item_fn, &name).filter(|_| named)
+            function::expand(&cx, &item_fn, &name, &args.import()).filter(|_| named)
         }
         Ok(other) => {
             attr::parse(&cx, target("type"), args);

@@ -6,8 +6,10 @@
 //!
 //! becomes a unit struct `pub struct say_hello;` (the handle, carrying the user's docs) and,
 //! inside `const _: () = { ... };`, the user's function (private, same name, so it shadows the
-//! handle's value only there), `impl Activity`, `impl Register`, and `impl Deref` to a function
-//! pointer, so that `say_hello(ctx, city)` still calls the body in unit tests.
+//! handle's value only there) and, in a nested `const _` that imports the crate's `__private`
+//! module as `__d`, `impl Activity`, `impl Register`, and `impl Deref` to a function pointer,
+//! so that `say_hello(ctx, city)` still calls the body in unit tests. The import is out of the
+//! function's scope, so the user's code never sees `__d`.
 
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -105,18 +107,19 @@ fn handle(func: &Function, sig: &Signature, args: &Args) -> TokenStream {
         Kind::Activity => quote!(add_activity),
         Kind::Orchestrator => quote!(add_orchestrator),
     };
-    handle_with(func.item, sig, trait_impl, method, &locals)
+    handle_with(func.item, sig, trait_impl, method, &locals, &args.import())
 }
 
 /// A handle for `item`: the unit struct named like the function, and, inside `const _`, the
-/// function itself, `trait_impl`, `impl Register` (calling `registry.#method::<Self>()`) and
-/// `impl Deref` to a function pointer.
+/// function itself and, after `import` (of `__private` as `__d`), `trait_impl`, `impl Register`
+/// (calling `registry.#method::<Self>()`) and `impl Deref` to a function pointer.
 pub(crate) fn handle_with(
     item: &ItemFn,
     sig: &Signature,
     trait_impl: TokenStream,
     method: TokenStream,
     locals: &Locals,
+    import: &TokenStream,
 ) -> TokenStream {
     let ident = &item.sig.ident;
     let vis = &item.vis;
@@ -148,9 +151,12 @@ pub(crate) fn handle_with(
         #(#cfgs)*
         const _: () = {
             #user_fn
-            #trait_impl
-            #register_impl
-            #deref_impl
+            const _: () = {
+                #import
+                #trait_impl
+                #register_impl
+                #deref_impl
+            };
         };
     }
 }
@@ -182,7 +188,7 @@ fn trait_impl(func: &Function, sig: &Signature, args: &Args, locals: &Locals) ->
         }
         None => quote! { type Input = (); },
     };
-    let outcome = quote_spanned!(output.span()=> <#output as ::durable::__private::IntoOutcome>);
+    let outcome = quote_spanned!(output.span()=> <#output as __d::IntoOutcome>);
     let output_assoc = quote_spanned!(output.span()=> type Output = #outcome::Ok;);
     let ctx_check = quote_spanned!(ctx_ty.span()=> let #ctx: #ctx_ty = #ctx;);
     let unit_input = sig.input.is_none().then(|| quote!(let () = #input;));
@@ -197,12 +203,7 @@ fn trait_impl(func: &Function, sig: &Signature, args: &Args, locals: &Locals) ->
     };
     // The signature names `Self::Output`, so it is checked against the user's return type.
     let run = quote_spanned! {output.span()=>
-        fn run(
-            #ctx: ::durable::#context,
-            #input: Self::Input,
-        ) -> ::durable::__private::BoxFuture<
-            ::core::result::Result<Self::Output, ::durable::Error>,
-        > {
+        fn run(#ctx: __d::#context, #input: Self::Input) -> __d::BoxFuture<__d::Result<Self::Output>> {
             #run_body
         }
     };
@@ -214,7 +215,7 @@ fn trait_impl(func: &Function, sig: &Signature, args: &Args, locals: &Locals) ->
     };
     // Spanned at the name, so "the trait is implemented for `greet`" points at `greet`.
     quote_spanned! {ident.span()=>
-        impl ::durable::__private::#trait_name for #ident {
+        impl __d::#trait_name for #ident {
             #items
         }
     }
@@ -223,8 +224,8 @@ fn trait_impl(func: &Function, sig: &Signature, args: &Args, locals: &Locals) ->
 /// `impl Register`, so that `Runtime::builder().register(say_hello)` works.
 fn register_impl(ident: &Ident, method: &TokenStream) -> TokenStream {
     quote! {
-        impl ::durable::__private::Register for #ident {
-            fn register(self, registry: &mut ::durable::__private::Registry) {
+        impl __d::Register for #ident {
+            fn register(self, registry: &mut __d::Registry) {
                 registry.#method::<Self>();
             }
         }
@@ -245,16 +246,15 @@ fn deref_impl(ident: &Ident, sig: &Signature, locals: &Locals) -> TokenStream {
         None => (quote!(#ctx: #ctx_ty), quote!(#ctx_ty)),
     };
     let call_args = locals.args(sig);
-    let fn_ptr = quote!(fn(#param_tys) -> ::durable::__private::BoxFuture<#output>);
     // Spanned at the name, so a body whose future is not `Send` is reported there.
     let boxed = quote_spanned!(ident.span()=> ::std::boxed::Box::pin(#ident(#call_args)));
+    // The cast of a capture-free closure is a constant, so the reference is `'static`.
     quote! {
         impl ::core::ops::Deref for #ident {
-            type Target = #fn_ptr;
+            type Target = fn(#param_tys) -> __d::BoxFuture<#output>;
 
             fn deref(&self) -> &Self::Target {
-                const __DURABLE_BODY: #fn_ptr = |#params| #boxed;
-                &__DURABLE_BODY
+                &((|#params| -> __d::BoxFuture<#output> { #boxed }) as Self::Target)
             }
         }
     }

@@ -7,7 +7,7 @@
 //!
 //! The stages, one module each:
 //!
-//! - `attr` parses the attribute's arguments (`name = "..."`);
+//! - `attr` parses the attribute's arguments (`name = "..."`, `crate = "..."`);
 //! - `model` builds a borrowed view of the function that keeps the user's nodes for spans;
 //! - `valid` checks the function's shape;
 //! - `determinism` checks an orchestrator's body for calls that would break replay;
@@ -16,7 +16,10 @@
 //!   submodules for class-style entities;
 //! - `ctxt` collects the errors of every stage, so the user sees them all at once.
 //!
-//! Generated code names only `::durable::__private::…`, `::core` and `::std`.
+//! Generated code names only `::durable::__private` (or `<path>::__private` with
+//! `crate = "<path>"`), `::core` and `::std`. Each expansion writes the crate's path once, in a
+//! `const _: () = { use ::durable::__private as __d; ... };` around its impls; only the field
+//! types of an entity's proxy structs, which must be outside, name it again.
 
 mod attr;
 mod ctxt;

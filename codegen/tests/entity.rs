@@ -105,6 +105,39 @@ fn custom_name() {
     insta::assert_snapshot!(pretty(expanded));
 }
 
+/// `crate = "..."` replaces `::durable` in the import and in the proxies' fields, in both
+/// styles, and combines with `name`.
+#[test]
+fn custom_crate_path() {
+    let class = durable_codegen::entity(
+        quote!(name = "Tally", crate = "crate::sdk::durable"),
+        quote! {
+            impl Counter {
+                pub fn add(&mut self, amount: i64) {
+                    self.value += amount;
+                }
+            }
+        },
+    );
+    let function = durable_codegen::entity(
+        quote!(crate = "crate::sdk::durable"),
+        quote! {
+            async fn tally(ctx: EntityContext) -> Result<(), Error> {
+                Ok(())
+            }
+        },
+    );
+    let text = format!("{}{}", pretty(class), pretty(function));
+    // The import in each expansion, and the field of each of the three proxies.
+    assert_eq!(
+        text.matches("crate::sdk::durable::__private").count(),
+        5,
+        "{text}"
+    );
+    assert_eq!(text.matches("durable").count(), 5, "{text}");
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn function_style() {
     let expanded = durable_codegen::entity(
@@ -140,7 +173,7 @@ fn invalid_operation_keeps_the_others() {
     );
     let text = pretty(expanded.clone());
     assert!(
-        text.contains("pub fn get(self) -> ::durable::Task<i64>"),
+        text.contains("pub fn get(self) -> __d::Task<i64>"),
         "{text}"
     );
     assert!(!text.contains("pub fn add(self"), "{text}");
@@ -323,7 +356,9 @@ fn argument_mistakes() {
     let with = |args: TokenStream| errors(durable_codegen::entity(args, quote!(impl Counter {})));
     assert_eq!(
         with(quote!(key = "x")),
-        ["unknown argument `key`: the only argument of `#[entity]` is `name = \"...\"`"]
+        [
+            "unknown argument `key`: the arguments of `#[entity]` are `name = \"...\"` and `crate = \"...\"`"
+        ]
     );
     assert_eq!(
         with(quote!(name = "")),

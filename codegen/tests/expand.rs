@@ -74,6 +74,27 @@ fn custom_name() {
     insta::assert_snapshot!(pretty(expanded));
 }
 
+/// `crate = "..."` replaces `::durable` in the one import of the expansion, and combines with
+/// `name`; nothing else names the crate.
+#[test]
+fn custom_crate_path() {
+    let expanded = durable_codegen::orchestrator(
+        quote!(crate = "my_sdk::durable", name = "Hello"),
+        quote! {
+            async fn hello(ctx: OrchestrationContext) -> Result<(), Error> {
+                Ok(())
+            }
+        },
+    );
+    let text = pretty(expanded);
+    assert_eq!(text.matches("durable").count(), 1, "{text}");
+    assert!(
+        text.contains("use my_sdk::durable::__private as __d;"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn cfg_attributes_apply_to_the_handle_and_the_impls() {
     let expanded = durable_codegen::activity(

@@ -26,6 +26,27 @@
 //!
 //! The body stays callable, for unit tests: `say_hello(ctx, "Tokyo".into()).await`.
 //!
+//! # Arguments
+//!
+//! All three macros take the same optional arguments, in any order:
+//!
+//! - `name = "..."` registers the function or entity under another name than its identifier.
+//! - `crate = "..."` is the path to the `durable` crate, for code that reaches `durable`
+//!   through a re-export (an SDK crate wrapping it) or under another name (a renamed
+//!   dependency). The generated code names nothing of `durable`'s but `<path>::__private`, so
+//!   the user of such an SDK needs no dependency on `durable` of their own. The path is a
+//!   string literal, resolved where the macro is used, like serde's `#[serde(crate = "...")]`:
+//!
+//! ```ignore
+//! // In `my_sdk`: `pub use durable;`
+//! use my_sdk::durable::prelude::*;
+//!
+//! #[activity(crate = "my_sdk::durable", name = "SayHello")]
+//! async fn say_hello(ctx: ActivityContext, city: String) -> Result<String, Error> {
+//!     Ok(format!("Hello {city}!"))
+//! }
+//! ```
+//!
 //! All the work happens in the `durable-codegen` crate; these entry points only hand it the
 //! tokens.
 
@@ -37,7 +58,9 @@ use proc_macro::TokenStream;
 /// The function takes `ctx: ActivityContext` first, then at most one owned, serializable input,
 /// and returns `Result<T, E>` where `T` is serializable and `E` converts into `durable::Error`.
 ///
-/// `#[activity(name = "SayHello")]` registers it under another name than the function's.
+/// `#[activity(name = "SayHello")]` registers it under another name than the function's;
+/// `#[activity(crate = "my_sdk::durable")]` names the `durable` crate by that path (see the
+/// [crate docs](crate#arguments)).
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
     durable_codegen::activity(args.into(), item.into()).into()
@@ -52,7 +75,9 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// spawned tasks, randomness, fresh ids, the environment, files, the network); each is a
 /// compile error naming the context method to use instead.
 ///
-/// `#[orchestrator(name = "HelloCities")]` registers it under another name than the function's.
+/// `#[orchestrator(name = "HelloCities")]` registers it under another name than the function's;
+/// `#[orchestrator(crate = "my_sdk::durable")]` names the `durable` crate by that path (see the
+/// [crate docs](crate#arguments)).
 #[proc_macro_attribute]
 pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
     durable_codegen::orchestrator(args.into(), item.into()).into()
@@ -70,7 +95,9 @@ pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
 /// On an `async fn name(ctx: EntityContext) -> Result<(), Error>` (function style), the
 /// function dispatches on `ctx.operation()` itself and is registered like an activity.
 ///
-/// `#[entity(name = "Counter")]` registers it under another name than the type's or function's.
+/// `#[entity(name = "Counter")]` registers it under another name than the type's or function's;
+/// `#[entity(crate = "my_sdk::durable")]` names the `durable` crate by that path, in both
+/// styles (see the [crate docs](crate#arguments)).
 #[proc_macro_attribute]
 pub fn entity(args: TokenStream, item: TokenStream) -> TokenStream {
     durable_codegen::entity(args.into(), item.into()).into()

@@ -5,9 +5,14 @@
 //! ```
 //!
 //! becomes the unchanged impl block, three proxy newtypes (`CounterCall`, `CounterSignal`,
-//! `CounterClientSignal<'a>`) with one method per operation, and, inside `const _: () = { ... };`,
-//! the proxies' methods and `impl Entity for Counter`, whose `dispatch` matches the operation
-//! name, decodes the input, calls the method and encodes its output.
+//! `CounterClientSignal<'a>`) with one method per operation, and, inside `const _: () = { ... };`
+//! (which imports the crate's `__private` module as `__d`), the proxies' methods and
+//! `impl Entity for Counter`, whose `dispatch` matches the operation name, decodes the input,
+//! calls the method and encodes its output.
+//!
+//! The per-operation code is kept to calls of shared helpers: each proxy method is one call of
+//! its target's generic `call` or `signal`, and each `dispatch` arm is `decode_input`, the
+//! method, and `encode_output` (which encodes the output into the arm's result).
 //!
 //! Every generated use of a user's type is spanned at that type, so an input or output that is
 //! not serializable is reported there; `impl Entity` is spanned at the state type in the impl
@@ -20,6 +25,7 @@ use syn::spanned::Spanned;
 use syn::{LitStr, Pat, PatType};
 
 use super::valid::{Arg, Entity, Output, ValidOp};
+use crate::attr::Args;
 
 /// The three proxies' names.
 struct Proxies {
@@ -36,8 +42,9 @@ struct Locals {
     target: Ident,
 }
 
-/// The expansion of a valid class-style entity registered as `name`.
-pub(crate) fn expand(entity: &Entity, name: &LitStr) -> TokenStream {
+/// The expansion of a valid class-style entity registered as `name`, naming the crate as
+/// `args` say.
+pub(crate) fn expand(entity: &Entity, name: &LitStr, args: &Args) -> TokenStream {
     let item = entity.item;
     let cfgs: Vec<_> = item
         .attrs
@@ -60,7 +67,8 @@ pub(crate) fn expand(entity: &Entity, name: &LitStr) -> TokenStream {
             target: local("__target"),
         }
     };
-    let structs = proxy_structs(&state, span, &proxies, &cfgs);
+    let structs = proxy_structs(&state, span, &proxies, &cfgs, &args.private());
+    let import = args.import();
     let methods = proxy_methods(entity, &proxies);
     let entity_impl = entity_impl(entity, name, &proxies, &locals);
     quote! {
@@ -68,6 +76,7 @@ pub(crate) fn expand(entity: &Entity, name: &LitStr) -> TokenStream {
         #structs
         #(#cfgs)*
         const _: () = {
+            #import
             #methods
             #entity_impl
         };
@@ -83,6 +92,7 @@ fn proxy_structs(
     span: Span,
     proxies: &Proxies,
     cfgs: &[&syn::Attribute],
+    private: &TokenStream,
 ) -> TokenStream {
     let Proxies {
         call,
@@ -105,7 +115,7 @@ fn proxy_structs(
         /// Each method schedules its operation and returns a task that resolves to the
         /// operation's output, or to the error it failed with.
         #[must_use = "a call proxy does nothing until one of its operations is called"]
-        pub struct #call(::durable::__private::CallTarget);
+        pub struct #call(#private::CallTarget);
 
         #(#cfgs)*
         #[doc = #signal_doc]
@@ -113,20 +123,22 @@ fn proxy_structs(
         /// Each method queues its operation; the signal is sent when the orchestration's turn,
         /// or the calling entity's operation, commits.
         #[must_use = "a signal proxy does nothing until one of its operations is called"]
-        pub struct #signal(::durable::__private::SignalTarget);
+        pub struct #signal(#private::SignalTarget);
 
         #(#cfgs)*
         #[doc = #client_doc]
         ///
         /// Each method returns a future that resolves once the signal is durably enqueued.
         #[must_use = "a signal proxy does nothing until one of its operations is called"]
-        pub struct #client<'a>(::durable::__private::ClientSignalTarget<'a>);
+        pub struct #client<'a>(#private::ClientSignalTarget<'a>);
     }
 }
 
 /// One method per operation on each proxy, plus `delete` when the built-in one applies.
 fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
-    let client_future = client_future();
+    // `Future<Output = Result<(), Error>> + Send + 'a`, under a name that keeps the generated
+    // signatures on one line.
+    let client_future = quote!(impl __d::SignalFuture<'a>);
     let mut call = Vec::new();
     let mut signal = Vec::new();
     let mut client = Vec::new();
@@ -175,13 +187,13 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
         let call_fn = Ident::new("call", call_span);
         let call_expr = quote_spanned!(at=> self.0.#call_fn(#name, #payload));
         let signal_expr = quote_spanned!(at=> self.0.signal(#name, #payload));
+        // The `.await` too is at the input's type: rustc checks the input's bound again there.
         let client_expr = quote_spanned!(at=> self.0.signal(#name, #payload).await);
-        let (call_docs, signal_docs, client_docs) =
-            (docs("Calls"), docs("Signals"), docs("Signals"));
+        let (call_docs, signal_docs) = (docs("Calls"), docs("Signals"));
         call.push(quote! {
             #call_docs
             #[track_caller]
-            pub fn #method(self, #param) -> ::durable::Task<#ok> {
+            pub fn #method(self, #param) -> __d::Task<#ok> {
                 #call_expr
             }
         });
@@ -192,8 +204,10 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
                 #signal_expr
             }
         });
+        // The `async move` block owns the input and lends it to `ClientSignalTarget::signal`,
+        // so the future borrows nothing from the method's frame.
         client.push(quote! {
-            #client_docs
+            #signal_docs
             pub fn #method(self, #param) -> #client_future {
                 async move { #client_expr }
             }
@@ -204,7 +218,7 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
             /// Deletes the entity's state (the built-in `delete` operation); the entity is
             /// created afresh by its next operation.
             #[track_caller]
-            pub fn delete(self) -> ::durable::Task<()> {
+            pub fn delete(self) -> __d::Task<()> {
                 self.0.call("delete", &())
             }
         });
@@ -244,18 +258,6 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
     }
 }
 
-/// What a client proxy's method returns: `impl Future<Output = Result<(), Error>> + Send + 'a`.
-///
-/// The method's body is an `async move` block that owns the input and lends it to
-/// `ClientSignalTarget::signal`, so the future borrows nothing from the method's frame.
-fn client_future() -> TokenStream {
-    quote! {
-        impl ::core::future::Future<
-            Output = ::core::result::Result<(), ::durable::Error>,
-        > + ::core::marker::Send + 'a
-    }
-}
-
 /// The name a proxy method gives the input: the user's own when it is a plain binding.
 fn param_ident(input: &PatType) -> Ident {
     match &*input.pat {
@@ -273,7 +275,7 @@ fn ok_type(op: &ValidOp) -> (TokenStream, Span) {
         Output::Value(ty) => (quote!(#ty), ty.span()),
         Output::Result { ok: Some(ok), .. } => (quote!(#ok), ok.span()),
         Output::Result { ty, ok: None } => (
-            quote_spanned!(ty.span()=> <#ty as ::durable::__private::IntoOutcome>::Ok),
+            quote_spanned!(ty.span()=> <#ty as __d::IntoOutcome>::Ok),
             ty.span(),
         ),
     }
@@ -316,37 +318,28 @@ fn entity_impl(entity: &Entity, name: &LitStr, proxies: &Proxies, locals: &Local
         type Signal = #signal;
         type ClientSignal<'a> = #client<'a>;
 
-        fn call_proxy(#target: ::durable::__private::CallTarget) -> #call {
+        fn call_proxy(#target: __d::CallTarget) -> #call {
             #call(#target)
         }
 
-        fn signal_proxy(#target: ::durable::__private::SignalTarget) -> #signal {
+        fn signal_proxy(#target: __d::SignalTarget) -> #signal {
             #signal(#target)
         }
 
-        fn client_signal_proxy(
-            #target: ::durable::__private::ClientSignalTarget<'_>,
-        ) -> #client<'_> {
+        fn client_signal_proxy(#target: __d::ClientSignalTarget<'_>) -> #client<'_> {
             #client(#target)
         }
 
         fn dispatch<'a>(
             &'a mut self,
-            #ctx_param: &'a ::durable::EntityContext,
+            #ctx_param: &'a __d::EntityContext,
             #operation: &'a str,
             #input_param: &'a str,
-        ) -> ::durable::__private::BoxFutureOf<
-            'a,
-            ::core::result::Result<::durable::__private::Dispatched, ::durable::Error>,
-        > {
+        ) -> __d::DispatchFuture<'a> {
             ::std::boxed::Box::pin(async move {
                 match #operation {
                     #(#arms)*
-                    _ => ::core::result::Result::Err(::durable::__private::unknown_operation(
-                        #name,
-                        #operation,
-                        &[#(#operations),*],
-                    )),
+                    _ => __d::unknown(#name, #operation, &[#(#operations),*]),
                 }
             })
         }
@@ -354,7 +347,7 @@ fn entity_impl(entity: &Entity, name: &LitStr, proxies: &Proxies, locals: &Local
     // Spanned at the state type, so a missing `Default`, `Serialize` or `Deserialize` is
     // reported at `impl Counter`.
     quote_spanned! {span=>
-        impl ::durable::__private::Entity for #self_ty {
+        impl __d::Entity for #self_ty {
             #items
         }
     }
@@ -368,7 +361,7 @@ fn arm(op: &ValidOp, name: &LitStr, locals: &Locals) -> TokenStream {
     let decode = op.input().map(|arg| {
         let ty = &arg.ty;
         quote_spanned! {ty.span()=>
-            let #input: #ty = ::durable::__private::decode_input(#name, #op_name, #input)?;
+            let #input: #ty = __d::decode_input(#name, #op_name, #input)?;
         }
     });
     let args = op.args.iter().map(|arg| match arg {
@@ -396,7 +389,7 @@ fn arm(op: &ValidOp, name: &LitStr, locals: &Locals) -> TokenStream {
         Output::Result { ty, .. } => {
             // A `Result` whose error does not convert into `durable::Error` is reported at it.
             let outcome = quote_spanned! {ty.span()=>
-                <#ty as ::durable::__private::IntoOutcome>::into_outcome(#invoke)?
+                <#ty as __d::IntoOutcome>::into_outcome(#invoke)?
             };
             (
                 quote!(let #output: #ok = #outcome;),
@@ -404,18 +397,15 @@ fn arm(op: &ValidOp, name: &LitStr, locals: &Locals) -> TokenStream {
             )
         }
     };
-    let encode = quote_spanned! {at=>
-        ::durable::__private::encode_output(#name, #op_name, #value)?
-    };
     let mutated = op.mutates;
+    let encode = quote_spanned! {at=>
+        __d::encode_output(#name, #op_name, #value, #mutated)
+    };
     quote! {
         #op_name => {
             #decode
             #run
-            ::core::result::Result::Ok(::durable::__private::Dispatched {
-                output: #encode,
-                mutated: #mutated,
-            })
+            #encode
         }
     }
 }

@@ -19,7 +19,13 @@ use crate::valid::{Signature, arg_text, check_generics, check_modifiers, pat_tex
 const NOUN: &str = "an entity function";
 
 /// Checks `item` and, when its signature is valid, returns its handle registered as `name`.
-pub(crate) fn expand(cx: &Ctxt, item: &ItemFn, name: &LitStr) -> Option<TokenStream> {
+/// `import` brings the crate's `__private` module in as `__d`.
+pub(crate) fn expand(
+    cx: &Ctxt,
+    item: &ItemFn,
+    name: &LitStr,
+    import: &TokenStream,
+) -> Option<TokenStream> {
     let sig = check(cx, item)?;
     let locals = Locals::new();
     let trait_impl = trait_impl(item, &sig, name, &locals);
@@ -29,6 +35,7 @@ pub(crate) fn expand(cx: &Ctxt, item: &ItemFn, name: &LitStr) -> Option<TokenStr
         trait_impl,
         quote!(add_entity_function),
         &locals,
+        import,
     ))
 }
 
@@ -158,25 +165,20 @@ fn trait_impl(item: &ItemFn, sig: &Signature, name: &LitStr, locals: &Locals) ->
     // `durable::Error` is reported there.
     let boxed = quote_spanned! {output.span()=>
         ::std::boxed::Box::pin(async move {
-            <#output as ::durable::__private::IntoOutcome>::into_outcome(#body(#ctx).await)
+            <#output as __d::IntoOutcome>::into_outcome(#body(#ctx).await)
         })
     };
     let items = quote! {
         const NAME: &'static str = #name;
 
-        fn run(
-            #ctx: ::durable::EntityContext,
-        ) -> ::durable::__private::BoxFutureOf<
-            'static,
-            ::core::result::Result<(), ::durable::Error>,
-        > {
+        fn run(#ctx: __d::EntityContext) -> __d::BoxFutureOf<'static, __d::Result<()>> {
             #ctx_check
             let #body = *<Self as ::core::ops::Deref>::deref(&Self);
             #boxed
         }
     };
     quote_spanned! {ident.span()=>
-        impl ::durable::__private::EntityFunction for #ident {
+        impl __d::EntityFunction for #ident {
             #items
         }
     }

@@ -30,6 +30,14 @@ struct IntoOutcome;
 mod core {}
 mod std {}
 
+/// Named like the generated code's import of `durable::__private`, which the user's code never
+/// sees.
+mod __d {
+    pub fn one() -> u8 {
+        1
+    }
+}
+
 /// Shadowing does not reach the user's own signature either way: it names what it means.
 #[activity(name = "Greet")]
 pub async fn greet(
@@ -65,7 +73,7 @@ async fn run(__ctx: ActivityContext, x: u8) -> ::core::result::Result<u8, Error>
 #[activity]
 async fn deref(registry: ActivityContext, __input: u8) -> ::core::result::Result<u8, Error> {
     let _ = registry;
-    ::core::result::Result::Ok(__input)
+    ::core::result::Result::Ok(__input + __d::one())
 }
 
 /// Without even the prelude.

@@ -37,6 +37,13 @@ struct IntoOutcome;
 mod core {}
 mod std {}
 
+/// Named like the generated code's import of `durable::__private`.
+mod __d {
+    pub fn one() -> i64 {
+        1
+    }
+}
+
 #[derive(::core::default::Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Counter {
     value: i64,
@@ -46,7 +53,7 @@ pub struct Counter {
 #[entity(name = "Hygienic")]
 impl Counter {
     pub fn call(&mut self, input: i64) {
-        self.value += input;
+        self.value += input * __d::one();
     }
 
     pub fn signal(&self, ctx: &EntityContext) -> ::std::string::String {
@@ -68,7 +75,7 @@ impl Counter {
 
 #[entity]
 async fn run(__ctx: EntityContext) -> ::core::result::Result<(), Error> {
-    let _ = __ctx;
+    let _ = (__ctx, __d::one());
     ::core::result::Result::Ok(())
 }
 

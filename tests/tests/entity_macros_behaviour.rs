@@ -1,12 +1,6 @@
-//! Tests of `#[entity]`: compile-time tests (programs under `ui/entity/pass` must compile and
-//! run, programs under `ui/entity/fail` must fail with exactly the errors in the `.stderr`
-//! beside them), and behaviour tests of the code it generates.
-//!
-//! Compiler output changes between releases, so the snapshots are compared only on the
-//! toolchain they were blessed with. After an intended change, bless them with
-//! `TRYBUILD=overwrite cargo test -p durable-tests --test entity_macros`, then read every
-//! changed `.stderr`: each error should point at the user's token and say what to write
-//! instead.
+//! Behaviour tests of the code `#[entity]` generates: names, operations, `dispatch` and the
+//! proxies, end to end. Its compile-time tests (spans and messages) are under `ui/entity`,
+//! run by the `ui` driver.
 
 use std::time::Duration;
 
@@ -14,20 +8,6 @@ use durable::prelude::*;
 use durable::testing::TestRuntime;
 use durable::{Entity, EntityFunction};
 use serde::{Deserialize, Serialize};
-
-#[rustversion::stable(1.95)]
-#[test]
-fn entity_ui() {
-    let t = trybuild::TestCases::new();
-    t.pass("ui/entity/pass/*.rs");
-    t.compile_fail("ui/entity/fail/*.rs");
-}
-
-#[rustversion::not(stable(1.95))]
-#[test]
-fn entity_ui() {
-    println!("skipped: the entity macro ui snapshots are blessed on Rust 1.95 stable only");
-}
 
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Counter {
