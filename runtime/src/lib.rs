@@ -72,7 +72,8 @@ pub mod entity {
         SignalTarget, decode_input, encode_output, unknown_operation,
     };
     pub use crate::model::{
-        CleanEntityStorageResult, EntityId, EntityMetadata, EntityQuery, EntityQueryPage,
+        CleanEntityStorageResult, EntityId, EntityMetadata, EntityName, EntityQuery,
+        EntityQueryPage,
     };
 }
 

@@ -177,6 +177,74 @@ fn no_file_uses_a_layer_above_its_own() {
     );
 }
 
+/// rustc names a method in its trait-bound errors by its impl block's module when that block
+/// is not beside the type (`durable::client::start::<impl durable::Client>::start` instead of
+/// `durable::Client::start`). So public methods whose bounds a user can break (generic
+/// parameters, `impl Trait` arguments) stay in the impl block in the type's own file; only
+/// methods without bounds may move to files of their own.
+#[test]
+fn bounded_public_methods_stay_beside_their_type() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut misplaced = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("a readable source file");
+        let defined: BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let l = ["pub ", "pub(crate) ", "pub(super) "]
+                    .iter()
+                    .find_map(|v| l.strip_prefix(v))
+                    .unwrap_or(l);
+                let rest = l
+                    .strip_prefix("struct ")
+                    .or_else(|| l.strip_prefix("enum "))?;
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+            })
+            .collect();
+        let mut foreign_impl: Option<String> = None;
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if let Some(rest) = line.strip_prefix("impl ") {
+                let ty = rest.trim_end_matches(" {").trim();
+                let inherent = !rest.contains(" for ") && !ty.starts_with('<');
+                foreign_impl = (inherent && !defined.contains(ty)).then(|| ty.to_string());
+                continue;
+            }
+            if *line == "}" {
+                foreign_impl = None;
+                continue;
+            }
+            let Some(ty) = &foreign_impl else { continue };
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("pub fn ") || trimmed.starts_with("pub async fn ")) {
+                continue;
+            }
+            let signature: String = lines[n..]
+                .iter()
+                .take_while(|l| !l.trim_end().ends_with('{') && !l.trim_end().ends_with(';'))
+                .chain(lines[n..].iter().find(|l| l.trim_end().ends_with('{')))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let head = signature.split('(').next().unwrap_or("");
+            if head.contains('<') || signature.contains("impl ") {
+                let rel = file.strip_prefix(&src).expect("under src/").display();
+                misplaced.push(format!("{rel}:{}: `impl {ty}`: {}", n + 1, trimmed));
+            }
+        }
+    }
+    assert!(
+        misplaced.is_empty(),
+        "public methods with bounds in an impl block away from their type (move them beside \
+         the type):\n{}",
+        misplaced.join("\n")
+    );
+}
+
 #[test]
 fn paths_are_read_as_written() {
     assert_eq!(

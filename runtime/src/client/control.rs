@@ -1,8 +1,6 @@
 //! Controlling instances: events, terminate, suspend, resume, rewind, restart, purge and
 //! query.
 
-use serde::Serialize;
-
 use super::Client;
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{
@@ -11,7 +9,12 @@ use crate::model::{
 use crate::store::{OrchestrationMessage, StoreError};
 
 impl Client {
-    async fn send(&self, instance_id: &str, kind: EventKind, verb: &str) -> Result<(), Error> {
+    pub(super) async fn send(
+        &self,
+        instance_id: &str,
+        kind: EventKind,
+        verb: &str,
+    ) -> Result<(), Error> {
         let status = self.existing(instance_id).await?;
         if status.runtime_status.is_terminal() {
             return Err(Error::new(
@@ -35,39 +38,6 @@ impl Client {
             })
             .await
             .map_err(StoreError::into_error)
-    }
-
-    /// Raises the external event `name` on an instance. An error when the instance does not
-    /// exist or has finished.
-    pub async fn raise_event(
-        &self,
-        instance_id: &str,
-        name: &str,
-        payload: impl Serialize,
-    ) -> Result<(), Error> {
-        let input = Error::to_json(&payload, "the event payload")?;
-        self.send(
-            instance_id,
-            EventKind::EventRaised {
-                name: name.to_string(),
-                input,
-            },
-            "raise an event on",
-        )
-        .await
-    }
-
-    /// Terminates a pending, running or suspended instance; `reason` becomes its output.
-    pub async fn terminate(&self, instance_id: &str, reason: impl Serialize) -> Result<(), Error> {
-        let reason = Error::to_json(&reason, "the reason")?;
-        self.send(
-            instance_id,
-            EventKind::ExecutionTerminated {
-                reason: Some(reason),
-            },
-            "terminate",
-        )
-        .await
     }
 
     /// Suspends an instance: it stops processing events (they are kept) until resumed.

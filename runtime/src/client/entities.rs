@@ -1,10 +1,9 @@
 //! Entities from a client: signals, reads, listings and storage clean-up.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::Client;
-use crate::context::entity::{ClientSignalTarget, Entity, SignalSender, signal_message};
+use crate::context::entity::{SignalSender, signal_message};
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{
     BoxFutureOf, CleanEntityStorageResult, EntityId, EntityMetadata, EntityQuery, EntityQueryPage,
@@ -13,40 +12,6 @@ use crate::model::{
 use crate::store::{OrchestrationMessage, StoreError};
 
 impl Client {
-    /// A one-way proxy to the class-style entity `E` with this key: each operation method
-    /// resolves once the signal is durably enqueued.
-    pub fn signal_entity<E: Entity>(&self, key: impl Into<String>) -> E::ClientSignal<'_> {
-        E::client_signal_proxy(ClientSignalTarget {
-            client: self,
-            id: EntityId::of::<E>(key),
-            at: None,
-        })
-    }
-
-    /// Like [`signal_entity`](Self::signal_entity), delivered at `at`.
-    pub fn signal_entity_at<E: Entity>(
-        &self,
-        key: impl Into<String>,
-        at: DateTime<Utc>,
-    ) -> E::ClientSignal<'_> {
-        E::client_signal_proxy(ClientSignalTarget {
-            client: self,
-            id: EntityId::of::<E>(key),
-            at: Some(at),
-        })
-    }
-
-    /// Signals an operation by entity id and operation name (any entity style).
-    pub async fn signal_entity_by_id(
-        &self,
-        id: &EntityId,
-        operation: &str,
-        input: impl Serialize,
-    ) -> Result<(), Error> {
-        let input = Error::to_json(&input, format_args!("the input of operation `{operation}`"))?;
-        self.signal_entity_raw(id, operation, input, None).await
-    }
-
     pub(crate) async fn signal_entity_raw(
         &self,
         id: &EntityId,
@@ -67,34 +32,6 @@ impl Client {
             .enqueue(message)
             .await
             .map_err(StoreError::into_error)
-    }
-
-    /// The last committed state of the class-style entity `E` with this key; `None` when it
-    /// does not exist (never created, or deleted).
-    pub async fn read_entity<E: Entity>(&self, key: impl Into<String>) -> Result<Option<E>, Error> {
-        self.read_entity_state(&EntityId::of::<E>(key)).await
-    }
-
-    /// The last committed state of any entity, as a `T`.
-    pub async fn read_entity_state<T: serde::de::DeserializeOwned>(
-        &self,
-        id: &EntityId,
-    ) -> Result<Option<T>, Error> {
-        let Some(status) = self.status(&id.to_string()).await? else {
-            return Ok(None);
-        };
-        let record = EntityRecord::from_status(&status)?;
-        record
-            .state
-            .map(|json| {
-                serde_json::from_str(&json).map_err(|e| {
-                    Error::serialization(
-                        format_args!("the state of entity `{id}` does not fit the type"),
-                        e,
-                    )
-                })
-            })
-            .transpose()
     }
 
     /// What is known of one entity: its state, lock holder and backlog.

@@ -1,7 +1,16 @@
 //! The client: start, query, signal and manage orchestration instances.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::context::entity::{ClientSignalTarget, Entity};
+use crate::context::function::Orchestrator;
+use crate::model::history::EventKind;
+use crate::model::{EntityId, EntityRecord};
 
 use crate::model::{Clock, Error, ErrorKind, InstanceStatus, RuntimeStatus, SystemClock};
 use crate::registry::Registry;
@@ -147,5 +156,137 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Starts an orchestration. Await the returned request to start it with a generated id, or
+    /// configure it first with `.instance_id(..)`, `.start_at(..)` or `.replace_existing()`.
+    ///
+    /// Starting an id that is pending or running is refused with
+    /// [`ErrorKind::InstanceAlreadyExists`] unless `.replace_existing()` is set.
+    pub fn start<O: Orchestrator>(&self, orchestrator: O, input: O::Input) -> StartRequest<'_, O> {
+        let _ = orchestrator;
+        let input = Error::to_json(
+            &input,
+            format_args!("the input of orchestrator `{}`", O::NAME),
+        );
+        StartRequest {
+            client: self,
+            name: O::NAME.to_string(),
+            input,
+            instance_id: None,
+            start_at: None,
+            replace: false,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Starts an orchestration by registered name with an untyped input (for tools and the HTTP
+    /// API). When this client belongs to a host, an unregistered name is refused at once.
+    pub fn start_by_name(&self, name: &str, input: impl Serialize) -> StartRequest<'_, ()> {
+        let input = Error::to_json(&input, "the input");
+        StartRequest {
+            client: self,
+            name: name.to_string(),
+            input,
+            instance_id: None,
+            start_at: None,
+            replace: false,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Raises the external event `name` on an instance. An error when the instance does not
+    /// exist or has finished.
+    pub async fn raise_event(
+        &self,
+        instance_id: &str,
+        name: &str,
+        payload: impl Serialize,
+    ) -> Result<(), Error> {
+        let input = Error::to_json(&payload, "the event payload")?;
+        self.send(
+            instance_id,
+            EventKind::EventRaised {
+                name: name.to_string(),
+                input,
+            },
+            "raise an event on",
+        )
+        .await
+    }
+
+    /// Terminates a pending, running or suspended instance; `reason` becomes its output.
+    pub async fn terminate(&self, instance_id: &str, reason: impl Serialize) -> Result<(), Error> {
+        let reason = Error::to_json(&reason, "the reason")?;
+        self.send(
+            instance_id,
+            EventKind::ExecutionTerminated {
+                reason: Some(reason),
+            },
+            "terminate",
+        )
+        .await
+    }
+
+    /// A one-way proxy to the class-style entity `E` with this key: each operation method
+    /// resolves once the signal is durably enqueued.
+    pub fn signal_entity<E: Entity>(&self, key: impl Into<String>) -> E::ClientSignal<'_> {
+        E::client_signal_proxy(ClientSignalTarget {
+            client: self,
+            id: EntityId::of::<E>(key),
+            at: None,
+        })
+    }
+
+    /// Like [`signal_entity`](Self::signal_entity), delivered at `at`.
+    pub fn signal_entity_at<E: Entity>(
+        &self,
+        key: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> E::ClientSignal<'_> {
+        E::client_signal_proxy(ClientSignalTarget {
+            client: self,
+            id: EntityId::of::<E>(key),
+            at: Some(at),
+        })
+    }
+
+    /// Signals an operation by entity id and operation name (any entity style).
+    pub async fn signal_entity_by_id(
+        &self,
+        id: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> Result<(), Error> {
+        let input = Error::to_json(&input, format_args!("the input of operation `{operation}`"))?;
+        self.signal_entity_raw(id, operation, input, None).await
+    }
+
+    /// The last committed state of the class-style entity `E` with this key; `None` when it
+    /// does not exist (never created, or deleted).
+    pub async fn read_entity<E: Entity>(&self, key: impl Into<String>) -> Result<Option<E>, Error> {
+        self.read_entity_state(&EntityId::of::<E>(key)).await
+    }
+
+    /// The last committed state of any entity, as a `T`.
+    pub async fn read_entity_state<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &EntityId,
+    ) -> Result<Option<T>, Error> {
+        let Some(status) = self.status(&id.to_string()).await? else {
+            return Ok(None);
+        };
+        let record = EntityRecord::from_status(&status)?;
+        record
+            .state
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| {
+                    Error::serialization(
+                        format_args!("the state of entity `{id}` does not fit the type"),
+                        e,
+                    )
+                })
+            })
+            .transpose()
     }
 }

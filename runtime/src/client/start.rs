@@ -5,51 +5,12 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::Client;
-use crate::context::function::Orchestrator;
 use crate::model::{Error, ErrorKind, InstanceId};
 use crate::store::{NewInstance, StoreError};
 
 impl Client {
-    /// Starts an orchestration. Await the returned request to start it with a generated id, or
-    /// configure it first with `.instance_id(..)`, `.start_at(..)` or `.replace_existing()`.
-    ///
-    /// Starting an id that is pending or running is refused with
-    /// [`ErrorKind::InstanceAlreadyExists`] unless `.replace_existing()` is set.
-    pub fn start<O: Orchestrator>(&self, orchestrator: O, input: O::Input) -> StartRequest<'_, O> {
-        let _ = orchestrator;
-        let input = Error::to_json(
-            &input,
-            format_args!("the input of orchestrator `{}`", O::NAME),
-        );
-        StartRequest {
-            client: self,
-            name: O::NAME.to_string(),
-            input,
-            instance_id: None,
-            start_at: None,
-            replace: false,
-            _marker: PhantomData,
-        }
-    }
-
-    /// Starts an orchestration by registered name with an untyped input (for tools and the HTTP
-    /// API). When this client belongs to a host, an unregistered name is refused at once.
-    pub fn start_by_name(&self, name: &str, input: impl Serialize) -> StartRequest<'_, ()> {
-        let input = Error::to_json(&input, "the input");
-        StartRequest {
-            client: self,
-            name: name.to_string(),
-            input,
-            instance_id: None,
-            start_at: None,
-            replace: false,
-            _marker: PhantomData,
-        }
-    }
-
     pub(super) async fn start_instance(
         &self,
         name: String,
@@ -109,13 +70,13 @@ fn validate_id(id: String) -> Result<InstanceId, Error> {
 /// A request to start an orchestration; `.await` it to start.
 #[must_use = "the orchestration is only started when the request is awaited"]
 pub struct StartRequest<'a, O> {
-    client: &'a Client,
-    name: String,
-    input: Result<String, Error>,
-    instance_id: Option<String>,
-    start_at: Option<DateTime<Utc>>,
-    replace: bool,
-    _marker: PhantomData<fn() -> O>,
+    pub(super) client: &'a Client,
+    pub(super) name: String,
+    pub(super) input: Result<String, Error>,
+    pub(super) instance_id: Option<String>,
+    pub(super) start_at: Option<DateTime<Utc>>,
+    pub(super) replace: bool,
+    pub(super) _marker: PhantomData<fn() -> O>,
 }
 
 impl<O> StartRequest<'_, O> {

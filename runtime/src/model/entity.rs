@@ -22,6 +22,19 @@ pub struct EntityId {
     key: String,
 }
 
+/// The registered name of an entity type, which is what [`EntityId::of`] needs. Implemented
+/// for every [`Entity`](crate::Entity) (the types with an `#[entity]` impl block); not meant
+/// to be implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an entity",
+    label = "expected a type with an `#[entity]` impl block",
+    note = "add `#[entity]` to an `impl {Self} {{ ... }}` block whose methods are the operations"
+)]
+pub trait EntityName {
+    /// The entity's name (lower case).
+    const NAME: &'static str;
+}
+
 impl EntityId {
     /// An id from a name and a key.
     pub fn new(name: impl AsRef<str>, key: impl Into<String>) -> Self {
@@ -29,6 +42,18 @@ impl EntityId {
             name: name.as_ref().to_lowercase(),
             key: key.into(),
         }
+    }
+
+    /// The id of the class-style entity `E` with this key.
+    ///
+    /// ```
+    /// use durable::EntityId;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Counter;
+    /// # #[durable::entity] impl Counter { pub fn get(&self) -> i64 { 0 } }
+    /// assert_eq!(EntityId::of::<Counter>("game1").to_string(), "@counter@game1");
+    /// ```
+    pub fn of<E: EntityName>(key: impl Into<String>) -> Self {
+        EntityId::new(E::NAME, key)
     }
 
     /// The entity's name, lower case.

@@ -13,7 +13,7 @@ pub(crate) mod status;
 
 pub(crate) use clock::real_sleep;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use entity::EntityId;
+pub use entity::{EntityId, EntityName};
 pub(crate) use entity_record::EntityRecord;
 pub use entity_record::{CleanEntityStorageResult, EntityMetadata, EntityQuery, EntityQueryPage};
 pub use error::{Error, ErrorKind, FailureDetails};

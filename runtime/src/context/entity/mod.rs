@@ -17,20 +17,10 @@ pub(crate) use proxy::{SignalSender, Sink};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{BoxFutureOf, EntityId, Error, ErrorKind};
+use crate::model::{BoxFutureOf, EntityName, Error, ErrorKind};
 
-impl EntityId {
-    /// The id of the class-style entity `E` with this key.
-    ///
-    /// ```
-    /// use durable::EntityId;
-    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Counter;
-    /// # #[durable::entity] impl Counter { pub fn get(&self) -> i64 { 0 } }
-    /// assert_eq!(EntityId::of::<Counter>("game1").to_string(), "@counter@game1");
-    /// ```
-    pub fn of<E: Entity>(key: impl Into<String>) -> Self {
-        EntityId::new(E::NAME, key)
-    }
+impl<E: Entity> EntityName for E {
+    const NAME: &'static str = <E as Entity>::NAME;
 }
 
 /// What one operation produced: its output as JSON and whether it may have changed the state.

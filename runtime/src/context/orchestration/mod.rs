@@ -23,10 +23,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::context::entity::{CallTarget, Entity, SignalTarget, Sink};
+use crate::model::EntityId;
+
 use crate::context::function::{Activity, Orchestrator};
 use crate::model::history::ParentInstance;
-use crate::model::{Error, RetryPolicy};
-use crate::replay::{Action, ContinueAsNew, Shared};
+use crate::model::{Error, ErrorKind, RetryPolicy};
+use crate::replay::{Action, ContinueAsNew, CriticalState, Shared};
 
 /// The context an `#[orchestrator]` receives. Every method is replay-safe: on replay it returns
 /// what it returned the first time, from history.
@@ -404,6 +407,116 @@ impl OrchestrationContext {
         }
         ContinueAsNewFuture {
             _marker: PhantomData,
+        }
+    }
+
+    /// A two-way proxy to the class-style entity `E` with this key: each operation method
+    /// returns a task resolving to the operation's result.
+    pub fn call_entity<E: Entity>(&self, key: impl Into<String>) -> E::Call {
+        E::call_proxy(CallTarget {
+            ctx: self.clone(),
+            id: EntityId::of::<E>(key),
+        })
+    }
+
+    /// A one-way proxy to the class-style entity `E` with this key: each operation method
+    /// sends a signal when the turn commits.
+    pub fn signal_entity<E: Entity>(&self, key: impl Into<String>) -> E::Signal {
+        E::signal_proxy(SignalTarget {
+            sink: Sink::Orchestration(self.clone()),
+            id: EntityId::of::<E>(key),
+            at: None,
+        })
+    }
+
+    /// Like [`signal_entity`](Self::signal_entity), delivered at `at`.
+    pub fn signal_entity_at<E: Entity>(
+        &self,
+        key: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> E::Signal {
+        E::signal_proxy(SignalTarget {
+            sink: Sink::Orchestration(self.clone()),
+            id: EntityId::of::<E>(key),
+            at: Some(at),
+        })
+    }
+
+    /// Calls an operation by entity id and operation name (any entity style).
+    #[track_caller]
+    pub fn call_entity_by_id<T: DeserializeOwned>(
+        &self,
+        id: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> Task<T> {
+        self.call_entity_from(id, operation, &input, Location::caller())
+    }
+
+    /// Signals an operation by entity id and operation name (any entity style).
+    #[track_caller]
+    pub fn signal_entity_by_id(&self, id: &EntityId, operation: &str, input: impl Serialize) {
+        self.signal_entity_from(id, operation, &input, None, Location::caller());
+    }
+
+    /// Locks a set of entities for a critical section and resolves to its guard once every
+    /// lock is held. The locks are taken in sorted order (so two sections never deadlock) and
+    /// released when the guard drops or the orchestration ends in any way. While it holds
+    /// them, each entity runs only this orchestration's operations.
+    ///
+    /// Rules, each refused with an error of kind [`ErrorKind::CriticalSection`] that names it:
+    /// no nesting; no sub-orchestrations inside; call only locked entities; no two parallel
+    /// calls to one entity; signal only entities that are not locked.
+    #[track_caller]
+    pub fn lock_entities<I: IntoIterator<Item = EntityId>>(
+        &self,
+        entities: I,
+    ) -> impl Future<Output = Result<CriticalSection, Error>> + Send + use<I> {
+        let location = Location::caller();
+        let mut lock_set: Vec<String> = entities.into_iter().map(|e| e.to_string()).collect();
+        lock_set.sort();
+        lock_set.dedup();
+        let shared = self.shared.clone();
+        let prepared = (|| {
+            if lock_set.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "lock_entities needs at least one entity",
+                ));
+            }
+            let mut st = shared.lock();
+            if let Some(cs) = &st.critical {
+                return Err(rule_error(
+                    1,
+                    format!(
+                        "critical sections cannot be nested: this orchestration already holds \
+                         {:?}; drop that guard first",
+                        cs.lock_set
+                    ),
+                ));
+            }
+            let set = lock_set.clone();
+            let id = st.schedule(|id| Action::LockEntities { id, lock_set: set }, location);
+            st.critical = Some(CriticalState {
+                id,
+                lock_set: lock_set.clone(),
+                calls: Default::default(),
+            });
+            drop(st);
+            Ok((
+                id,
+                Task::<()>::scheduled(shared.clone(), id, TaskKind::Lock),
+            ))
+        })();
+        async move {
+            let (id, granted) = prepared?;
+            granted.await?;
+            Ok(CriticalSection {
+                shared,
+                id,
+                lock_set,
+                location,
+            })
         }
     }
 }
