@@ -72,11 +72,17 @@ async fn changed_code_fails_the_instance_naming_both_sides_and_the_call_site() {
         "{message}"
     );
     assert!(
-        message.contains("the history recorded a call to activity `echo` as step 0"),
+        message.contains(
+            "the history recorded a call to activity `echo` with input `\"a\"` as step 0"
+        ),
         "{message}"
     );
     assert!(
-        message.contains("but the code now does create a timer at tests/tests/robustness.rs:"),
+        message.contains("but the code now creates a timer due at "),
+        "{message}"
+    );
+    assert!(
+        message.contains(" at tests/tests/robustness.rs:"),
         "{message}"
     );
 }
@@ -90,7 +96,8 @@ async fn code_that_no_longer_schedules_a_recorded_step_fails_the_instance() {
     let message = failure_message(&finished(&v3, &id).await);
     assert!(
         message.contains(
-            "recorded a call to activity `echo` as step 0, but the code did not schedule it"
+            "recorded a call to activity `echo` with input `\"a\"` as step 0, but the code did \
+             not schedule it: it scheduled no step and waits on something else"
         ),
         "{message}"
     );

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     CriticalSection,
     /// The orchestrator's code no longer matches its recorded history.
     Nondeterminism,
+    /// The orchestrator awaited a future that is not durable (not one of its context's), with
+    /// nothing durable outstanding: nothing could ever wake it.
+    NonDurableWait,
     /// User code panicked.
     Panic,
     /// A payload could not be serialized or deserialized.
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::EntityOperationFailed { .. } => "EntityOperationFailed",
             ErrorKind::CriticalSection => "CriticalSection",
             ErrorKind::Nondeterminism => "Nondeterminism",
+            ErrorKind::NonDurableWait => "NonDurableWait",
             ErrorKind::Panic => "Panic",
             ErrorKind::Serialization => "Serialization",
             ErrorKind::UnknownFunction => "UnknownFunction",
@@ -184,6 +188,7 @@ impl Error {
     pub fn from_failure(failure: &FailureDetails) -> Self {
         let kind = match failure.error_type.as_str() {
             "Nondeterminism" => ErrorKind::Nondeterminism,
+            "NonDurableWait" => ErrorKind::NonDurableWait,
             "CriticalSection" => ErrorKind::CriticalSection,
             "Panic" => ErrorKind::Panic,
             "Serialization" => ErrorKind::Serialization,

@@ -165,92 +165,205 @@ impl Action {
         }
     }
 
-    /// Whether a recorded scheduling event is the same step (kind and name).
+    /// Whether a recorded scheduling event is the same step: the same kind with the same
+    /// details — names, instance ids, inputs, due times, entities and lock sets — compared in
+    /// full. (A signal's delivery time is not recorded, so it is not compared.)
     pub(super) fn matches(&self, event: &EventKind) -> bool {
         match (self, event) {
             (
-                Action::ScheduleActivity { name: a, .. },
-                EventKind::TaskScheduled { name: b, .. },
-            ) => a == b,
-            (Action::CreateTimer { .. }, EventKind::TimerCreated { .. }) => true,
+                Action::ScheduleActivity { name, input, .. },
+                EventKind::TaskScheduled {
+                    name: n, input: i, ..
+                },
+            ) => name == n && same_json(input, i),
+            (Action::CreateTimer { fire_at, .. }, EventKind::TimerCreated { fire_at: f }) => {
+                fire_at == f
+            }
             (
-                Action::StartSubOrchestration { name: a, .. },
-                EventKind::SubOrchestrationInstanceCreated { name: b, .. },
-            ) => a == b,
-            (Action::SendEvent { name: a, .. }, EventKind::EventSent { name: b, .. }) => a == b,
+                Action::StartSubOrchestration {
+                    name,
+                    instance_id,
+                    input,
+                    ..
+                },
+                EventKind::SubOrchestrationInstanceCreated {
+                    name: n,
+                    instance_id: d,
+                    input: i,
+                },
+            ) => name == n && instance_id == d && same_json(input, i),
+            (
+                Action::SendEvent {
+                    instance_id,
+                    name,
+                    input,
+                    ..
+                },
+                EventKind::EventSent {
+                    instance_id: d,
+                    name: n,
+                    input: i,
+                },
+            ) => instance_id == d && name == n && same_json(input, i),
             (
                 Action::CallEntity {
-                    entity, operation, ..
+                    entity,
+                    operation,
+                    input,
+                    ..
                 },
                 EventKind::EntityOperationCalled {
                     entity_id,
                     operation: op,
+                    input: i,
                     ..
                 },
             )
             | (
                 Action::SignalEntity {
-                    entity, operation, ..
+                    entity,
+                    operation,
+                    input,
+                    ..
                 },
                 EventKind::EntityOperationSignaled {
                     entity_id,
                     operation: op,
-                    ..
+                    input: i,
                 },
-            ) => entity == entity_id && operation == op,
+            ) => entity == entity_id && operation == op && same_json(input, i),
             (
                 Action::LockEntities { lock_set: a, .. },
                 EventKind::EntityLockRequested { lock_set: b, .. },
+            )
+            | (
+                Action::UnlockEntities { lock_set: a, .. },
+                EventKind::EntityUnlockSent { lock_set: b, .. },
             ) => a == b,
-            (Action::UnlockEntities { .. }, EventKind::EntityUnlockSent { .. }) => true,
             _ => false,
         }
     }
 
+    /// What the code does now, as the end of "but the code now ...".
     pub(super) fn describe(&self) -> String {
         match self {
-            Action::ScheduleActivity { name, .. } => format!("call activity `{name}`"),
-            Action::CreateTimer { .. } => "create a timer".to_string(),
-            Action::StartSubOrchestration { name, .. } => {
-                format!("call sub-orchestrator `{name}`")
+            Action::ScheduleActivity { name, input, .. } => {
+                format!("calls activity `{name}` with input `{}`", short(input))
             }
+            Action::CreateTimer { fire_at, .. } => {
+                format!("creates a timer due at {}", at(fire_at))
+            }
+            Action::StartSubOrchestration {
+                name,
+                instance_id,
+                input,
+                ..
+            } => format!(
+                "calls sub-orchestrator `{name}` as `{instance_id}` with input `{}`",
+                short(input)
+            ),
             Action::SendEvent {
-                name, instance_id, ..
-            } => {
-                format!("send event `{name}` to `{instance_id}`")
-            }
+                name,
+                instance_id,
+                input,
+                ..
+            } => format!(
+                "sends event `{name}` to `{instance_id}` with payload `{}`",
+                short(input)
+            ),
             Action::CallEntity {
-                entity, operation, ..
-            } => format!("call operation `{operation}` on entity `{entity}`"),
+                entity,
+                operation,
+                input,
+                ..
+            } => format!(
+                "calls operation `{operation}` on entity `{entity}` with input `{}`",
+                short(input)
+            ),
             Action::SignalEntity {
-                entity, operation, ..
-            } => format!("signal operation `{operation}` on entity `{entity}`"),
-            Action::LockEntities { lock_set, .. } => format!("lock entities {lock_set:?}"),
-            Action::UnlockEntities { .. } => "release a critical section".to_string(),
+                entity,
+                operation,
+                input,
+                ..
+            } => format!(
+                "signals operation `{operation}` to entity `{entity}` with input `{}`",
+                short(input)
+            ),
+            Action::LockEntities { lock_set, .. } => format!("locks entities {lock_set:?}"),
+            Action::UnlockEntities { lock_set, .. } => {
+                format!("releases its locks on {lock_set:?}")
+            }
         }
     }
 }
 
+/// What a recorded step was, as in "the history recorded ...".
 pub(super) fn describe_event(kind: &EventKind) -> String {
     match kind {
-        EventKind::TaskScheduled { name, .. } => format!("a call to activity `{name}`"),
-        EventKind::TimerCreated { .. } => "a timer".to_string(),
-        EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-            format!("a call to sub-orchestrator `{name}`")
+        EventKind::TaskScheduled { name, input } => {
+            format!("a call to activity `{name}` with input `{}`", short(input))
         }
-        EventKind::EventSent { name, .. } => format!("sending event `{name}`"),
+        EventKind::TimerCreated { fire_at } => format!("a timer due at {}", at(fire_at)),
+        EventKind::SubOrchestrationInstanceCreated {
+            name,
+            instance_id,
+            input,
+        } => format!(
+            "a call to sub-orchestrator `{name}` as `{instance_id}` with input `{}`",
+            short(input)
+        ),
+        EventKind::EventSent {
+            name,
+            instance_id,
+            input,
+        } => format!(
+            "sending event `{name}` to `{instance_id}` with payload `{}`",
+            short(input)
+        ),
         EventKind::EntityOperationCalled {
             entity_id,
             operation,
+            input,
             ..
-        } => format!("a call to operation `{operation}` on entity `{entity_id}`"),
+        } => format!(
+            "a call to operation `{operation}` on entity `{entity_id}` with input `{}`",
+            short(input)
+        ),
         EventKind::EntityOperationSignaled {
             entity_id,
             operation,
-            ..
-        } => format!("a signal of operation `{operation}` to entity `{entity_id}`"),
+            input,
+        } => format!(
+            "a signal of operation `{operation}` to entity `{entity_id}` with input `{}`",
+            short(input)
+        ),
         EventKind::EntityLockRequested { lock_set, .. } => format!("locking entities {lock_set:?}"),
-        EventKind::EntityUnlockSent { .. } => "releasing a critical section".to_string(),
+        EventKind::EntityUnlockSent { lock_set, .. } => {
+            format!("releasing the locks on {lock_set:?}")
+        }
         other => other.name().to_string(),
     }
+}
+
+/// Two JSON payloads are the same when their text is, or, failing that, when they parse to
+/// equal values: a map serialized with its keys in another order is the same input.
+fn same_json(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+/// A payload shortened for a message: at most 60 characters, cut at a character boundary.
+pub(super) fn short(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+fn at(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }

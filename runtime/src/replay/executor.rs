@@ -140,6 +140,7 @@ impl Executor {
                 new_history.push(event);
             }
         }
+        self.check_durable_wait();
         // Steps the code scheduled that history did not contain yet become new actions.
         let (actions, custom_status) = {
             let mut st = self.shared.lock();
@@ -181,26 +182,32 @@ impl Executor {
             }
             return;
         }
-        let mut st = self.shared.lock();
-        let found = st.pending.remove(&event.event_id);
-        let name = st.name.clone();
-        drop(st);
+        let found = self.shared.lock().pending.remove(&event.event_id);
         let message = match found {
             Some(p) if p.action.matches(&event.kind) => return,
             Some(p) => format!(
-                "the history recorded {} as step {}, but the code now does {} at {}",
+                "the history recorded {} as step {}, but the code now {} at {}",
                 describe_event(&event.kind),
                 event.event_id,
                 p.action.describe(),
                 p.location
             ),
-            None => format!(
-                "the history recorded {} as step {}, but the code did not schedule it \
-                 (it is waiting on something else)",
-                describe_event(&event.kind),
-                event.event_id
-            ),
+            None => {
+                let code = match self.shared.lock().last_step() {
+                    Some((step, location)) => format!(
+                        "after its last step (step {step}, at {location}) it waits on \
+                         something else"
+                    ),
+                    None => "it scheduled no step and waits on something else".to_string(),
+                };
+                format!(
+                    "the history recorded {} as step {}, but the code did not schedule it: {code}",
+                    describe_event(&event.kind),
+                    event.event_id
+                )
+            }
         };
+        let name = self.shared.lock().name.clone();
         self.fail(nondeterminism(&name, message));
     }
 
@@ -433,6 +440,36 @@ impl Executor {
                 carried.push(event);
             }
         }
+    }
+
+    /// Fails the execution when its code is blocked with nothing durable outstanding: it
+    /// awaits a future that did not come from its context, which no history event can wake,
+    /// so it would hang forever.
+    fn check_durable_wait(&mut self) {
+        if self.outcome.is_some() || self.future.is_none() {
+            return;
+        }
+        let st = self.shared.lock();
+        if st.has_outstanding() {
+            return;
+        }
+        let last = match st.last_step() {
+            Some((step, location)) => format!(" Its last step was step {step}, at {location}."),
+            None => String::new(),
+        };
+        let name = st.name.clone();
+        drop(st);
+        self.fail(Error::new(
+            ErrorKind::NonDurableWait,
+            format!(
+                "orchestrator `{name}` is waiting on something that is not durable: it has no \
+                 activity, timer, event wait, sub-orchestration or entity call outstanding, so \
+                 nothing its history records can ever wake it. It awaits a future that did not \
+                 come from its OrchestrationContext (a channel, `tokio::time::sleep`, a lock, a \
+                 spawned task). Await only the context's futures: `ctx.sleep` for delays, \
+                 `ctx.wait_for_event` for signals from outside, activities for I/O.{last}"
+            ),
+        ));
     }
 
     fn fail(&mut self, err: Error) {

@@ -65,6 +65,8 @@ pub(crate) struct State {
     /// The critical section this orchestration holds or is acquiring.
     pub critical: Option<CriticalState>,
     pub(super) woken: bool,
+    /// Where the code scheduled its latest step, for messages about a step it did not take.
+    last_location: Option<&'static Location<'static>>,
 }
 
 impl State {
@@ -91,6 +93,7 @@ impl State {
             violation: None,
             critical: None,
             woken: false,
+            last_location: None,
         }
     }
 
@@ -112,6 +115,7 @@ impl State {
                 | Action::LockEntities { .. }
         );
         self.pending.insert(id, PendingAction { action, location });
+        self.last_location = Some(location);
         if needs_slot {
             self.tasks.insert(id, Slot::Waiting(None));
         }
@@ -119,7 +123,12 @@ impl State {
     }
 
     pub(crate) fn poll_task(&mut self, id: i64, cx: &mut Context<'_>) -> Poll<TaskResult> {
-        poll_slot(self.tasks.get_mut(&id), cx)
+        let polled = poll_slot(self.tasks.get_mut(&id), cx);
+        if polled.is_ready() {
+            // Taken: a later completion is a duplicate (`completed` knows the step).
+            self.tasks.remove(&id);
+        }
+        polled
     }
 
     pub(crate) fn drop_task(&mut self, id: i64) {
@@ -147,7 +156,23 @@ impl State {
     }
 
     pub(crate) fn poll_event(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<TaskResult> {
-        poll_slot(self.waiters.get_mut(&id), cx)
+        let polled = poll_slot(self.waiters.get_mut(&id), cx);
+        if polled.is_ready() {
+            self.waiters.remove(&id);
+        }
+        polled
+    }
+
+    /// Whether anything durable is outstanding: a step or an event wait whose answer has not
+    /// arrived. The slots of taken results are removed, so this looks only at live ones.
+    pub(super) fn has_outstanding(&self) -> bool {
+        let waiting = |slot: &Slot| matches!(slot, Slot::Waiting(_));
+        self.tasks.values().any(waiting) || self.waiters.values().any(waiting)
+    }
+
+    /// The latest step the code scheduled, and where.
+    pub(super) fn last_step(&self) -> Option<(i64, &'static Location<'static>)> {
+        self.last_location.map(|l| (self.next_id - 1, l))
     }
 
     pub(crate) fn drop_event(&mut self, id: u64, name: &str) {

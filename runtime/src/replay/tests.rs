@@ -143,7 +143,10 @@ fn a_recorded_step_of_another_kind_is_a_nondeterminism() {
         Some(Outcome::Failed(f)) => {
             assert_eq!(f.error_type, "Nondeterminism");
             assert!(
-                f.message.contains("recorded a timer as step 0, but the code now does call activity `add_one` at runtime/src/replay/tests.rs:"),
+                f.message.contains(
+                    "recorded a timer due at 1970-01-01T00:00:05Z as step 0, but the code now \
+                     calls activity `add_one` with input `1` at runtime/src/replay/tests.rs:"
+                ),
                 "{}",
                 f.message
             );
