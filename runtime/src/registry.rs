@@ -36,6 +36,8 @@ pub trait Register {
 pub struct Registry {
     activities: HashMap<String, ActivityFn>,
     orchestrators: HashMap<String, OrchestratorFn>,
+    /// Each orchestrator's input check: does a JSON text fit its input type?
+    orchestrator_inputs: HashMap<String, fn(&str) -> Result<(), Error>>,
     entities: HashMap<String, EntityFn>,
     duplicates: Vec<String>,
 }
@@ -51,6 +53,10 @@ fn decode<T: serde::de::DeserializeOwned>(kind: &str, name: &str, input: &str) -
 
 fn encode<T: serde::Serialize>(kind: &str, name: &str, output: &T) -> Result<String, Error> {
     Error::to_json(output, format_args!("the output of {kind} `{name}`"))
+}
+
+fn check_input<O: Orchestrator>(input: &str) -> Result<(), Error> {
+    decode::<O::Input>("orchestrator", O::NAME, input).map(drop)
 }
 
 impl Registry {
@@ -77,6 +83,8 @@ impl Registry {
                 encode("orchestrator", O::NAME, &output)
             })
         });
+        self.orchestrator_inputs
+            .insert(O::NAME.to_string(), check_input::<O>);
         if self.orchestrators.insert(O::NAME.to_string(), f).is_some() {
             self.duplicates.push(format!("orchestrator `{}`", O::NAME));
         }
@@ -159,6 +167,13 @@ impl Registry {
     /// The orchestrator registered under `name`.
     pub fn orchestrator(&self, name: &str) -> Option<&OrchestratorFn> {
         self.orchestrators.get(name)
+    }
+
+    /// Whether `input` (JSON text) fits the input type of the orchestrator registered under
+    /// `name`: `None` when there is no such orchestrator, else the error a start with this
+    /// input would fail with.
+    pub fn check_orchestrator_input(&self, name: &str, input: &str) -> Option<Result<(), Error>> {
+        self.orchestrator_inputs.get(name).map(|check| check(input))
     }
 
     /// Names registered twice (an error when the runtime starts).

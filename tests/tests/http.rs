@@ -451,6 +451,20 @@ async fn start_with_an_id_and_the_bad_starts() {
             "{}",
             bad.message()
         );
+        // An input that does not fit the orchestrator's input type is refused at once, not
+        // accepted and failed later.
+        let mistyped = api.post("orchestrators/approval", Some("42")).await;
+        mistyped.expect(400);
+        assert!(
+            mistyped
+                .message()
+                .contains("the input of orchestrator `approval` does not fit its input type"),
+            "{}",
+            mistyped.message()
+        );
+        assert_eq!(mistyped.body["error"], "Serialization");
+        let no_input = api.post("orchestrators/approval", None).await;
+        no_input.expect(400);
         let big = format!("\"{}\"", "x".repeat(5 * 1024 * 1024));
         api.post("orchestrators/echo", Some(&big)).await.expect(413);
         api.post("orchestrators/echo?taskHub=other", None)

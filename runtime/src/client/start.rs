@@ -19,13 +19,18 @@ impl Client {
         start_at: Option<DateTime<Utc>>,
         replace: bool,
     ) -> Result<InstanceId, Error> {
-        if let Some(registry) = &self.registry
-            && registry.orchestrator(&name).is_none()
-        {
-            return Err(Error::new(
-                ErrorKind::UnknownFunction,
-                format!("no orchestrator named `{name}` is registered"),
-            ));
+        if let Some(registry) = &self.registry {
+            // Refused now rather than accepted and failed later, when the host has the code.
+            match registry.check_orchestrator_input(&name, &input) {
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::UnknownFunction,
+                        format!("no orchestrator named `{name}` is registered"),
+                    ));
+                }
+                Some(Err(mismatch)) => return Err(mismatch),
+                Some(Ok(())) => {}
+            }
         }
         let id = match instance_id {
             Some(id) => validate_id(id)?,
