@@ -67,9 +67,13 @@ pub mod entity {
     //! operation. The `#[entity]` macro turns an impl block (class style) or a function
     //! (function style) into a dispatch table and typed proxies.
 
+    pub use crate::context::entity::{Entity, EntityContext, EntityFunction};
+    // What the generated proxies and dispatch tables call into: public for the macros' code,
+    // not for users.
+    #[doc(hidden)]
     pub use crate::context::entity::{
-        CallTarget, ClientSignalTarget, Dispatched, Entity, EntityContext, EntityFunction,
-        SignalTarget, decode_input, encode_output, unknown_operation,
+        CallTarget, ClientSignalTarget, Dispatched, SignalTarget, decode_input, encode_output,
+        unknown_operation,
     };
     pub use crate::model::{
         CleanEntityStorageResult, EntityId, EntityMetadata, EntityName, EntityQuery,

@@ -26,6 +26,46 @@ pub use start::StartRequest;
 ///
 /// Get one from a running host with [`Runtime::client`](crate::Runtime::client), or build a
 /// standalone one on a store with [`Client::new`].
+///
+/// ```
+/// use std::time::Duration;
+/// use durable::prelude::*;
+/// use durable::InstanceQuery;
+///
+/// #[orchestrator]
+/// async fn approval(ctx: OrchestrationContext, who: String) -> Result<String, Error> {
+///     let approved: bool = ctx.wait_for_event("Approval").await?;
+///     Ok(format!("{who}: {}", if approved { "approved" } else { "rejected" }))
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = Runtime::builder()
+///     .store(durable::store::Memory::new())
+///     .register(approval)
+///     .start()
+///     .await?;
+/// let client = runtime.client();
+/// let id = client
+///     .start(approval, "ann".to_string())
+///     .instance_id("approval-1") // else a random id
+///     .await?;
+/// client.raise_event(&id, "Approval", true).await?; // any Serialize payload
+/// let status = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// assert_eq!(status.output::<String>()?, "ann: approved");
+///
+/// // Query by status, creation time and id prefix, a page at a time.
+/// let page = client
+///     .query(&InstanceQuery {
+///         runtime_status: vec![RuntimeStatus::Completed],
+///         instance_id_prefix: Some("approval-".into()),
+///         ..Default::default()
+///     })
+///     .await?;
+/// assert_eq!(page.instances.len(), 1);
+/// client.purge(&id).await?; // its history and status are gone
+/// # runtime.shutdown().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn Store>,

@@ -17,7 +17,38 @@ use crate::model::{Clock, Error, ErrorKind};
 use crate::registry::{Register, Registry};
 use crate::store::Store;
 
-/// Configures and starts a [`Runtime`].
+/// Configures and starts a [`Runtime`]: the store, the functions it runs, and its limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use durable::prelude::*;
+///
+/// #[activity]
+/// async fn greet(_ctx: ActivityContext, name: String) -> Result<String, Error> {
+///     Ok(format!("Hello {name}!"))
+/// }
+///
+/// #[orchestrator]
+/// async fn welcome(ctx: OrchestrationContext, name: String) -> Result<String, Error> {
+///     ctx.call_activity(greet, name).await
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let dir = tempfile::tempdir()?;
+/// let runtime = Runtime::builder()
+///     .store(durable::store::Sqlite::open(dir.path().join("app.db"))?) // or Memory, Postgres
+///     .register(welcome)
+///     .register(greet)
+///     .task_hub("shop") // instances of other hubs in the same database are not seen
+///     .max_concurrent_activities(32)
+///     .lease_duration(Duration::from_secs(30))
+///     .start()
+///     .await?;
+/// let id = runtime.client().start(welcome, "Ada".to_string()).await?;
+/// # runtime.client().wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// runtime.shutdown().await;
+/// # Ok(()) }
+/// ```
 #[must_use = "call .start().await to run the host"]
 pub struct RuntimeBuilder {
     pub(crate) store: Option<Arc<dyn Store>>,

@@ -35,6 +35,34 @@ use crate::replay::{Action, ContinueAsNew, CriticalState, Shared};
 /// what it returned the first time, from history.
 ///
 /// Cloning is cheap; clones share one instance's state.
+///
+/// ```
+/// use std::time::Duration;
+/// use durable::prelude::*;
+///
+/// #[activity]
+/// async fn reserve(_ctx: ActivityContext, item: String) -> Result<u32, Error> {
+///     Ok(item.len() as u32) // a reservation number
+/// }
+///
+/// #[orchestrator]
+/// async fn order(ctx: OrchestrationContext, items: Vec<String>) -> Result<Vec<u32>, Error> {
+///     // Fan out: every call is scheduled at once; `when_all` gives the results in order.
+///     let calls = items.into_iter().map(|item| ctx.call_activity(reserve, item));
+///     let reserved: Vec<u32> = ctx.when_all(calls).await?;
+///     // Wait for a payment event for at most a day of orchestration time.
+///     let paid: Option<bool> = ctx
+///         .wait_for_event_with_timeout("Paid", Duration::from_secs(24 * 3600))
+///         .await?;
+///     if paid != Some(true) {
+///         return Err(Error::msg("not paid within a day"));
+///     }
+///     // Tell another instance, fire-and-forget: sent when this turn commits.
+///     ctx.raise_event("shipping", "OrderPaid", &reserved)?;
+///     Ok(reserved)
+/// }
+/// # fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct OrchestrationContext {
     shared: Shared,
