@@ -234,17 +234,18 @@ async fn a_changed_lock_set_fails() {
     assert_names(&message, &["-1\"]", "-2\"]"]);
 }
 
+/// A host with the instance cache on (the default): it replays only what it has not cached.
+async fn caching_host(store: &Memory) -> TestRuntime {
+    let builder = Runtime::builder().store(store.clone());
+    TestRuntime::start(builder.register(diverging).register(echo))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_host_restart_replays_and_catches_the_change_too() {
     let store = Memory::new();
-    let first = TestRuntime::start(
-        Runtime::builder()
-            .store(store.clone())
-            .register(diverging)
-            .register(echo),
-    )
-    .await
-    .unwrap();
+    let first = caching_host(&store).await;
     let id = first
         .client()
         .start(diverging, "activity input".to_string())
@@ -255,14 +256,7 @@ async fn a_host_restart_replays_and_catches_the_change_too() {
     first.shutdown().await;
     deploy_v2(&id);
     // A new host has nothing cached: it replays the history with the changed code.
-    let second = TestRuntime::start(
-        Runtime::builder()
-            .store(store.clone())
-            .register(diverging)
-            .register(echo),
-    )
-    .await
-    .unwrap();
+    let second = caching_host(&store).await;
     second.client().raise_event(&id, "Go", "!").await.unwrap();
     let message = failure_message(&finished(&second, &id).await);
     assert_names(&message, &["`\"v1\"`", "`\"v2\"`"]);
