@@ -10,7 +10,7 @@
 //! - `attr` parses the attribute's arguments (`name = "..."`, `crate = "..."`);
 //! - `model` builds a borrowed view of the function that keeps the user's nodes for spans;
 //! - `valid` checks the function's shape;
-//! - `determinism` checks an orchestrator's body for calls that would break replay;
+//! - `determinism` checks an orchestrator's body for calls and types that would break replay;
 //! - `expand` generates the typed handle and its impls;
 //! - `entity` does the same for `#[entity]`, with its own `model`, `valid` and `expand`
 //!   submodules for class-style entities;

@@ -71,9 +71,45 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The function takes `ctx: OrchestrationContext` first, then at most one owned, serializable
 /// input, and returns `Result<T, E>` where `T` is serializable and `E` converts into
-/// `durable::Error`. Its body is checked for calls that are not replay-safe (clocks, sleeps,
-/// spawned tasks, randomness, fresh ids, the environment, files, the network); each is a
-/// compile error naming the context method to use instead.
+/// `durable::Error`.
+///
+/// # The determinism check
+///
+/// The body is checked for what is not replay-safe: clocks, sleeps, spawned tasks,
+/// randomness, fresh ids, the environment, files, the network, other processes
+/// (`std::process`: `Command`, `exit`, `id`) and reading standard input. Each is a compile
+/// error at your token, naming the context method to use instead. Logging stays allowed:
+/// `tracing` (whose lines are not repeated while replaying), `println!` and `eprintln!`.
+///
+/// `HashMap` and `HashSet` named anywhere in the body (a type, `HashMap::new()`,
+/// `collect::<HashSet<_>>()`) are errors too: their iteration order is random, so a loop over
+/// one that schedules work takes another order on replay. The check cannot tell a lookup from
+/// a loop, so it flags every mention; use `BTreeMap`/`BTreeSet`, or `indexmap::IndexMap` to
+/// keep insertion order.
+///
+/// The check reads tokens, not types, so it knows a name only by what the body shows:
+///
+/// - `use` items written in the body are followed, with `as` aliases, groups and globs:
+///   after `use std::time::Instant as Clock;`, `Clock::now()` is a clock read, and after
+///   `use std::env::var;`, `var("X")` reads the environment. Items the body defines are
+///   yours: a `fn rng()` in the body is not taken to be `rand::rng`.
+/// - Names imported at module level are invisible to the macro, so a few distinctive ones are
+///   flagged when called bare: `random`, `rng`, `random_range`, `random_bool`,
+///   `random_ratio`, `random_iter`, `getrandom`, `var`, `var_os`, `vars`, `vars_os`,
+///   `current_dir`, `read_to_string`, `read_dir`, `create_dir`, `create_dir_all`,
+///   `remove_file`, `remove_dir`, `remove_dir_all` and `stdin`; if one is a function of yours,
+///   call it by its path (`self::random()`). `thread_rng`, `sleep`, `sleep_until`, `spawn`,
+///   `spawn_blocking` and `spawn_local` are flagged as calls under any path. Names too common
+///   to guess at are not flagged bare: `now`, `args`, `read`, `write`, `copy`, `rename`,
+///   `metadata`, `exit`, `id`, `get`, `timeout`, `interval`, `Command::new`.
+///
+/// What the check cannot see: the body of a helper function defined outside the orchestrator
+/// and called from it, an alias made with `use` at module level (`use std::time::Instant as
+/// Clock;` outside the function), a type of yours that wraps a `HashMap`, and method calls,
+/// trait methods included (`rng.random()` on a generator made elsewhere). The net under
+/// it: the runtime compares every replayed step in full with what the history recorded (name
+/// and input), so divergence that the compile-time check misses fails the instance with a
+/// nondeterminism error naming both sides and the call site.
 ///
 /// `#[orchestrator(name = "HelloCities")]` registers it under another name than the function's;
 /// `#[orchestrator(crate = "my_sdk::durable")]` names the `durable` crate by that path (see the

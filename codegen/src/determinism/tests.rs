@@ -195,3 +195,187 @@ fn forbidden_macro_paths_are_flagged() {
     });
     assert_eq!(found.len(), 1, "{found:?}");
 }
+
+/// The path each error names, as written.
+fn flagged(body: proc_macro2::TokenStream) -> Vec<String> {
+    errors(body)
+        .iter()
+        .map(|e| e.split('`').nth(1).unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn use_aliases_in_the_body_resolve_later_paths() {
+    let found = errors(quote! {
+        use std::time::Instant as Clock;
+        use std::env::var;
+        use std::{fs, process::Command as Cmd, time::{self as t}};
+        let a = Clock::now();
+        let b = var("REGION");
+        let c = fs::read("a");
+        let d = Cmd::new("ls");
+        let e = t::SystemTime::now();
+    });
+    assert_eq!(
+        found,
+        [
+            "`Clock::now` (that is, `std::time::Instant::now`) is not replay-safe in an orchestrator: it reads the clock, which gives a different time on replay; use `ctx.current_utc_datetime()`",
+            "`var` (that is, `std::env::var`) is not replay-safe in an orchestrator: the environment can change between replays; pass configuration as the orchestrator's input, or read it in an activity",
+            "`fs::read` is not replay-safe in an orchestrator: its result is not recorded in the history; do file I/O in an activity",
+            "`Cmd::new` (that is, `std::process::Command::new`) is not replay-safe in an orchestrator: processes are not recorded in the history, so it runs again (or ends the worker) on every replay; run commands in an activity, and end an orchestration by returning from it",
+            "`t::SystemTime::now` is not replay-safe in an orchestrator: it reads the clock, which gives a different time on replay; use `ctx.current_utc_datetime()`",
+        ]
+    );
+}
+
+#[test]
+fn use_items_apply_to_their_block_and_chain() {
+    let found = flagged(quote! {
+        {
+            use std::env as e;
+            e::var("A");
+        }
+        // Out of the block above, `e` is not the environment module any more.
+        e::var("B");
+        use std::time;
+        use time::Instant as I;
+        let f = || { I::now() };
+        tokio::spawn_me();
+    });
+    assert_eq!(found, ["e::var", "I::now"]);
+}
+
+#[test]
+fn glob_imports_resolve_the_names_they_bring() {
+    let found = flagged(quote! {
+        use std::env::*;
+        use std::fs::*;
+        use rand::*;
+        let a = args();
+        let b = read("a");
+        let c = random::<u8>();
+        let d = helper();
+        let e = Ok::<(), ()>(());
+        let f = String::new();
+    });
+    assert_eq!(found, ["args", "read", "random"]);
+}
+
+#[test]
+fn bare_imported_names_are_flagged_when_called() {
+    let found = errors(quote! {
+        let a = random::<u32>();
+        let b = thread_rng();
+        let c = rng();
+        let d = var("HOME");
+        let e = vars();
+        let f = read_to_string("a").await?;
+        let g = stdin();
+        sleep(d).await;
+        spawn(async {});
+    });
+    let paths: Vec<&str> = found.iter().map(|e| e.split('`').nth(1).unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "random",
+            "thread_rng",
+            "rng",
+            "var",
+            "vars",
+            "read_to_string",
+            "stdin",
+            "sleep",
+            "spawn"
+        ]
+    );
+    assert_eq!(
+        found[0],
+        "`random` is taken to be `rand::random`, which is not replay-safe in an orchestrator: it draws different numbers on replay; use `ctx.new_guid()`, or draw the randomness in an activity (if `random` is a function of yours, call it as `self::random`)"
+    );
+}
+
+#[test]
+fn bare_names_that_the_body_explains_or_that_are_not_calls_pass() {
+    let found = flagged(quote! {
+        use crate::helpers::random;
+        fn rng() -> u32 { 4 }
+        let var = 3;
+        let x = var + 1;
+        let a = random();
+        let b = rng();
+        let c = self::var("X");
+        let d = random_name();
+        let e = config.var("X");
+        let f = my::read_to_string(x);
+        let g = read(x);
+        let h = now();
+        let i = args();
+        tracing::info!(var = x, random = 1, "logged");
+        println!("{var}");
+    });
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn processes_and_stdin_are_flagged() {
+    let found = flagged(quote! {
+        let a = std::process::Command::new("ls");
+        let b = process::Command::new("ls");
+        std::process::exit(1);
+        let c = std::process::id();
+        let d = tokio::process::Command::new("ls");
+        let e = std::io::stdin().read_line(&mut s);
+        let f = io::stdin();
+        let ok = std::process::ExitCode::SUCCESS;
+        let ok = Command::new("mine");
+        std::io::stdout().flush();
+        eprintln!("fine");
+    });
+    assert_eq!(
+        found,
+        [
+            "std::process::Command::new",
+            "process::Command::new",
+            "std::process::exit",
+            "std::process::id",
+            "tokio::process::Command::new",
+            "std::io::stdin",
+            "io::stdin",
+        ]
+    );
+}
+
+#[test]
+fn hash_maps_and_sets_are_flagged_where_they_are_named() {
+    let found = errors(quote! {
+        let a: HashMap<String, u32> = HashMap::new();
+        let b = std::collections::HashSet::<u32>::with_capacity(3);
+        let c = items.iter().collect::<HashMap<_, _>>();
+        let d: Vec<hash_map::HashMap<u8, u8>> = Vec::new();
+        println!("{:?}", HashSet::<u8>::new());
+        use std::collections::HashMap as Map;
+        let e = Map::default();
+        let ok = BTreeMap::new();
+        let ok: indexmap::IndexMap<u8, u8> = Default::default();
+    });
+    let paths: Vec<&str> = found.iter().map(|e| e.split('`').nth(1).unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "HashMap", "HashMap", "HashSet", "HashMap", "HashMap", "HashSet", "Map"
+        ]
+    );
+    assert!(
+        found[0].starts_with(
+            "`HashMap` is not replay-safe in an orchestrator: its iteration order is random"
+        ),
+        "{}",
+        found[0]
+    );
+    assert!(found[0].ends_with("use `BTreeMap`, or `indexmap::IndexMap` to keep insertion order"));
+    assert!(found[2].ends_with("use `BTreeSet`, or `indexmap::IndexSet` to keep insertion order"));
+    assert!(
+        found[6].starts_with("`Map` (that is, `std::collections::HashMap`) is not replay-safe")
+    );
+}
