@@ -6,7 +6,7 @@
 //! and its input and output types, so that calling or starting it with the wrong input, or
 //! passing an activity where an orchestrator is expected, fails to compile at your token.
 //!
-//! ```ignore
+//! ```
 //! use durable::prelude::*;
 //!
 //! #[activity]
@@ -22,6 +22,7 @@
 //!     }
 //!     Ok(out)
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! The body stays callable, for unit tests: `say_hello(ctx, "Tokyo".into()).await`.
@@ -58,9 +59,36 @@ use proc_macro::TokenStream;
 /// The function takes `ctx: ActivityContext` first, then at most one owned, serializable input,
 /// and returns `Result<T, E>` where `T` is serializable and `E` converts into `durable::Error`.
 ///
+/// An activity reports a failure by returning `Err`: a message (`Err("out of stock".into())`
+/// or `Error::msg(..)`), or any standard error through `?`. The calling orchestration sees it
+/// as an error of kind `ActivityFailed` naming the activity and the cause, and may retry it
+/// with `call_activity_with_retry`. Use [`ActivityContext::idempotency_key`] to make side
+/// effects safe to repeat: an activity runs at least once.
+///
+/// ```
+/// use durable::prelude::*;
+///
+/// #[activity]
+/// async fn charge(ctx: ActivityContext, cents: u64) -> Result<String, Error> {
+///     if cents == 0 {
+///         return Err(Error::msg("nothing to charge"));
+///     }
+///     let key = ctx.idempotency_key(); // the same on every delivery of this call
+///     Ok(format!("charged {cents} with key {key}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // The body stays callable in unit tests.
+/// let receipt = charge(ActivityContext::for_test("order-1"), 1250).await.unwrap();
+/// assert!(receipt.starts_with("charged 1250"));
+/// # }
+/// ```
+///
 /// `#[activity(name = "SayHello")]` registers it under another name than the function's;
 /// `#[activity(crate = "my_sdk::durable")]` names the `durable` crate by that path (see the
 /// [crate docs](crate#arguments)).
+///
+/// [`ActivityContext::idempotency_key`]: https://docs.rs/durable-fn/latest/durable/struct.ActivityContext.html#method.idempotency_key
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
     durable_codegen::activity(args.into(), item.into()).into()
@@ -72,6 +100,40 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The function takes `ctx: OrchestrationContext` first, then at most one owned, serializable
 /// input, and returns `Result<T, E>` where `T` is serializable and `E` converts into
 /// `durable::Error`.
+///
+/// ```
+/// use std::time::Duration;
+/// use durable::prelude::*;
+///
+/// #[activity]
+/// async fn reserve(_ctx: ActivityContext, item: String) -> Result<bool, Error> {
+///     Ok(!item.is_empty())
+/// }
+///
+/// #[orchestrator]
+/// async fn checkout(ctx: OrchestrationContext, items: Vec<String>) -> Result<u32, Error> {
+///     let mut reserved = 0;
+///     for item in items {
+///         if ctx.call_activity(reserve, item).await? {
+///             reserved += 1;
+///         }
+///     }
+///     ctx.sleep(Duration::from_secs(60)).await; // a durable timer, not a thread sleep
+///     Ok(reserved)
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = durable::testing::TestRuntime::start(
+///     Runtime::builder().register(checkout).register(reserve),
+/// )
+/// .await?;
+/// let id = runtime.client().start(checkout, vec!["book".into(), "".into()]).await?;
+/// runtime.idle().await;
+/// runtime.advance(Duration::from_secs(60)).await; // the manual clock: no real wait
+/// let status = runtime.client().wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// assert_eq!(status.output::<u32>()?, 1);
+/// # Ok(()) }
+/// ```
 ///
 /// # The determinism check
 ///
@@ -127,6 +189,45 @@ pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
 /// and may return a value or a `Result`. The macro generates the proxies
 /// `ctx.call_entity::<Counter>(key).add(1)`, `ctx.signal_entity::<Counter>(key).add(1)` and
 /// `client.signal_entity::<Counter>(key).add(1)` go through.
+///
+/// ```
+/// use durable::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// pub struct Counter {
+///     value: i64,
+/// }
+///
+/// #[entity]
+/// impl Counter {
+///     pub fn add(&mut self, amount: i64) {
+///         self.value += amount;
+///     }
+///     pub fn get(&self) -> i64 {
+///         self.value
+///     }
+/// }
+///
+/// #[orchestrator]
+/// async fn bump(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
+///     ctx.signal_entity::<Counter>(key.clone()).add(1); // one-way
+///     ctx.call_entity::<Counter>(key).get().await // two-way: waits for the result
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = durable::testing::TestRuntime::start(
+///     Runtime::builder().register(bump).register_entity::<Counter>(),
+/// )
+/// .await?;
+/// let client = runtime.client();
+/// client.signal_entity::<Counter>("game1").add(41).await?;
+/// let id = client.start(bump, "game1".to_string()).await?;
+/// let status = client.wait_for_completion(&id, std::time::Duration::from_secs(10)).await?;
+/// assert_eq!(status.output::<i64>()?, 42);
+/// assert_eq!(client.read_entity::<Counter>("game1").await?.map(|c| c.value), Some(42));
+/// # Ok(()) }
+/// ```
 ///
 /// On an `async fn name(ctx: EntityContext) -> Result<(), Error>` (function style), the
 /// function dispatches on `ctx.operation()` itself and is registered like an activity.
