@@ -31,13 +31,16 @@ pub trait Register {
     fn register(self, registry: &mut Registry);
 }
 
+/// Whether a JSON text fits an orchestrator's input type.
+type InputCheck = fn(&str) -> Result<(), Error>;
+
 /// Orchestrators, activities and entities by registered name.
 #[derive(Default, Clone)]
 pub struct Registry {
     activities: HashMap<String, ActivityFn>,
     orchestrators: HashMap<String, OrchestratorFn>,
     /// Each orchestrator's input check: does a JSON text fit its input type?
-    orchestrator_inputs: HashMap<String, fn(&str) -> Result<(), Error>>,
+    orchestrator_inputs: HashMap<String, InputCheck>,
     entities: HashMap<String, EntityFn>,
     duplicates: Vec<String>,
 }
