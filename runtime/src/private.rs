@@ -19,6 +19,7 @@ pub use crate::{
 use std::future::Future;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// `Result<T, durable::Error>`, as the generated signatures spell it.
 pub type Result<T> = ::core::result::Result<T, Error>;
@@ -50,3 +51,35 @@ pub fn encode_output<T: Serialize + ?Sized>(
 pub fn unknown<T>(entity: &str, operation: &str, known: &[&str]) -> Result<T> {
     Err(unknown_operation(entity, operation, known))
 }
+
+/// An entity operation's input: what the generated code checks once per operation, at the
+/// input's type, so that an input that is not serde reads as one error saying what to derive
+/// (and not one per use, naming the proxies' internals). The uses' own `Serialize` and
+/// `DeserializeOwned` bounds follow from this one, so rustc does not report them again.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the input of an entity operation: it is not serializable",
+    label = "this input must be `Serialize` and `Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`; an input is stored as JSON, and an operation may be called from another process"
+)]
+pub trait OperationInput: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> OperationInput for T {}
+
+/// An entity operation's output, checked like [`OperationInput`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the output of an entity operation: it is not serializable",
+    label = "this output must be `Serialize` and `Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`; an output is stored as JSON and decoded by the caller"
+)]
+pub trait OperationOutput: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> OperationOutput for T {}
+
+/// Checks an operation's input type; generated at each use of it, spanned at the user's type.
+/// Every use reports the same error, which rustc shows once.
+pub const fn input<T: OperationInput>() {}
+
+/// Checks an operation's output type, as [`input`] does its input.
+pub const fn output<T: OperationOutput>() {}

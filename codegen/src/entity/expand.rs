@@ -178,6 +178,11 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
             None => (TokenStream::new(), quote!(&()), method.span()),
         };
         let (ok, ok_span) = ok_type(op);
+        // Each body checks the input's (and the call proxy the output's) serde bounds through
+        // one `__private` function, so every body reports the same error, shown once, and the
+        // uses' own bounds, implied by it, are not reported at all.
+        let check_input = input_check(op);
+        let check_output = output_check(op);
         // The bound on the output is checked where `call` is named: at the user's type (or,
         // for an operation returning nothing, at the input's, which `call` also checks).
         let call_span = match op.output {
@@ -194,6 +199,8 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
             #call_docs
             #[track_caller]
             pub fn #method(self, #param) -> __d::Task<#ok> {
+                #check_input
+                #check_output
                 #call_expr
             }
         });
@@ -201,6 +208,7 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
             #signal_docs
             #[track_caller]
             pub fn #method(self, #param) {
+                #check_input
                 #signal_expr
             }
         });
@@ -209,6 +217,7 @@ fn proxy_methods(entity: &Entity, proxies: &Proxies) -> TokenStream {
         client.push(quote! {
             #signal_docs
             pub fn #method(self, #param) -> #client_future {
+                #check_input
                 async move { #client_expr }
             }
         });
@@ -265,6 +274,25 @@ fn param_ident(input: &PatType) -> Ident {
             Ident::new(&pat.ident.unraw().to_string(), pat.ident.span())
         }
         _ => Ident::new("input", input.pat.span()),
+    }
+}
+
+/// `__d::input::<Input>();` at the input's type, for an operation that takes one.
+fn input_check(op: &ValidOp) -> Option<TokenStream> {
+    op.input().map(|input| {
+        let ty = &input.ty;
+        quote_spanned!(ty.span()=> __d::input::<#ty>();)
+    })
+}
+
+/// `__d::output::<Output>();` at the output's type, for an operation that returns a value.
+fn output_check(op: &ValidOp) -> Option<TokenStream> {
+    match op.output {
+        Output::Unit => None,
+        _ => {
+            let (ok, at) = ok_type(op);
+            Some(quote_spanned!(at=> __d::output::<#ok>();))
+        }
     }
 }
 
@@ -401,8 +429,11 @@ fn arm(op: &ValidOp, name: &LitStr, locals: &Locals) -> TokenStream {
     let encode = quote_spanned! {at=>
         __d::encode_output(#name, #op_name, #value, #mutated)
     };
+    let (check_input, check_output) = (input_check(op), output_check(op));
     quote! {
         #op_name => {
+            #check_input
+            #check_output
             #decode
             #run
             #encode
