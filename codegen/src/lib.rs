@@ -2,7 +2,7 @@
 //! `#[entity]`.
 //!
 //! This is an ordinary library working on [`proc_macro2::TokenStream`], so every stage can be
-//! unit- and snapshot-tested without a compiler plugin. The `durable-macros` crate calls
+//! unit- and snapshot-tested without a compiler plugin. The `durable-fn-macros` crate calls
 //! [`activity`], [`orchestrator`] and [`entity`] and returns what they give back.
 //!
 //! The stages, one module each:

@@ -1,7 +1,7 @@
 //! Snapshot tests of what `#[entity]` expands to, pretty-printed, and of its error messages.
 //!
 //! Review a changed snapshot as you would a diff of hand-written code, then accept it with
-//! `INSTA_UPDATE=always cargo test -p durable-codegen`.
+//! `INSTA_UPDATE=always cargo test -p durable-fn-codegen`.
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -1,7 +1,7 @@
 //! Snapshot tests of what the macros expand to, pretty-printed.
 //!
 //! Review a changed snapshot as you would a diff of hand-written code, then accept it with
-//! `INSTA_UPDATE=always cargo test -p durable-codegen`.
+//! `INSTA_UPDATE=always cargo test -p durable-fn-codegen`.
 
 use proc_macro2::TokenStream;
 use quote::quote;

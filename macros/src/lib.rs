@@ -1,4 +1,4 @@
-//! Procedural macros for [`durable`](https://docs.rs/durable): `#[activity]`,
+//! Procedural macros for [`durable`](https://docs.rs/durable-fn) (the `durable-fn` package): `#[activity]`,
 //! `#[orchestrator]` and `#[entity]`.
 //!
 //! Use them through the facade, `use durable::prelude::*;`. Each turns an `async fn` into a
@@ -48,7 +48,7 @@
 //! }
 //! ```
 //!
-//! All the work happens in the `durable-codegen` crate; these entry points only hand it the
+//! All the work happens in the `durable-fn-codegen` crate; these entry points only hand it the
 //! tokens.
 
 use proc_macro::TokenStream;

@@ -2,7 +2,7 @@
 //! (outside comments) must lead to its own layer or one below it, so no import runs back up
 //! and no cycle joins files of different layers.
 //!
-//! `cargo test -p durable --test layers -- --nocapture` prints the graph: for each layer, the
+//! `cargo test -p durable-fn --test layers -- --nocapture` prints the graph: for each layer, the
 //! layers it uses and how often.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -246,7 +246,7 @@ fn banner(addr: SocketAddr, store: &Path, key: Option<&str>) -> String {
         "  # every instance".to_string(),
         format!("  curl -i {}", url("instances", "")),
         "  # the `durable` command-line tool manages instances and entities too:".to_string(),
-        "  cargo run -p durable --features cli --bin durable -- --help".to_string(),
+        "  cargo run -p durable-fn --features cli --bin durable -- --help".to_string(),
         String::new(),
         "Ctrl-C stops the host; unfinished instances carry on at the next start.".to_string(),
     ];
