@@ -477,6 +477,13 @@ async fn register_all_registers_every_example() {
             .client()
             .start_by_name(name, serde_json::Value::Null)
             .await;
-        assert!(started.is_ok(), "`{name}` is registered: {started:?}");
+        // Known names are checked against their input type (null fits some); an unknown name
+        // would be an UnknownFunction error.
+        assert!(
+            started
+                .as_ref()
+                .map_or_else(|e| e.kind() == &durable::ErrorKind::Serialization, |_| true),
+            "`{name}` is registered: {started:?}"
+        );
     }
 }

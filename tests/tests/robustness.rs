@@ -153,7 +153,22 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
         "{err}"
     );
 
-    let id = client.start_by_name("wants_number", "ten").await.unwrap();
+    // A host's client checks the input against the orchestrator's type up front...
+    let err = client
+        .start_by_name("wants_number", "ten")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Serialization);
+    assert!(
+        err.to_string()
+            .contains("the input of orchestrator `wants_number` does not fit its input type"),
+        "{err}"
+    );
+    // ...and an instance started without that check fails with the same reason.
+    let id = Client::new(rt.store().clone())
+        .start_by_name("wants_number", "ten")
+        .await
+        .unwrap();
     let message = failure_message(&finished(&rt, &id).await);
     assert!(
         message.contains("the input of orchestrator `wants_number` does not fit its input type"),
