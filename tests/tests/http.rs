@@ -133,6 +133,9 @@ impl Reply {
             let error: api::ErrorBody = serde_json::from_value(self.body.clone())
                 .unwrap_or_else(|e| panic!("error body is not JSON {{error, message}}: {e}"));
             assert!(!error.message.is_empty());
+            // Durable Functions' clients read `Message` and `ExceptionMessage`.
+            assert_eq!(error.message_compat, error.message, "{}", self.body);
+            assert_eq!(error.exception_message, error.message, "{}", self.body);
         }
         self
     }
@@ -465,6 +468,23 @@ async fn start_with_an_id_and_the_bad_starts() {
         assert_eq!(mistyped.body["error"], "Serialization");
         let no_input = api.post("orchestrators/approval", None).await;
         no_input.expect(400);
+        // Durable Functions' JavaScript client sends `""` when it has no input: no input for an
+        // orchestrator taking `()`, the empty string for one taking a string or any JSON.
+        let unit = api.post("orchestrators/hello", Some(r#""""#)).await;
+        unit.expect(202);
+        let finished = rt
+            .client()
+            .wait_for_completion(unit.body["id"].as_str().unwrap(), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            finished.runtime_status,
+            RuntimeStatus::Completed,
+            "{finished:?}"
+        );
+        api.post("orchestrators/approval", Some(r#""""#))
+            .await
+            .expect(202);
         let big = format!("\"{}\"", "x".repeat(5 * 1024 * 1024));
         api.post("orchestrators/echo", Some(&big)).await.expect(413);
         api.post("orchestrators/echo?taskHub=other", None)
@@ -492,6 +512,8 @@ async fn status_flags_history_and_failures() {
         let history = api.get(&format!("instances/{id}?showHistory=True")).await;
         history.expect(200);
         let events = history.body["historyEvents"].as_array().unwrap();
+        // The name Durable Functions' own clients read, beside the extension's.
+        assert_eq!(history.body["history"], history.body["historyEvents"]);
         let kinds: Vec<&str> = events
             .iter()
             .map(|e| e["EventType"].as_str().unwrap())

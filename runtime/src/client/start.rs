@@ -19,7 +19,22 @@ impl Client {
         start_at: Option<DateTime<Utc>>,
         replace: bool,
     ) -> Result<InstanceId, Error> {
+        let mut input = input;
         if let Some(registry) = &self.registry {
+            // Durable Functions' JavaScript client sends the JSON string `""` when it has no
+            // input: for an orchestrator that takes `()` or an `Option`, that is no input.
+            if input == "\"\""
+                && matches!(
+                    registry.check_orchestrator_input(&name, &input),
+                    Some(Err(_))
+                )
+                && matches!(
+                    registry.check_orchestrator_input(&name, "null"),
+                    Some(Ok(()))
+                )
+            {
+                input = "null".to_string();
+            }
             // Refused now rather than accepted and failed later, when the host has the code.
             match registry.check_orchestrator_input(&name, &input) {
                 None => {

@@ -64,6 +64,10 @@ pub struct Status {
     /// The history (with `showHistory=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_events: Option<Vec<Value>>,
+    /// The history again, under the name Durable Functions' JavaScript and Python clients read
+    /// (`history`; the extension sends only `historyEvents`, so their users never see one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<Value>>,
 }
 
 /// The body of a purge: how many instances were deleted.
@@ -103,6 +107,27 @@ pub struct ErrorBody {
     pub error: String,
     /// What was wrong and, where it helps, what to send instead.
     pub message: String,
+    /// The message again, under the name Durable Functions' own error bodies use (its clients
+    /// read it: the Python client fails with a `KeyError` without it).
+    #[serde(rename = "Message", default)]
+    pub message_compat: String,
+    /// The message once more, as Durable Functions' `ExceptionMessage`.
+    #[serde(rename = "ExceptionMessage", default)]
+    pub exception_message: String,
+}
+
+impl ErrorBody {
+    /// An error body of this kind and message, with the fields Durable Functions' clients
+    /// read filled in.
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ErrorBody {
+            error: error.into(),
+            message_compat: message.clone(),
+            exception_message: message.clone(),
+            message,
+        }
+    }
 }
 
 /// Formats a timestamp the way the API does: RFC 3339 in UTC, whole seconds.
@@ -164,6 +189,13 @@ impl Status {
             (Some(f), crate::model::RuntimeStatus::Failed) => Value::String(f.message.clone()),
             _ => json_value(status.output.as_deref()),
         };
+        let history = show.history.then(|| {
+            history_events(
+                status.history.as_deref().unwrap_or(&[]),
+                show.input,
+                show.history_output,
+            )
+        });
         Status {
             name: status.name.clone(),
             instance_id: status.instance_id.clone(),
@@ -178,13 +210,8 @@ impl Status {
             created_time: timestamp(status.created_at),
             last_updated_time: timestamp(status.last_updated_at),
             failure_details: failure,
-            history_events: show.history.then(|| {
-                history_events(
-                    status.history.as_deref().unwrap_or(&[]),
-                    show.input,
-                    show.history_output,
-                )
-            }),
+            history: history.clone(),
+            history_events: history,
         }
     }
 }

@@ -20,10 +20,7 @@ impl ApiError {
     pub(super) fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            body: ErrorBody {
-                error: error.to_string(),
-                message: message.into(),
-            },
+            body: ErrorBody::new(error, message),
         }
     }
 
