@@ -33,6 +33,15 @@ async def main():
     ok("start_new + get_status (Completed, output)", st.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"], st.output)
     st = await client.get_status(id, show_history=True, show_history_output=True)
     ok("get_status show_history", st.historyEvents and st.historyEvents[0]["EventType"] == "ExecutionStarted", st.historyEvents[:1] if st.historyEvents else None)
+    # The client's own field (the extension sends only historyEvents, so its users see none).
+    ok("get_status show_history: the client's history field", st.history and st.history[0]["EventType"] == "ExecutionStarted", st.history[:1] if st.history else None)
+    try:
+        await client.start_new("no_such_orchestrator", None, None)
+        ok("start_new of an unknown orchestrator raises with the host's message", False, "no error")
+    except KeyError as e:
+        ok("start_new of an unknown orchestrator raises with the host's message", False, f"KeyError {e}")
+    except Exception as e:
+        ok("start_new of an unknown orchestrator raises with the host's message", "no_such_orchestrator" in str(e), str(e))
     a = await client.start_new("approval_workflow", "py-approval-1", 3600)
     await until(a, lambda s: s.runtime_status == S.Running, "ran")
     ok("input sent double-encoded arrives as a number", (await client.get_status(a)).input_ == 3600, (await client.get_status(a)).input_)
