@@ -364,8 +364,12 @@ fn check_head(head: &[u8]) -> Result<Framing, ApiError> {
     let mut length: Option<u64> = None;
     let mut chunked: Option<bool> = None;
     for header in request.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| bad_head(format_args!("the header name {:?} is not valid", header.name)))?;
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+            bad_head(format_args!(
+                "the header name {:?} is not valid",
+                header.name
+            ))
+        })?;
         HeaderValue::from_bytes(header.value)
             .map_err(|_| bad_head(format_args!("the value of `{name}` is not valid")))?;
         if name == axum::http::header::CONTENT_LENGTH {
@@ -376,7 +380,9 @@ fn check_head(head: &[u8]) -> Result<Framing, ApiError> {
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| bad_head("`Content-Length` is not a number of bytes"))?;
             if length.is_some_and(|l| l != n) {
-                return Err(bad_head("`Content-Length` is given twice, with different values"));
+                return Err(bad_head(
+                    "`Content-Length` is given twice, with different values",
+                ));
             }
             length = Some(n);
         } else if name == axum::http::header::TRANSFER_ENCODING {
@@ -425,7 +431,10 @@ mod tests {
         assert_eq!(status(both), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
-        assert_eq!(status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_BYTES));
         assert_eq!(status(&long), 414);
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
