@@ -207,7 +207,18 @@ async fn send(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String, Vec<u8>)> 
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, head, answer[split + 4..].to_vec()))
+    // Only the first answer: garbage after a request (a stray chunk, say) is answered next.
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = &answer[split + 4..];
+    let body = length.map_or(body, |n| &body[..n.min(body.len())]);
+    Some((status, head, body.to_vec()))
 }
 
 #[tokio::test]
