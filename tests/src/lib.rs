@@ -105,12 +105,30 @@ pub mod hooked {
     pub struct HookedStore {
         inner: Memory,
         on_commit: CommitHook,
+        read_error: Option<String>,
     }
 
     impl HookedStore {
         /// Wraps `inner`.
         pub fn new(inner: Memory, on_commit: CommitHook) -> Self {
-            HookedStore { inner, on_commit }
+            HookedStore {
+                inner,
+                on_commit,
+                read_error: None,
+            }
+        }
+
+        /// Makes every read of an instance (status, query) fail with this backend message.
+        pub fn failing_reads(mut self, message: impl Into<String>) -> Self {
+            self.read_error = Some(message.into());
+            self
+        }
+
+        fn read_failure(&self) -> Result<(), StoreError> {
+            match &self.read_error {
+                Some(message) => Err(StoreError::Backend(message.clone())),
+                None => Ok(()),
+            }
         }
     }
 
@@ -123,6 +141,7 @@ pub mod hooked {
             Arc::new(HookedStore {
                 inner: self.inner.in_task_hub(hub),
                 on_commit: self.on_commit.clone(),
+                read_error: self.read_error.clone(),
             })
         }
         fn signal(&self) -> &WorkSignal {
@@ -213,9 +232,11 @@ pub mod hooked {
             self.inner.parked().await
         }
         async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+            self.read_failure()?;
             self.inner.instance(id).await
         }
         async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+            self.read_failure()?;
             self.inner.query(q).await
         }
         async fn purge(&self, id: &str) -> Result<bool, StoreError> {

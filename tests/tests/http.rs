@@ -989,3 +989,245 @@ async fn start_and_restart_can_wait_for_the_outcome() {
     })
     .await;
 }
+
+/// Sends raw bytes to the host and reads the answer to the end (the requests ask the server to
+/// close): the status and the body, parsed as JSON.
+async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, parse(body.as_bytes()))
+}
+
+#[track_caller]
+fn assert_json_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "body: {body}");
+    let error: api::ErrorBody = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("error body is not JSON {{error, message}}: {e}: {body}"));
+    assert!(
+        !error.error.is_empty() && !error.message.is_empty(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_paths_and_entity_ids_on_instance_routes_answer_400_in_json() {
+    both(plain, |api, _rt| async move {
+        // Percent-escapes that do not decode to UTF-8 in a path segment. (In a query value
+        // they decode to U+FFFD, as in any form decoder.)
+        let bad = api.get("instances/%FF%FE").await;
+        bad.expect(400);
+        assert!(bad.message().contains("UTF-8"), "{}", bad.message());
+        api.get("entities/%C3%28/k").await.expect(400);
+        // Entity ids on every instance route point at the entity endpoints.
+        for (method, path) in [
+            ("GET", "instances/@counter@k"),
+            ("DELETE", "instances/@counter@k"),
+            ("POST", "instances/@counter@k/terminate"),
+            ("POST", "instances/@counter@k/suspend"),
+            ("POST", "instances/@counter@k/resume"),
+            ("POST", "instances/@counter@k/rewind"),
+            ("POST", "instances/@counter@k/restart"),
+            ("POST", "instances/@counter@k/raiseEvent/x"),
+        ] {
+            let reply = api.call(method, path, None, &[]).await;
+            reply.expect(400);
+            assert!(
+                reply.message().contains("entities/{name}/{key}"),
+                "{method} {path}: {}",
+                reply.message()
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hyper_level_errors_and_ambiguous_framing_answer_in_json() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let rt = TestRuntime::start(builder().http_options(HttpOptions::new(loopback)))
+        .await
+        .unwrap();
+    let addr = rt.http_addr().unwrap();
+    let close = "Host: x\r\nConnection: close\r\n";
+    // Both Content-Length and Transfer-Encoding: hyper alone would take the chunked body.
+    let smuggle = format!(
+        "POST {BASE}/orchestrators/echo HTTP/1.1\r\n{close}Content-Length: 4\r\n\
+         Transfer-Encoding: chunked\r\n\r\n4\r\n\"ab\"\r\n0\r\n\r\n"
+    );
+    let (status, body) = raw(addr, smuggle.as_bytes()).await;
+    assert_json_error(status, &body, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Transfer-Encoding")
+    );
+    // Headers too large, a URI too long, a malformed header, a bad request line.
+    let big = format!(
+        "GET {BASE}/instances HTTP/1.1\r\n{close}x-big: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let (status, body) = raw(addr, big.as_bytes()).await;
+    assert_json_error(status, &body, 431);
+    let long = format!(
+        "GET {BASE}/instances/{} HTTP/1.1\r\n{close}\r\n",
+        "a".repeat(20_000)
+    );
+    let (status, body) = raw(addr, long.as_bytes()).await;
+    assert_json_error(status, &body, 414);
+    let malformed = format!("GET {BASE}/instances HTTP/1.1\r\n{close}bad header\r\n\r\n");
+    let (status, body) = raw(addr, malformed.as_bytes()).await;
+    assert_json_error(status, &body, 400);
+    let (status, body) = raw(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert_json_error(status, &body, 400);
+    // Invalid UTF-8 in a path segment, sent raw.
+    let utf8 = format!("GET {BASE}/instances/%FF HTTP/1.1\r\n{close}\r\n");
+    let (status, body) = raw(addr, utf8.as_bytes()).await;
+    assert_json_error(status, &body, 400);
+    // A good request after a pipelined one is answered; a bad one after it is refused in JSON
+    // once the first is answered.
+    let pipelined = format!(
+        "GET {BASE}/instances HTTP/1.1\r\nHost: x\r\n\r\n\
+         POST {BASE}/orchestrators/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(pipelined.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let second = answer.rfind("HTTP/1.1 ").unwrap();
+    assert!(answer[second..].starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.ends_with('}'), "{answer}");
+    // The host still serves.
+    let ok =
+        format!("POST {BASE}/orchestrators/echo HTTP/1.1\r\n{close}Content-Length: 2\r\n\r\n42");
+    let (status, body) = raw(addr, ok.as_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    rt.shutdown().await;
+}
+
+/// A writer into a shared buffer, for reading what was logged.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Logs into this buffer on the current thread (the test's runtime is single-threaded).
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}
+
+#[tokio::test]
+async fn store_failures_answer_without_internals_and_are_logged_once() {
+    use durable_tests::hooked::HookedStore;
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let secret = "unable to open database file: /var/lib/secret/durable.db\nINFO forged line";
+    let store = HookedStore::new(durable::store::Memory::new(), Arc::new(|_, _| Ok(())))
+        .failing_reads(secret);
+    let rt = TestRuntime::start(builder().store(store)).await.unwrap();
+    let router = durable::http::router(rt.client(), Arc::new(HttpOptions::default()));
+    let api = Api {
+        transport: Transport::InProcess(router),
+        host: "localhost:7071".to_string(),
+    };
+    let failed = api.get("instances/some-id").await;
+    failed.expect(500);
+    assert_eq!(failed.body["error"], "Store");
+    assert_eq!(failed.message(), "the store failed; see the host's log");
+    assert!(
+        !failed.body.to_string().contains("/var/lib"),
+        "{}",
+        failed.body
+    );
+    api.get("instances").await.expect(500);
+    let text = logs.text();
+    let logged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/var/lib/secret"))
+        .collect();
+    assert_eq!(logged.len(), 2, "once per failed request: {text}");
+    assert!(logged.iter().all(|l| l.contains("ERROR")), "{text}");
+    // The newline in the message is escaped: no forged line.
+    assert!(
+        !text.lines().any(|l| l.starts_with("INFO forged")),
+        "{text}"
+    );
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_and_ids_with_newlines_stay_on_one_log_line() {
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let rt = TestRuntime::start(builder()).await.unwrap();
+    let router = durable::http::router(rt.client(), Arc::new(HttpOptions::default()));
+    let api = Api {
+        transport: Transport::InProcess(router),
+        host: "localhost:7071".to_string(),
+    };
+    // An operation the entity does not have fails, and the failure is logged with its name.
+    api.post(
+        "entities/counter/k%0aWARN%20forged?op=nope%0aWARN%20forged",
+        None,
+    )
+    .await
+    .expect(202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !logs.text().contains("entity operation failed") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", logs.text());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let text = logs.text();
+    assert!(
+        !text.lines().any(|l| l.starts_with("WARN forged")),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("entity operation failed"))
+        .unwrap();
+    // Operation names are matched case-insensitively, so it is logged lower-cased.
+    assert!(line.contains(r"nope\nwarn forged"), "{line}");
+    assert!(line.contains(r"@counter@k\nWARN forged"), "{line}");
+    rt.shutdown().await;
+}

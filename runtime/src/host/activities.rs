@@ -54,7 +54,7 @@ impl Inner {
                 Err(err) => {
                     drop(permit);
                     errors += 1;
-                    tracing::warn!(error = %err, "fetching activity work failed");
+                    tracing::warn!(error = ?err.to_string(), "fetching activity work failed");
                     tokio::select! {
                         _ = real_sleep(backoff(errors)) => {}
                         _ = shutdown.changed() => return,
@@ -77,7 +77,7 @@ impl Inner {
                 .park_activity(&item, &reason, self.clock.now())
                 .await
             {
-                tracing::warn!(error = %e, "parking an activity failed");
+                tracing::warn!(error = ?e.to_string(), "parking an activity failed");
             }
             return;
         }
@@ -129,10 +129,10 @@ impl Inner {
         match self.store.complete_activity(&item, response).await {
             Ok(()) => {}
             Err(StoreError::LeaseLost) => {
-                tracing::debug!(activity = %task.name, "activity lease lost; result dropped")
+                tracing::debug!(activity = ?task.name, "activity lease lost; result dropped")
             }
             Err(e) => {
-                tracing::warn!(activity = %task.name, error = %e, "recording an activity result failed");
+                tracing::warn!(activity = ?task.name, error = ?e.to_string(), "recording an activity result failed");
                 let _ = self
                     .store
                     .abandon_activity(&item, backoff(item.dequeue_count))

@@ -132,7 +132,7 @@ impl<'a> EntityExecutor<'a> {
                 }
             }
             other => {
-                tracing::warn!(entity = %self.id, event = other.name(), "ignored a message an entity cannot process");
+                tracing::warn!(entity = ?self.id.to_string(), event = ?other.name(), "ignored a message an entity cannot process");
             }
         }
         Handled::Done
@@ -226,7 +226,7 @@ impl<'a> EntityExecutor<'a> {
             // A failed operation's state change and messages are discarded with its context.
             Err(err) => {
                 if caller.is_none() {
-                    tracing::warn!(entity = %self.id, %operation, error = %err, "a signalled entity operation failed");
+                    tracing::warn!(entity = ?self.id.to_string(), ?operation, error = ?err.to_string(), "a signalled entity operation failed");
                 }
                 Err(err.to_failure())
             }
@@ -273,7 +273,7 @@ impl Inner {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), TurnError> {
         let Ok(id) = item.instance_id.parse::<EntityId>() else {
-            tracing::warn!(instance_id = %item.instance_id, "dropped messages for a malformed entity id");
+            tracing::warn!(instance_id = ?item.instance_id, "dropped messages for a malformed entity id");
             return self.commit(item, unchanged(&item.instance, consumed)).await;
         };
         let record = EntityRecord::from_status(&item.instance)

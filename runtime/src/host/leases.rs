@@ -62,25 +62,25 @@ impl Leased {
     pub(super) fn report(&self, error: &StoreError) {
         match (self, error) {
             (Leased::Activity(item), StoreError::LeaseLost) => tracing::warn!(
-                activity = %item.task.name,
-                instance_id = %item.task.instance_id,
+                activity = ?item.task.name,
+                instance_id = ?item.task.instance_id,
                 "the activity's lease was lost while it ran (it was taken over); it runs on, \
                  but its result will be refused"
             ),
             (Leased::Orchestration(item), StoreError::LeaseLost) => tracing::warn!(
-                instance_id = %item.instance_id,
+                instance_id = ?item.instance_id,
                 "the lease on the instance was lost while its turn ran (it was taken over); \
                  the turn will be discarded"
             ),
             (Leased::Activity(item), error) => tracing::warn!(
-                activity = %item.task.name,
-                instance_id = %item.task.instance_id,
-                %error,
+                activity = ?item.task.name,
+                instance_id = ?item.task.instance_id,
+                error = ?error.to_string(),
                 "renewing an activity's lease failed; will try again"
             ),
             (Leased::Orchestration(item), error) => tracing::warn!(
-                instance_id = %item.instance_id,
-                %error,
+                instance_id = ?item.instance_id,
+                error = ?error.to_string(),
                 "renewing an instance's lease failed; will try again"
             ),
         }

@@ -65,7 +65,7 @@ impl Inner {
                 }
                 Err(err) => {
                     errors += 1;
-                    tracing::warn!(error = %err, "fetching orchestration work failed");
+                    tracing::warn!(error = ?err.to_string(), "fetching orchestration work failed");
                     tokio::select! {
                         _ = real_sleep(backoff(errors)) => {}
                         _ = shutdown.changed() => {}
@@ -89,13 +89,13 @@ impl Inner {
                 "parked after {} failed attempts to process it: {error}",
                 item.dequeue_count - 1
             );
-            tracing::error!(instance_id = %id, %reason, "parking poison messages");
+            tracing::error!(instance_id = ?id, reason = ?reason.to_string(), "parking poison messages");
             if let Err(e) = self
                 .store
                 .park_orchestration(&item, &reason, self.clock.now())
                 .await
             {
-                tracing::warn!(instance_id = %id, error = %e, "parking failed");
+                tracing::warn!(instance_id = ?id, error = ?e.to_string(), "parking failed");
             }
             return;
         }
@@ -113,14 +113,14 @@ impl Inner {
                 return;
             }
             Ok(Err(TurnError::LeaseLost)) => {
-                tracing::debug!(instance_id = %id, "lease lost; the turn was discarded");
+                tracing::debug!(instance_id = ?id, "lease lost; the turn was discarded");
                 self.evict(&id);
                 return;
             }
             Ok(Err(TurnError::Store(e))) => e.to_string(),
             Err(panic) => format!("the runtime panicked: {}", panic_message(&*panic)),
         };
-        tracing::warn!(instance_id = %id, %error, "processing a turn failed; will retry");
+        tracing::warn!(instance_id = ?id, ?error, "processing a turn failed; will retry");
         self.evict(&id);
         self.failures
             .lock()
@@ -131,7 +131,7 @@ impl Inner {
             .abandon_orchestration(&item, backoff(item.dequeue_count))
             .await
         {
-            tracing::warn!(instance_id = %id, error = %e, "abandoning the work item failed");
+            tracing::warn!(instance_id = ?id, error = ?e.to_string(), "abandoning the work item failed");
         }
     }
 

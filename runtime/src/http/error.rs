@@ -28,7 +28,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
-    /// Maps a client error; `finished` is the status for an instance in the wrong state.
+    /// Maps a client error; `wrong_state` is the status for an instance in the wrong state.
+    ///
+    /// A server-side failure (a store error, anything answered with a 5xx) is logged in full,
+    /// once, at error level; the answer names only its kind, never the message (which can hold
+    /// file paths, SQL or other internals).
     pub(super) fn from_error(e: Error, wrong_state: StatusCode) -> Self {
         let status = match e.kind() {
             ErrorKind::InstanceNotFound => StatusCode::NOT_FOUND,
@@ -39,7 +43,24 @@ impl ApiError {
             ErrorKind::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, e.kind().as_str(), e.message())
+        let kind = e.kind().as_str();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            return Self::new(
+                status,
+                kind,
+                "the host is shutting down; send the request again to a running host",
+            );
+        }
+        if status.is_server_error() {
+            tracing::error!(error = ?e.to_string(), kind, "an HTTP request failed on the host");
+            let message = if matches!(e.kind(), ErrorKind::Store) {
+                "the store failed; see the host's log".to_string()
+            } else {
+                format!("the host failed ({kind}); see the host's log")
+            };
+            return Self::new(status, kind, message);
+        }
+        Self::new(status, kind, e.message())
     }
 }
 

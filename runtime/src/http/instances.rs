@@ -59,6 +59,20 @@ pub(super) async fn start_instance(
     started(&state, id.as_str(), wait, &params, &headers).await
 }
 
+/// Refuses an entity's id (`@name@key`) on an instance route: entities have endpoints of
+/// their own, and the instance operations would otherwise do nothing and answer `202`.
+fn not_an_entity(id: &str) -> Result<(), ApiError> {
+    if EntityId::is_entity_instance(id) {
+        return Err(ApiError::bad_request(format!(
+            "`{id}` is an entity id (ids starting with `@` are entities), not an orchestration \
+             instance; use the entity endpoints: GET entities/{{name}}/{{key}} to read one, \
+             POST entities/{{name}}/{{key}}?op=NAME to signal it, DELETE \
+             entities/{{name}}/{{key}} to delete it"
+        )));
+    }
+    Ok(())
+}
+
 /// `?timeout=SECS` (with Durable Functions' `pollingInterval=SECS`, which a host that is told
 /// of every change does not need): how long a start or restart waits for the instance to end.
 pub(super) fn wait_for(params: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
@@ -129,6 +143,7 @@ pub(super) async fn instance_status(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult {
+    not_an_entity(&id)?;
     check_task_hub(&params, &state)?;
     let show = Show {
         input: flag(&params, "showInput", true)?,
@@ -213,6 +228,7 @@ pub(super) async fn raise_event(
     Query(params): Params,
     body: Body,
 ) -> ApiResult {
+    not_an_entity(&id)?;
     check_task_hub(&params, &state)?;
     // As in Durable Functions: an unknown or finished instance is reported before the body.
     match state.client.status(&id).await? {
@@ -248,6 +264,7 @@ pub(super) async fn instance_operation(
     Query(params): Params,
     headers: HeaderMap,
 ) -> ApiResult {
+    not_an_entity(&id)?;
     check_task_hub(&params, &state)?;
     let client = &state.client;
     let reason = params.get("reason").cloned().unwrap_or_default();
@@ -297,12 +314,8 @@ pub(super) async fn purge_one(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> ApiResult {
+    not_an_entity(&id)?;
     check_task_hub(&params, &state)?;
-    if EntityId::is_entity_instance(&id) {
-        return Err(ApiError::bad_request(
-            "ids starting with `@` are entities, which are not purged one by one",
-        ));
-    }
     let purged = state
         .client
         .purge(&id)

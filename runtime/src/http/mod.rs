@@ -40,6 +40,7 @@ mod instances;
 mod links;
 mod params;
 mod router;
+mod serve;
 mod state;
 
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ use crate::client::Client;
 use crate::model::{Error, ErrorKind};
 
 pub use router::router;
+pub use serve::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 /// Where every endpoint lives.
 pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
@@ -133,17 +135,8 @@ impl HttpServer {
             );
         }
         let app: Router = router(client, Arc::new(options));
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::info!(%addr, "HTTP management API listening");
         Ok(HttpServer {
             addr,

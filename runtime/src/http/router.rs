@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::auth::authorize;
@@ -48,6 +49,74 @@ pub fn router(client: Client, options: Arc<HttpOptions>) -> Router {
     Router::new()
         .nest(BASE_PATH, api)
         .fallback(unknown_endpoint)
+        .layer(middleware::map_response(json_errors))
+}
+
+/// The most of a non-JSON error body that is kept (as the detail of the JSON error).
+const DETAIL_LIMIT: usize = 1024;
+
+/// Rewrites every error answer that is not the API's JSON error — the rejections of axum's
+/// extractors (a path segment or query value that is not UTF-8, say), which are plain text,
+/// and bare status codes — into `{"error", "message"}`, keeping the text as the detail.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, DETAIL_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let mut answer = rejection(status, &text).into_response();
+    // Keep what the inner layer said about the answer (`Allow`, `Retry-After`, ...).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// The JSON error for a status an inner layer chose, with what to send instead.
+pub(super) fn rejection(status: StatusCode, detail: &str) -> ApiError {
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    };
+    match status {
+        StatusCode::BAD_REQUEST => ApiError::bad_request(format!(
+            "the request could not be read{detail}; send path segments and query values as \
+             percent-encoded UTF-8, e.g. `instances/my%20id?reason=some%20text`"
+        )),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "PayloadTooLarge",
+            format!("the request body is too large{detail}; send a smaller body"),
+        ),
+        s if s.is_server_error() => {
+            tracing::error!(status = s.as_u16(), detail = ?detail, "an HTTP request failed");
+            ApiError::new(
+                s,
+                "Internal",
+                "the host failed to answer; see the host's log",
+            )
+        }
+        s => ApiError::new(
+            s,
+            &s.canonical_reason().unwrap_or("Error").replace(' ', ""),
+            format!(
+                "the request was refused{detail}; see `{BASE_PATH}/` for the endpoints and what \
+                 they take"
+            ),
+        ),
+    }
 }
 
 pub(super) async fn unknown_endpoint(request: Request) -> ApiError {

@@ -99,8 +99,8 @@ impl Hub {
         }
         let Some(entry) = self.instances.get_mut(&message.instance_id) else {
             tracing::warn!(
-                instance_id = %message.instance_id,
-                event = message.event.kind.name(),
+                instance_id = ?message.instance_id,
+                event = ?message.event.kind.name(),
                 "dropped a message for an instance that does not exist"
             );
             return;

@@ -129,7 +129,7 @@ pub(super) async fn listen(config: tokio_postgres::Config, signals: Weak<Signals
                 failures += 1;
                 let retry = Duration::from_millis(100 << failures.min(7));
                 tracing::warn!(
-                    %error, database = %target, ?retry,
+                    error = ?error.to_string(), database = %target, ?retry,
                     "the PostgreSQL store's notification listener lost its connection; \
                      dispatchers fall back to polling until it reconnects"
                 );

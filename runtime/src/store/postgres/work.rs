@@ -236,8 +236,8 @@ async fn deliver(
     for message in messages {
         if !existing.contains(&message.instance_id) {
             tracing::warn!(
-                instance_id = %message.instance_id,
-                event = message.event.kind.name(),
+                instance_id = ?message.instance_id,
+                event = ?message.event.kind.name(),
                 "dropped a message for an instance that does not exist"
             );
             missing.push(message.instance_id.clone());

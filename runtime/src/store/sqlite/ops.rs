@@ -204,8 +204,8 @@ pub(super) fn deliver(
             )?;
         } else {
             tracing::warn!(
-                instance_id = %m.instance_id,
-                event = m.event.kind.name(),
+                instance_id = ?m.instance_id,
+                event = ?m.event.kind.name(),
                 "dropped a message for an instance that does not exist"
             );
             return Ok(());

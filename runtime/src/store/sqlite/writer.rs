@@ -77,7 +77,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         let mut replies = Vec::with_capacity(batch.len());
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Nothing runs; dropping the jobs tells every caller its write was not carried out.
-            tracing::error!(error = %e, "a SQLite transaction could not begin");
+            tracing::error!(error = ?e.to_string(), "a SQLite transaction could not begin");
             drop(batch);
             continue;
         }
@@ -90,7 +90,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 "RELEASE job"
             };
             if let Err(e) = conn.execute_batch(end) {
-                tracing::error!(error = %e, "ending a SQLite savepoint failed");
+                tracing::error!(error = ?e.to_string(), "ending a SQLite savepoint failed");
             }
             replies.push(reply);
         }
