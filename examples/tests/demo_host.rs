@@ -346,6 +346,64 @@ async fn an_instance_survives_the_host_being_killed() {
     assert_eq!(status["output"], "approved");
 }
 
+#[test]
+fn a_damaged_store_is_refused_and_left_as_it_was() {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("durable.db");
+    drop(durable::store::Sqlite::open(&db).expect("a new store"));
+    // The store's writer thread closes the file (and checkpoints it) after the drop.
+    let deadline = Instant::now() + WAIT;
+    while db.with_file_name("durable.db-wal").exists() {
+        assert!(Instant::now() < deadline, "the new store was not closed");
+        std::thread::sleep(POLL);
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() >= 8192, "the new store has several pages");
+    bytes[4096..8192].fill(0xa5);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-demo"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("durable-demo starts");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("durable-demo did not exit within {WAIT:?} on a damaged store");
+        }
+        std::thread::sleep(POLL);
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&db.display().to_string())
+            && stderr.contains("is damaged")
+            && stderr.contains("backup"),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "the file is unchanged");
+    let names: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["durable.db"], "no other file appeared");
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn ctrl_c_stops_the_host_cleanly_and_a_waiting_instance_carries_on() {

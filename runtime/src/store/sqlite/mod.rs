@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one file, WAL, every acknowledged step fsynced by default.
 
 mod activities;
+mod check;
 mod instances;
 mod ops;
 mod schema;
@@ -67,7 +68,10 @@ const READER_POOL: usize = 4;
 
 impl Sqlite {
     /// Opens (or creates) the store at `path` with [`Durability::Full`], applying schema
-    /// migrations. Refuses a file that is not a durable store or that a newer version wrote.
+    /// migrations. Refuses, leaving every file untouched, a file that is not a durable store,
+    /// that a newer version wrote, or that is damaged: before anything writes to it, the file
+    /// and its write-ahead log are checked on a read-only connection (headers, schema and
+    /// `PRAGMA quick_check`, which reads the whole file).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, Durability::Full)
     }
@@ -76,6 +80,7 @@ impl Sqlite {
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let open = || -> Result<Sqlite, StoreError> {
+            check::check(&path)?;
             let mut conn = connect(&path, durability)?;
             schema::migrate(&mut conn, &path.display().to_string())?;
             Ok(Sqlite {

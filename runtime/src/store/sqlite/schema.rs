@@ -83,6 +83,27 @@ fn backend(what: &str, e: rusqlite::Error) -> StoreError {
 /// Brings the file to [`SCHEMA_VERSION`], refusing files that are not durable databases or
 /// that a newer version of durable wrote.
 pub(super) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let version = inspect(conn, path)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let target = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| backend("starting a migration", e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| backend(&format!("applying schema migration {target}"), e))?;
+        tx.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {target};"
+        ))
+        .map_err(|e| backend("recording the schema version", e))?;
+        tx.commit()
+            .map_err(|e| backend(&format!("committing schema migration {target}"), e))?;
+    }
+    Ok(())
+}
+
+/// Reads the file's schema version without writing anything, refusing files that are not
+/// durable databases or that a newer version of durable wrote.
+pub(super) fn inspect(conn: &Connection, path: &str) -> Result<i64, StoreError> {
     let app_id: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(|e| not_a_database(path, e))?;
@@ -116,21 +137,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreErro
              version understands up to {SCHEMA_VERSION}); upgrade durable to open it"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let target = i as i64 + 1;
-        let tx = conn
-            .transaction()
-            .map_err(|e| backend("starting a migration", e))?;
-        tx.execute_batch(sql)
-            .map_err(|e| backend(&format!("applying schema migration {target}"), e))?;
-        tx.execute_batch(&format!(
-            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {target};"
-        ))
-        .map_err(|e| backend("recording the schema version", e))?;
-        tx.commit()
-            .map_err(|e| backend(&format!("committing schema migration {target}"), e))?;
-    }
-    Ok(())
+    Ok(version)
 }
 
 fn not_a_database(path: &str, e: rusqlite::Error) -> StoreError {
