@@ -326,3 +326,34 @@ durable::store_conformance_tests!(|| async {
         .keep();
     Arc::new(Sqlite::open(dir.join("conformance.db")).expect("the store opens")) as Arc<dyn Store>
 });
+
+/// Dropping the last handle of a store waits for its writer to finish and close, so the file is
+/// whole (its log checkpointed and removed) when the drop returns, and opens again at once.
+#[tokio::test]
+async fn dropping_the_store_closes_its_file_before_the_drop_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drop.db");
+    let wal = dir.path().join("drop.db-wal");
+    for round in 0..10 {
+        let store: Arc<dyn Store> = Arc::new(Sqlite::open(&path).unwrap());
+        let client = Client::new(store.clone());
+        client
+            .start_by_name("pipeline", vec!["a"])
+            .instance_id(format!("drop-{round}"))
+            .await
+            .unwrap();
+        assert!(
+            client
+                .status(&format!("drop-{round}"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        drop(client);
+        drop(store);
+        assert!(
+            !wal.exists(),
+            "round {round}: the log is still there after the drop"
+        );
+    }
+}

@@ -15,20 +15,25 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 512;
 
-/// A handle to the writer thread.
+/// A handle to the writer thread. Dropping it lets the thread finish the writes already queued
+/// and close its connection before the drop returns, so the file can be opened again at once.
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("durable-sqlite-writer".into())
             .spawn(move || run(conn, rx))
             .expect("the SQLite writer thread starts");
-        Writer { jobs }
+        Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        }
     }
 
     /// Runs `f` in the next group transaction and resolves once that transaction committed.
@@ -53,6 +58,8 @@ impl Writer {
             (failed, reply)
         });
         self.jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the SQLite writer has stopped".into()))?
             .send(job)
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| {
@@ -62,6 +69,19 @@ impl Writer {
                     .into(),
             )
         })?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The thread's loop ends once it has run what was queued; then its connection closes.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take()
+            // A job holding the last handle to the store drops it on the writer thread itself.
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
     }
 }
 
