@@ -1125,6 +1125,92 @@ async fn hyper_level_errors_and_ambiguous_framing_answer_in_json() {
     rt.shutdown().await;
 }
 
+#[tokio::test]
+async fn slow_heads_get_408_and_idle_connections_are_closed() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let options = HttpOptions::new(loopback)
+        .head_timeout(Duration::from_millis(200))
+        .idle_timeout(Duration::from_millis(300));
+    let rt = TestRuntime::start(builder().http_options(options))
+        .await
+        .unwrap();
+    let addr = rt.http_addr().unwrap();
+    // Reads until the server closes (a reset after its answer keeps what was read).
+    let read_all = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read = async {
+            while let Ok(n) = stream.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .expect("the server closes the connection");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    // A head trickled a byte at a time, never finished: the time counts from its first byte,
+    // however often bytes arrive.
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {BASE}/instances HTTP/1.1\r\nHost: x\r\nx-slow: ");
+    for byte in head.bytes().chain(std::iter::repeat(b'a')) {
+        assert!(started.elapsed() < WAIT, "a trickled head is answered");
+        if stream.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        let mut peek = [0u8; 1];
+        let answered =
+            tokio::time::timeout(Duration::from_millis(20), stream.peek(&mut peek)).await;
+        if answered.is_ok() {
+            break;
+        }
+    }
+    let answer = read_all(stream).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(head.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_json_error(408, &parse(body.as_bytes()), 408);
+    assert!(body.contains("200 ms"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A connection that sends nothing is closed without an answer.
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read_all(stream).await, "");
+    // So is a kept-alive connection once its request is answered, and it is idle.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let get = format!("GET {BASE}/instances HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(get.as_bytes()).await.unwrap();
+    let answer = read_all(stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+    // A request answered slowly (waiting longer than the idle timeout for its instance) is not
+    // idle: its answer arrives.
+    let wait = format!(
+        "POST {BASE}/orchestrators/approval?timeout=1 HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: 5\r\n\r\n\"ann\""
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(wait.as_bytes()).await.unwrap();
+    let answer = read_all(stream).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    // The host still serves.
+    let ok = format!(
+        "POST {BASE}/orchestrators/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Length: 2\r\n\r\n42"
+    );
+    let (status, body) = raw(addr, ok.as_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    rt.shutdown().await;
+}
+
 /// A writer into a shared buffer, for reading what was logged.
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);

@@ -45,6 +45,7 @@ mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::sync::watch;
@@ -62,12 +63,20 @@ pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
 /// The largest request body accepted by default (bytes).
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// How long a client may take to send a request head, by default.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay open with no request in progress, by default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How the HTTP API is served.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
     pub(crate) addr: SocketAddr,
     pub(crate) key: Option<String>,
     pub(crate) max_body: usize,
+    pub(crate) head_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 /// Loopback, port 7071 (where Durable Functions' local host listens), no key.
@@ -85,6 +94,8 @@ impl HttpOptions {
             addr,
             key: None,
             max_body: DEFAULT_MAX_BODY,
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -98,6 +109,24 @@ impl HttpOptions {
     /// Refuse request bodies larger than this many bytes with `413` (default 4 MiB).
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// How long a client may take to send a request head (the request line and headers),
+    /// counted from its first byte (default 10 s). A head still incomplete then is answered
+    /// `408` with the API's JSON error and the connection is closed, so a client trickling
+    /// header bytes cannot hold a connection open.
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may stay open with no request in progress — before its first
+    /// request, or between keep-alive requests (default 60 s). It is then closed, without an
+    /// answer. A request the host is still answering (one waiting with `?timeout=`, say) is
+    /// not idle.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -134,9 +163,13 @@ impl HttpServer {
                 "the HTTP management API is reachable from other machines and requires no key"
             );
         }
+        let timeouts = serve::Timeouts {
+            head: options.head_timeout,
+            idle: options.idle_timeout,
+        };
         let app: Router = router(client, Arc::new(options));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve::serve(listener, app, stopped));
+        let task = tokio::spawn(serve::serve(listener, app, timeouts, stopped));
         tracing::info!(%addr, "HTTP management API listening");
         Ok(HttpServer {
             addr,

@@ -12,9 +12,21 @@
 //! sees the connection end there, finishes the answers already in progress, and the guard then
 //! writes the API's JSON error for the refused head and closes the connection. To find where
 //! the next head begins it follows each request's body framing (`Content-Length` or chunked).
+//!
+//! The guard also times the connection, since it alone sees where a head begins (hyper's own
+//! `header_read_timeout` would see only whole heads, and closes without an answer). A head
+//! must arrive whole within [`HttpOptions::head_timeout`](super::HttpOptions::head_timeout) of
+//! its first byte, or it is refused like a bad head, with a `408` JSON error. A connection with
+//! no head arriving and no request being answered is closed after
+//! [`HttpOptions::idle_timeout`](super::HttpOptions::idle_timeout); requests being answered
+//! are counted as hyper calls the service and as their answers are ready, so a request that
+//! waits long (`?timeout=`) does not make its connection idle.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -26,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
 
 use super::error::ApiError;
 
@@ -36,8 +49,20 @@ pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// The most header fields a request may have.
 pub const MAX_HEADERS: usize = 100;
 
+/// How long a connection may take over a request head, and may stay idle.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts {
+    pub(super) head: Duration,
+    pub(super) idle: Duration,
+}
+
 /// Accepts connections until `stopped` turns true, then waits for the requests in progress.
-pub(super) async fn serve(listener: TcpListener, app: Router, stopped: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    timeouts: Timeouts,
+    stopped: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     let mut stop = stopped.clone();
     let stop = async move {
@@ -49,7 +74,12 @@ pub(super) async fn serve(listener: TcpListener, app: Router, stopped: watch::Re
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, app.clone(), stopped.clone()));
+                    connections.spawn(connection(
+                        stream,
+                        app.clone(),
+                        timeouts,
+                        stopped.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors, say: wait a little rather than spin.
@@ -65,12 +95,28 @@ pub(super) async fn serve(listener: TcpListener, app: Router, stopped: watch::Re
     while connections.join_next().await.is_some() {}
 }
 
-async fn connection(stream: TcpStream, app: Router, mut stopped: watch::Receiver<bool>) {
-    let io = TokioIo::new(Guarded::new(stream));
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    timeouts: Timeouts,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let answering = Arc::new(AtomicUsize::new(0));
+    let io = TokioIo::new(Guarded::new(stream, timeouts, answering.clone()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     // A client that closes its side after sending still gets its answer.
     builder.half_close(true).max_headers(MAX_HEADERS);
-    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    let app = TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |request| {
+        let answer = Answering::start(&answering);
+        let response = hyper::service::Service::call(&app, request);
+        async move {
+            let response = response.await;
+            drop(answer);
+            response
+        }
+    });
+    let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let stop = async move {
         let _ = stopped.wait_for(|s| *s).await;
@@ -89,6 +135,32 @@ async fn connection(stream: TcpStream, app: Router, mut stopped: watch::Receiver
     if let Err(e) = result {
         tracing::debug!(error = ?e.to_string(), "an HTTP connection ended with an error");
     }
+}
+
+/// A request being answered: counted from the service's call until its answer is ready (or the
+/// call is dropped).
+struct Answering(Arc<AtomicUsize>);
+
+impl Answering {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Answering(count.clone())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the guard's timer is timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timing {
+    /// A request head, from its first byte.
+    Head,
+    /// A connection with no head arriving and no request being answered.
+    Idle,
 }
 
 /// Where the guard is in the stream of requests.
@@ -125,10 +197,16 @@ pub(super) struct Guarded {
     /// How much of the refusal has been written.
     written: usize,
     eof: bool,
+    timeouts: Timeouts,
+    /// How many requests hyper is answering.
+    answering: Arc<AtomicUsize>,
+    /// What the timer is set for, if anything.
+    timing: Option<Timing>,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Guarded {
-    fn new(io: TcpStream) -> Self {
+    fn new(io: TcpStream, timeouts: Timeouts, answering: Arc<AtomicUsize>) -> Self {
         Guarded {
             io,
             framing: Framing::Head,
@@ -137,6 +215,41 @@ impl Guarded {
             refusal: None,
             written: 0,
             eof: false,
+            timeouts,
+            answering,
+            timing: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// What should be timed now: a head once its first byte is in, or an idle connection.
+    fn timing_now(&self) -> Option<Timing> {
+        if !matches!(self.framing, Framing::Head) || !self.ready.is_empty() {
+            None
+        } else if !self.line.is_empty() {
+            Some(Timing::Head)
+        } else if self.answering.load(Ordering::SeqCst) == 0 {
+            Some(Timing::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// Sets the timer for what is timed now, and says whether its time is up.
+    fn poll_timeout(&mut self, cx: &mut Context<'_>) -> Option<Timing> {
+        let timing = self.timing_now();
+        if timing != self.timing {
+            self.timing = timing;
+            let limit = match timing {
+                Some(Timing::Head) => self.timeouts.head,
+                Some(Timing::Idle) => self.timeouts.idle,
+                None => return None,
+            };
+            self.timer.as_mut().reset(Instant::now() + limit);
+        }
+        match timing {
+            Some(timing) if self.timer.as_mut().poll(cx).is_ready() => Some(timing),
+            _ => None,
         }
     }
 
@@ -153,6 +266,7 @@ impl Guarded {
                             Ok(framing) => {
                                 self.ready.append(&mut self.line);
                                 self.framing = framing;
+                                self.timing = None;
                             }
                             Err(answer) => self.refuse(answer),
                         }
@@ -269,7 +383,30 @@ impl AsyncRead for Guarded {
             }
             let mut chunk = [0u8; 8192];
             let mut read = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+            match Pin::new(&mut this.io).poll_read(cx, &mut read) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => match this.poll_timeout(cx) {
+                    None => return Poll::Pending,
+                    Some(Timing::Head) => {
+                        let limit = this.timeouts.head;
+                        this.refuse(ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "RequestTimeout",
+                            format!(
+                                "the request line and headers did not arrive within {} ms of \
+                                 their first byte; send the whole head at once",
+                                limit.as_millis()
+                            ),
+                        ));
+                        continue;
+                    }
+                    Some(Timing::Idle) => {
+                        // hyper sees the client close: nothing is owed, so it closes too.
+                        this.eof = true;
+                        continue;
+                    }
+                },
+            }
             if read.filled().is_empty() {
                 this.eof = true;
             } else {
