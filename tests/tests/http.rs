@@ -1025,8 +1025,7 @@ fn assert_json_error(status: u16, body: &Value, expected: u16) {
 #[tokio::test]
 async fn bad_paths_and_entity_ids_on_instance_routes_answer_400_in_json() {
     both(plain, |api, _rt| async move {
-        // Percent-escapes that do not decode to UTF-8 in a path segment. (In a query value
-        // they decode to U+FFFD, as in any form decoder.)
+        // Percent-escapes that do not decode to UTF-8 in a path segment.
         let bad = api.get("instances/%FF%FE").await;
         bad.expect(400);
         assert!(bad.message().contains("UTF-8"), "{}", bad.message());
@@ -1051,6 +1050,77 @@ async fn bad_paths_and_entity_ids_on_instance_routes_answer_400_in_json() {
             );
         }
     })
+    .await;
+}
+
+#[tokio::test]
+async fn query_values_and_names_that_are_not_utf8_answer_400_naming_them() {
+    both(
+        |o| o.key("s3cret"),
+        |api, rt| async move {
+            let id = api.start("approval?code=s3cret", Some("\"ann\"")).await;
+            // A form decoder would store U+FFFD as the reason; the request is refused instead,
+            // and the instance is left running.
+            let refused = api
+                .post(
+                    &format!("instances/{id}/terminate?code=s3cret&reason=%FF"),
+                    None,
+                )
+                .await;
+            refused.expect(400);
+            assert!(
+                refused.message().contains("`reason`"),
+                "{}",
+                refused.message()
+            );
+            assert!(refused.message().contains("UTF-8"), "{}", refused.message());
+            let status = rt.client().status(&id).await.unwrap().unwrap();
+            assert_ne!(status.runtime_status, RuntimeStatus::Terminated);
+            for (method, path, named) in [
+                (
+                    "GET",
+                    "instances?code=s3cret&runtimeStatus=Running%C3%28",
+                    "`runtimeStatus`",
+                ),
+                (
+                    "GET",
+                    "instances?code=s3cret&instanceIdPrefix=%80",
+                    "`instanceIdPrefix`",
+                ),
+                ("POST", "entities/counter/k?code=s3cret&op=add%FE", "`op`"),
+                (
+                    "POST",
+                    "orchestrators/echo?code=s3cret&%FF=1",
+                    "name of the query parameter",
+                ),
+                (
+                    "DELETE",
+                    "instances?code=s3cret&createdTimeFrom=%E2%82",
+                    "`createdTimeFrom`",
+                ),
+                (
+                    "GET",
+                    "instances/x?code=s3cret&show+history=%ED%A0%80",
+                    "`show history`",
+                ),
+                // Before the key is checked, too: a key that is not UTF-8 is no key.
+                ("GET", "instances?code=%FF", "`code`"),
+                ("GET", "nowhere?x=%FF", "`x`"),
+            ] {
+                let reply = api.call(method, path, None, &[]).await;
+                reply.expect(400);
+                assert!(
+                    reply.message().contains(named),
+                    "{method} {path}: {}",
+                    reply.message()
+                );
+            }
+            // Well-formed UTF-8 passes.
+            api.get("instances?code=s3cret&instanceIdPrefix=caf%C3%A9")
+                .await
+                .expect(200);
+        },
+    )
     .await;
 }
 

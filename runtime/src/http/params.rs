@@ -6,6 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -41,6 +42,31 @@ pub(super) async fn json_body(body: Body, state: &AppState) -> Result<Value, Api
         return Ok(inner);
     }
     Ok(value)
+}
+
+/// Refuses a query whose parameter names or values are not UTF-8 once percent-decoded (a form
+/// decoder would quietly turn them into U+FFFD, and store a `reason` nobody sent), naming the
+/// parameter.
+pub(super) fn check_query(query: &str) -> Result<(), ApiError> {
+    let utf8 = |s: &str| std::str::from_utf8(&percent_decode_str(s).collect::<Vec<u8>>()).is_ok();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let what = if !utf8(name) {
+            format!("the name of the query parameter `{name}`")
+        } else if !utf8(value) {
+            let name = percent_decode_str(name)
+                .decode_utf8_lossy()
+                .replace('+', " ");
+            format!("the value of the query parameter `{name}`")
+        } else {
+            continue;
+        };
+        return Err(ApiError::bad_request(format!(
+            "{what} is not UTF-8 once percent-decoded; send query names and values as \
+             percent-encoded UTF-8, e.g. `?reason=caf%C3%A9`"
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn flag(
@@ -143,5 +169,31 @@ pub(super) fn check_task_hub(
             )))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_query;
+
+    #[test]
+    fn queries_must_decode_to_utf8() {
+        for good in [
+            "",
+            "a=1&b",
+            "reason=caf%C3%A9",
+            "r=+%20x",
+            "&&=",
+            "x=%zz",
+            "%E2%82%AC=1",
+        ] {
+            assert!(check_query(good).is_ok(), "{good}");
+        }
+        let message = |q: &str| check_query(q).unwrap_err().body.message;
+        assert!(message("reason=%FF").contains("`reason`"));
+        assert!(message("a=1&op=x%C3%28").contains("`op`"));
+        assert!(message("%FF=%FE").contains("name of the query parameter `%FF`"));
+        assert!(message("my+key=%80").contains("`my key`"));
+        assert_eq!(check_query("x=%FF").unwrap_err().status.as_u16(), 400);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::{self};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -18,6 +18,7 @@ use super::instances::{
     instance_operation, instance_status, purge_one, purge_where, query_instances, raise_event,
     start, start_with_id,
 };
+use super::params::check_query;
 use super::state::AppState;
 use super::{BASE_PATH, HttpOptions};
 use crate::client::Client;
@@ -49,14 +50,26 @@ pub fn router(client: Client, options: Arc<HttpOptions>) -> Router {
     Router::new()
         .nest(BASE_PATH, api)
         .fallback(unknown_endpoint)
+        .layer(middleware::from_fn(utf8_query))
         .layer(middleware::map_response(json_errors))
+}
+
+/// Refuses, before any route or the key check reads it, a query that is not UTF-8 once
+/// percent-decoded (see [`check_query`]).
+async fn utf8_query(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && let Err(refused) = check_query(query)
+    {
+        return refused.into_response();
+    }
+    next.run(request).await
 }
 
 /// The most of a non-JSON error body that is kept (as the detail of the JSON error).
 const DETAIL_LIMIT: usize = 1024;
 
 /// Rewrites every error answer that is not the API's JSON error — the rejections of axum's
-/// extractors (a path segment or query value that is not UTF-8, say), which are plain text,
+/// extractors (a path segment that is not UTF-8, say), which are plain text,
 /// and bare status codes — into `{"error", "message"}`, keeping the text as the detail.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
