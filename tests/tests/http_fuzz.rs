@@ -108,11 +108,21 @@ const QUERIES: &[&str] = &[
     "?op=add",
     "?op=%0aforged",
     "?code=x",
-    "?reason=%FF",
     "?taskHub=other",
     "?restartWithNewInstanceId=perhaps",
-    "?%FF=%FE",
     "?a=1&a=2&&=",
+    "?reason=caf%C3%A9+%E2%82%AC",
+];
+
+/// Queries whose names or values are not UTF-8 once percent-decoded: always `400`.
+const BAD_QUERIES: &[&str] = &[
+    "?reason=%FF",
+    "?%FF=%FE",
+    "?op=add%C3%28",
+    "?runtimeStatus=Running%80",
+    "?code=%ED%A0%80",
+    "?top=1&instanceIdPrefix=%E2%82",
+    "?timeout=1&reason=%F8%88%80%80%80",
 ];
 
 const BODIES: &[&str] = &[
@@ -140,7 +150,9 @@ const HEADERS: &[&str] = &[
     "X-Empty:",
 ];
 
-fn request(rng: &mut Rng) -> Vec<u8> {
+/// A request, and whether it must be refused for its query alone (whatever else is wrong
+/// with it, it gets a `400` — or a `414` when its URL is too long).
+fn request(rng: &mut Rng) -> (Vec<u8>, bool) {
     let method = rng.pick(&[
         "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "G@T",
     ]);
@@ -158,7 +170,12 @@ fn request(rng: &mut Rng) -> Vec<u8> {
             .pick(&["/", "*", "/../../etc/passwd", "//", "/runtime"])
             .to_string();
     }
-    path.push_str(rng.pick(QUERIES));
+    let bad_query = rng.below(4) == 0;
+    path.push_str(if bad_query {
+        rng.pick(BAD_QUERIES)
+    } else {
+        rng.pick(QUERIES)
+    });
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n");
     for _ in 0..rng.below(3) {
         head.push_str(rng.pick(HEADERS));
@@ -187,8 +204,9 @@ fn request(rng: &mut Rng) -> Vec<u8> {
         // Raw garbage instead of a request.
         bytes = rng.bytes(200);
         bytes.extend_from_slice(b"\r\n\r\n");
+        return (bytes, false);
     }
-    bytes
+    (bytes, bad_query)
 }
 
 /// Sends `bytes` and reads until the server closes. `None` when the server closed without
@@ -247,7 +265,7 @@ async fn hostile_requests_get_clean_answers() {
     let addr = rt.http_addr().unwrap();
     assert!(addr.ip().is_loopback());
     for i in 0..REQUESTS {
-        let bytes = request(&mut rng);
+        let (bytes, bad_query) = request(&mut rng);
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
         let Some((status, head, body)) = send(addr, &bytes).await else {
             panic!("request {i} got no answer (seed {seed}): {shown:?}");
@@ -255,6 +273,10 @@ async fn hostile_requests_get_clean_answers() {
         assert!(
             status < 500,
             "request {i} got {status} (seed {seed}): {shown:?}"
+        );
+        assert!(
+            !bad_query || status == 400 || status == 414,
+            "request {i}: a query that is not UTF-8 got {status} (seed {seed}): {shown:?}"
         );
         let is_head = bytes.starts_with(b"HEAD ");
         if status >= 400 && !is_head {
