@@ -201,8 +201,11 @@ fn request(rng: &mut Rng) -> (Vec<u8>, bool) {
         bytes.extend_from_slice(&body);
     }
     if rng.below(25) == 0 {
-        // Raw garbage instead of a request.
-        bytes = rng.bytes(200);
+        // Raw garbage instead of a request. It starts with a byte that is not a line end: a
+        // server rightly skips empty lines before a request and then waits for one (until
+        // its idle timeout), which is not an answer this test can wait for.
+        bytes = vec![b'#'];
+        bytes.extend(rng.bytes(200));
         bytes.extend_from_slice(b"\r\n\r\n");
         return (bytes, false);
     }
@@ -275,7 +278,8 @@ async fn hostile_requests_get_clean_answers() {
             "request {i} got {status} (seed {seed}): {shown:?}"
         );
         assert!(
-            !bad_query || status == 400 || status == 414,
+            // A head too long to read is refused before its query is looked at.
+            !bad_query || status == 400 || status == 414 || status == 431,
             "request {i}: a query that is not UTF-8 got {status} (seed {seed}): {shown:?}"
         );
         let is_head = bytes.starts_with(b"HEAD ");
