@@ -185,6 +185,8 @@ impl Client {
             id,
             None,
             true,
+            // Checked against the code the host has now, which may have changed since.
+            false,
         )
         .await
     }

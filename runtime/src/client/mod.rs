@@ -216,6 +216,7 @@ impl Client {
             instance_id: None,
             start_at: None,
             replace: false,
+            typed: true,
             _marker: PhantomData,
         }
     }
@@ -231,6 +232,7 @@ impl Client {
             instance_id: None,
             start_at: None,
             replace: false,
+            typed: false,
             _marker: PhantomData,
         }
     }

@@ -18,9 +18,21 @@ impl Client {
         instance_id: Option<String>,
         start_at: Option<DateTime<Utc>>,
         replace: bool,
+        typed: bool,
     ) -> Result<InstanceId, Error> {
         let mut input = input;
         if let Some(registry) = &self.registry {
+            if typed {
+                // Serialized from the orchestrator's own input type: only the name can be
+                // wrong (a handle of another host's code), and decoding it again would be work
+                // on every start for nothing.
+                if registry.orchestrator(&name).is_none() {
+                    return Err(unregistered(&name));
+                }
+                return self
+                    .create(name, input, instance_id, start_at, replace)
+                    .await;
+            }
             // Durable Functions' JavaScript client sends the JSON string `""` when it has no
             // input: for an orchestrator that takes `()` or an `Option`, that is no input.
             if input == "\"\""
@@ -37,16 +49,23 @@ impl Client {
             }
             // Refused now rather than accepted and failed later, when the host has the code.
             match registry.check_orchestrator_input(&name, &input) {
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::UnknownFunction,
-                        format!("no orchestrator named `{name}` is registered"),
-                    ));
-                }
+                None => return Err(unregistered(&name)),
                 Some(Err(mismatch)) => return Err(mismatch),
                 Some(Ok(())) => {}
             }
         }
+        self.create(name, input, instance_id, start_at, replace)
+            .await
+    }
+
+    async fn create(
+        &self,
+        name: String,
+        input: String,
+        instance_id: Option<String>,
+        start_at: Option<DateTime<Utc>>,
+        replace: bool,
+    ) -> Result<InstanceId, Error> {
         let id = match instance_id {
             Some(id) => validate_id(id)?,
             None => InstanceId::random(),
@@ -66,6 +85,13 @@ impl Client {
             .map_err(StoreError::into_error)?;
         Ok(id)
     }
+}
+
+fn unregistered(name: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownFunction,
+        format!("no orchestrator named `{name}` is registered"),
+    )
 }
 
 fn validate_id(id: String) -> Result<InstanceId, Error> {
@@ -96,6 +122,8 @@ pub struct StartRequest<'a, O> {
     pub(super) instance_id: Option<String>,
     pub(super) start_at: Option<DateTime<Utc>>,
     pub(super) replace: bool,
+    /// Started through a typed handle, so the input fits the orchestrator's type.
+    pub(super) typed: bool,
     pub(super) _marker: PhantomData<fn() -> O>,
 }
 
@@ -133,6 +161,7 @@ impl<'a, O> IntoFuture for StartRequest<'a, O> {
                     self.instance_id,
                     self.start_at,
                     self.replace,
+                    self.typed,
                 )
                 .await
         })
