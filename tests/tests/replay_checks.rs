@@ -12,8 +12,8 @@ use std::time::Duration;
 use durable::prelude::*;
 use durable::store::Memory;
 use durable::testing::TestRuntime;
+use durable_examples::counter::Counter;
 use durable_tests::{failure_message, finished, in_both_modes};
-use serde::{Deserialize, Serialize};
 
 /// The version of the code each instance sees, by instance id: tests flip it between turns to
 /// play a deployment of changed code (a global read in an orchestrator is exactly the kind of
@@ -42,21 +42,6 @@ async fn shout(_ctx: ActivityContext, text: String) -> Result<String, Error> {
 #[orchestrator]
 async fn child(_ctx: OrchestrationContext, text: String) -> Result<String, Error> {
     Ok(text)
-}
-
-#[derive(Default, Serialize, Deserialize)]
-pub struct Tally {
-    n: i64,
-}
-
-#[entity]
-impl Tally {
-    pub fn add(&mut self, by: i64) {
-        self.n += by;
-    }
-    pub fn get(&self) -> i64 {
-        self.n
-    }
 }
 
 /// One step whose details depend on the version, then a wait for `Go`.
@@ -91,18 +76,18 @@ async fn diverging(ctx: OrchestrationContext, kind: String) -> Result<String, Er
         }
         "event target" => ctx.raise_event(&format!("{id}-peer-{v}"), "Ping", 1)?,
         "event payload" => ctx.raise_event(&format!("{id}-peer"), "Ping", v)?,
-        "entity input" => ctx.signal_entity::<Tally>(id.clone()).add(i64::from(v)),
-        "entity key" => ctx.signal_entity::<Tally>(format!("{id}-{v}")).add(1),
+        "entity input" => ctx.signal_entity::<Counter>(id.clone()).add(i64::from(v)),
+        "entity key" => ctx.signal_entity::<Counter>(format!("{id}-{v}")).add(1),
         "entity operation" => {
             if v == 1 {
-                ctx.call_entity::<Tally>(id.clone()).get().await?;
+                ctx.call_entity::<Counter>(id.clone()).get().await?;
             } else {
-                ctx.call_entity::<Tally>(id.clone()).add(1).await?;
+                ctx.call_entity::<Counter>(id.clone()).add(1).await?;
             }
         }
         "lock set" => {
             let _locks = ctx
-                .lock_entities([EntityId::of::<Tally>(format!("{id}-{v}"))])
+                .lock_entities([EntityId::of::<Counter>(format!("{id}-{v}"))])
                 .await?;
         }
         other => return Err(Error::msg(format!("unknown kind {other}"))),
@@ -120,7 +105,7 @@ async fn replaying_host(store: &Memory) -> TestRuntime {
             .register(child)
             .register(echo)
             .register(shout)
-            .register_entity::<Tally>(),
+            .register_entity::<Counter>(),
     )
     .await
     .unwrap()
