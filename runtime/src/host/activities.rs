@@ -1,11 +1,13 @@
 //! The activity dispatcher: fetch activity work within the concurrency limit, run it, report
 //! its result to the orchestration that scheduled it.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::leases::Leased;
 use super::{Inner, SAFETY_POLL, backoff};
@@ -13,7 +15,7 @@ use crate::context::ActivityContext;
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{Error, ErrorKind, real_sleep};
 use crate::replay::panic_message;
-use crate::store::{ActivityWorkItem, OrchestrationMessage, StoreError};
+use crate::store::{ActivityWorkItem, OrchestrationMessage, OrchestrationWorkItem, StoreError};
 
 impl Inner {
     pub(super) async fn activity_dispatcher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -35,11 +37,7 @@ impl Inner {
             match self.store.fetch_activity(self.config.lease).await {
                 Ok(Some(item)) => {
                     errors = 0;
-                    let inner = self.clone();
-                    tokio::spawn(async move {
-                        inner.run_activity(Arc::new(item)).await;
-                        drop(permit);
-                    });
+                    self.spawn_activity(item, permit);
                 }
                 Ok(None) => {
                     errors = 0;
@@ -64,7 +62,33 @@ impl Inner {
         }
     }
 
-    pub(super) async fn run_activity(&self, item: Arc<ActivityWorkItem>) {
+    /// Runs an activity leased to this host in a task of its own, holding `slot` until its
+    /// result is recorded.
+    pub(super) fn spawn_activity(
+        self: &Arc<Self>,
+        item: ActivityWorkItem,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let inner = self.clone();
+        // Boxed: a finished activity may run the turn it unblocks, which may start activities.
+        let run: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let next = inner.run_activity(Arc::new(item)).await;
+            drop(slot);
+            if let Some((work, turn)) = next {
+                inner.process(work).await;
+                drop(turn);
+            }
+        });
+        tokio::spawn(run);
+    }
+
+    /// Runs an activity and records its result. When a turn slot is free, the same write
+    /// leases the instance the result is for, and the turn it unblocks is returned to run
+    /// at once (with the slot).
+    async fn run_activity(
+        &self,
+        item: Arc<ActivityWorkItem>,
+    ) -> Option<(OrchestrationWorkItem, OwnedSemaphorePermit)> {
         let task = &item.task;
         if item.dequeue_count > self.config.max_dequeue {
             let reason = format!(
@@ -79,7 +103,7 @@ impl Inner {
             {
                 tracing::warn!(error = ?e.to_string(), "parking an activity failed");
             }
-            return;
+            return None;
         }
         let ctx = ActivityContext {
             instance_id: task.instance_id.clone(),
@@ -126,8 +150,31 @@ impl Inner {
             event: HistoryEvent::new(self.clock.now(), kind),
             visible_at: None,
         };
-        match self.store.complete_activity(&item, response).await {
-            Ok(()) => {}
+        let turn = if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            None
+        } else {
+            self.turn_slots.clone().try_acquire_owned().ok()
+        };
+        let recorded = match &turn {
+            Some(_) => {
+                self.store
+                    .complete_activity_and_fetch(
+                        &item,
+                        response,
+                        self.clock.now(),
+                        self.config.lease,
+                    )
+                    .await
+            }
+            None => self
+                .store
+                .complete_activity(&item, response)
+                .await
+                .map(|()| None),
+        };
+        match recorded {
+            Ok(Some(work)) => return turn.map(|turn| (work, turn)),
+            Ok(None) => {}
             Err(StoreError::LeaseLost) => {
                 tracing::debug!(activity = ?task.name, "activity lease lost; result dropped")
             }
@@ -139,6 +186,7 @@ impl Inner {
                     .await;
             }
         }
+        None
     }
 }
 pub(super) fn activity_panic(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {

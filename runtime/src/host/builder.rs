@@ -204,6 +204,8 @@ impl RuntimeBuilder {
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
+            turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
+            stopping: Default::default(),
             config: self.config,
         });
         let mut tasks = Vec::new();

@@ -43,6 +43,11 @@ struct Inner {
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
     activity_slots: Arc<Semaphore>,
+    /// One per orchestration turn running (`max_concurrent_orchestrations`), whether a
+    /// dispatcher fetched it or a finished activity's result started it.
+    turn_slots: Arc<Semaphore>,
+    /// Set once shutdown begins: finished activities no longer start turns.
+    stopping: std::sync::atomic::AtomicBool,
     /// Raised once the host has stopped (shut down, or dropped): leases are no longer renewed.
     leases_released: watch::Sender<bool>,
     /// The leases held on work in progress.

@@ -35,6 +35,15 @@ impl Inner {
             let notified = self.store.signal().orchestrations.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // A turn slot is held while a turn runs, not while waiting for work: turns started
+            // by finished activities share the same limit.
+            let slot = tokio::select! {
+                slot = self.turn_slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
             match self
                 .store
                 .fetch_orchestration(self.clock.now(), self.config.lease)
@@ -45,8 +54,10 @@ impl Inner {
                     // There may be more: pass the wake-up on to another idle dispatcher.
                     self.store.signal().orchestration_work();
                     self.process(item).await;
+                    drop(slot);
                 }
                 Ok(Fetched::Empty { next_visible }) => {
+                    drop(slot);
                     errors = 0;
                     let clock = self.clock.clone();
                     let due = async move {
@@ -64,6 +75,7 @@ impl Inner {
                     }
                 }
                 Err(err) => {
+                    drop(slot);
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "fetching orchestration work failed");
                     tokio::select! {
@@ -75,7 +87,7 @@ impl Inner {
         }
     }
 
-    pub(super) async fn process(&self, item: OrchestrationWorkItem) {
+    pub(super) async fn process(self: &Arc<Self>, item: OrchestrationWorkItem) {
         let item = Arc::new(item);
         let id = item.instance_id.clone();
         if item.dequeue_count > self.config.max_dequeue {
@@ -142,7 +154,10 @@ impl Inner {
             .remove(instance_id);
     }
 
-    pub(super) async fn run_turn(&self, item: &OrchestrationWorkItem) -> Result<(), TurnError> {
+    pub(super) async fn run_turn(
+        self: &Arc<Self>,
+        item: &OrchestrationWorkItem,
+    ) -> Result<(), TurnError> {
         let now = self.clock.now();
         let status = &item.instance;
         let consumed: Vec<u64> = item.messages.iter().map(|m| m.seq).collect();
@@ -210,7 +225,27 @@ impl Inner {
                 .messages
                 .extend(unlock_messages(&lock_set, &caller, now));
         }
-        self.commit(item, commit).await?;
+        // Activities this host can start now run here as soon as the turn is durable, leased
+        // to it by the commit itself; the rest wait in the queue for any host.
+        let mut run_here = Vec::new();
+        let mut slots = Vec::new();
+        commit.activities.retain(|task| {
+            if self.registry.activity(&task.name).is_none() {
+                return true;
+            }
+            match self.activity_slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    slots.push(slot);
+                    run_here.push(task.clone());
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+        let held = self
+            .store
+            .commit_turn_holding(item, commit, run_here, self.config.lease)
+            .await?;
         if executor.outcome().is_none() && !self.config.always_replay {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= self.config.cache_capacity
@@ -221,6 +256,10 @@ impl Inner {
             if self.config.cache_capacity > 0 {
                 cache.insert(item.instance_id.clone(), executor);
             }
+        }
+        // Cached first: a result that comes back at once finds the executor.
+        for (activity, slot) in held.into_iter().zip(slots) {
+            self.spawn_activity(activity, slot);
         }
         Ok(())
     }

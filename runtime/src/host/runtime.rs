@@ -132,15 +132,21 @@ impl Runtime {
             }
         }
         self.shutdown.send_replace(true);
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             let _ = task.await;
         }
         let slots = self.inner.config.max_activities as u32;
-        let drained = tokio::time::timeout(
-            self.inner.config.shutdown_grace,
-            self.inner.activity_slots.acquire_many(slots),
-        )
+        let turns = self.inner.config.max_orchestrations as u32;
+        // Running activities, then the turns their results started.
+        let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
+            let activities = self.inner.activity_slots.acquire_many(slots).await;
+            let turns = self.inner.turn_slots.acquire_many(turns).await;
+            (activities, turns)
+        })
         .await;
         if drained.is_err() {
             tracing::warn!(
@@ -155,6 +161,9 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         // Work still running in the background no longer holds its leases: a dropped host is
         // as good as gone, and others take its work over once the leases run out.
         self.inner.leases_released.send_replace(true);

@@ -401,6 +401,27 @@ pub trait Store: Send + Sync + 'static {
         commit: TurnCommit,
     ) -> Result<(), StoreError>;
 
+    /// Commits a turn like [`Store::commit_turn`], and queues `run_here` (activities the turn
+    /// scheduled that the committing host runs itself, at once) already leased to the caller
+    /// for `lease`, so no other host fetches them; returns their work items, in order, to be
+    /// renewed and completed like fetched ones. The point is a step without a queue round
+    /// trip: the activity starts as soon as the turn that scheduled it is durable.
+    ///
+    /// The default queues `run_here` with the turn's other activities and returns none (the
+    /// host then fetches them like any other); stores override it to save that round trip.
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        mut commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let _ = lease;
+        commit.activities.extend(run_here);
+        self.commit_turn(item, commit).await?;
+        Ok(Vec::new())
+    }
+
     /// Extends the lease on an orchestration work item to `lease` from now (on the store's
     /// lease clock) while its turn runs. Refused with [`StoreError::LeaseLost`] when the lock
     /// token no longer holds the instance (it was committed, abandoned, or taken over after
@@ -449,6 +470,25 @@ pub trait Store: Send + Sync + 'static {
         item: &ActivityWorkItem,
         response: OrchestrationMessage,
     ) -> Result<(), StoreError>;
+
+    /// Completes an activity like [`Store::complete_activity`] and, in the same write, leases
+    /// the instance its result is for when that instance has visible messages (at `now`) and
+    /// no other lease: the caller runs the next turn at once instead of going through
+    /// [`Store::fetch_orchestration`]. `None` when the instance is leased elsewhere (or has
+    /// nothing visible); its result then waits in the queue like any message.
+    ///
+    /// The default completes the activity and returns `None`.
+    async fn complete_activity_and_fetch(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let _ = (now, lease);
+        self.complete_activity(item, response).await?;
+        Ok(None)
+    }
 
     /// Releases an activity's lease; it is fetched again after `retry_after`.
     async fn abandon_activity(

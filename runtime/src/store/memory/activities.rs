@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{Hub, LeasedActivity, Memory, QueuedActivity, token};
-use crate::store::{ActivityWorkItem, LockToken, OrchestrationMessage, ParkedMessage, StoreError};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
+    ParkedMessage, StoreError,
+};
 
 pub(super) async fn fetch_activity(
     store: &Memory,
@@ -68,6 +71,62 @@ pub(super) async fn complete_activity(
     }
     store.shared.signal.orchestration_work();
     Ok(())
+}
+
+/// Queues `tasks` leased to the caller for `lease`; their work items.
+pub(super) fn hold(
+    hub: &mut Hub,
+    tasks: Vec<ActivityTask>,
+    lease: Duration,
+) -> Vec<ActivityWorkItem> {
+    let deadline = Instant::now() + lease;
+    tasks
+        .into_iter()
+        .map(|task| {
+            let seq = hub.seq();
+            let lock = token(hub.seq());
+            let item = ActivityWorkItem {
+                task: task.clone(),
+                lock: LockToken(lock.clone()),
+                dequeue_count: 1,
+            };
+            let activity = QueuedActivity {
+                seq,
+                task,
+                dequeue_count: 1,
+                not_before: None,
+            };
+            hub.leased_activities.insert(
+                seq,
+                LeasedActivity {
+                    activity,
+                    token: lock,
+                    deadline,
+                },
+            );
+            item
+        })
+        .collect()
+}
+
+pub(super) async fn complete_activity_and_fetch(
+    store: &Memory,
+    item: &ActivityWorkItem,
+    response: OrchestrationMessage,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    let fetched = {
+        let mut hub = store.hub();
+        take_leased(&mut hub, item)?;
+        let id = response.instance_id.clone();
+        hub.deliver(response);
+        hub.lease_instance(&id, now, Instant::now(), lease)
+    };
+    if fetched.is_none() {
+        store.shared.signal.orchestration_work();
+    }
+    Ok(fetched)
 }
 
 pub(super) async fn abandon_activity(

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -12,8 +12,8 @@ use crate::model::EntityId;
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    ActivityTask, NewInstance, OrchestrationMessage, OrchestrationWorkItem, ParkedMessage,
-    StoreError, WorkSignal,
+    ActivityTask, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
+    ParkedMessage, QueuedMessage, StoreError, WorkSignal,
 };
 
 #[derive(Default)]
@@ -138,6 +138,57 @@ impl Hub {
         );
         self.deliver(instance.start_message());
         Ok(())
+    }
+
+    /// Leases `id` for `lease` with its messages visible at `now`, unless it is leased
+    /// already or has none visible.
+    pub(super) fn lease_instance(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+        real_now: Instant,
+        lease: Duration,
+    ) -> Option<OrchestrationWorkItem> {
+        let lock = super::token(self.next_seq + 1);
+        let entry = self.instances.get_mut(id)?;
+        if entry.lock.is_some() {
+            return None;
+        }
+        let mut dequeue_count = 0;
+        let mut messages = Vec::new();
+        for stored in entry.messages.iter_mut() {
+            if stored.visible(now, real_now) {
+                stored.dequeue_count += 1;
+                dequeue_count = dequeue_count.max(stored.dequeue_count);
+                messages.push(QueuedMessage {
+                    seq: stored.seq,
+                    message: stored.message.clone(),
+                });
+            }
+        }
+        if messages.is_empty() {
+            // Visibility is judged at this fetch's `now`: a fetch at a later `now` may have
+            // moved these messages' timers to `ready` already, so re-arm them or they are
+            // never looked at again.
+            for stored in &entry.messages {
+                if let Some(at) = stored.message.visible_at.filter(|at| *at > now) {
+                    self.timers.push(Reverse((at, stored.seq, id.to_string())));
+                }
+            }
+            return None;
+        }
+        self.next_seq += 1;
+        entry.lock = Some(lock.clone());
+        let item = OrchestrationWorkItem {
+            instance_id: id.to_string(),
+            instance: entry.status.clone(),
+            history_len: entry.history.len(),
+            messages,
+            lock: LockToken(lock),
+            dequeue_count,
+        };
+        self.leases.insert(id.to_string(), real_now + lease);
+        Some(item)
     }
 
     pub(super) fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, QueuedMessage, Store, StoreError, TurnCommit, WorkSignal,
-    paging,
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal, paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -155,48 +154,9 @@ impl Store for Memory {
             hub.ready.push_back(id);
         }
         while let Some(id) = hub.ready.pop_front() {
-            let seq = hub.next_seq + 1;
-            let Some(entry) = hub.instances.get_mut(&id) else {
-                continue;
-            };
-            if entry.lock.is_some() {
-                continue;
+            if let Some(item) = hub.lease_instance(&id, now, real_now, lease) {
+                return Ok(Fetched::Item(item));
             }
-            let mut dequeue_count = 0;
-            let mut messages = Vec::new();
-            for stored in entry.messages.iter_mut() {
-                if stored.visible(now, real_now) {
-                    stored.dequeue_count += 1;
-                    dequeue_count = dequeue_count.max(stored.dequeue_count);
-                    messages.push(QueuedMessage {
-                        seq: stored.seq,
-                        message: stored.message.clone(),
-                    });
-                }
-            }
-            if messages.is_empty() {
-                // Visibility is judged at this fetch's `now`: a fetch at a later `now` may have
-                // moved these messages' timers to `ready` already, so re-arm them or they are
-                // never looked at again.
-                for stored in &entry.messages {
-                    if let Some(at) = stored.message.visible_at.filter(|at| *at > now) {
-                        hub.timers.push(Reverse((at, stored.seq, id.clone())));
-                    }
-                }
-                continue;
-            }
-            hub.next_seq = seq;
-            entry.lock = Some(token(seq));
-            let item = OrchestrationWorkItem {
-                instance_id: id.clone(),
-                instance: entry.status.clone(),
-                history_len: entry.history.len(),
-                messages,
-                lock: LockToken(token(seq)),
-                dequeue_count,
-            };
-            hub.leases.insert(id, real_now + lease);
-            return Ok(Fetched::Item(item));
         }
         Ok(Fetched::Empty {
             next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
@@ -217,7 +177,19 @@ impl Store for Memory {
         item: &OrchestrationWorkItem,
         commit: TurnCommit,
     ) -> Result<(), StoreError> {
-        {
+        self.commit_turn_holding(item, commit, Vec::new(), Duration::ZERO)
+            .await
+            .map(drop)
+    }
+
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let held = {
             let mut guard = self.hub();
             let hub = &mut *guard;
             hub.check_lock(item)?;
@@ -259,9 +231,10 @@ impl Store for Memory {
             for message in commit.messages {
                 hub.deliver(message);
             }
-        }
+            activities::hold(hub, run_here, lease)
+        };
         self.notify_all();
-        Ok(())
+        Ok(held)
     }
 
     async fn renew_orchestration_lease(
@@ -349,6 +322,16 @@ impl Store for Memory {
         response: OrchestrationMessage,
     ) -> Result<(), StoreError> {
         activities::complete_activity(self, item, response).await
+    }
+
+    async fn complete_activity_and_fetch(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        activities::complete_activity_and_fetch(self, item, response, now, lease).await
     }
 
     async fn abandon_activity(

@@ -8,8 +8,11 @@ use deadpool_postgres::Client;
 use super::Postgres;
 use super::db::{Fail, execute, micros, nanos, row, storable};
 use super::listener::Wake;
-use super::work::{deliver_one, notify};
-use crate::store::{ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, StoreError};
+use super::work::{deliver_one, lease_one, notify};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
+    StoreError,
+};
 
 /// Leases the oldest activity that is neither leased nor waiting to be retried.
 const LEASE: &str = "
@@ -49,12 +52,15 @@ pub(super) async fn fetch(
     }))
 }
 
+/// Records an activity's result; with `fetch`, also leases the instance it is for (see
+/// [`crate::store::Store::complete_activity_and_fetch`]).
 pub(super) async fn complete(
     store: &Postgres,
     client: &mut Client,
     item: &ActivityWorkItem,
     response: OrchestrationMessage,
-) -> Result<(), Fail> {
+    fetch: Option<(DateTime<Utc>, Duration)>,
+) -> Result<Option<OrchestrationWorkItem>, Fail> {
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
     let removed = execute(
@@ -66,14 +72,21 @@ pub(super) async fn complete(
     if removed == 0 {
         return Err(StoreError::LeaseLost.into());
     }
+    let instance_id = response.instance_id.clone();
     deliver_one(&tx, hub, response).await?;
-    let wake = Wake {
-        orchestrations: true,
-        ..Wake::default()
+    let fetched = match fetch {
+        Some((now, lease)) => lease_one(&tx, hub, &instance_id, now, lease).await?,
+        None => None,
     };
-    notify(&tx, hub, wake).await?;
+    if fetched.is_none() {
+        let wake = Wake {
+            orchestrations: true,
+            ..Wake::default()
+        };
+        notify(&tx, hub, wake).await?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(fetched)
 }
 
 /// Extends a running activity's lease from now, on the database's clock.

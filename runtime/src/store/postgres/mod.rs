@@ -28,8 +28,8 @@ use tokio_postgres::config::Host;
 use self::db::{Fail, describe_pg};
 use self::listener::{Signals, Wake};
 use super::{
-    ActivityWorkItem, Fetched, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
-    ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
@@ -341,6 +341,18 @@ impl Store for Postgres {
         item: &OrchestrationWorkItem,
         commit: TurnCommit,
     ) -> Result<(), StoreError> {
+        self.commit_turn_holding(item, commit, Vec::new(), Duration::ZERO)
+            .await
+            .map(drop)
+    }
+
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let wake = Wake {
             orchestrations: true,
             activities: !commit.activities.is_empty(),
@@ -348,10 +360,10 @@ impl Store for Postgres {
         };
         const OP: &str = "committing a turn";
         let mut connection = self.connection(OP).await?;
-        let result = work::commit(self, &mut connection, item, commit, wake).await;
-        self.finish(OP, connection, result)?;
+        let result = work::commit(self, &mut connection, item, commit, run_here, lease, wake).await;
+        let held = self.finish(OP, connection, result)?;
         self.wake(wake);
-        Ok(())
+        Ok(held)
     }
 
     async fn renew_orchestration_lease(
@@ -418,13 +430,34 @@ impl Store for Postgres {
     ) -> Result<(), StoreError> {
         const OP: &str = "completing an activity";
         let mut connection = self.connection(OP).await?;
-        let result = activities::complete(self, &mut connection, item, response).await;
+        let result = activities::complete(self, &mut connection, item, response, None).await;
         self.finish(OP, connection, result)?;
         self.wake(Wake {
             orchestrations: true,
             ..Wake::default()
         });
         Ok(())
+    }
+
+    async fn complete_activity_and_fetch(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        const OP: &str = "completing an activity";
+        let mut connection = self.connection(OP).await?;
+        let fetch = Some((now, lease));
+        let result = activities::complete(self, &mut connection, item, response, fetch).await;
+        let fetched = self.finish(OP, connection, result)?;
+        if fetched.is_none() {
+            self.wake(Wake {
+                orchestrations: true,
+                ..Wake::default()
+            });
+        }
+        Ok(fetched)
     }
 
     async fn abandon_activity(

@@ -17,8 +17,9 @@ use super::listener::{CHANNEL, Wake};
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
-    QueuedMessage, StoreError, TurnCommit, new_entity_status,
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, QueuedMessage, StoreError, TurnCommit,
+    new_entity_status,
 };
 
 /// Creates (or replaces a finished) instance, unless one with its id is pending or running and
@@ -59,7 +60,12 @@ ORDER BY t.ord";
 /// Leases the instance whose oldest visible message is oldest, skipping instances another
 /// host holds (or is locking right now), and takes its visible messages (counted as delivered
 /// once more), in one statement: a lease is never taken without its messages.
-static LEASE: LazyLock<String> = LazyLock::new(|| {
+static LEASE: LazyLock<String> = LazyLock::new(|| lease_statement(""));
+
+/// [`LEASE`] for one instance (`$5`): the instance a finished activity's result is for.
+static LEASE_ONE: LazyLock<String> = LazyLock::new(|| lease_statement("AND m.instance_id = $5"));
+
+fn lease_statement(filter: &str) -> String {
     format!(
         "WITH leased AS (
     UPDATE durable_instances
@@ -68,7 +74,7 @@ static LEASE: LazyLock<String> = LazyLock::new(|| {
         SELECT i.hub, i.instance_id
         FROM durable_messages m
         JOIN durable_instances i ON i.hub = m.hub AND i.instance_id = m.instance_id
-        WHERE m.hub = $1
+        WHERE m.hub = $1 {filter}
           AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
           AND (m.not_before IS NULL OR m.not_before <= now())
           AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
@@ -91,7 +97,7 @@ SELECT leased.*,
         ORDER BY seq) FROM taken)::text
 FROM leased"
     )
-});
+}
 
 /// A message as [`LEASE`] returns it.
 #[derive(serde::Deserialize)]
@@ -309,13 +315,50 @@ pub(super) async fn fetch(
         let Some(leased) = row(&*client, &LEASE, &[&hub, &now_ns, &token, &lease]).await? else {
             break;
         };
-        let instance = status_from_row(&leased)?;
+        if let Some(item) = leased_item(&*client, hub, &leased, token).await? {
+            return Ok(Fetched::Item(item));
+        }
+    }
+    let next_visible = row(&*client, NEXT_VISIBLE, &[&hub, &now_ns])
+        .await?
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .map(instant);
+    Ok(Fetched::Empty { next_visible })
+}
+
+/// Leases `instance_id` with its visible messages unless another lease holds it or it has
+/// none visible.
+pub(super) async fn lease_one(
+    client: &impl GenericClient,
+    hub: &str,
+    instance_id: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<OrchestrationWorkItem>, Fail> {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&hub, &nanos(now), &token, &micros(lease), &instance_id];
+    match row(client, &LEASE_ONE, &params).await? {
+        Some(leased) => leased_item(client, hub, &leased, token).await,
+        None => Ok(None),
+    }
+}
+
+/// The work item of a row [`LEASE`] returned; `None` (and the lease released) when the
+/// instance's messages were removed between the pick and the take (it was replaced).
+async fn leased_item(
+    client: &impl GenericClient,
+    hub: &str,
+    leased: &tokio_postgres::Row,
+    token: String,
+) -> Result<Option<OrchestrationWorkItem>, Fail> {
+    {
+        let instance = status_from_row(leased)?;
         let history_len: i32 = leased.try_get(11)?;
         let id = instance.instance_id.clone();
         let Some(taken) = leased.try_get::<_, Option<String>>(12)? else {
-            // Its messages were removed between the pick and the take (it was replaced).
-            execute(&*client, RELEASE, &[&hub, &id, &token]).await?;
-            continue;
+            execute(client, RELEASE, &[&hub, &id, &token]).await?;
+            return Ok(None);
         };
         let taken: Vec<Taken> = serde_json::from_str(&taken).map_err(|e| {
             Fail::Described(format!(
@@ -339,20 +382,15 @@ pub(super) async fn fetch(
                 },
             })
             .collect();
-        return Ok(Fetched::Item(OrchestrationWorkItem {
+        Ok(Some(OrchestrationWorkItem {
             instance_id: id,
             instance,
             history_len: history_len.max(0) as usize,
             messages,
             lock: LockToken(token),
             dequeue_count,
-        }));
+        }))
     }
-    let next_visible = row(&*client, NEXT_VISIBLE, &[&hub, &now_ns])
-        .await?
-        .and_then(|r| r.get::<_, Option<i64>>(0))
-        .map(instant);
-    Ok(Fetched::Empty { next_visible })
 }
 
 pub(super) async fn commit(
@@ -360,8 +398,10 @@ pub(super) async fn commit(
     client: &mut Client,
     item: &OrchestrationWorkItem,
     commit: TurnCommit,
+    run_here: Vec<ActivityTask>,
+    lease: Duration,
     wake: Wake,
-) -> Result<(), Fail> {
+) -> Result<Vec<ActivityWorkItem>, Fail> {
     let hub = store.hub.as_str();
     let id = item.instance_id.as_str();
     let tx = client.transaction().await?;
@@ -451,9 +491,64 @@ pub(super) async fn commit(
         }
     }
     deliver(&tx, hub, &commit.messages).await?;
+    let held = hold_activities(&tx, hub, run_here, lease).await?;
     notify(&tx, hub, wake).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(held)
+}
+
+const INSERT_HELD_ACTIVITIES: &str = "
+INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input,
+    lock_token, lock_expires_at, dequeue_count)
+SELECT $1, t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.token,
+    now() + $8::bigint * interval '1 microsecond', 1
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+    WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, token, ord)
+ORDER BY t.ord";
+
+/// Queues `tasks` leased to the caller for `lease`; their work items.
+async fn hold_activities(
+    client: &impl GenericClient,
+    hub: &str,
+    tasks: Vec<ActivityTask>,
+    lease: Duration,
+) -> Result<Vec<ActivityWorkItem>, Fail> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tokens: Vec<String> = tasks
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let ids: Vec<&str> = tasks.iter().map(|t| t.instance_id.as_str()).collect();
+    let executions: Vec<&str> = tasks.iter().map(|t| t.execution_id.as_str()).collect();
+    let task_ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&str> = tasks.iter().map(|t| t.input.as_str()).collect();
+    execute(
+        client,
+        INSERT_HELD_ACTIVITIES,
+        &[
+            &hub,
+            &ids,
+            &executions,
+            &task_ids,
+            &names,
+            &inputs,
+            &tokens,
+            &micros(lease),
+        ],
+    )
+    .await?;
+    Ok(tasks
+        .into_iter()
+        .zip(tokens)
+        .map(|(task, token)| ActivityWorkItem {
+            task,
+            lock: LockToken(token),
+            dequeue_count: 1,
+        })
+        .collect())
 }
 
 /// Releases `item`'s lease inside `tx`; [`StoreError::LeaseLost`] when it was lost.

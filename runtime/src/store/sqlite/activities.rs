@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ops::{self, db, millis, real_millis};
 use super::{Sqlite, activity_seq, new_token};
-use crate::store::{ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, StoreError};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
+    StoreError,
+};
 
 pub(super) async fn fetch_activity(
     store: &Sqlite,
@@ -108,6 +111,86 @@ pub(super) async fn complete_activity(
         .await?;
     store.inner.signal.orchestration_work();
     Ok(())
+}
+
+/// Queues `tasks` leased to the caller for `lease`; their work items.
+pub(super) fn hold(
+    conn: &Connection,
+    hub: &str,
+    tasks: Vec<ActivityTask>,
+    lease: Duration,
+) -> Result<Vec<ActivityWorkItem>, StoreError> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = real_millis() + millis(lease);
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input, \
+             lock_token, lock_expires, dequeue_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+        )
+        .map_err(db("queueing activities"))?;
+    let mut items = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        // The token names the row, which is only known once inserted: a placeholder first.
+        let random = new_token();
+        insert
+            .execute(params![
+                hub,
+                task.instance_id,
+                task.execution_id,
+                task.task_id,
+                task.name,
+                task.input,
+                random,
+                expires
+            ])
+            .map_err(db("queueing activities"))?;
+        let seq = conn.last_insert_rowid();
+        let token = format!("{seq}:{random}");
+        conn.prepare_cached("UPDATE activities SET lock_token = ?2 WHERE seq = ?1")
+            .map_err(db("leasing an activity"))?
+            .execute(params![seq, token])
+            .map_err(db("leasing an activity"))?;
+        items.push(ActivityWorkItem {
+            task,
+            lock: LockToken(token),
+            dequeue_count: 1,
+        });
+    }
+    Ok(items)
+}
+
+pub(super) async fn complete_activity_and_fetch(
+    store: &Sqlite,
+    item: &ActivityWorkItem,
+    response: OrchestrationMessage,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    let seq = activity_seq(&item.lock)?;
+    let token = item.lock.0.clone();
+    let now = ops::nanos(now);
+    let fetched = store
+        .write(move |conn, hub| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                )
+                .map_err(db("completing an activity"))?
+                .execute(params![hub, seq, token])
+                .map_err(db("completing an activity"))?;
+            if deleted == 0 {
+                return Err(StoreError::LeaseLost);
+            }
+            ops::deliver(conn, hub, &response)?;
+            ops::lease_instance(conn, hub, &response.instance_id, now, real_millis(), lease)
+        })
+        .await?;
+    if fetched.is_none() {
+        store.inner.signal.orchestration_work();
+    }
+    Ok(fetched)
 }
 
 pub(super) async fn abandon_activity(

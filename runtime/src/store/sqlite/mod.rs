@@ -15,12 +15,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use self::ops::{
-    activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, read_messages,
-    real_millis,
+    activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis,
 };
 use self::writer::Writer;
 use super::{
-    ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
@@ -234,35 +233,9 @@ impl Store for Sqlite {
                     next_visible: next.map(from_nanos),
                 });
             };
-            let token = new_token();
-            conn.prepare_cached(
-                "UPDATE instances SET lock_token = ?3, lock_expires = ?4 \
-                 WHERE hub = ?1 AND instance_id = ?2",
-            )
-            .map_err(db("leasing an instance"))?
-            .execute(params![hub, id, token, real_now + millis(lease)])
-            .map_err(db("leasing an instance"))?;
-            let messages = read_messages(conn, hub, &id, now, real_now)?;
-            let mut bump = conn
-                .prepare_cached(
-                    "UPDATE messages SET dequeue_count = dequeue_count + 1 WHERE seq = ?1",
-                )
-                .map_err(db("counting deliveries"))?;
-            for (m, _) in &messages {
-                bump.execute(params![m.seq as i64])
-                    .map_err(db("counting deliveries"))?;
-            }
-            let (instance, _, history_len) = ops::instance(conn, hub, &id)?
-                .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))?;
-            let dequeue_count = messages.iter().map(|(_, c)| *c).max().unwrap_or(1);
-            Ok(Fetched::Item(OrchestrationWorkItem {
-                instance_id: id,
-                instance,
-                history_len: history_len as usize,
-                messages: messages.into_iter().map(|(m, _)| m).collect(),
-                lock: LockToken(token),
-                dequeue_count,
-            }))
+            ops::lease_instance(conn, hub, &id, now, real_now, lease)?
+                .map(Fetched::Item)
+                .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))
         })
         .await
     }
@@ -293,78 +266,28 @@ impl Store for Sqlite {
         item: &OrchestrationWorkItem,
         commit: TurnCommit,
     ) -> Result<(), StoreError> {
+        self.commit_turn_holding(item, commit, Vec::new(), Duration::ZERO)
+            .await
+            .map(drop)
+    }
+
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
-        self.write(move |conn, hub| {
-            ops::check_lock(conn, hub, &id, &token)?;
-            let mut delete = conn
-                .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
-                .map_err(db("consuming messages"))?;
-            for seq in &commit.consumed {
-                delete
-                    .execute(params![hub, *seq as i64])
-                    .map_err(db("consuming messages"))?;
-            }
-            let (current, _, len) = ops::instance(conn, hub, &id)?.ok_or(StoreError::LeaseLost)?;
-            let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
-                HistoryWrite::Append(events) => (true, events),
-                HistoryWrite::Reset => (false, &[]),
-                HistoryWrite::Replace(events) => (false, events),
-            };
-            let start = if keep {
-                len
-            } else {
-                conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
-                    .map_err(db("resetting history"))?
-                    .execute(params![hub, id])
-                    .map_err(db("resetting history"))?;
-                0
-            };
-            ops::append_history(conn, hub, &id, start, events)?;
-            let history_len = start + events.len() as i64;
-            let status = InstanceStatus {
-                created_at: current.created_at,
-                history: None,
-                ..commit.status
-            };
-            ops::update_status_and_unlock(conn, hub, &status, history_len)?;
-            let mut insert = conn
-                .prepare_cached(
-                    "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(db("queueing activities"))?;
-            for t in &commit.activities {
-                insert
-                    .execute(params![
-                        hub,
-                        t.instance_id,
-                        t.execution_id,
-                        t.task_id,
-                        t.name,
-                        t.input
-                    ])
-                    .map_err(db("queueing activities"))?;
-            }
-            // Children first, so a message to a child started in this turn finds it.
-            for child in &commit.new_instances {
-                match ops::create(conn, hub, child) {
-                    Err(StoreError::InstanceAlreadyExists(_)) => {
-                        if let Some(response) = child.conflict_response() {
-                            ops::deliver(conn, hub, &response)?;
-                        }
-                    }
-                    other => other?,
-                }
-            }
-            for m in &commit.messages {
-                ops::deliver(conn, hub, m)?;
-            }
-            Ok(())
-        })
-        .await?;
+        let held = self
+            .write(move |conn, hub| {
+                commit_turn(conn, hub, &id, &token, commit)?;
+                activities::hold(conn, hub, run_here, lease)
+            })
+            .await?;
         self.notify_all();
-        Ok(())
+        Ok(held)
     }
 
     async fn renew_orchestration_lease(
@@ -467,6 +390,16 @@ impl Store for Sqlite {
         activities::complete_activity(self, item, response).await
     }
 
+    async fn complete_activity_and_fetch(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        activities::complete_activity_and_fetch(self, item, response, now, lease).await
+    }
+
     async fn abandon_activity(
         &self,
         item: &ActivityWorkItem,
@@ -550,4 +483,80 @@ impl Store for Sqlite {
         })
         .await
     }
+}
+
+/// Applies a turn under the instance's lease (refused with `LeaseLost` without it) and
+/// releases the lease.
+fn commit_turn(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    token: &str,
+    commit: TurnCommit,
+) -> Result<(), StoreError> {
+    ops::check_lock(conn, hub, id, token)?;
+    let mut delete = conn
+        .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
+        .map_err(db("consuming messages"))?;
+    for seq in &commit.consumed {
+        delete
+            .execute(params![hub, *seq as i64])
+            .map_err(db("consuming messages"))?;
+    }
+    let (current, _, len) = ops::instance(conn, hub, id)?.ok_or(StoreError::LeaseLost)?;
+    let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
+        HistoryWrite::Append(events) => (true, events),
+        HistoryWrite::Reset => (false, &[]),
+        HistoryWrite::Replace(events) => (false, events),
+    };
+    let start = if keep {
+        len
+    } else {
+        conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
+            .map_err(db("resetting history"))?
+            .execute(params![hub, id])
+            .map_err(db("resetting history"))?;
+        0
+    };
+    ops::append_history(conn, hub, id, start, events)?;
+    let history_len = start + events.len() as i64;
+    let status = InstanceStatus {
+        created_at: current.created_at,
+        history: None,
+        ..commit.status
+    };
+    ops::update_status_and_unlock(conn, hub, &status, history_len)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db("queueing activities"))?;
+    for t in &commit.activities {
+        insert
+            .execute(params![
+                hub,
+                t.instance_id,
+                t.execution_id,
+                t.task_id,
+                t.name,
+                t.input
+            ])
+            .map_err(db("queueing activities"))?;
+    }
+    // Children first, so a message to a child started in this turn finds it.
+    for child in &commit.new_instances {
+        match ops::create(conn, hub, child) {
+            Err(StoreError::InstanceAlreadyExists(_)) => {
+                if let Some(response) = child.conflict_response() {
+                    ops::deliver(conn, hub, &response)?;
+                }
+            }
+            other => other?,
+        }
+    }
+    for m in &commit.messages {
+        ops::deliver(conn, hub, m)?;
+    }
+    Ok(())
 }

@@ -11,7 +11,8 @@ use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceStatus, RuntimeStatus};
 use crate::store::{
-    LockToken, NewInstance, OrchestrationMessage, QueuedMessage, StoreError, new_entity_status,
+    LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, QueuedMessage, StoreError,
+    new_entity_status,
 };
 
 pub(super) fn db(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -391,4 +392,51 @@ pub(super) fn read_messages(
         ));
     }
     Ok(out)
+}
+
+/// Leases `id` for `lease` with its messages visible at `now` (counted as delivered once
+/// more), unless another lease holds it or it has none visible.
+pub(super) fn lease_instance(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    now: i64,
+    real_now: i64,
+    lease: Duration,
+) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    let token = new_token();
+    let leased = conn
+        .prepare_cached(
+            "UPDATE instances SET lock_token = ?3, lock_expires = ?4 \
+             WHERE hub = ?1 AND instance_id = ?2 AND (lock_token IS NULL OR lock_expires <= ?5)",
+        )
+        .map_err(db("leasing an instance"))?
+        .execute(params![hub, id, token, real_now + millis(lease), real_now])
+        .map_err(db("leasing an instance"))?;
+    if leased == 0 {
+        return Ok(None);
+    }
+    let messages = read_messages(conn, hub, id, now, real_now)?;
+    if messages.is_empty() {
+        unlock(conn, hub, id)?;
+        return Ok(None);
+    }
+    let mut bump = conn
+        .prepare_cached("UPDATE messages SET dequeue_count = dequeue_count + 1 WHERE seq = ?1")
+        .map_err(db("counting deliveries"))?;
+    for (m, _) in &messages {
+        bump.execute(params![m.seq as i64])
+            .map_err(db("counting deliveries"))?;
+    }
+    let (instance, _, history_len) = instance(conn, hub, id)?
+        .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))?;
+    let dequeue_count = messages.iter().map(|(_, c)| *c).max().unwrap_or(1);
+    Ok(Some(OrchestrationWorkItem {
+        instance_id: id.to_string(),
+        instance,
+        history_len: history_len as usize,
+        messages: messages.into_iter().map(|(m, _)| m).collect(),
+        lock: LockToken(token),
+        dequeue_count,
+    }))
 }
