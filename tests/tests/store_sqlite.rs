@@ -92,6 +92,69 @@ async fn a_workflow_survives_closing_and_reopening_the_file() {
     assert_eq!(history.last().unwrap().kind.name(), "OrchestratorCompleted");
 }
 
+/// A file the first schema version wrote (its indexes, `user_version` 1) is upgraded when
+/// opened: its waiting instance carries on, and the file is at the current version.
+#[tokio::test]
+async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let first = TestRuntime::start(builder(Sqlite::open(&path).unwrap()))
+        .await
+        .unwrap();
+    let words = vec!["old".to_string(), "file".to_string()];
+    let id = first
+        .client()
+        .start(pipeline, words)
+        .instance_id("v1")
+        .await
+        .unwrap();
+    first.idle().await;
+    first.shutdown().await;
+    drop(first);
+    let current: i64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let current = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        // Back to what version 1 left: its index on visible times, none of the later ones.
+        conn.execute_batch(
+            "DROP INDEX messages_by_visible; DROP INDEX activities_free; \
+             DROP INDEX activities_by_expiry; \
+             CREATE INDEX messages_by_visible ON messages (hub, visible_at); \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        current
+    };
+    assert!(current > 1, "the current schema is newer than version 1");
+
+    let second = TestRuntime::start(builder(Sqlite::open(&path).unwrap()))
+        .await
+        .unwrap();
+    second.client().raise_event(&id, "Go", "now").await.unwrap();
+    let status = finished(&second, &id).await;
+    assert_eq!(status.output::<String>().unwrap(), "OLD FILE now");
+    second.shutdown().await;
+    drop(second);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, current, "the file is at the current version");
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('activities_free', 'activities_by_expiry')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        indexes.len(),
+        2,
+        "the upgrade added the activity indexes: {indexes:?}"
+    );
+}
+
 #[tokio::test]
 async fn normal_durability_runs_the_same_workflow() {
     let dir = tempfile::tempdir().unwrap();

@@ -348,6 +348,17 @@ impl WorkSignal {
         self.instances.notify_waiters();
     }
 
+    /// After a turn's commit: wakes an orchestration dispatcher (the instance is free again,
+    /// and may have messages that came in meanwhile), the activity dispatcher only when the
+    /// turn queued activities for any host, and every client waiting on a status.
+    pub fn turn_committed(&self, queued_activities: bool) {
+        self.orchestration_work();
+        if queued_activities {
+            self.activity_work();
+        }
+        self.instance_changed();
+    }
+
     /// All of the above, after a write that may have done all three.
     pub fn all(&self) {
         self.orchestration_work();

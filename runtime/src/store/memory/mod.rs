@@ -189,6 +189,7 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let queued_activities = !commit.activities.is_empty();
         let held = {
             let mut guard = self.hub();
             let hub = &mut *guard;
@@ -233,7 +234,7 @@ impl Store for Memory {
             }
             activities::hold(hub, run_here, lease)
         };
-        self.notify_all();
+        self.shared.signal.turn_committed(queued_activities);
         Ok(held)
     }
 

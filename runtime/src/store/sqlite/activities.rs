@@ -19,29 +19,37 @@ pub(super) async fn fetch_activity(
     store
         .write(move |conn, hub| {
             let real_now = real_millis();
-            let row = conn
-                .prepare_cached(
-                    "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
-                 FROM activities WHERE hub = ?1 \
-                 AND (lock_token IS NULL OR lock_expires <= ?2) \
-                 AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1",
-                )
-                .map_err(db("looking for activities"))?
-                .query_row(params![hub, real_now], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        ActivityTask {
-                            instance_id: r.get(1)?,
-                            execution_id: r.get(2)?,
-                            task_id: r.get(3)?,
-                            name: r.get(4)?,
-                            input: r.get(5)?,
-                        },
-                        r.get::<_, i64>(6)?,
-                    ))
-                })
-                .optional()
-                .map_err(db("looking for activities"))?;
+            // Free activities in order first; then one whose lease ran out.
+            let free = "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
+                 FROM activities WHERE hub = ?1 AND lock_token IS NULL \
+                 AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1";
+            let expired = "SELECT seq, instance_id, execution_id, task_id, name, input, \
+                 dequeue_count FROM activities WHERE hub = ?1 AND lock_token IS NOT NULL \
+                 AND lock_expires <= ?2 ORDER BY lock_expires LIMIT 1";
+            let mut row = None;
+            for sql in [free, expired] {
+                row = conn
+                    .prepare_cached(sql)
+                    .map_err(db("looking for activities"))?
+                    .query_row(params![hub, real_now], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            ActivityTask {
+                                instance_id: r.get(1)?,
+                                execution_id: r.get(2)?,
+                                task_id: r.get(3)?,
+                                name: r.get(4)?,
+                                input: r.get(5)?,
+                            },
+                            r.get::<_, i64>(6)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(db("looking for activities"))?;
+                if row.is_some() {
+                    break;
+                }
+            }
             let Some((seq, task, count)) = row else {
                 return Ok(None);
             };

@@ -208,19 +208,32 @@ impl Store for Sqlite {
         let now = nanos(now);
         self.write(move |conn, hub| {
             let real_now = real_millis();
-            let candidate: Option<String> = conn
-                .prepare_cached(
-                    "SELECT m.instance_id FROM messages m JOIN instances i \
-                     ON i.hub = m.hub AND i.instance_id = m.instance_id \
-                     WHERE m.hub = ?1 AND (m.visible_at IS NULL OR m.visible_at <= ?2) \
-                     AND (m.not_before IS NULL OR m.not_before <= ?3) \
-                     AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-                     ORDER BY m.seq LIMIT 1",
-                )
-                .map_err(db("looking for work"))?
-                .query_row(params![hub, now, real_now], |r| r.get(0))
-                .optional()
-                .map_err(db("looking for work"))?;
+            // The instance whose oldest visible message is oldest: the first immediate message
+            // (walking the ready index in order) or the first due timer, whichever came first.
+            let mut candidates = Vec::with_capacity(2);
+            for sql in [
+                "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
+                 JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+                 WHERE m.hub = ?1 AND m.visible_at IS NULL \
+                 AND (m.not_before IS NULL OR m.not_before <= ?3) \
+                 AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+                 ORDER BY m.seq LIMIT 1",
+                "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
+                 JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+                 WHERE m.hub = ?1 AND m.visible_at <= ?2 \
+                 AND (m.not_before IS NULL OR m.not_before <= ?3) \
+                 AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+                 ORDER BY m.seq LIMIT 1",
+            ] {
+                let found: Option<(i64, String)> = conn
+                    .prepare_cached(sql)
+                    .map_err(db("looking for work"))?
+                    .query_row(params![hub, now, real_now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(db("looking for work"))?;
+                candidates.extend(found);
+            }
+            let candidate = candidates.into_iter().min().map(|(_, id)| id);
             let Some(id) = candidate else {
                 let next: Option<i64> = conn
                     .prepare_cached(
@@ -280,13 +293,14 @@ impl Store for Sqlite {
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
+        let queued_activities = !commit.activities.is_empty();
         let held = self
             .write(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.notify_all();
+        self.inner.signal.turn_committed(queued_activities);
         Ok(held)
     }
 
