@@ -10,12 +10,13 @@ use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::leases::Leased;
+use super::results::Finished;
 use super::{Inner, SAFETY_POLL, backoff};
 use crate::context::ActivityContext;
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{Error, ErrorKind, real_sleep};
 use crate::replay::panic_message;
-use crate::store::{ActivityWorkItem, OrchestrationMessage, OrchestrationWorkItem, StoreError};
+use crate::store::{ActivityWorkItem, OrchestrationMessage};
 
 impl Inner {
     pub(super) async fn activity_dispatcher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -62,33 +63,28 @@ impl Inner {
         }
     }
 
-    /// Runs an activity leased to this host in a task of its own, holding `slot` until its
-    /// result is recorded.
+    /// Runs an activity leased to this host in a task of its own, holding `slot` while it
+    /// runs; then takes its result to its instance.
     pub(super) fn spawn_activity(
         self: &Arc<Self>,
         item: ActivityWorkItem,
         slot: OwnedSemaphorePermit,
     ) {
         let inner = self.clone();
-        // Boxed: a finished activity may run the turn it unblocks, which may start activities.
+        // Boxed: a result may run the turn it unblocks, which may start activities.
         let run: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
-            let next = inner.run_activity(Arc::new(item)).await;
+            let item = Arc::new(item);
+            let response = inner.run_activity(&item).await;
             drop(slot);
-            if let Some((work, turn)) = next {
-                inner.process(work).await;
-                drop(turn);
+            if let Some(response) = response {
+                inner.deliver_result(Finished { item, response }).await;
             }
         });
         tokio::spawn(run);
     }
 
-    /// Runs an activity and records its result. When a turn slot is free, the same write
-    /// leases the instance the result is for, and the turn it unblocks is returned to run
-    /// at once (with the slot).
-    async fn run_activity(
-        &self,
-        item: Arc<ActivityWorkItem>,
-    ) -> Option<(OrchestrationWorkItem, OwnedSemaphorePermit)> {
+    /// Runs an activity; its result message (`None` when it was parked instead).
+    async fn run_activity(&self, item: &Arc<ActivityWorkItem>) -> Option<OrchestrationMessage> {
         let task = &item.task;
         if item.dequeue_count > self.config.max_dequeue {
             let reason = format!(
@@ -144,51 +140,15 @@ impl Inner {
                 failure: err.to_failure(),
             },
         };
-        let response = OrchestrationMessage {
+        Some(OrchestrationMessage {
             instance_id: task.instance_id.clone(),
             execution_id: Some(task.execution_id.clone()),
             event: HistoryEvent::new(self.clock.now(), kind),
             visible_at: None,
-        };
-        let turn = if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
-            None
-        } else {
-            self.turn_slots.clone().try_acquire_owned().ok()
-        };
-        let recorded = match &turn {
-            Some(_) => {
-                self.store
-                    .complete_activity_and_fetch(
-                        &item,
-                        response,
-                        self.clock.now(),
-                        self.config.lease,
-                    )
-                    .await
-            }
-            None => self
-                .store
-                .complete_activity(&item, response)
-                .await
-                .map(|()| None),
-        };
-        match recorded {
-            Ok(Some(work)) => return turn.map(|turn| (work, turn)),
-            Ok(None) => {}
-            Err(StoreError::LeaseLost) => {
-                tracing::debug!(activity = ?task.name, "activity lease lost; result dropped")
-            }
-            Err(e) => {
-                tracing::warn!(activity = ?task.name, error = ?e.to_string(), "recording an activity result failed");
-                let _ = self
-                    .store
-                    .abandon_activity(&item, backoff(item.dequeue_count))
-                    .await;
-            }
-        }
-        None
+        })
     }
 }
+
 pub(super) fn activity_panic(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     Error::new(
         ErrorKind::Panic,

@@ -202,6 +202,7 @@ impl RuntimeBuilder {
             registry: Arc::new(self.registry),
             clock: self.clock,
             cache: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),

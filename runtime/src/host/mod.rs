@@ -6,7 +6,8 @@
 //! - `commit.rs`: a turn's commit, built from what the replay core produced;
 //! - `rewind.rs`: putting a failed instance back to running;
 //! - `entities.rs`: entity batches;
-//! - `activities.rs`: the activity dispatcher;
+//! - `activities.rs`: the activity dispatcher, and running an activity;
+//! - `results.rs`: an activity's result and the turn it unblocks, committed together;
 //! - `leases.rs`: renewing the leases of work still in progress.
 
 mod activities;
@@ -15,6 +16,7 @@ mod commit;
 mod entities;
 mod leases;
 mod orchestrations;
+mod results;
 mod rewind;
 mod runtime;
 
@@ -31,7 +33,6 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::model::Clock;
 use crate::registry::Registry;
-use crate::replay::Executor;
 use crate::store::Store;
 use leases::LeaseKeeper;
 
@@ -39,7 +40,10 @@ struct Inner {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<String, Executor>>,
+    cache: Mutex<HashMap<String, orchestrations::Cached>>,
+    /// Instances with a turn running on this host, each with the activity results that came
+    /// in meanwhile (they go into the next turn together).
+    busy: Mutex<HashMap<String, Vec<results::Finished>>>,
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
     activity_slots: Arc<Semaphore>,

@@ -4,8 +4,9 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::commit::{build_commit, unlock_messages};
 use super::leases::Leased;
@@ -14,12 +15,15 @@ use crate::context::OrchestrationContext;
 use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
 use crate::model::{EntityId, InstanceStatus, RuntimeStatus, real_sleep};
 use crate::replay::{Executor, StartFn, panic_message};
-use crate::store::{Fetched, HistoryWrite, OrchestrationWorkItem, StoreError, TurnCommit};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, OrchestrationWorkItem, StoreError,
+    TurnCommit,
+};
 
 impl Inner {
     /// The code of orchestrator `name` as the replay core runs it: on a context over the
     /// executor's state. `None` when this host has no orchestrator of that name.
-    fn orchestrator(&self, name: &str) -> Option<StartFn> {
+    pub(super) fn orchestrator(&self, name: &str) -> Option<StartFn> {
         let f = self.registry.orchestrator(name)?.clone();
         Some(Arc::new(move |shared, input| {
             f(OrchestrationContext::new(shared), input)
@@ -87,7 +91,26 @@ impl Inner {
         }
     }
 
+    /// Processes a fetched work item; results of the instance's activities that finish
+    /// meanwhile wait for it and go into the next turn together.
     pub(super) async fn process(self: &Arc<Self>, item: OrchestrationWorkItem) {
+        let id = item.instance_id.clone();
+        let registered = {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if busy.contains_key(&id) {
+                false
+            } else {
+                busy.insert(id.clone(), Vec::new());
+                true
+            }
+        };
+        self.process_item(item).await;
+        if registered {
+            self.drain(&id, Vec::new()).await;
+        }
+    }
+
+    async fn process_item(self: &Arc<Self>, item: OrchestrationWorkItem) {
         let item = Arc::new(item);
         let id = item.instance_id.clone();
         if item.dequeue_count > self.config.max_dequeue {
@@ -181,11 +204,12 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&item.instance_id)
-            .filter(|e| {
-                e.history_len() == item.history_len && e.execution_id() == status.execution_id
+            .filter(|c| {
+                c.executor.history_len() == item.history_len
+                    && c.executor.execution_id() == status.execution_id
             });
         let mut executor = match cached {
-            Some(executor) => executor,
+            Some(cached) => cached.executor,
             None => {
                 let history = self.store.history(&item.instance_id).await?;
                 let mut executor =
@@ -210,6 +234,28 @@ impl Inner {
             })
             .map(|m| m.event.clone())
             .collect();
+        let turn = self.turn(item, &mut executor, events, consumed, now);
+        let held = self
+            .store
+            .commit_turn_holding(item, turn.commit, turn.run_here, self.config.lease)
+            .await?;
+        self.keep(executor, turn.status);
+        // Cached first: a result that comes back at once finds the executor.
+        self.start_held(held, turn.slots);
+        Ok(())
+    }
+
+    /// Runs a turn of `events` on `executor` and builds its commit. The activities this host
+    /// can start now are taken out to run here as soon as the turn is durable, leased to it by
+    /// the commit itself (each with its slot); the rest wait in the queue for any host.
+    pub(super) fn turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        executor: &mut Executor,
+        events: Vec<HistoryEvent>,
+        consumed: Vec<u64>,
+        now: DateTime<Utc>,
+    ) -> Turn {
         let out = executor.run_turn(now, events);
         let info = executor.info();
         let held_locks = out.outcome.as_ref().and(executor.held_locks());
@@ -225,8 +271,6 @@ impl Inner {
                 .messages
                 .extend(unlock_messages(&lock_set, &caller, now));
         }
-        // Activities this host can start now run here as soon as the turn is durable, leased
-        // to it by the commit itself; the rest wait in the queue for any host.
         let mut run_here = Vec::new();
         let mut slots = Vec::new();
         commit.activities.retain(|task| {
@@ -242,26 +286,44 @@ impl Inner {
                 Err(_) => true,
             }
         });
-        let held = self
-            .store
-            .commit_turn_holding(item, commit, run_here, self.config.lease)
-            .await?;
-        if executor.outcome().is_none() && !self.config.always_replay {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= self.config.cache_capacity
-                && let Some(victim) = cache.keys().next().cloned()
-            {
-                cache.remove(&victim);
-            }
-            if self.config.cache_capacity > 0 {
-                cache.insert(item.instance_id.clone(), executor);
-            }
+        let status = InstanceStatus {
+            created_at: item.instance.created_at,
+            ..commit.status.clone()
+        };
+        Turn {
+            commit,
+            run_here,
+            slots,
+            status,
         }
-        // Cached first: a result that comes back at once finds the executor.
+    }
+
+    /// Keeps a running execution in the cache after its turn committed, with the status that
+    /// turn wrote.
+    pub(super) fn keep(&self, executor: Executor, status: InstanceStatus) {
+        if executor.outcome().is_some() || self.config.always_replay {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.config.cache_capacity
+            && let Some(victim) = cache.keys().next().cloned()
+        {
+            cache.remove(&victim);
+        }
+        if self.config.cache_capacity > 0 {
+            cache.insert(status.instance_id.clone(), Cached { executor, status });
+        }
+    }
+
+    /// Starts the activities a commit held for this host.
+    pub(super) fn start_held(
+        self: &Arc<Self>,
+        held: Vec<ActivityWorkItem>,
+        slots: Vec<OwnedSemaphorePermit>,
+    ) {
         for (activity, slot) in held.into_iter().zip(slots) {
             self.spawn_activity(activity, slot);
         }
-        Ok(())
     }
 
     pub(super) async fn commit(
@@ -288,6 +350,20 @@ pub(super) fn unchanged(status: &InstanceStatus, consumed: Vec<u64>) -> TurnComm
         messages: Vec::new(),
         new_instances: Vec::new(),
     }
+}
+
+/// A turn's commit, with the activities this host runs itself and the status it writes.
+pub(super) struct Turn {
+    pub(super) commit: TurnCommit,
+    pub(super) run_here: Vec<ActivityTask>,
+    pub(super) slots: Vec<OwnedSemaphorePermit>,
+    pub(super) status: InstanceStatus,
+}
+
+/// A running execution kept between turns, with the status its last turn wrote.
+pub(super) struct Cached {
+    pub(super) executor: Executor,
+    pub(super) status: InstanceStatus,
 }
 
 pub(super) enum TurnError {

@@ -294,6 +294,28 @@ pub struct TurnCommit {
     pub new_instances: Vec<NewInstance>,
 }
 
+/// Where an instance stood when a turn was computed without a lease on it: its execution and
+/// how many events its history held (see [`Store::complete_activities_and_commit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceVersion {
+    /// The instance.
+    pub instance_id: String,
+    /// The execution the turn ran on.
+    pub execution_id: String,
+    /// The history's length the turn started from.
+    pub history_len: usize,
+}
+
+/// What [`Store::complete_activities_and_commit`] did.
+#[derive(Debug)]
+pub enum ResultsCommit {
+    /// The turn was applied with the results; the activities it holds for the caller.
+    Committed(Vec<ActivityWorkItem>),
+    /// The instance had moved on (or was leased): the results were queued as messages and
+    /// nothing of the turn was applied.
+    Queued,
+}
+
 /// A message taken out of circulation because processing it kept failing.
 #[derive(Clone, Debug)]
 pub struct ParkedMessage {
@@ -482,23 +504,30 @@ pub trait Store: Send + Sync + 'static {
         response: OrchestrationMessage,
     ) -> Result<(), StoreError>;
 
-    /// Completes an activity like [`Store::complete_activity`] and, in the same write, leases
-    /// the instance its result is for when that instance has visible messages (at `now`) and
-    /// no other lease: the caller runs the next turn at once instead of going through
-    /// [`Store::fetch_orchestration`]. `None` when the instance is leased elsewhere (or has
-    /// nothing visible); its result then waits in the queue like any message.
+    /// Records finished activities' results and commits the turn they unblock, in one write
+    /// and without a lease on the instance: a sequential step costs one write. The turn is
+    /// applied only when the instance is not leased and is still at `expected` (the same
+    /// execution with the same history length: no turn was committed since the caller's);
+    /// otherwise nothing of the turn is applied and the results are queued as by
+    /// [`Store::complete_activity`]. Either way each activity is removed, and it must still be
+    /// held under its lock token: if one is not, [`StoreError::LeaseLost`] and nothing at all
+    /// is applied. `run_here` is held for `lease` as by [`Store::commit_turn_holding`].
     ///
-    /// The default completes the activity and returns `None`.
-    async fn complete_activity_and_fetch(
+    /// The default queues the results and reports [`ResultsCommit::Queued`]; the turn then
+    /// runs when a dispatcher fetches them.
+    async fn complete_activities_and_commit(
         &self,
-        item: &ActivityWorkItem,
-        response: OrchestrationMessage,
-        now: DateTime<Utc>,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
         lease: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        let _ = (now, lease);
-        self.complete_activity(item, response).await?;
-        Ok(None)
+    ) -> Result<ResultsCommit, StoreError> {
+        let _ = (expected, commit, run_here, lease);
+        for (item, response) in results {
+            self.complete_activity(&item, response).await?;
+        }
+        Ok(ResultsCommit::Queued)
     }
 
     /// Releases an activity's lease; it is fetched again after `retry_after`.

@@ -9,7 +9,7 @@
 //! (batching, expiry, renewal, `LeaseLost` for stale tokens), committing turns atomically
 //! (history appends, resets and replacements, activities, messages, child instances), the
 //! round trip of every history event kind, abandoning and parking work, the activity queue
-//! (and activities a commit holds for its host, results that lease the turn they unblock),
+//! (and activities a commit holds for its host, results committed with the turn they unblock),
 //! instance queries and their paging, purging and entity removal, task hubs, idleness, work
 //! signals, and large or unusual payloads. A check panics with a message naming the behaviour
 //! that differs.
@@ -103,7 +103,9 @@ pub use instances::{
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
-pub use pipeline::{commit_turn_holding, complete_activity_and_fetch, held_activity_lease_expiry};
+pub use pipeline::{
+    commit_turn_holding, complete_activities_and_commit, held_activity_lease_expiry,
+};
 pub use purge::{purge, purge_where, remove_entity};
 pub use queries::{query_filters, query_invalid_continuation, query_paging};
 pub use task_hubs::{is_idle, signals, task_hubs};
@@ -168,7 +170,7 @@ macro_rules! __store_conformance_check_names {
             renew_activity_lease,
             commit_turn_holding,
             held_activity_lease_expiry,
-            complete_activity_and_fetch,
+            complete_activities_and_commit,
             query_filters,
             query_paging,
             query_invalid_continuation,

@@ -1,5 +1,5 @@
 //! The round trips a host may save: activities queued already leased to the committing host,
-//! and an activity's result recorded together with the lease on the turn it unblocks.
+//! and activity results recorded in the same write as the turn they unblock.
 //!
 //! Both are optional for a store (the trait's defaults take the long way), so each check
 //! accepts either answer and holds the store to what that answer promises.
@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::RuntimeStatus;
-use crate::store::{ActivityTask, ActivityWorkItem, Store, TurnCommit};
+use crate::history::{EventKind, HistoryEvent};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, HistoryWrite, InstanceVersion, ResultsCommit, Store, TurnCommit,
+};
 
 use super::support::*;
 
@@ -120,57 +123,141 @@ pub async fn held_activity_lease_expiry(store: Arc<dyn Store>) {
     );
 }
 
-/// Completing an activity and fetching: when its instance is free, the instance comes back
-/// leased with the result and every other visible message, and no one else fetches it; when
-/// another lease holds the instance, nothing is fetched and the result waits in the queue. A
-/// stale token is refused and delivers nothing.
-pub async fn complete_activity_and_fetch(store: Arc<dyn Store>) {
+/// The results of held activities and the turn they unblock, in one write: applied when the
+/// instance is free and unchanged (history appended, status written, the activities gone, the
+/// turn's own activities held); queued as messages when another turn was committed since, or
+/// the instance is leased; refused whole, with nothing applied, when one activity's lease was
+/// lost. (A store that does not commit them together queues them every time.)
+pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     let s = &*store;
-    let tasks = queue_activities(s, "next", &["One", "Two"]).await;
-    let one = fetch_activity(s, LONG_LEASE, "the first activity").await;
-    let two = fetch_activity(s, LONG_LEASE, "the second activity").await;
-    ok(s.enqueue(event("next", "Early", t(1))).await, "enqueue");
-    let result = task_completed(&tasks[0], "1", t(2));
-    let fetched = ok(
-        s.complete_activity_and_fetch(&one, result.clone(), t(2), LONG_LEASE)
-            .await,
-        "complete_activity_and_fetch",
-    );
-    let turn = match fetched {
-        Some(turn) => {
-            assert_eq!(turn.instance_id, "next", "the result's instance is leased");
-            assert_eq!(
-                messages(&turn),
-                vec![event("next", "Early", t(1)), result.clone()],
-                "the work item holds every visible message, in order"
-            );
-            no_item(s, t(2), "the instance is leased to the completer").await;
-            turn
-        }
-        None => item_for(s, t(2), "next", "the result, queued").await,
+    let (held, _, items) =
+        commit_holding(s, "results", &["One", "Two", "Three"], &[], LONG_LEASE).await;
+    if items.is_empty() {
+        return;
+    }
+    let before = status_of(s, "results", "the instance").await;
+    let version = |len: usize| InstanceVersion {
+        instance_id: "results".into(),
+        execution_id: before.execution_id.clone(),
+        history_len: len,
     };
-    assert_lease_lost(
-        s.complete_activity_and_fetch(&one, result, t(2), LONG_LEASE)
-            .await,
-        "completing an activity twice",
+    let len = history_of(s, "results").await.len();
+    let one = task_completed(&held[0], "1", t(1));
+    let four = ActivityTask {
+        task_id: 3,
+        name: "Four".into(),
+        ..held[0].clone()
+    };
+    let turn = |at| TurnCommit {
+        history: HistoryWrite::Append(vec![
+            HistoryEvent::new(at, EventKind::OrchestratorStarted),
+            one.event.clone(),
+        ]),
+        status: status_as(&before, RuntimeStatus::Running, at),
+        consumed: Vec::new(),
+        activities: Vec::new(),
+        messages: Vec::new(),
+        new_instances: Vec::new(),
+    };
+    let done = ok(
+        s.complete_activities_and_commit(
+            vec![(items[0].clone(), one.clone())],
+            version(len),
+            turn(t(1)),
+            vec![four.clone()],
+            LONG_LEASE,
+        )
+        .await,
+        "complete_activities_and_commit",
     );
-    // The instance is leased now: the second result waits for the lease to end.
-    let second = task_completed(&tasks[1], "2", t(3));
-    let fetched = ok(
-        s.complete_activity_and_fetch(&two, second.clone(), t(3), LONG_LEASE)
-            .await,
-        "complete_activity_and_fetch on a leased instance",
+    match done {
+        ResultsCommit::Committed(four_held) => {
+            let history = history_of(s, "results").await;
+            assert_eq!(history.len(), len + 2, "the turn's events were appended");
+            assert_eq!(history[len + 1], one.event, "with the result");
+            let tasks: Vec<_> = four_held.iter().map(|i| i.task.clone()).collect();
+            assert_eq!(tasks, vec![four], "the turn's own activity is held");
+            no_item(s, t(1), "the result went into the turn, not the queue").await;
+        }
+        ResultsCommit::Queued => {
+            let item = item_for(s, t(1), "results", "the queued result").await;
+            assert_eq!(messages(&item), vec![one.clone()], "the result is queued");
+            ok(
+                s.commit_turn(&item, plain_commit(&item, RuntimeStatus::Running, t(1)))
+                    .await,
+                "commit",
+            );
+            return;
+        }
+    }
+    assert_lease_lost(
+        s.complete_activity(&items[0], one.clone()).await,
+        "completing a committed activity again",
+    );
+    // Computed from the old length: another turn got there first.
+    let two = task_completed(&held[1], "2", t(2));
+    let done = ok(
+        s.complete_activities_and_commit(
+            vec![(items[1].clone(), two.clone())],
+            version(len),
+            turn(t(2)),
+            Vec::new(),
+            LONG_LEASE,
+        )
+        .await,
+        "complete_activities_and_commit on a changed instance",
     );
     assert!(
-        fetched.is_none(),
-        "an instance leased elsewhere is not fetched again"
+        matches!(done, ResultsCommit::Queued),
+        "a turn computed before another was committed is not applied: {done:?}"
+    );
+    assert_eq!(
+        history_of(s, "results").await.len(),
+        len + 2,
+        "nothing of the stale turn was applied"
+    );
+    let leased = item_for(s, t(2), "results", "the queued result").await;
+    assert_eq!(messages(&leased), vec![two], "the result is queued instead");
+    // The instance is leased now: nothing is applied around the lease.
+    let three = task_completed(&held[2], "3", t(3));
+    let done = ok(
+        s.complete_activities_and_commit(
+            vec![(items[2].clone(), three.clone())],
+            version(len + 2),
+            turn(t(3)),
+            Vec::new(),
+            LONG_LEASE,
+        )
+        .await,
+        "complete_activities_and_commit on a leased instance",
+    );
+    assert!(
+        matches!(done, ResultsCommit::Queued),
+        "a leased instance takes no turn from elsewhere: {done:?}"
     );
     ok(
-        s.commit_turn(&turn, plain_commit(&turn, RuntimeStatus::Running, t(3)))
+        s.commit_turn(&leased, plain_commit(&leased, RuntimeStatus::Running, t(3)))
             .await,
         "commit",
     );
-    let after = item_for(s, t(3), "next", "the result that waited").await;
-    assert_eq!(messages(&after), vec![second], "the second result waited");
-    no_activity(s, "both activities are done").await;
+    let after = item_for(s, t(3), "results", "the result that waited").await;
+    assert_eq!(messages(&after), vec![three], "it waited for the lease");
+    // A lost lease refuses the whole write.
+    let stale = vec![(items[1].clone(), task_completed(&held[1], "2", t(4)))];
+    assert_lease_lost(
+        s.complete_activities_and_commit(
+            stale,
+            version(len + 2),
+            turn(t(4)),
+            Vec::new(),
+            LONG_LEASE,
+        )
+        .await,
+        "results of activities no longer held",
+    );
+    assert_eq!(
+        history_of(s, "results").await.len(),
+        len + 2,
+        "a refused write applies nothing"
+    );
 }

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Hub, LeasedActivity, Memory, QueuedActivity, token};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
-    ParkedMessage, StoreError,
+    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, ParkedMessage, StoreError,
 };
 
 pub(super) async fn fetch_activity(
@@ -109,26 +108,6 @@ pub(super) fn hold(
         .collect()
 }
 
-pub(super) async fn complete_activity_and_fetch(
-    store: &Memory,
-    item: &ActivityWorkItem,
-    response: OrchestrationMessage,
-    now: DateTime<Utc>,
-    lease: Duration,
-) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-    let fetched = {
-        let mut hub = store.hub();
-        take_leased(&mut hub, item)?;
-        let id = response.instance_id.clone();
-        hub.deliver(response);
-        hub.lease_instance(&id, now, Instant::now(), lease)
-    };
-    if fetched.is_none() {
-        store.shared.signal.orchestration_work();
-    }
-    Ok(fetched)
-}
-
 pub(super) async fn abandon_activity(
     store: &Memory,
     item: &ActivityWorkItem,
@@ -161,7 +140,10 @@ pub(super) async fn park_activity(
     Ok(())
 }
 
-fn take_leased(hub: &mut Hub, item: &ActivityWorkItem) -> Result<QueuedActivity, StoreError> {
+pub(super) fn take_leased(
+    hub: &mut Hub,
+    item: &ActivityWorkItem,
+) -> Result<QueuedActivity, StoreError> {
     let seq = hub
         .leased_activities
         .iter()

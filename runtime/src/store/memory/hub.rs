@@ -12,8 +12,8 @@ use crate::model::EntityId;
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    ActivityTask, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
-    ParkedMessage, QueuedMessage, StoreError, WorkSignal,
+    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, QueuedMessage, StoreError, TurnCommit, WorkSignal,
 };
 
 #[derive(Default)]
@@ -189,6 +189,53 @@ impl Hub {
         };
         self.leases.insert(id.to_string(), real_now + lease);
         Some(item)
+    }
+
+    /// Applies a turn's changes to `id` (which exists: its lease was checked, or it was read).
+    pub(super) fn apply(&mut self, id: &str, commit: TurnCommit) {
+        let Some(entry) = self.instances.get_mut(id) else {
+            return;
+        };
+        entry.messages.retain(|m| !commit.consumed.contains(&m.seq));
+        match commit.history {
+            HistoryWrite::Append(events) => entry.history.extend(events),
+            HistoryWrite::Reset => entry.history.clear(),
+            HistoryWrite::Replace(events) => entry.history = events,
+        }
+        let created_at = entry.status.created_at;
+        entry.status = InstanceStatus {
+            created_at,
+            history: None,
+            ..commit.status
+        };
+        for task in commit.activities {
+            let seq = self.seq();
+            self.activities.push_back(QueuedActivity {
+                seq,
+                task,
+                dequeue_count: 0,
+                not_before: None,
+            });
+        }
+        // Children first, so that messages the turn sends them find them.
+        for child in commit.new_instances {
+            let conflict = child.conflict_response();
+            if let Err(StoreError::InstanceAlreadyExists(_)) = self.create(child)
+                && let Some(response) = conflict
+            {
+                self.deliver(response);
+            }
+        }
+        for message in commit.messages {
+            self.deliver(message);
+        }
+    }
+
+    /// Whether the activity is still leased under `item`'s token.
+    pub(super) fn holds(&self, item: &ActivityWorkItem) -> bool {
+        self.leased_activities
+            .values()
+            .any(|l| l.token == item.lock.0)
     }
 
     pub(super) fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {

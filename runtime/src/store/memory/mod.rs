@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal, paging,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -194,44 +195,8 @@ impl Store for Memory {
             let mut guard = self.hub();
             let hub = &mut *guard;
             hub.check_lock(item)?;
-            let entry = hub
-                .instances
-                .get_mut(&item.instance_id)
-                .expect("checked by check_lock");
-            entry.messages.retain(|m| !commit.consumed.contains(&m.seq));
-            match commit.history {
-                HistoryWrite::Append(events) => entry.history.extend(events),
-                HistoryWrite::Reset => entry.history.clear(),
-                HistoryWrite::Replace(events) => entry.history = events,
-            }
-            let created_at = entry.status.created_at;
-            entry.status = InstanceStatus {
-                created_at,
-                history: None,
-                ..commit.status
-            };
             hub.unlock(&item.instance_id);
-            for task in commit.activities {
-                let seq = hub.seq();
-                hub.activities.push_back(QueuedActivity {
-                    seq,
-                    task,
-                    dequeue_count: 0,
-                    not_before: None,
-                });
-            }
-            // Children first, so that messages the turn sends them find them.
-            for child in commit.new_instances {
-                let conflict = child.conflict_response();
-                if let Err(StoreError::InstanceAlreadyExists(_)) = hub.create(child)
-                    && let Some(response) = conflict
-                {
-                    hub.deliver(response);
-                }
-            }
-            for message in commit.messages {
-                hub.deliver(message);
-            }
+            hub.apply(&item.instance_id, commit);
             activities::hold(hub, run_here, lease)
         };
         self.shared.signal.turn_committed(queued_activities);
@@ -325,14 +290,55 @@ impl Store for Memory {
         activities::complete_activity(self, item, response).await
     }
 
-    async fn complete_activity_and_fetch(
+    async fn complete_activities_and_commit(
         &self,
-        item: &ActivityWorkItem,
-        response: OrchestrationMessage,
-        now: DateTime<Utc>,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
         lease: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        activities::complete_activity_and_fetch(self, item, response, now, lease).await
+    ) -> Result<ResultsCommit, StoreError> {
+        let queued_activities = !commit.activities.is_empty();
+        let done = {
+            let mut guard = self.hub();
+            let hub = &mut *guard;
+            if let Some((item, _)) = results.iter().find(|(item, _)| !hub.holds(item)) {
+                tracing::debug!(activity = ?item.task.name, "a finished activity's lease was lost");
+                return Err(StoreError::LeaseLost);
+            }
+            for (item, _) in &results {
+                activities::take_leased(hub, item)?;
+            }
+            let real_now = Instant::now();
+            let unchanged = hub
+                .instances
+                .get(&expected.instance_id)
+                .is_some_and(|entry| {
+                    let leased = entry.lock.is_some()
+                        && hub
+                            .leases
+                            .get(&expected.instance_id)
+                            .is_some_and(|deadline| *deadline > real_now);
+                    !leased
+                        && entry.history.len() == expected.history_len
+                        && entry.status.execution_id == expected.execution_id
+                });
+            if unchanged {
+                hub.unlock(&expected.instance_id);
+                hub.apply(&expected.instance_id, commit);
+                ResultsCommit::Committed(activities::hold(hub, run_here, lease))
+            } else {
+                for (_, response) in results {
+                    hub.deliver(response);
+                }
+                ResultsCommit::Queued
+            }
+        };
+        match &done {
+            ResultsCommit::Committed(_) => self.shared.signal.turn_committed(queued_activities),
+            ResultsCommit::Queued => self.shared.signal.orchestration_work(),
+        }
+        Ok(done)
     }
 
     async fn abandon_activity(

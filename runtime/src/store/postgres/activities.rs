@@ -3,15 +3,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
 use super::db::{Fail, execute, micros, nanos, row, storable};
 use super::listener::Wake;
-use super::work::{deliver_one, lease_one, notify};
+use super::work::{apply_turn, deliver_one, notify};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
-    StoreError,
+    ActivityTask, ActivityWorkItem, InstanceVersion, LockToken, OrchestrationMessage,
+    ResultsCommit, StoreError, TurnCommit,
 };
 
 /// Leases the oldest activity that is neither leased nor waiting to be retried.
@@ -52,41 +52,104 @@ pub(super) async fn fetch(
     }))
 }
 
-/// Records an activity's result; with `fetch`, also leases the instance it is for (see
-/// [`crate::store::Store::complete_activity_and_fetch`]).
 pub(super) async fn complete(
     store: &Postgres,
     client: &mut Client,
     item: &ActivityWorkItem,
     response: OrchestrationMessage,
-    fetch: Option<(DateTime<Utc>, Duration)>,
-) -> Result<Option<OrchestrationWorkItem>, Fail> {
+) -> Result<(), Fail> {
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
+    take(&tx, hub, std::slice::from_ref(item)).await?;
+    deliver_one(&tx, hub, response).await?;
+    let wake = Wake {
+        orchestrations: true,
+        ..Wake::default()
+    };
+    notify(&tx, hub, wake).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes activities held under their items' tokens; [`StoreError::LeaseLost`] when one is
+/// not (the caller's transaction is then dropped: nothing applied).
+async fn take(
+    client: &impl GenericClient,
+    hub: &str,
+    items: &[ActivityWorkItem],
+) -> Result<(), Fail> {
+    let tokens: Vec<&str> = items.iter().map(|i| i.lock.0.as_str()).collect();
     let removed = execute(
-        &tx,
-        "DELETE FROM durable_activities WHERE hub = $1 AND lock_token = $2",
-        &[&hub, &item.lock.0],
+        client,
+        "DELETE FROM durable_activities WHERE hub = $1 AND lock_token = ANY($2)",
+        &[&hub, &tokens],
     )
     .await?;
-    if removed == 0 {
+    if removed as usize != items.len() {
         return Err(StoreError::LeaseLost.into());
     }
-    let instance_id = response.instance_id.clone();
-    deliver_one(&tx, hub, response).await?;
-    let fetched = match fetch {
-        Some((now, lease)) => lease_one(&tx, hub, &instance_id, now, lease).await?,
-        None => None,
-    };
-    if fetched.is_none() {
+    Ok(())
+}
+
+/// Whether the instance is unleased (or its lease ran out) and still at `expected`; locks its
+/// row until the transaction ends.
+const UNCHANGED: &str = "
+SELECT (lock_token IS NULL OR lock_expires_at <= now())
+    AND history_len = $3 AND execution_id = $4
+FROM durable_instances WHERE hub = $1 AND instance_id = $2 FOR NO KEY UPDATE";
+
+/// See [`crate::store::Store::complete_activities_and_commit`].
+pub(super) async fn complete_and_commit(
+    store: &Postgres,
+    client: &mut Client,
+    results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+    expected: InstanceVersion,
+    commit: TurnCommit,
+    run_here: Vec<ActivityTask>,
+    lease: Duration,
+) -> Result<(ResultsCommit, Wake), Fail> {
+    let hub = store.hub.as_str();
+    let tx = client.transaction().await?;
+    let (items, responses): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    take(&tx, hub, &items).await?;
+    let history_len = i32::try_from(expected.history_len)
+        .map_err(|_| Fail::Described("a history longer than 2^31 events".into()))?;
+    let unchanged = row(
+        &tx,
+        UNCHANGED,
+        &[
+            &hub,
+            &expected.instance_id,
+            &history_len,
+            &expected.execution_id,
+        ],
+    )
+    .await?
+    .map(|r| r.try_get::<_, bool>(0))
+    .transpose()?
+    .unwrap_or(false);
+    let (done, wake) = if unchanged {
+        let wake = Wake {
+            orchestrations: true,
+            activities: !commit.activities.is_empty(),
+            instances: true,
+        };
+        let id = expected.instance_id.as_str();
+        let held = apply_turn(&tx, hub, id, None, commit, run_here, lease).await?;
+        (ResultsCommit::Committed(held), wake)
+    } else {
+        for response in responses {
+            deliver_one(&tx, hub, response).await?;
+        }
         let wake = Wake {
             orchestrations: true,
             ..Wake::default()
         };
-        notify(&tx, hub, wake).await?;
-    }
+        (ResultsCommit::Queued, wake)
+    };
+    notify(&tx, hub, wake).await?;
     tx.commit().await?;
-    Ok(fetched)
+    Ok((done, wake))
 }
 
 /// Extends a running activity's lease from now, on the database's clock.

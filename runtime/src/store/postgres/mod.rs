@@ -28,8 +28,8 @@ use tokio_postgres::config::Host;
 use self::db::{Fail, describe_pg};
 use self::listener::{Signals, Wake};
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
@@ -430,7 +430,7 @@ impl Store for Postgres {
     ) -> Result<(), StoreError> {
         const OP: &str = "completing an activity";
         let mut connection = self.connection(OP).await?;
-        let result = activities::complete(self, &mut connection, item, response, None).await;
+        let result = activities::complete(self, &mut connection, item, response).await;
         self.finish(OP, connection, result)?;
         self.wake(Wake {
             orchestrations: true,
@@ -439,25 +439,29 @@ impl Store for Postgres {
         Ok(())
     }
 
-    async fn complete_activity_and_fetch(
+    async fn complete_activities_and_commit(
         &self,
-        item: &ActivityWorkItem,
-        response: OrchestrationMessage,
-        now: DateTime<Utc>,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
         lease: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        const OP: &str = "completing an activity";
+    ) -> Result<ResultsCommit, StoreError> {
+        const OP: &str = "committing a turn with activity results";
         let mut connection = self.connection(OP).await?;
-        let fetch = Some((now, lease));
-        let result = activities::complete(self, &mut connection, item, response, fetch).await;
-        let fetched = self.finish(OP, connection, result)?;
-        if fetched.is_none() {
-            self.wake(Wake {
-                orchestrations: true,
-                ..Wake::default()
-            });
-        }
-        Ok(fetched)
+        let result = activities::complete_and_commit(
+            self,
+            &mut connection,
+            results,
+            expected,
+            commit,
+            run_here,
+            lease,
+        )
+        .await;
+        let (done, wake) = self.finish(OP, connection, result)?;
+        self.wake(wake);
+        Ok(done)
     }
 
     async fn abandon_activity(

@@ -60,12 +60,9 @@ ORDER BY t.ord";
 /// Leases the instance whose oldest visible message is oldest, skipping instances another
 /// host holds (or is locking right now), and takes its visible messages (counted as delivered
 /// once more), in one statement: a lease is never taken without its messages.
-static LEASE: LazyLock<String> = LazyLock::new(|| lease_statement(""));
+static LEASE: LazyLock<String> = LazyLock::new(lease_statement);
 
-/// [`LEASE`] for one instance (`$5`): the instance a finished activity's result is for.
-static LEASE_ONE: LazyLock<String> = LazyLock::new(|| lease_statement("AND m.instance_id = $5"));
-
-fn lease_statement(filter: &str) -> String {
+fn lease_statement() -> String {
     format!(
         "WITH leased AS (
     UPDATE durable_instances
@@ -74,7 +71,7 @@ fn lease_statement(filter: &str) -> String {
         SELECT i.hub, i.instance_id
         FROM durable_messages m
         JOIN durable_instances i ON i.hub = m.hub AND i.instance_id = m.instance_id
-        WHERE m.hub = $1 {filter}
+        WHERE m.hub = $1
           AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
           AND (m.not_before IS NULL OR m.not_before <= now())
           AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
@@ -131,7 +128,7 @@ UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, 
     parent_instance_id = $12,
     history_len = CASE WHEN $13 THEN $14::integer ELSE history_len + $14 END,
     lock_token = NULL, lock_expires_at = NULL
-WHERE hub = $1 AND instance_id = $2 AND lock_token = $3
+WHERE hub = $1 AND instance_id = $2 AND ($3::text IS NULL OR lock_token = $3)
 RETURNING history_len";
 
 const APPEND_HISTORY: &str = "
@@ -326,24 +323,6 @@ pub(super) async fn fetch(
     Ok(Fetched::Empty { next_visible })
 }
 
-/// Leases `instance_id` with its visible messages unless another lease holds it or it has
-/// none visible.
-pub(super) async fn lease_one(
-    client: &impl GenericClient,
-    hub: &str,
-    instance_id: &str,
-    now: DateTime<Utc>,
-    lease: Duration,
-) -> Result<Option<OrchestrationWorkItem>, Fail> {
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&hub, &nanos(now), &token, &micros(lease), &instance_id];
-    match row(client, &LEASE_ONE, &params).await? {
-        Some(leased) => leased_item(client, hub, &leased, token).await,
-        None => Ok(None),
-    }
-}
-
 /// The work item of a row [`LEASE`] returned; `None` (and the lease released) when the
 /// instance's messages were removed between the pick and the take (it was replaced).
 async fn leased_item(
@@ -403,8 +382,25 @@ pub(super) async fn commit(
     wake: Wake,
 ) -> Result<Vec<ActivityWorkItem>, Fail> {
     let hub = store.hub.as_str();
-    let id = item.instance_id.as_str();
     let tx = client.transaction().await?;
+    let lock = Some(item.lock.0.as_str());
+    let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
+    notify(&tx, hub, wake).await?;
+    tx.commit().await?;
+    Ok(held)
+}
+
+/// Applies a turn inside `tx` and releases any lease on the instance; with `lock`, only under
+/// that lease ([`StoreError::LeaseLost`] without it, and nothing applied).
+pub(super) async fn apply_turn(
+    tx: &impl GenericClient,
+    hub: &str,
+    id: &str,
+    lock: Option<&str>,
+    commit: TurnCommit,
+    run_here: Vec<ActivityTask>,
+    lease: Duration,
+) -> Result<Vec<ActivityWorkItem>, Fail> {
     let status = &commit.status;
     let (reset, appended): (bool, &[_]) = match &commit.history {
         HistoryWrite::Reset => (true, &[]),
@@ -414,12 +410,12 @@ pub(super) async fn commit(
     let appended_len = i32::try_from(appended.len())
         .map_err(|_| Fail::Described("a turn appended more than 2^31 events".into()))?;
     let Some(updated) = row(
-        &tx,
+        tx,
         UPDATE_STATUS,
         &[
             &hub,
             &id,
-            &item.lock.0,
+            &lock,
             &status.name,
             &status.execution_id,
             &status.runtime_status.as_str(),
@@ -440,7 +436,7 @@ pub(super) async fn commit(
     };
     if reset {
         execute(
-            &tx,
+            tx,
             "DELETE FROM durable_history WHERE hub = $1 AND instance_id = $2",
             &[&hub, &id],
         )
@@ -453,7 +449,7 @@ pub(super) async fn commit(
             .map(event_json)
             .collect::<Result<Vec<_>, _>>()?;
         execute(
-            &tx,
+            tx,
             APPEND_HISTORY,
             &[&hub, &id, &(history_len - appended_len), &events],
         )
@@ -462,7 +458,7 @@ pub(super) async fn commit(
     if !commit.consumed.is_empty() {
         let consumed: Vec<i64> = commit.consumed.iter().map(|&s| s as i64).collect();
         execute(
-            &tx,
+            tx,
             "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
             &[&hub, &id, &consumed],
         )
@@ -476,7 +472,7 @@ pub(super) async fn commit(
         let names: Vec<&str> = a.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&str> = a.iter().map(|t| t.input.as_str()).collect();
         execute(
-            &tx,
+            tx,
             INSERT_ACTIVITIES,
             &[&hub, &ids, &executions, &task_ids, &names, &inputs],
         )
@@ -484,17 +480,14 @@ pub(super) async fn commit(
     }
     // Children first, so that messages the turn sends them find them.
     for child in &commit.new_instances {
-        if create(&tx, hub, child).await? {
-            deliver(&tx, hub, &[child.start_message()]).await?;
+        if create(tx, hub, child).await? {
+            deliver(tx, hub, &[child.start_message()]).await?;
         } else if let Some(response) = child.conflict_response() {
-            deliver(&tx, hub, &[response]).await?;
+            deliver(tx, hub, &[response]).await?;
         }
     }
-    deliver(&tx, hub, &commit.messages).await?;
-    let held = hold_activities(&tx, hub, run_here, lease).await?;
-    notify(&tx, hub, wake).await?;
-    tx.commit().await?;
-    Ok(held)
+    deliver(tx, hub, &commit.messages).await?;
+    hold_activities(tx, hub, run_here, lease).await
 }
 
 const INSERT_HELD_ACTIVITIES: &str = "

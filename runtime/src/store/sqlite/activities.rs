@@ -7,10 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ops::{self, db, millis, real_millis};
 use super::{Sqlite, activity_seq, new_token};
-use crate::store::{
-    ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, OrchestrationWorkItem,
-    StoreError,
-};
+use crate::store::{ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, StoreError};
 
 pub(super) async fn fetch_activity(
     store: &Sqlite,
@@ -169,36 +166,22 @@ pub(super) fn hold(
     Ok(items)
 }
 
-pub(super) async fn complete_activity_and_fetch(
-    store: &Sqlite,
+/// Removes an activity held under `item`'s token; `LeaseLost` when it is not.
+pub(super) fn take(
+    conn: &Connection,
+    hub: &str,
     item: &ActivityWorkItem,
-    response: OrchestrationMessage,
-    now: DateTime<Utc>,
-    lease: Duration,
-) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+) -> Result<(), StoreError> {
     let seq = activity_seq(&item.lock)?;
-    let token = item.lock.0.clone();
-    let now = ops::nanos(now);
-    let fetched = store
-        .write(move |conn, hub| {
-            let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("completing an activity"))?
-                .execute(params![hub, seq, token])
-                .map_err(db("completing an activity"))?;
-            if deleted == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            ops::deliver(conn, hub, &response)?;
-            ops::lease_instance(conn, hub, &response.instance_id, now, real_millis(), lease)
-        })
-        .await?;
-    if fetched.is_none() {
-        store.inner.signal.orchestration_work();
+    let deleted = conn
+        .prepare_cached("DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3")
+        .map_err(db("completing an activity"))?
+        .execute(params![hub, seq, item.lock.0])
+        .map_err(db("completing an activity"))?;
+    if deleted == 0 {
+        return Err(StoreError::LeaseLost);
     }
-    Ok(fetched)
+    Ok(())
 }
 
 pub(super) async fn abandon_activity(

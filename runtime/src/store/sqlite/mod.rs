@@ -19,8 +19,9 @@ use self::ops::{
 };
 use self::writer::Writer;
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, InstanceVersion, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError,
+    TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -404,14 +405,35 @@ impl Store for Sqlite {
         activities::complete_activity(self, item, response).await
     }
 
-    async fn complete_activity_and_fetch(
+    async fn complete_activities_and_commit(
         &self,
-        item: &ActivityWorkItem,
-        response: OrchestrationMessage,
-        now: DateTime<Utc>,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
         lease: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        activities::complete_activity_and_fetch(self, item, response, now, lease).await
+    ) -> Result<ResultsCommit, StoreError> {
+        let queued_activities = !commit.activities.is_empty();
+        let done = self
+            .write(move |conn, hub| {
+                for (item, _) in &results {
+                    activities::take(conn, hub, item)?;
+                }
+                if !unchanged(conn, hub, &expected)? {
+                    for (_, response) in &results {
+                        ops::deliver(conn, hub, response)?;
+                    }
+                    return Ok(ResultsCommit::Queued);
+                }
+                apply_turn(conn, hub, &expected.instance_id, commit)?;
+                activities::hold(conn, hub, run_here, lease).map(ResultsCommit::Committed)
+            })
+            .await?;
+        match &done {
+            ResultsCommit::Committed(_) => self.inner.signal.turn_committed(queued_activities),
+            ResultsCommit::Queued => self.inner.signal.orchestration_work(),
+        }
+        Ok(done)
     }
 
     async fn abandon_activity(
@@ -509,6 +531,39 @@ fn commit_turn(
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
     ops::check_lock(conn, hub, id, token)?;
+    apply_turn(conn, hub, id, commit)
+}
+
+/// Whether the instance is unleased (or its lease ran out) and still at `expected`.
+fn unchanged(conn: &Connection, hub: &str, expected: &InstanceVersion) -> Result<bool, StoreError> {
+    let found: Option<(Option<String>, Option<i64>, i64, String)> = conn
+        .prepare_cached(
+            "SELECT lock_token, lock_expires, history_len, execution_id FROM instances \
+             WHERE hub = ?1 AND instance_id = ?2",
+        )
+        .map_err(db("reading an instance"))?
+        .query_row(params![hub, expected.instance_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()
+        .map_err(db("reading an instance"))?;
+    Ok(match found {
+        None => false,
+        Some((lock, expires, len, execution_id)) => {
+            (lock.is_none() || expires.is_some_and(|at| at <= real_millis()))
+                && len == expected.history_len as i64
+                && execution_id == expected.execution_id
+        }
+    })
+}
+
+/// Applies a turn's changes and releases any lease on the instance.
+fn apply_turn(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    commit: TurnCommit,
+) -> Result<(), StoreError> {
     let mut delete = conn
         .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
         .map_err(db("consuming messages"))?;
