@@ -94,7 +94,7 @@ impl Inner {
             );
             if let Err(e) = self
                 .store
-                .park_activity(&item, &reason, self.clock.now())
+                .park_activity(item, &reason, self.clock.now())
                 .await
             {
                 tracing::warn!(error = ?e.to_string(), "parking an activity failed");
