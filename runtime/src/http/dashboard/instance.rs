@@ -102,11 +102,13 @@ pub(super) fn render(status: &InstanceStatus, now: chrono::DateTime<chrono::Utc>
             json_block(status.output.as_deref())
         );
     }
-    let _ = write!(
-        out,
-        "<section class=\"card\"><h2>Custom status</h2>{}</section>",
-        json_block(status.custom_status.as_deref())
-    );
+    if status.custom_status.is_some() {
+        let _ = write!(
+            out,
+            "<section class=\"card\" id=\"custom-status\"><h2>Custom status</h2>{}</section>",
+            json_block(status.custom_status.as_deref())
+        );
+    }
     out.push_str("</div>");
     if let Some(failure) = &status.failure {
         let _ = write!(

@@ -91,6 +91,8 @@ pub(super) fn rows(history: &[HistoryEvent]) -> Vec<Row> {
             let row = &mut rows[i];
             row.end = Some(at);
             match &event.kind {
+                // A timer ends when it was due (the event may be stamped when it was queued).
+                EventKind::TimerFired { fire_at, .. } => row.end = Some((*fire_at).max(row.start)),
                 EventKind::TaskCompleted { result, .. }
                 | EventKind::SubOrchestrationInstanceCompleted { result, .. }
                 | EventKind::EntityOperationCompleted { result, .. } => {
@@ -370,6 +372,15 @@ mod unit {
                 },
             ),
             event(1, 20, EventKind::TimerCreated { fire_at: at(5000) }),
+            event(2, 30, EventKind::TimerCreated { fire_at: at(900) }),
+            event(
+                -1,
+                40,
+                EventKind::TimerFired {
+                    timer_id: 2,
+                    fire_at: at(900),
+                },
+            ),
             event(
                 -1,
                 1500,
@@ -403,13 +414,19 @@ mod unit {
                 Kind::Orchestration,
                 Kind::Activity,
                 Kind::Timer,
+                Kind::Timer,
                 Kind::Event
             ]
         );
         assert_eq!(rows[1].end, Some(at(1500)));
         assert_eq!(rows[1].failure.as_ref().unwrap().message, "declined");
         assert_eq!(rows[2].end, None, "the timer has not fired");
-        assert!(rows[3].point);
+        assert_eq!(
+            rows[3].end,
+            Some(at(900)),
+            "a fired timer ends when it was due"
+        );
+        assert!(rows[4].point);
 
         let html = render(&rows, at(2000), true);
         assert!(
