@@ -77,11 +77,16 @@ impl Drop for Driver {
     }
 }
 
-/// One browser session.
+/// One browser session; its browser is closed when the session is closed or dropped (a test
+/// that panics half-way leaves no browser behind).
 pub struct Session {
     http: reqwest::Client,
     base: String,
     wait: Duration,
+    /// The driver's `host:port` and the session's path, to close it from `drop`.
+    driver_addr: String,
+    path: String,
+    closed: bool,
 }
 
 impl Session {
@@ -126,6 +131,9 @@ impl Session {
             http,
             base: format!("{}/session/{id}", driver.url),
             wait,
+            driver_addr: driver.url.trim_start_matches("http://").to_string(),
+            path: format!("/session/{id}"),
+            closed: false,
         }
     }
 
@@ -251,8 +259,32 @@ impl Session {
     }
 
     /// Ends the session (closes the browser).
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         self.command(reqwest::Method::DELETE, "", None).await;
+        self.closed = true;
+    }
+}
+
+impl Drop for Session {
+    /// Closes the browser with a plain blocking request (a destructor cannot await), so that a
+    /// failing test does not leave Chromium running once the driver is gone.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if self.closed {
+            return;
+        }
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.driver_addr) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.path, self.driver_addr
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            // Wait for the answer: the driver answers once the browser has quit.
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
     }
 }
 
