@@ -18,7 +18,9 @@ use super::entities::locked_since;
 use super::html::{self, Nav, duration, esc, instance_link, time};
 use super::{context, failure_page};
 use crate::http::state::AppState;
-use crate::model::{EntityMetadata, EntityRecord, Error, InstanceQuery, RuntimeStatus};
+use crate::model::{
+    EntityMetadata, EntityRecord, Error, InstanceQuery, InstanceStatus, RuntimeStatus,
+};
 use crate::store::StoreError;
 
 /// The most instances (or entities) one list reads.
@@ -53,6 +55,34 @@ pub(super) fn step_and_site(message: &str) -> (Option<i64>, Option<String>) {
         .then(|| word.to_string())
     });
     (step, site)
+}
+
+/// The instances `query` matches, a page at a time (newest first when asked), up to
+/// [`SCAN_LIMIT`]; and how many were read.
+async fn read_bounded(
+    state: &AppState,
+    mut query: InstanceQuery,
+    newest_first: bool,
+) -> Result<(Vec<InstanceStatus>, usize), Error> {
+    let store = state.client.store();
+    query.page_size = Some(500);
+    let mut read = Vec::new();
+    loop {
+        let page = if newest_first {
+            store.query_newest_first(&query).await
+        } else {
+            store.query(&query).await
+        }
+        .map_err(StoreError::into_error)?;
+        read.extend(page.instances);
+        match page.continuation_token {
+            Some(token) if read.len() < SCAN_LIMIT => query.continuation_token = Some(token),
+            _ => {
+                let scanned = read.len();
+                return Ok((read, scanned));
+            }
+        }
+    }
 }
 
 fn minutes(params: &HashMap<String, String>, name: &str, default: i64) -> i64 {
@@ -122,29 +152,16 @@ fn scanned_note(scanned: usize) -> String {
 }
 
 async fn nondeterminism(state: &AppState) -> Result<String, Error> {
-    let store = state.client.store();
-    let mut query = InstanceQuery {
+    let failed = InstanceQuery {
         runtime_status: vec![RuntimeStatus::Failed],
-        page_size: Some(500),
         ..Default::default()
     };
-    let (mut found, mut scanned) = (Vec::new(), 0);
-    loop {
-        let page = store
-            .query_newest_first(&query)
-            .await
-            .map_err(StoreError::into_error)?;
-        scanned += page.instances.len();
-        found.extend(page.instances.into_iter().filter(|s| {
-            s.failure.as_ref().is_some_and(|f| {
-                f.error_type == "Nondeterminism" || f.error_type == "NonDurableWait"
-            })
-        }));
-        match page.continuation_token {
-            Some(token) if scanned < SCAN_LIMIT => query.continuation_token = Some(token),
-            _ => break,
-        }
-    }
+    let (mut found, scanned) = read_bounded(state, failed, true).await?;
+    found.retain(|s| {
+        s.failure
+            .as_ref()
+            .is_some_and(|f| f.error_type == "Nondeterminism" || f.error_type == "NonDurableWait")
+    });
     let mut table = String::from(
         "<div class=\"table-wrap\"><table class=\"list\"><thead><tr><th>Instance</th><th>Orchestrator</th>\
          <th>Step</th><th>Call site</th><th class=\"wide\">Failed</th></tr></thead><tbody>",
@@ -214,27 +231,14 @@ async fn parked(state: &AppState) -> Result<String, Error> {
 async fn stalled(state: &AppState, now: DateTime<Utc>, minutes: i64) -> Result<String, Error> {
     let threshold = TimeDelta::minutes(minutes);
     let cutoff = now - threshold;
-    let mut query = InstanceQuery {
+    let unfinished = InstanceQuery {
         runtime_status: vec![RuntimeStatus::Pending, RuntimeStatus::Running],
         // One that changed after the cutoff was created after it too.
         created_to: Some(cutoff),
-        page_size: Some(500),
         ..Default::default()
     };
-    let (mut found, mut scanned) = (Vec::new(), 0);
-    loop {
-        let page = state.client.query(&query).await?;
-        scanned += page.instances.len();
-        found.extend(
-            page.instances
-                .into_iter()
-                .filter(|s| s.last_updated_at <= cutoff),
-        );
-        match page.continuation_token {
-            Some(token) if scanned < SCAN_LIMIT => query.continuation_token = Some(token),
-            _ => break,
-        }
-    }
+    let (mut found, scanned) = read_bounded(state, unfinished, false).await?;
+    found.retain(|s| s.last_updated_at <= cutoff);
     let mut table = String::from(
         "<div class=\"table-wrap\"><table class=\"list\"><thead><tr><th>Instance</th><th>Orchestrator</th>\
          <th>Status</th><th>No progress for</th></tr></thead><tbody>",
@@ -265,32 +269,24 @@ async fn stalled(state: &AppState, now: DateTime<Utc>, minutes: i64) -> Result<S
 
 async fn long_locks(state: &AppState, now: DateTime<Utc>, minutes: i64) -> Result<String, Error> {
     let threshold = TimeDelta::minutes(minutes);
-    let mut query = InstanceQuery {
+    let entities = InstanceQuery {
         instance_id_prefix: Some("@".into()),
-        page_size: Some(500),
         ..Default::default()
     };
-    let (mut found, mut scanned) = (Vec::new(), 0);
-    loop {
-        let page = state.client.query(&query).await?;
-        scanned += page.instances.len();
-        for status in &page.instances {
-            let record = EntityRecord::from_status(status)?;
-            let Some(holder) = record.locked_by else {
-                continue;
-            };
-            let since = locked_since(state, &status.instance_id, &holder)
-                .await?
-                .unwrap_or(status.last_updated_at);
-            if now - since >= threshold
-                && let Some(meta) = EntityMetadata::from_status(status, false)?
-            {
-                found.push((meta, holder.instance_id, since));
-            }
-        }
-        match page.continuation_token {
-            Some(token) if scanned < SCAN_LIMIT => query.continuation_token = Some(token),
-            _ => break,
+    let (statuses, scanned) = read_bounded(state, entities, false).await?;
+    let mut found = Vec::new();
+    for status in &statuses {
+        let record = EntityRecord::from_status(status)?;
+        let Some(holder) = record.locked_by else {
+            continue;
+        };
+        let since = locked_since(state, &status.instance_id, &holder)
+            .await?
+            .unwrap_or(status.last_updated_at);
+        if now - since >= threshold
+            && let Some(meta) = EntityMetadata::from_status(status, false)?
+        {
+            found.push((meta, holder.instance_id, since));
         }
     }
     let mut table = String::from(
