@@ -255,6 +255,12 @@ async fn entities_list_show_signal_delete_and_name_their_lock_holder() {
         html.contains("{&quot;value&quot;:5}"),
         "the state, in short"
     );
+    let keyless = d.get("/durable/entities?key=oth").await;
+    assert!(
+        keyless
+            .ok()
+            .contains("A key prefix needs the entity's name too.")
+    );
     let filtered = d.get("/durable/entities?name=counter&key=oth").await;
     let html = filtered.ok();
     assert!(

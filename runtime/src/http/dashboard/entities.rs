@@ -88,6 +88,11 @@ pub(super) async fn list(
         checked(locked_only),
         checked(with_empty),
     );
+    if name.is_empty() && !key.is_empty() {
+        body.push_str(
+            "<p class=\"error\" role=\"alert\">A key prefix needs the entity's name too.</p>",
+        );
+    }
     if entities.is_empty() {
         body.push_str("<p class=\"empty\">No entities on this page match.</p>");
     } else {

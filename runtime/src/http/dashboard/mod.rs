@@ -7,7 +7,7 @@
 //! | `/durable/instances/{id}` | one instance: input, output, custom status, failure chain, timeline, parent and children, actions |
 //! | `/durable/entities`, `/durable/entities/{name}/{key}` | entities: list, state, lock holder, signal, delete |
 //! | `/durable/attention` | nondeterminism failures, parked messages, instances without progress, entities locked too long |
-//! | `POST /durable/api/...` | the actions, answered in JSON (see [`auth`] for what they must carry) |
+//! | `POST /durable/api/...` | the actions, answered in JSON; besides the key they must carry the header `x-durable-dashboard` |
 //!
 //! Pages are plain HTML written by this module with every stored text escaped; one small
 //! script (served by the host, like the style sheet) confirms actions, sends them, and

@@ -146,6 +146,6 @@
     setInterval(function () {
       const live = document.getElementById("live");
       if (live && live.checked && document.visibilityState === "visible") refresh(false);
-    }, 2500);
+    }, 4000);
   });
 })();
