@@ -123,8 +123,24 @@ async fn stored_text_is_escaped_everywhere() {
         .signal_entity_by_id(&EntityId::new("counter", "<k>"), "add", 1)
         .await
         .unwrap();
+    client
+        .start(echo, json!(1))
+        .instance_id("orders/2026 #7?")
+        .await
+        .unwrap();
     rt.idle().await;
     let d = dash(&rt);
+    // Ids with slashes, spaces, `#` and `?` link to their own page.
+    let list = d.get("/durable/").await;
+    assert!(
+        list.ok()
+            .contains("href=\"/durable/instances/orders%2F2026%20%237%3F\"")
+    );
+    let odd = d.get("/durable/instances/orders%2F2026%20%237%3F").await;
+    assert!(
+        odd.ok()
+            .contains("<h1 class=\"instance-id\">orders/2026 #7?</h1>")
+    );
     let encoded = "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%22%27%26";
     let pages = [
         d.get("/durable/").await,

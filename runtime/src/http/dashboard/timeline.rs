@@ -237,12 +237,17 @@ pub(super) fn rows(history: &[HistoryEvent]) -> Vec<Row> {
     rows
 }
 
+/// The most rows a timeline shows (a long history would make a page too heavy to read).
+pub(super) const MAX_ROWS: usize = 500;
+
 /// The timeline as HTML, its scale running from the first row to `now` (for open bars) or the
-/// last time seen.
+/// last time seen. Only the first [`MAX_ROWS`] rows are drawn; the page says how many more.
 pub(super) fn render(rows: &[Row], now: DateTime<Utc>, open: bool) -> String {
     if rows.is_empty() {
         return "<p class=\"empty\">No history yet.</p>".to_string();
     }
+    let hidden = rows.len().saturating_sub(MAX_ROWS);
+    let rows = &rows[..rows.len().min(MAX_ROWS)];
     let start = rows.iter().map(|r| r.start).min().unwrap_or(now);
     let mut end = rows
         .iter()
@@ -312,6 +317,13 @@ pub(super) fn render(rows: &[Row], now: DateTime<Utc>, open: bool) -> String {
             let _ = write!(out, "<h4>Result</h4>{}", json_block(row.result.as_deref()));
         }
         out.push_str("</div></details>");
+    }
+    if hidden > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"muted small\">{hidden} later steps and events are not drawn; the \
+             history below lists every event.</p>"
+        );
     }
     out.push_str("</div>");
     out
@@ -446,5 +458,27 @@ mod unit {
             "an open timer is marked open"
         );
         assert!(!html.contains("<card>"));
+    }
+
+    #[test]
+    fn a_long_history_draws_its_first_rows_and_says_how_many_more() {
+        let history: Vec<HistoryEvent> = (0..MAX_ROWS as i64 + 20)
+            .map(|i| {
+                event(
+                    -1,
+                    i,
+                    EventKind::EventRaised {
+                        name: format!("e{i}"),
+                        input: "null".into(),
+                    },
+                )
+            })
+            .collect();
+        let html = render(&rows(&history), at(10_000), false);
+        assert_eq!(html.matches("class=\"tl-row\"").count(), MAX_ROWS);
+        assert!(
+            html.contains("20 later steps and events are not drawn"),
+            "{html}"
+        );
     }
 }
