@@ -2,7 +2,9 @@
 //! `chromium` and `chromium-driver`) against the demo host on a free loopback port. It opens
 //! the list and filters it, opens an instance and its timeline, raises an event and watches
 //! the instance complete, terminates one, and signals an entity and watches its state change;
-//! then it takes screenshots of the main views at a laptop's and a phone's width.
+//! then it takes screenshots of the main views at a laptop's and a phone's width. On a host
+//! with a key, it signs in with the form (a wrong key first), checks that scripts cannot read
+//! the key's cookie, acts, and signs out.
 //!
 //! Without Chromium the test says so and passes — except under CI (`CI` set), where it fails:
 //! `.ci/run` installs Chromium first (`scripts/install-chromium`). The screenshots go to
@@ -31,13 +33,20 @@ const PHONE: (u32, u32) = (390, 844);
 struct Host {
     child: Child,
     origin: String,
+    /// The key it requires, if any.
+    key: Option<String>,
 }
 
 impl Host {
-    fn start(data: &Path) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_durable-demo"))
+    fn start(data: &Path, key: Option<&str>) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_durable-demo"));
+        command
             .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+            .arg(data);
+        if let Some(key) = key {
+            command.args(["--key", key]);
+        }
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -49,6 +58,7 @@ impl Host {
         let mut host = Host {
             child,
             origin: String::new(),
+            key: key.map(str::to_string),
         };
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
@@ -71,7 +81,19 @@ impl Host {
     }
 
     fn api(&self, path: &str) -> String {
-        format!("{}/runtime/webhooks/durabletask/{path}", self.origin)
+        let mut url = format!("{}/runtime/webhooks/durabletask/{path}", self.origin);
+        if let Some(key) = &self.key {
+            let key: String = key
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("code={key}"));
+        }
+        url
     }
 
     fn page(&self, path: &str) -> String {
@@ -159,21 +181,30 @@ async fn confirm_and_expect(session: &Session, said: &str) {
         .await;
 }
 
+/// The driver and the browser; `None` (after saying SKIPPED) when they are missing, unless
+/// under CI, where that fails the test.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let driver = find_program(&["chromedriver"]);
+    let browser = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+    if let (Some(driver), Some(browser)) = (driver, browser) {
+        return Some((driver, browser));
+    }
+    let message = "the browser test needs `chromium` and `chromedriver` (Debian: apt-get \
+                   install chromium chromium-driver, or scripts/install-chromium)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    println!("SKIPPED: {message}");
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
-    let driver_program = find_program(&["chromedriver"]);
-    let browser = find_program(&["chromium", "chromium-browser", "google-chrome"]);
-    let (Some(driver_program), Some(browser)) = (driver_program, browser) else {
-        let message = "the browser test needs `chromium` and `chromedriver` (Debian: apt-get \
-                       install chromium chromium-driver, or scripts/install-chromium)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{message}");
-        }
-        println!("SKIPPED: {message}");
+    let Some((driver_program, browser)) = browser_tools() else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let host = Host::start(data.path());
+    let host = Host::start(data.path(), None);
     // Something to look at: finished, waiting, failed and parent-and-child instances, and an
     // entity.
     host.post("orchestrators/hello_cities/hello-1", None).await;
@@ -337,4 +368,61 @@ async fn the_dashboard_works_in_a_real_browser() {
     session.close().await;
     drop(driver);
     drop(host);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_key_the_browser_signs_in_and_then_acts() {
+    let Some((driver_program, browser)) = browser_tools() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let key = "s3cret/+";
+    let host = Host::start(data.path(), Some(key));
+    host.post("orchestrators/approval_workflow/keyed-1", Some("3600"))
+        .await;
+    let driver = Driver::start(&driver_program, WAIT).await;
+    let session = Session::new(&driver, &browser, LAPTOP.0, LAPTOP.1, WAIT).await;
+
+    // Without the key: a sign-in form and no data.
+    session.goto(&host.page("")).await;
+    session.find("#login-key").await;
+    let text = session.text("main").await;
+    assert!(
+        !text.contains("keyed-1"),
+        "no data before signing in: {text}"
+    );
+    session.fill("#login-key", "not the key").await;
+    session.click("form[action='/durable/login'] button").await;
+    session
+        .wait_until(
+            "a wrong key is refused",
+            "return document.body.innerText.includes(\"That key is not the host's key\");",
+        )
+        .await;
+
+    session.fill("#login-key", key).await;
+    session.click("form[action='/durable/login'] button").await;
+    session
+        .wait_until(
+            "signed in, the list shows",
+            "return !!document.querySelector('#instance-table tr[data-id=\"keyed-1\"]');",
+        )
+        .await;
+    // The key is in a cookie the page's scripts cannot read.
+    assert_eq!(session.run("return document.cookie;", json!([])).await, "");
+
+    // Actions carry it.
+    session.goto(&host.page("instances/keyed-1")).await;
+    session.fill("#event-name", "ApprovalEvent").await;
+    session.fill("#event-body", "false").await;
+    session.click("#raise").await;
+    confirm_and_expect(&session, "Raised event `ApprovalEvent` on `keyed-1`.").await;
+    session
+        .wait_until("keyed-1 completes", &status_is("Completed"))
+        .await;
+
+    // Signing out forgets it.
+    session.click("form[action='/durable/logout'] button").await;
+    session.find("#login-key").await;
+    session.close().await;
 }
