@@ -509,6 +509,38 @@ async fn the_banners_commands_work_as_printed_with_a_key() {
     })
     .await;
 
+    // The dashboard's address, as printed, signs in with the key and shows the instances.
+    let banner = host.banner();
+    let dashboard = banner
+        .iter()
+        .find_map(|line| line.strip_prefix("dashboard: "))
+        .unwrap_or_else(|| panic!("the banner names the dashboard:\n{}", host.stdout()));
+    assert_eq!(
+        dashboard,
+        format!("{}/durable/?code=s3cret%2F%2B", host.origin)
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirects.get(dashboard).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = no_redirects
+        .get(format!("{}/durable/", host.origin))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("/durable/instances/approval-1")
+    );
+
     // And without the key, nothing.
     let refused = http()
         .get(host.url("instances"))

@@ -99,6 +99,12 @@ impl Client {
         }
     }
 
+    /// The time on this client's clock (the host's clock, for a host's client).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// The store this client works on.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -38,7 +38,7 @@ pub(super) async fn authorize(
 /// length: every byte is looked at, with no early exit, and the differences are folded
 /// together (a `==` on strings stops at the first difference, which tells a caller timing the
 /// answers how much of its guess was right).
-fn same_key(given: &[u8], expected: &[u8]) -> bool {
+pub(super) fn same_key(given: &[u8], expected: &[u8]) -> bool {
     let mut diff = u8::from(given.len() != expected.len());
     for (i, e) in expected.iter().enumerate() {
         let g = given.get(i).copied().unwrap_or(!e);

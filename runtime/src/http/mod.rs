@@ -17,6 +17,9 @@
 //! | `POST entities/{name}/{key}?op=` | signal an operation; `202` |
 //! | `GET entities[/{name}]` | list entities (`fetchState`, `top`, `x-ms-continuation-token`) |
 //!
+//! With the `dashboard` feature, the same server also serves the web dashboard at
+//! [`dashboard::BASE`] (`/durable/`), under the same key.
+//!
 //! Serve it with the host — [`RuntimeBuilder::http`](crate::RuntimeBuilder::http) — or mount
 //! [`router`] in an axum application of your own.
 //!
@@ -34,6 +37,8 @@
 
 pub mod api;
 mod auth;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod entities;
 mod error;
 mod instances;
@@ -167,10 +172,17 @@ impl HttpServer {
             head: options.head_timeout,
             idle: options.idle_timeout,
         };
-        let app: Router = router(client, Arc::new(options));
+        let options = Arc::new(options);
+        #[cfg(feature = "dashboard")]
+        let app: Router =
+            router(client.clone(), options.clone()).merge(dashboard::router(client, options));
+        #[cfg(not(feature = "dashboard"))]
+        let app: Router = router(client, options);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve::serve(listener, app, timeouts, stopped));
         tracing::info!(%addr, "HTTP management API listening");
+        #[cfg(feature = "dashboard")]
+        tracing::info!(url = %format!("http://{addr}{}/", dashboard::BASE), "dashboard");
         Ok(HttpServer {
             addr,
             stop,

@@ -554,6 +554,68 @@ pub trait Store: Send + Sync + 'static {
     /// Instances matching a query, one page at a time, ordered by creation time then id.
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError>;
 
+    /// Like [`Store::query`], newest first: ordered by creation time then id, both descending.
+    /// A continuation token names the last instance of the previous page, as for `query`.
+    ///
+    /// The default reads every match through [`Store::query`] to reverse them, so it costs a
+    /// full scan per page; the built-in stores answer it from their index instead.
+    async fn query_newest_first(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        let before = paging::start_after(query)?;
+        let size = paging::page_size(query);
+        let mut scan = InstanceQuery {
+            continuation_token: None,
+            page_size: Some(1000),
+            ..query.clone()
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = self.query(&scan).await?;
+            all.extend(page.instances);
+            match page.continuation_token {
+                Some(token) => scan.continuation_token = Some(token),
+                None => break,
+            }
+        }
+        let newest_first: Vec<InstanceStatus> = all
+            .into_iter()
+            .rev()
+            .filter(|s| {
+                before
+                    .as_ref()
+                    .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) < (*t, id))
+            })
+            .take(size + 1)
+            .collect();
+        Ok(paging::page(newest_first, size))
+    }
+
+    /// How many orchestration instances (not entities) of this task hub are in each status;
+    /// statuses with none are left out.
+    ///
+    /// The default pages through [`Store::query`]; the built-in stores count in the database.
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        let mut counts: Vec<(RuntimeStatus, u64)> = Vec::new();
+        let mut scan = InstanceQuery {
+            page_size: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = self.query(&scan).await?;
+            for status in &page.instances {
+                match counts.iter_mut().find(|(s, _)| *s == status.runtime_status) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((status.runtime_status, 1)),
+                }
+            }
+            match page.continuation_token {
+                Some(token) => scan.continuation_token = Some(token),
+                None => break,
+            }
+        }
+        counts.sort_by_key(|(s, _)| RuntimeStatus::ALL.iter().position(|a| a == s));
+        Ok(counts)
+    }
+
     /// Removes every trace of a finished instance; false when there was none to remove.
     async fn purge(&self, instance_id: &str) -> Result<bool, StoreError>;
 

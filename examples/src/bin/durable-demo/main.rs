@@ -1,7 +1,8 @@
 //! `durable-demo`: the demo host. It registers every example orchestrator, activity and entity
 //! of `durable-examples`, runs them on the embedded SQLite store (`--data`, default
-//! `.durable-data/`, kept between runs) and serves the HTTP management API until Ctrl-C or
-//! SIGTERM. On start it prints `curl` commands to paste into another terminal.
+//! `.durable-data/`, kept between runs) and serves the HTTP management API and the web
+//! dashboard (`/durable/`) until Ctrl-C or SIGTERM. On start it prints the dashboard's address
+//! and `curl` commands to paste into another terminal.
 //!
 //! Instances survive the host: stop it (or kill it) while an instance waits, start it again on
 //! the same `--data`, and the instance carries on.
@@ -218,6 +219,12 @@ fn banner(addr: SocketAddr, store: &Path, key: Option<&str>) -> String {
             store.display()
         ),
         format!("listening on http://{addr}"),
+        format!(
+            "dashboard: http://{reach}{}/{}",
+            durable::http::dashboard::BASE,
+            key.map(|key| format!("?code={}", url_encode(key)))
+                .unwrap_or_default()
+        ),
         String::new(),
         "Try it from another terminal:".to_string(),
         "  # chaining: start hello_cities as instance hello-1, then poll it until it answers 200"

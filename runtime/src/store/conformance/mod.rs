@@ -107,7 +107,9 @@ pub use pipeline::{
     commit_turn_holding, complete_activities_and_commit, held_activity_lease_expiry,
 };
 pub use purge::{purge, purge_where, remove_entity};
-pub use queries::{query_filters, query_invalid_continuation, query_paging};
+pub use queries::{
+    count_by_status, query_filters, query_invalid_continuation, query_newest_first, query_paging,
+};
 pub use task_hubs::{is_idle, signals, task_hubs};
 
 /// Makes fresh, empty stores: every call returns a store isolated from the others (a new file,
@@ -173,6 +175,8 @@ macro_rules! __store_conformance_check_names {
             complete_activities_and_commit,
             query_filters,
             query_paging,
+            query_newest_first,
+            count_by_status,
             query_invalid_continuation,
             purge,
             purge_where,

@@ -295,6 +295,110 @@ pub async fn query_paging(store: Arc<dyn Store>) {
     }
 }
 
+/// Newest-first queries page backwards through the same order, with the same filters, and
+/// each instance comes exactly once.
+pub async fn query_newest_first(store: Arc<dyn Store>) {
+    let s = &*store;
+    for (id, secs) in [
+        ("n-c", 1),
+        ("n-a", 1),
+        ("n-b", 1),
+        ("n-e", 2),
+        ("n-d", 2),
+        ("n-f", 3),
+    ] {
+        ok(
+            s.create_instance(new_instance(id, t(secs))).await,
+            "create_instance",
+        );
+    }
+    ok(
+        s.enqueue(signal_entity(
+            &EntityId::new("counter", "n").to_string(),
+            "add",
+            t(4),
+        ))
+        .await,
+        "enqueue",
+    );
+    let expected = ["n-f", "n-e", "n-d", "n-c", "n-b", "n-a"];
+    for size in [1, 2, 4, 100] {
+        let mut query = InstanceQuery {
+            page_size: Some(size),
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            let page = ok(s.query_newest_first(&query).await, "query_newest_first");
+            assert!(
+                page.instances.len() <= size,
+                "page_size {size}: a page too long"
+            );
+            ids.extend(page.instances.into_iter().map(|s| s.instance_id));
+            match page.continuation_token {
+                Some(token) => query.continuation_token = Some(token),
+                None => break,
+            }
+        }
+        assert_eq!(
+            ids, expected,
+            "page_size {size}: newest first, each once, no entity"
+        );
+    }
+    let filtered = InstanceQuery {
+        created_to: Some(t(2)),
+        instance_id_prefix: Some("n-".into()),
+        ..Default::default()
+    };
+    let page = ok(s.query_newest_first(&filtered).await, "query_newest_first");
+    let ids: Vec<String> = page.instances.into_iter().map(|s| s.instance_id).collect();
+    assert_eq!(ids, ["n-e", "n-d", "n-c", "n-b", "n-a"], "filters apply");
+}
+
+/// Counts by status cover every orchestration instance of the hub, and no entity.
+pub async fn count_by_status(store: Arc<dyn Store>) {
+    let s = &*store;
+    assert_eq!(
+        ok(s.count_by_status().await, "count_by_status"),
+        vec![],
+        "an empty hub"
+    );
+    for (id, secs, runtime_status) in [
+        ("c-1", 1, RuntimeStatus::Running),
+        ("c-2", 2, RuntimeStatus::Running),
+        ("c-3", 3, RuntimeStatus::Completed),
+        ("c-4", 4, RuntimeStatus::Failed),
+        ("c-5", 5, RuntimeStatus::Pending),
+    ] {
+        instance_with_status(s, id, t(secs), runtime_status).await;
+    }
+    ok(
+        s.enqueue(signal_entity(
+            &EntityId::new("counter", "c").to_string(),
+            "add",
+            t(6),
+        ))
+        .await,
+        "enqueue",
+    );
+    assert_eq!(
+        ok(s.count_by_status().await, "count_by_status"),
+        vec![
+            (RuntimeStatus::Pending, 1),
+            (RuntimeStatus::Running, 2),
+            (RuntimeStatus::Completed, 1),
+            (RuntimeStatus::Failed, 1),
+        ],
+        "in the order of RuntimeStatus::ALL, entities left out"
+    );
+    let other = s.with_task_hub("count-other-hub");
+    assert_eq!(
+        ok(other.count_by_status().await, "count_by_status"),
+        vec![],
+        "another task hub counts its own"
+    );
+}
+
 /// A continuation token the store did not issue is refused with `InvalidContinuation`.
 pub async fn query_invalid_continuation(store: Arc<dyn Store>) {
     let s = &*store;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
-use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
 /// An in-memory [`Store`]. Clones share the same data; nothing survives the process.
 ///
@@ -391,6 +391,48 @@ impl Store for Memory {
             matching.into_iter().take(size + 1).cloned().collect(),
             size,
         ))
+    }
+
+    async fn query_newest_first(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        let before = paging::start_after(query)?;
+        let hub = self.hub();
+        let mut matching: Vec<&InstanceStatus> = hub
+            .instances
+            .values()
+            .map(|e| &e.status)
+            .filter(|s| query.matches(s))
+            .filter(|s| {
+                before
+                    .as_ref()
+                    .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) < (*t, id))
+            })
+            .collect();
+        matching
+            .sort_by(|a, b| (b.created_at, &b.instance_id).cmp(&(a.created_at, &a.instance_id)));
+        let size = paging::page_size(query);
+        Ok(paging::page(
+            matching.into_iter().take(size + 1).cloned().collect(),
+            size,
+        ))
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        let hub = self.hub();
+        let mut counts = [0u64; RuntimeStatus::ALL.len()];
+        for entry in hub.instances.values() {
+            if !entry.status.instance_id.starts_with('@') {
+                let at = RuntimeStatus::ALL
+                    .iter()
+                    .position(|s| *s == entry.status.runtime_status)
+                    .unwrap_or(0);
+                counts[at] += 1;
+            }
+        }
+        Ok(RuntimeStatus::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 
     async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {

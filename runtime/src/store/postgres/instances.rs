@@ -11,7 +11,7 @@ use super::db::{
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
-use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use crate::store::ParkedMessage;
 use crate::store::paging;
 
@@ -21,7 +21,12 @@ static STATUS: LazyLock<String> = LazyLock::new(|| {
 
 /// One page of instances, in (creation time, id) order, filtered as
 /// [`InstanceQuery::matches`] does: entities only when the prefix starts with `@`.
-static QUERY: LazyLock<String> = LazyLock::new(|| {
+static QUERY: LazyLock<String> = LazyLock::new(|| query_sql(">", ""));
+
+/// The same, newest first (the index scanned backwards).
+static QUERY_NEWEST_FIRST: LazyLock<String> = LazyLock::new(|| query_sql("<", " DESC"));
+
+fn query_sql(after: &str, order: &str) -> String {
     format!(
         "SELECT {STATUS_COLUMNS} FROM durable_instances
 WHERE hub = $1
@@ -30,11 +35,16 @@ WHERE hub = $1
   AND ($4::bigint IS NULL OR created_at_ns >= $4)
   AND ($5::bigint IS NULL OR created_at_ns <= $5)
   AND ($6::text IS NULL OR starts_with(instance_id, $6))
-  AND ($7::bigint IS NULL OR (created_at_ns, instance_id) > ($7, $8::text))
-ORDER BY created_at_ns, instance_id
+  AND ($7::bigint IS NULL OR (created_at_ns, instance_id) {after} ($7, $8::text))
+ORDER BY created_at_ns{order}, instance_id{order}
 LIMIT $9"
     )
-});
+}
+
+/// How many orchestration instances are in each status.
+const COUNT_BY_STATUS: &str = "SELECT runtime_status, COUNT(*) FROM durable_instances
+WHERE hub = $1 AND NOT starts_with(instance_id, '@')
+GROUP BY runtime_status";
 
 /// Deletes finished, unleased instances matching the filter, with everything that refers to
 /// them (history and messages go by cascade). Returns how many.
@@ -98,6 +108,7 @@ pub(super) async fn query(
     store: &Postgres,
     client: &mut Client,
     query: &InstanceQuery,
+    newest_first: bool,
 ) -> Result<QueryPage, Fail> {
     let after = paging::start_after(query)?;
     let entities = query
@@ -109,7 +120,11 @@ pub(super) async fn query(
     let limit = i64::try_from(size).unwrap_or(i64::MAX).saturating_add(1);
     let found = rows(
         &*client,
-        &QUERY,
+        if newest_first {
+            &QUERY_NEWEST_FIRST
+        } else {
+            &QUERY
+        },
         &[
             &store.hub,
             &entities,
@@ -128,6 +143,23 @@ pub(super) async fn query(
         .map(status_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(paging::page(matches, size))
+}
+
+pub(super) async fn count_by_status(
+    store: &Postgres,
+    client: &mut Client,
+) -> Result<Vec<(RuntimeStatus, u64)>, Fail> {
+    let found = rows(&*client, COUNT_BY_STATUS, &[&store.hub]).await?;
+    let mut counts: Vec<(RuntimeStatus, u64)> = found
+        .iter()
+        .filter_map(|r| {
+            let status: String = r.get(0);
+            let n: i64 = r.get(1);
+            status.parse().ok().map(|s| (s, n.max(0) as u64))
+        })
+        .collect();
+    counts.sort_by_key(|(s, _)| RuntimeStatus::ALL.iter().position(|a| a == s));
+    Ok(counts)
 }
 
 async fn purge_matching(

@@ -32,7 +32,7 @@ use super::{
     OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
-use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
 /// The environment variable [`Postgres::from_env`] reads.
 const URL_VAR: &str = "DURABLE_POSTGRES_URL";
@@ -506,7 +506,21 @@ impl Store for Postgres {
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
         const OP: &str = "querying instances";
         let mut connection = self.connection(OP).await?;
-        let result = instances::query(self, &mut connection, query).await;
+        let result = instances::query(self, &mut connection, query, false).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn query_newest_first(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        const OP: &str = "querying instances";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::query(self, &mut connection, query, true).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        const OP: &str = "counting instances";
+        let mut connection = self.connection(OP).await?;
+        let result = instances::count_by_status(self, &mut connection).await;
         self.finish(OP, connection, result)
     }
 

@@ -5,7 +5,7 @@ use rusqlite::{Connection, params, params_from_iter};
 
 use super::Sqlite;
 use super::ops::{self, db, nanos};
-use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use crate::store::StoreError;
 
 pub(super) async fn instance(
@@ -21,7 +21,49 @@ pub(super) async fn instance(
 pub(super) async fn query(store: &Sqlite, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
     let query = query.clone();
     store
-        .read(move |conn, hub| query_page(conn, hub, &query))
+        .read(move |conn, hub| query_page(conn, hub, &query, false))
+        .await
+}
+
+/// One page newest first (the same index, scanned backwards).
+pub(super) async fn query_newest_first(
+    store: &Sqlite,
+    query: &InstanceQuery,
+) -> Result<QueryPage, StoreError> {
+    let query = query.clone();
+    store
+        .read(move |conn, hub| query_page(conn, hub, &query, true))
+        .await
+}
+
+/// How many orchestration instances are in each status.
+pub(super) async fn count_by_status(
+    store: &Sqlite,
+) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+    store
+        .read(move |conn, hub| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT runtime_status, COUNT(*) FROM instances \
+                     WHERE hub = ?1 AND substr(instance_id, 1, 1) <> '@' \
+                     GROUP BY runtime_status",
+                )
+                .map_err(db("counting instances"))?;
+            let rows = stmt
+                .query_map(params![hub], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(db("counting instances"))?;
+            let mut counts = Vec::new();
+            for row in rows {
+                let (status, n) = row.map_err(db("counting instances"))?;
+                if let Ok(status) = status.parse::<RuntimeStatus>() {
+                    counts.push((status, n.max(0) as u64));
+                }
+            }
+            counts.sort_by_key(|(s, _)| RuntimeStatus::ALL.iter().position(|a| a == s));
+            Ok(counts)
+        })
         .await
 }
 
@@ -106,6 +148,7 @@ pub(super) fn query_page(
     conn: &Connection,
     hub: &str,
     q: &InstanceQuery,
+    newest_first: bool,
 ) -> Result<QueryPage, StoreError> {
     let after = crate::store::paging::start_after(q)?;
     let mut sql = format!(
@@ -143,16 +186,22 @@ pub(super) fn query_page(
         sql.push_str(" AND substr(instance_id, 1, 1) <> '@'");
     }
     if let Some((t, id)) = &after {
-        sql.push_str(" AND (created_at > ? OR (created_at = ? AND instance_id > ?))");
+        sql.push_str(if newest_first {
+            " AND (created_at < ? OR (created_at = ? AND instance_id < ?))"
+        } else {
+            " AND (created_at > ? OR (created_at = ? AND instance_id > ?))"
+        });
         args.push(nanos(*t).into());
         args.push(nanos(*t).into());
         args.push(id.clone().into());
     }
     let size = crate::store::paging::page_size(q);
-    sql.push_str(&format!(
-        " ORDER BY created_at, instance_id LIMIT {}",
-        size + 1
-    ));
+    let order = if newest_first {
+        "created_at DESC, instance_id DESC"
+    } else {
+        "created_at, instance_id"
+    };
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {}", size + 1));
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(db("querying instances"))?;

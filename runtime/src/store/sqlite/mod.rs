@@ -25,7 +25,7 @@ use super::{
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
-use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
 /// How much each commit waits for the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -482,6 +482,14 @@ impl Store for Sqlite {
 
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
         instances::query(self, query).await
+    }
+
+    async fn query_newest_first(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        instances::query_newest_first(self, query).await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        instances::count_by_status(self).await
     }
 
     async fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {

@@ -329,8 +329,11 @@ pub(super) fn connect(path: &Path, durability: Durability) -> Result<Connection,
     // Stable plans: otherwise SQLite re-plans a statement each time a parameter compared with
     // a column in a range (a visible time, a lease expiry) is bound to a new value — which is
     // every time, and was a quarter of the writer thread's work.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(db("asking for stable query plans"))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(db("asking for stable query plans"))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
     ))
