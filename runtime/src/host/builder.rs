@@ -102,7 +102,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// At most this many orchestration turns run at once (default 8).
+    /// At most this many orchestration turns run at once (default 64). A turn is mostly a
+    /// wait for its commit, and turns committed together share one write, so more turns in
+    /// flight make larger groups; the limit bounds the memory and CPU they take at once.
     pub fn max_concurrent_orchestrations(mut self, n: usize) -> Self {
         self.config.max_orchestrations = n.max(1);
         self
