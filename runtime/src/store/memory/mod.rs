@@ -71,6 +71,43 @@ impl Memory {
         });
     }
 
+    /// A page of instances matching `query`, ordered by creation time then id, oldest or
+    /// newest first.
+    fn query_page(
+        &self,
+        query: &InstanceQuery,
+        newest_first: bool,
+    ) -> Result<QueryPage, StoreError> {
+        let from = paging::start_after(query)?;
+        let hub = self.hub();
+        let mut matching: Vec<&InstanceStatus> = hub
+            .instances
+            .values()
+            .map(|e| &e.status)
+            .filter(|s| query.matches(s))
+            .filter(|s| {
+                from.as_ref().is_none_or(|(t, id)| {
+                    let key = (s.created_at, s.instance_id.as_str());
+                    if newest_first {
+                        key < (*t, id)
+                    } else {
+                        key > (*t, id)
+                    }
+                })
+            })
+            .collect();
+        matching
+            .sort_by(|a, b| (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id)));
+        if newest_first {
+            matching.reverse();
+        }
+        let size = paging::page_size(query);
+        Ok(paging::page(
+            matching.into_iter().take(size + 1).cloned().collect(),
+            size,
+        ))
+    }
+
     fn notify_all(&self) {
         self.shared.signal.all();
     }
@@ -371,49 +408,11 @@ impl Store for Memory {
     }
 
     async fn query(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
-        let after = paging::start_after(query)?;
-        let hub = self.hub();
-        let mut matching: Vec<&InstanceStatus> = hub
-            .instances
-            .values()
-            .map(|e| &e.status)
-            .filter(|s| query.matches(s))
-            .filter(|s| {
-                after
-                    .as_ref()
-                    .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) > (*t, id))
-            })
-            .collect();
-        matching
-            .sort_by(|a, b| (a.created_at, &a.instance_id).cmp(&(b.created_at, &b.instance_id)));
-        let size = paging::page_size(query);
-        Ok(paging::page(
-            matching.into_iter().take(size + 1).cloned().collect(),
-            size,
-        ))
+        self.query_page(query, false)
     }
 
     async fn query_newest_first(&self, query: &InstanceQuery) -> Result<QueryPage, StoreError> {
-        let before = paging::start_after(query)?;
-        let hub = self.hub();
-        let mut matching: Vec<&InstanceStatus> = hub
-            .instances
-            .values()
-            .map(|e| &e.status)
-            .filter(|s| query.matches(s))
-            .filter(|s| {
-                before
-                    .as_ref()
-                    .is_none_or(|(t, id)| (s.created_at, s.instance_id.as_str()) < (*t, id))
-            })
-            .collect();
-        matching
-            .sort_by(|a, b| (b.created_at, &b.instance_id).cmp(&(a.created_at, &a.instance_id)));
-        let size = paging::page_size(query);
-        Ok(paging::page(
-            matching.into_iter().take(size + 1).cloned().collect(),
-            size,
-        ))
+        self.query_page(query, true)
     }
 
     async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {

@@ -97,20 +97,10 @@ pub(super) async fn complete_activity(
     item: &ActivityWorkItem,
     response: OrchestrationMessage,
 ) -> Result<(), StoreError> {
-    let seq = activity_seq(&item.lock)?;
-    let token = item.lock.0.clone();
+    let item = item.clone();
     store
         .write(move |conn, hub| {
-            let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("completing an activity"))?
-                .execute(params![hub, seq, token])
-                .map_err(db("completing an activity"))?;
-            if deleted == 0 {
-                return Err(StoreError::LeaseLost);
-            }
+            take(conn, hub, &item)?;
             ops::deliver(conn, hub, &response)
         })
         .await?;
