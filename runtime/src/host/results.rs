@@ -147,6 +147,7 @@ impl Inner {
             instance_id: id.to_string(),
             execution_id: status.execution_id.clone(),
             history_len: executor.history_len(),
+            last_updated_at: status.last_updated_at,
         };
         let item = OrchestrationWorkItem {
             instance_id: id.to_string(),

@@ -294,8 +294,9 @@ pub struct TurnCommit {
     pub new_instances: Vec<NewInstance>,
 }
 
-/// Where an instance stood when a turn was computed without a lease on it: its execution and
-/// how many events its history held (see [`Store::complete_activities_and_commit`]).
+/// Where an instance stood when a turn was computed without a lease on it: its execution, how
+/// many events its history held, and when its status was last written (see
+/// [`Store::complete_activities_and_commit`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceVersion {
     /// The instance.
@@ -304,6 +305,9 @@ pub struct InstanceVersion {
     pub execution_id: String,
     /// The history's length the turn started from.
     pub history_len: usize,
+    /// The status's `last_updated_at` the turn started from (every commit writes it, so a
+    /// history rewritten to the same length still tells).
+    pub last_updated_at: DateTime<Utc>,
 }
 
 /// What [`Store::complete_activities_and_commit`] did.
@@ -507,7 +511,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records finished activities' results and commits the turn they unblock, in one write
     /// and without a lease on the instance: a sequential step costs one write. The turn is
     /// applied only when the instance is not leased and is still at `expected` (the same
-    /// execution with the same history length: no turn was committed since the caller's);
+    /// execution, history length and last update: no turn was committed since the caller's);
     /// otherwise nothing of the turn is applied and the results are queued as by
     /// [`Store::complete_activity`]. Either way each activity is removed, and it must still be
     /// held under its lock token: if one is not, [`StoreError::LeaseLost`] and nothing at all

@@ -136,10 +136,11 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
         return;
     }
     let before = status_of(s, "results", "the instance").await;
-    let version = |len: usize| InstanceVersion {
+    let version = |len: usize, last_updated_at| InstanceVersion {
         instance_id: "results".into(),
         execution_id: before.execution_id.clone(),
         history_len: len,
+        last_updated_at,
     };
     let len = history_of(s, "results").await.len();
     let one = task_completed(&held[0], "1", t(1));
@@ -162,7 +163,7 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     let done = ok(
         s.complete_activities_and_commit(
             vec![(items[0].clone(), one.clone())],
-            version(len),
+            version(len, before.last_updated_at),
             turn(t(1)),
             vec![four.clone()],
             LONG_LEASE,
@@ -199,7 +200,7 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     let done = ok(
         s.complete_activities_and_commit(
             vec![(items[1].clone(), two.clone())],
-            version(len),
+            version(len, before.last_updated_at),
             turn(t(2)),
             Vec::new(),
             LONG_LEASE,
@@ -223,7 +224,7 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     let done = ok(
         s.complete_activities_and_commit(
             vec![(items[2].clone(), three.clone())],
-            version(len + 2),
+            version(len + 2, t(1)),
             turn(t(3)),
             Vec::new(),
             LONG_LEASE,
@@ -247,7 +248,7 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     assert_lease_lost(
         s.complete_activities_and_commit(
             stale,
-            version(len + 2),
+            version(len + 2, t(1)),
             turn(t(4)),
             Vec::new(),
             LONG_LEASE,

@@ -359,6 +359,7 @@ impl Store for Memory {
                     !leased
                         && entry.history.len() == expected.history_len
                         && entry.status.execution_id == expected.execution_id
+                        && entry.status.last_updated_at == expected.last_updated_at
                 });
             if unchanged {
                 hub.unlock(&expected.instance_id);

@@ -95,7 +95,7 @@ async fn take(
 /// row until the transaction ends.
 const UNCHANGED: &str = "
 SELECT (lock_token IS NULL OR lock_expires_at <= now())
-    AND history_len = $3 AND execution_id = $4
+    AND history_len = $3 AND execution_id = $4 AND last_updated_at_ns = $5
 FROM durable_instances WHERE hub = $1 AND instance_id = $2 FOR NO KEY UPDATE";
 
 /// See [`crate::store::Store::complete_activities_and_commit`].
@@ -122,6 +122,7 @@ pub(super) async fn complete_and_commit(
             &expected.instance_id,
             &history_len,
             &expected.execution_id,
+            &nanos(expected.last_updated_at),
         ],
     )
     .await?

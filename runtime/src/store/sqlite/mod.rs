@@ -544,23 +544,25 @@ fn commit_turn(
 
 /// Whether the instance is unleased (or its lease ran out) and still at `expected`.
 fn unchanged(conn: &Connection, hub: &str, expected: &InstanceVersion) -> Result<bool, StoreError> {
-    let found: Option<(Option<String>, Option<i64>, i64, String)> = conn
+    type Row = (Option<String>, Option<i64>, i64, String, i64);
+    let found: Option<Row> = conn
         .prepare_cached(
-            "SELECT lock_token, lock_expires, history_len, execution_id FROM instances \
-             WHERE hub = ?1 AND instance_id = ?2",
+            "SELECT lock_token, lock_expires, history_len, execution_id, last_updated_at \
+             FROM instances WHERE hub = ?1 AND instance_id = ?2",
         )
         .map_err(db("reading an instance"))?
         .query_row(params![hub, expected.instance_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()
         .map_err(db("reading an instance"))?;
     Ok(match found {
         None => false,
-        Some((lock, expires, len, execution_id)) => {
+        Some((lock, expires, len, execution_id, updated)) => {
             (lock.is_none() || expires.is_some_and(|at| at <= real_millis()))
                 && len == expected.history_len as i64
                 && execution_id == expected.execution_id
+                && updated == nanos(expected.last_updated_at)
         }
     })
 }
