@@ -1,7 +1,10 @@
 //! Real-process crash tests: a host on SQLite is killed with SIGKILL at random moments while
 //! it runs orchestrations and entity signals; after a restart everything completes with the
 //! right output, no step is recorded twice, no entity operation is applied twice, and nothing
-//! acknowledged is lost. Bounded in time; everything stays on this machine.
+//! acknowledged is lost. Two loads: 100 long chains four turns at a time, and 1,000 short ones
+//! with the default 64 turns in flight (W3's size, where results and the turns they unblock are
+//! committed together and commits are grouped). Bounded in time; everything stays on this
+//! machine.
 
 use std::collections::HashSet;
 use std::process::{Child, Command};
@@ -13,12 +16,19 @@ use durable::store::Sqlite;
 use durable::{Client, Runtime};
 use durable_tests::crash::{CrashCounter, STEPS, crash_chain, step};
 
-const INSTANCES: usize = 100;
 const KILLS: usize = 8;
+
+/// One crash test's load: instances, steps each, turns in flight.
+#[derive(Clone, Copy)]
+struct Load {
+    instances: usize,
+    steps: u64,
+    turns: usize,
+}
 
 /// Starts a host; its stderr is appended to `hosts.log` beside the database, which failing
 /// assertions print.
-fn spawn_host(db: &std::path::Path) -> Child {
+fn spawn_host(db: &std::path::Path, load: Load) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -26,7 +36,9 @@ fn spawn_host(db: &std::path::Path) -> Child {
         .expect("the host log opens");
     Command::new(env!("CARGO_BIN_EXE_crash-host"))
         .arg(db)
-        .arg(INSTANCES.to_string())
+        .arg(load.instances.to_string())
+        .env("DURABLE_CRASH_STEPS", load.steps.to_string())
+        .env("DURABLE_CRASH_TURNS", load.turns.to_string())
         .stderr(log)
         .spawn()
         .expect("the crash host starts")
@@ -53,6 +65,30 @@ fn delays(seed: u64) -> impl Iterator<Item = u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_host_loses_nothing_and_repeats_nothing() {
+    crash_run(Load {
+        instances: 100,
+        steps: STEPS,
+        turns: 4,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_under_w3_sized_load_loses_nothing_and_repeats_nothing() {
+    crash_run(Load {
+        instances: 1000,
+        steps: 5,
+        turns: 64,
+    })
+    .await;
+}
+
+async fn crash_run(load: Load) {
+    let Load {
+        instances: instances_n,
+        steps,
+        ..
+    } = load;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
     let seed = std::env::var("DURABLE_CRASH_SEED")
@@ -63,7 +99,7 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
     // Start the first host once, uninterrupted, so the instances exist before the client
     // sends its own signals.
     let client = {
-        let mut host = spawn_host(&db);
+        let mut host = spawn_host(&db, load);
         std::thread::sleep(Duration::from_millis(300));
         host.kill().unwrap();
         host.wait().unwrap();
@@ -73,7 +109,7 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
     let mut acknowledged = 0u64;
     let mut killed_mid_work = 0;
     for (round, delay) in delays(seed).take(KILLS).enumerate() {
-        let host = spawn_host(&db);
+        let host = spawn_host(&db, load);
         // The host is killed exactly `delay` ms after it started, however long this process's
         // own writes take.
         let killer = std::thread::spawn(move || {
@@ -116,7 +152,7 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
     );
 
     // A last host runs to the end.
-    let mut host = spawn_host(&db);
+    let mut host = spawn_host(&db, load);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = host.try_wait().unwrap() {
@@ -135,8 +171,8 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
     }
 
     // Every instance completed with the right output.
-    let expected: u64 = (1..=STEPS).map(|i| i * 10).sum();
-    for i in 0..INSTANCES {
+    let expected: u64 = (1..=steps).map(|i| i * 10).sum();
+    for i in 0..instances_n {
         let id = format!("c{i}");
         let status = client.status_with_history(&id).await.unwrap().unwrap();
         assert_eq!(status.output::<u64>().unwrap(), expected, "{id}");
@@ -165,7 +201,7 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
                 _ => {}
             }
         }
-        assert_eq!(completed.len() as u64, STEPS, "{id}");
+        assert_eq!(completed.len() as u64, steps, "{id}");
     }
 
     // Let signals still queued for the counter settle on an in-process host.
@@ -188,12 +224,12 @@ async fn killing_the_host_loses_nothing_and_repeats_nothing() {
     // added 1000: applied exactly once each.
     assert_eq!(
         counter.count,
-        INSTANCES as u64 * STEPS + acknowledged,
+        instances_n as u64 * steps + acknowledged,
         "{counter:?}"
     );
     assert_eq!(
         counter.sum,
-        INSTANCES as u64 * STEPS + 1000 * acknowledged,
+        instances_n as u64 * steps + 1000 * acknowledged,
         "{counter:?}"
     );
 }

@@ -3,7 +3,9 @@
 //!
 //! `crash-host <store> <instances> [task-hub]`: `<store>` is a SQLite file path or a
 //! `postgres://` URL. Starts instances `c0..c{n-1}` (those not yet started — several hosts may
-//! race to do so), then runs until all have completed and exits 0.
+//! race to do so), then runs until all have completed and exits 0. `DURABLE_CRASH_STEPS` sets
+//! the steps per instance (default [`STEPS`]) and `DURABLE_CRASH_TURNS` the turns in flight
+//! (default 4).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,14 @@ async fn main() -> Result<(), Error> {
         std::process::exit(2);
     };
     let n: usize = n.parse().map_err(Error::from)?;
+    let setting = |name: &str, default: u64| -> Result<u64, Error> {
+        match std::env::var(name) {
+            Ok(value) => value.parse().map_err(Error::from),
+            Err(_) => Ok(default),
+        }
+    };
+    let steps = setting("DURABLE_CRASH_STEPS", STEPS)?;
+    let turns = setting("DURABLE_CRASH_TURNS", 4)? as usize;
     let store: Arc<dyn Store> =
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             Arc::new(Postgres::connect(&spec).await.map_err(Error::from)?)
@@ -33,7 +43,7 @@ async fn main() -> Result<(), Error> {
         .register(step)
         .register_entity::<CrashCounter>()
         .lease_duration(Duration::from_millis(500))
-        .max_concurrent_orchestrations(4);
+        .max_concurrent_orchestrations(turns);
     if let Some(hub) = args.next() {
         builder = builder.task_hub(hub);
     }
@@ -42,7 +52,7 @@ async fn main() -> Result<(), Error> {
     for i in 0..n {
         let id = format!("c{i}");
         if client.status(&id).await?.is_none() {
-            match client.start(crash_chain, STEPS).instance_id(id).await {
+            match client.start(crash_chain, steps).instance_id(id).await {
                 Ok(_) => {}
                 // Another host started it first.
                 Err(e) if e.kind() == &ErrorKind::InstanceAlreadyExists => {}
