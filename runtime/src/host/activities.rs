@@ -35,14 +35,27 @@ impl Inner {
             let notified = self.store.signal().activities.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.store.fetch_activity(self.config.lease).await {
-                Ok(Some(item)) => {
+            // As many activities as there are free slots, in one fetch.
+            let mut permits = vec![permit];
+            while let Ok(more) = self.activity_slots.clone().try_acquire_owned() {
+                permits.push(more);
+            }
+            match self
+                .store
+                .fetch_activities(self.config.lease, permits.len())
+                .await
+            {
+                Ok(items) if !items.is_empty() => {
                     errors = 0;
-                    self.spawn_activity(item, permit);
+                    // Unused slots go back when `permits` drops.
+                    for item in items {
+                        let permit = permits.pop().expect("no more items than slots");
+                        self.spawn_activity(item, permit);
+                    }
                 }
-                Ok(None) => {
+                Ok(_) => {
                     errors = 0;
-                    drop(permit);
+                    drop(permits);
                     let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
                     tokio::select! {
                         _ = notified => {}
@@ -51,7 +64,7 @@ impl Inner {
                     }
                 }
                 Err(err) => {
-                    drop(permit);
+                    drop(permits);
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "fetching activity work failed");
                     tokio::select! {

@@ -489,6 +489,24 @@ pub trait Store: Send + Sync + 'static {
     async fn fetch_activity(&self, lease: Duration)
     -> Result<Option<ActivityWorkItem>, StoreError>;
 
+    /// Leases up to `max` queued activities for `lease` in one write: free ones first, oldest
+    /// first, then ones whose lease ran out. Each gets its own lock token. The default fetches
+    /// them one at a time with [`Store::fetch_activity`].
+    async fn fetch_activities(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let mut items = Vec::new();
+        while items.len() < max {
+            match self.fetch_activity(lease).await? {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// Extends the lease on a running activity to `lease` from now (on the store's lease
     /// clock), so that it is not fetched again while it runs. Refused with
     /// [`StoreError::LeaseLost`] when the lock token no longer holds the activity (it was

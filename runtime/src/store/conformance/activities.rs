@@ -43,6 +43,49 @@ pub async fn activity_fifo(store: Arc<dyn Store>) {
     no_activity(s, "all activities are leased").await;
 }
 
+/// Activities are fetched many at a time in the order they were queued, at most as many as
+/// asked for, each with its own token and delivered once; every one completes on its own.
+pub async fn fetch_activities(store: Arc<dyn Store>) {
+    let s = &*store;
+    let tasks = queue_activities(s, "batch", &["A", "B", "C", "D", "E"]).await;
+    let first = ok(s.fetch_activities(LONG_LEASE, 3).await, "fetch_activities");
+    let rest = ok(s.fetch_activities(LONG_LEASE, 10).await, "fetch_activities");
+    let fetched: Vec<_> = first.iter().chain(&rest).map(|i| i.task.clone()).collect();
+    assert_eq!(first.len(), 3, "at most as many as asked for");
+    assert_eq!(fetched, tasks, "in the order they were queued, each once");
+    let tokens: BTreeSet<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|i| i.lock.0.clone())
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        tasks.len(),
+        "every activity has its own token"
+    );
+    assert!(
+        first.iter().chain(&rest).all(|i| i.dequeue_count == 1),
+        "each delivered once"
+    );
+    assert!(
+        ok(s.fetch_activities(LONG_LEASE, 10).await, "fetch_activities").is_empty(),
+        "all are leased"
+    );
+    for item in first.iter().chain(&rest) {
+        ok(
+            s.complete_activity(item, task_completed(&item.task, "0", t(1)))
+                .await,
+            "completing a batch-fetched activity",
+        );
+    }
+    let turn = item_for(s, t(1), "batch", "the results").await;
+    assert_eq!(
+        turn.messages.len(),
+        tasks.len(),
+        "every result is delivered"
+    );
+}
+
 /// Completing an activity removes it and delivers its response; a second completion with the
 /// same token gets `LeaseLost` and delivers nothing.
 pub async fn complete_activity(store: Arc<dyn Store>) {

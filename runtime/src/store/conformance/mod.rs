@@ -85,8 +85,8 @@ use crate::store::Store;
 
 pub use abandon::{abandon_orchestration, park_orchestration};
 pub use activities::{
-    abandon_activity, activity_fifo, activity_lease_expiry, complete_activity, park_activity,
-    renew_activity_lease,
+    abandon_activity, activity_fifo, activity_lease_expiry, complete_activity, fetch_activities,
+    park_activity, renew_activity_lease,
 };
 pub use commit::{
     commit_keeps_unconsumed_messages, commit_turn_applies_everything, commit_turn_child_conflict,
@@ -165,6 +165,7 @@ macro_rules! __store_conformance_check_names {
             abandon_orchestration,
             park_orchestration,
             activity_fifo,
+            fetch_activities,
             complete_activity,
             abandon_activity,
             park_activity,

@@ -13,34 +13,45 @@ pub(super) async fn fetch_activity(
     store: &Memory,
     lease: Duration,
 ) -> Result<Option<ActivityWorkItem>, StoreError> {
+    Ok(fetch_activities(store, lease, 1).await?.pop())
+}
+
+pub(super) async fn fetch_activities(
+    store: &Memory,
+    lease: Duration,
+    max: usize,
+) -> Result<Vec<ActivityWorkItem>, StoreError> {
     let real_now = Instant::now();
     let mut guard = store.hub();
     let hub = &mut *guard;
     hub.expire_leases(real_now);
-    let Some(pos) = hub
-        .activities
-        .iter()
-        .position(|a| a.not_before.is_none_or(|t| t <= real_now))
-    else {
-        return Ok(None);
-    };
-    let mut activity = hub.activities.remove(pos).expect("position is valid");
-    activity.dequeue_count += 1;
-    let lock = token(hub.seq());
-    let item = ActivityWorkItem {
-        task: activity.task.clone(),
-        lock: LockToken(lock.clone()),
-        dequeue_count: activity.dequeue_count,
-    };
-    hub.leased_activities.insert(
-        activity.seq,
-        LeasedActivity {
-            activity,
-            token: lock,
-            deadline: real_now + lease,
-        },
-    );
-    Ok(Some(item))
+    let mut items = Vec::new();
+    while items.len() < max {
+        let Some(pos) = hub
+            .activities
+            .iter()
+            .position(|a| a.not_before.is_none_or(|t| t <= real_now))
+        else {
+            break;
+        };
+        let mut activity = hub.activities.remove(pos).expect("position is valid");
+        activity.dequeue_count += 1;
+        let lock = token(hub.seq());
+        items.push(ActivityWorkItem {
+            task: activity.task.clone(),
+            lock: LockToken(lock.clone()),
+            dequeue_count: activity.dequeue_count,
+        });
+        hub.leased_activities.insert(
+            activity.seq,
+            LeasedActivity {
+                activity,
+                token: lock,
+                deadline: real_now + lease,
+            },
+        );
+    }
+    Ok(items)
 }
 
 pub(super) async fn renew_activity_lease(

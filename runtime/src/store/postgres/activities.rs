@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
-use super::db::{Fail, execute, micros, nanos, row, storable};
+use super::db::{Fail, execute, micros, nanos, row, rows, storable};
 use super::listener::Wake;
 use super::work::{apply_turn, deliver_one, notify};
 use crate::store::{
@@ -14,42 +14,51 @@ use crate::store::{
     ResultsCommit, StoreError, TurnCommit,
 };
 
-/// Leases the oldest activity that is neither leased nor waiting to be retried.
+/// Leases the oldest activities (up to `$4`) that are neither leased nor waiting to be
+/// retried; each token is `$2` and the activity's row.
 const LEASE: &str = "
 UPDATE durable_activities
-SET lock_token = $2, lock_expires_at = now() + $3::bigint * interval '1 microsecond',
+SET lock_token = $2 || ':' || seq::text,
+    lock_expires_at = now() + $3::bigint * interval '1 microsecond',
     dequeue_count = dequeue_count + 1
-WHERE seq = (
+WHERE seq IN (
     SELECT seq FROM durable_activities
     WHERE hub = $1
       AND (lock_token IS NULL OR lock_expires_at <= now())
       AND (not_before IS NULL OR not_before <= now())
     ORDER BY seq
-    LIMIT 1
+    LIMIT $4
     FOR UPDATE SKIP LOCKED)
-RETURNING instance_id, execution_id, task_id, name, input, dequeue_count";
+RETURNING seq, instance_id, execution_id, task_id, name, input, dequeue_count, lock_token";
 
 pub(super) async fn fetch(
     store: &Postgres,
     client: &mut Client,
     lease: Duration,
-) -> Result<Option<ActivityWorkItem>, Fail> {
+    max: usize,
+) -> Result<Vec<ActivityWorkItem>, Fail> {
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let Some(leased) = row(&*client, LEASE, &[&store.hub, &token, &micros(lease)]).await? else {
-        return Ok(None);
-    };
-    let dequeue_count: i32 = leased.try_get(5)?;
-    Ok(Some(ActivityWorkItem {
-        task: ActivityTask {
-            instance_id: leased.try_get(0)?,
-            execution_id: leased.try_get(1)?,
-            task_id: leased.try_get(2)?,
-            name: leased.try_get(3)?,
-            input: leased.try_get(4)?,
-        },
-        lock: LockToken(token),
-        dequeue_count: dequeue_count.max(0) as u32,
-    }))
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let leased = rows(&*client, LEASE, &[&store.hub, &token, &micros(lease), &max]).await?;
+    let mut items = Vec::with_capacity(leased.len());
+    for row in leased {
+        let seq: i64 = row.try_get(0)?;
+        let dequeue_count: i32 = row.try_get(6)?;
+        let item = ActivityWorkItem {
+            task: ActivityTask {
+                instance_id: row.try_get(1)?,
+                execution_id: row.try_get(2)?,
+                task_id: row.try_get(3)?,
+                name: row.try_get(4)?,
+                input: row.try_get(5)?,
+            },
+            lock: LockToken(row.try_get(7)?),
+            dequeue_count: dequeue_count.max(0) as u32,
+        };
+        items.push((seq, item));
+    }
+    items.sort_by_key(|(seq, _)| *seq);
+    Ok(items.into_iter().map(|(_, item)| item).collect())
 }
 
 pub(super) async fn complete(

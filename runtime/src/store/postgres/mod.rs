@@ -408,7 +408,18 @@ impl Store for Postgres {
     ) -> Result<Option<ActivityWorkItem>, StoreError> {
         const OP: &str = "fetching an activity";
         let mut connection = self.connection(OP).await?;
-        let result = activities::fetch(self, &mut connection, lease).await;
+        let result = activities::fetch(self, &mut connection, lease, 1).await;
+        Ok(self.finish(OP, connection, result)?.pop())
+    }
+
+    async fn fetch_activities(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        const OP: &str = "fetching activities";
+        let mut connection = self.connection(OP).await?;
+        let result = activities::fetch(self, &mut connection, lease, max).await;
         self.finish(OP, connection, result)
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::ops::{self, db, millis, real_millis};
 use super::{Sqlite, activity_seq, new_token};
@@ -13,58 +13,80 @@ pub(super) async fn fetch_activity(
     store: &Sqlite,
     lease: Duration,
 ) -> Result<Option<ActivityWorkItem>, StoreError> {
+    Ok(fetch_activities(store, lease, 1).await?.pop())
+}
+
+pub(super) async fn fetch_activities(
+    store: &Sqlite,
+    lease: Duration,
+    max: usize,
+) -> Result<Vec<ActivityWorkItem>, StoreError> {
     store
-        .write(move |conn, hub| {
-            let real_now = real_millis();
-            // Free activities in order first; then one whose lease ran out.
-            let free = "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
-                 FROM activities WHERE hub = ?1 AND lock_token IS NULL \
-                 AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT 1";
-            let expired = "SELECT seq, instance_id, execution_id, task_id, name, input, \
-                 dequeue_count FROM activities WHERE hub = ?1 AND lock_token IS NOT NULL \
-                 AND lock_expires <= ?2 ORDER BY lock_expires LIMIT 1";
-            let mut row = None;
-            for sql in [free, expired] {
-                row = conn
-                    .prepare_cached(sql)
-                    .map_err(db("looking for activities"))?
-                    .query_row(params![hub, real_now], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            ActivityTask {
-                                instance_id: r.get(1)?,
-                                execution_id: r.get(2)?,
-                                task_id: r.get(3)?,
-                                name: r.get(4)?,
-                                input: r.get(5)?,
-                            },
-                            r.get::<_, i64>(6)?,
-                        ))
-                    })
-                    .optional()
-                    .map_err(db("looking for activities"))?;
-                if row.is_some() {
-                    break;
-                }
-            }
-            let Some((seq, task, count)) = row else {
-                return Ok(None);
-            };
-            let token = format!("{seq}:{}", new_token());
-            conn.prepare_cached(
-                "UPDATE activities SET lock_token = ?2, lock_expires = ?3, \
+        .write(move |conn, hub| lease_activities(conn, hub, lease, max))
+        .await
+}
+
+/// Leases up to `max` activities: free ones in order first, then ones whose lease ran out.
+fn lease_activities(
+    conn: &Connection,
+    hub: &str,
+    lease: Duration,
+    max: usize,
+) -> Result<Vec<ActivityWorkItem>, StoreError> {
+    let real_now = real_millis();
+    let free = "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
+         FROM activities WHERE hub = ?1 AND lock_token IS NULL \
+         AND (not_before IS NULL OR not_before <= ?2) ORDER BY seq LIMIT ?3";
+    let expired = "SELECT seq, instance_id, execution_id, task_id, name, input, dequeue_count \
+         FROM activities WHERE hub = ?1 AND lock_token IS NOT NULL AND lock_expires <= ?2 \
+         ORDER BY lock_expires LIMIT ?3";
+    let mut found = Vec::new();
+    for sql in [free, expired] {
+        let left = max.saturating_sub(found.len());
+        if left == 0 {
+            break;
+        }
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .map_err(db("looking for activities"))?;
+        let rows = stmt
+            .query_map(params![hub, real_now, left as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ActivityTask {
+                        instance_id: r.get(1)?,
+                        execution_id: r.get(2)?,
+                        task_id: r.get(3)?,
+                        name: r.get(4)?,
+                        input: r.get(5)?,
+                    },
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(db("looking for activities"))?;
+        for row in rows {
+            found.push(row.map_err(db("looking for activities"))?);
+        }
+    }
+    let mut lease_one = conn
+        .prepare_cached(
+            "UPDATE activities SET lock_token = ?2, lock_expires = ?3, \
              dequeue_count = dequeue_count + 1 WHERE seq = ?1",
-            )
-            .map_err(db("leasing an activity"))?
+        )
+        .map_err(db("leasing an activity"))?;
+    let mut items = Vec::with_capacity(found.len());
+    for (seq, task, count) in found {
+        let token = format!("{seq}:{}", new_token());
+        lease_one
             .execute(params![seq, token, real_now + millis(lease)])
             .map_err(db("leasing an activity"))?;
-            Ok(Some(ActivityWorkItem {
-                task,
-                lock: LockToken(token),
-                dequeue_count: count as u32 + 1,
-            }))
-        })
-        .await
+        items.push(ActivityWorkItem {
+            task,
+            lock: LockToken(token),
+            dequeue_count: count as u32 + 1,
+        });
+    }
+    Ok(items)
 }
 
 pub(super) async fn renew_activity_lease(

@@ -389,6 +389,14 @@ impl Store for Sqlite {
         activities::fetch_activity(self, lease).await
     }
 
+    async fn fetch_activities(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        activities::fetch_activities(self, lease, max).await
+    }
+
     async fn renew_activity_lease(
         &self,
         item: &ActivityWorkItem,
