@@ -8,7 +8,8 @@ use deadpool_postgres::{Client, GenericClient};
 use super::Postgres;
 use super::db::{Fail, execute, micros, nanos, row, rows, storable};
 use super::listener::Wake;
-use super::work::{apply_turn, deliver_one, notify};
+use super::turns::apply_turn;
+use super::work::{deliver_one, notify};
 use crate::store::{
     ActivityTask, ActivityWorkItem, InstanceVersion, LockToken, OrchestrationMessage,
     ResultsCommit, StoreError, TurnCommit,

@@ -15,6 +15,7 @@ mod db;
 mod instances;
 mod listener;
 mod schema;
+mod turns;
 mod work;
 
 use std::sync::Arc;
@@ -360,7 +361,8 @@ impl Store for Postgres {
         };
         const OP: &str = "committing a turn";
         let mut connection = self.connection(OP).await?;
-        let result = work::commit(self, &mut connection, item, commit, run_here, lease, wake).await;
+        let result =
+            turns::commit(self, &mut connection, item, commit, run_here, lease, wake).await;
         let held = self.finish(OP, connection, result)?;
         self.wake(wake);
         Ok(held)

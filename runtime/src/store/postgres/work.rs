@@ -1,5 +1,5 @@
-//! The orchestration queue: creating instances, delivering messages, leasing work and
-//! committing turns.
+//! The orchestration queue: creating instances, delivering messages, leasing work, and
+//! releasing, renewing, abandoning and parking it (a turn's commit is in `turns.rs`).
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -10,16 +10,15 @@ use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
 use super::db::{
-    Fail, STATUS_COLUMNS, event_json, execute, failure_json, instant, micros, nanos, row, rows,
-    status_from_row, storable,
+    Fail, STATUS_COLUMNS, event_json, execute, instant, micros, nanos, row, rows, status_from_row,
+    storable,
 };
 use super::listener::{CHANNEL, Wake};
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, QueuedMessage, StoreError, TurnCommit,
-    new_entity_status,
+    Fetched, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, QueuedMessage,
+    StoreError, new_entity_status,
 };
 
 /// Creates (or replaces a finished) instance, unless one with its id is pending or running and
@@ -60,9 +59,7 @@ ORDER BY t.ord";
 /// Leases the instance whose oldest visible message is oldest, skipping instances another
 /// host holds (or is locking right now), and takes its visible messages (counted as delivered
 /// once more), in one statement: a lease is never taken without its messages.
-static LEASE: LazyLock<String> = LazyLock::new(lease_statement);
-
-fn lease_statement() -> String {
+static LEASE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH leased AS (
     UPDATE durable_instances
@@ -94,7 +91,7 @@ SELECT leased.*,
         ORDER BY seq) FROM taken)::text
 FROM leased"
     )
-}
+});
 
 /// A message as [`LEASE`] returns it.
 #[derive(serde::Deserialize)]
@@ -120,29 +117,6 @@ const RENEW: &str = "UPDATE durable_instances
 SET lock_expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
 
-/// A turn's new status (creation time kept), history length, and the lease released; no row
-/// when the lease was lost.
-const UPDATE_STATUS: &str = "
-UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, input = $7,
-    output = $8, custom_status = $9, failure = $10::text::json, last_updated_at_ns = $11,
-    parent_instance_id = $12,
-    history_len = CASE WHEN $13 THEN $14::integer ELSE history_len + $14 END,
-    lock_token = NULL, lock_expires_at = NULL
-WHERE hub = $1 AND instance_id = $2 AND ($3::text IS NULL OR lock_token = $3)
-RETURNING history_len";
-
-const APPEND_HISTORY: &str = "
-INSERT INTO durable_history (hub, instance_id, seq, event)
-SELECT $1, $2, $3::integer + t.ord::integer - 1, t.event::json
-FROM unnest($4::text[]) WITH ORDINALITY AS t(event, ord)";
-
-const INSERT_ACTIVITIES: &str = "
-INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input)
-SELECT $1, t.instance_id, t.execution_id, t.task_id, t.name, t.input
-FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-    WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, ord)
-ORDER BY t.ord";
-
 /// Sends the cross-host wake-up with the transaction (delivered only if it commits).
 pub(super) async fn notify(client: &impl GenericClient, hub: &str, wake: Wake) -> Result<(), Fail> {
     execute(
@@ -155,7 +129,7 @@ pub(super) async fn notify(client: &impl GenericClient, hub: &str, wake: Wake) -
 }
 
 /// Creates an instance row for `instance` unless a pending or running one is in the way.
-async fn create(
+pub(super) async fn create(
     client: &impl GenericClient,
     hub: &str,
     instance: &NewInstance,
@@ -194,7 +168,7 @@ async fn create(
 
 /// Queues messages, creating entities on first use. Returns the targets that do not exist
 /// (their messages are dropped).
-async fn deliver(
+pub(super) async fn deliver(
     client: &impl GenericClient,
     hub: &str,
     messages: &[OrchestrationMessage],
@@ -370,178 +344,6 @@ async fn leased_item(
             dequeue_count,
         }))
     }
-}
-
-pub(super) async fn commit(
-    store: &Postgres,
-    client: &mut Client,
-    item: &OrchestrationWorkItem,
-    commit: TurnCommit,
-    run_here: Vec<ActivityTask>,
-    lease: Duration,
-    wake: Wake,
-) -> Result<Vec<ActivityWorkItem>, Fail> {
-    let hub = store.hub.as_str();
-    let tx = client.transaction().await?;
-    let lock = Some(item.lock.0.as_str());
-    let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
-    notify(&tx, hub, wake).await?;
-    tx.commit().await?;
-    Ok(held)
-}
-
-/// Applies a turn inside `tx` and releases any lease on the instance; with `lock`, only under
-/// that lease ([`StoreError::LeaseLost`] without it, and nothing applied).
-pub(super) async fn apply_turn(
-    tx: &impl GenericClient,
-    hub: &str,
-    id: &str,
-    lock: Option<&str>,
-    commit: TurnCommit,
-    run_here: Vec<ActivityTask>,
-    lease: Duration,
-) -> Result<Vec<ActivityWorkItem>, Fail> {
-    let status = &commit.status;
-    let (reset, appended): (bool, &[_]) = match &commit.history {
-        HistoryWrite::Reset => (true, &[]),
-        HistoryWrite::Replace(events) => (true, events),
-        HistoryWrite::Append(events) => (false, events),
-    };
-    let appended_len = i32::try_from(appended.len())
-        .map_err(|_| Fail::Described("a turn appended more than 2^31 events".into()))?;
-    let Some(updated) = row(
-        tx,
-        UPDATE_STATUS,
-        &[
-            &hub,
-            &id,
-            &lock,
-            &status.name,
-            &status.execution_id,
-            &status.runtime_status.as_str(),
-            &status.input,
-            &status.output,
-            &status.custom_status,
-            &failure_json(status.failure.as_ref())?,
-            &nanos(status.last_updated_at),
-            &status.parent_instance_id,
-            &reset,
-            &appended_len,
-        ],
-    )
-    .await?
-    else {
-        // Dropping the transaction rolls it back: nothing of the turn is applied.
-        return Err(StoreError::LeaseLost.into());
-    };
-    if reset {
-        execute(
-            tx,
-            "DELETE FROM durable_history WHERE hub = $1 AND instance_id = $2",
-            &[&hub, &id],
-        )
-        .await?;
-    }
-    if !appended.is_empty() {
-        let history_len: i32 = updated.try_get(0)?;
-        let events = appended
-            .iter()
-            .map(event_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        execute(
-            tx,
-            APPEND_HISTORY,
-            &[&hub, &id, &(history_len - appended_len), &events],
-        )
-        .await?;
-    }
-    if !commit.consumed.is_empty() {
-        let consumed: Vec<i64> = commit.consumed.iter().map(|&s| s as i64).collect();
-        execute(
-            tx,
-            "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
-            &[&hub, &id, &consumed],
-        )
-        .await?;
-    }
-    if !commit.activities.is_empty() {
-        let a = &commit.activities;
-        let ids: Vec<&str> = a.iter().map(|t| t.instance_id.as_str()).collect();
-        let executions: Vec<&str> = a.iter().map(|t| t.execution_id.as_str()).collect();
-        let task_ids: Vec<i64> = a.iter().map(|t| t.task_id).collect();
-        let names: Vec<&str> = a.iter().map(|t| t.name.as_str()).collect();
-        let inputs: Vec<&str> = a.iter().map(|t| t.input.as_str()).collect();
-        execute(
-            tx,
-            INSERT_ACTIVITIES,
-            &[&hub, &ids, &executions, &task_ids, &names, &inputs],
-        )
-        .await?;
-    }
-    // Children first, so that messages the turn sends them find them.
-    for child in &commit.new_instances {
-        if create(tx, hub, child).await? {
-            deliver(tx, hub, &[child.start_message()]).await?;
-        } else if let Some(response) = child.conflict_response() {
-            deliver(tx, hub, &[response]).await?;
-        }
-    }
-    deliver(tx, hub, &commit.messages).await?;
-    hold_activities(tx, hub, run_here, lease).await
-}
-
-const INSERT_HELD_ACTIVITIES: &str = "
-INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input,
-    lock_token, lock_expires_at, dequeue_count)
-SELECT $1, t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.token,
-    now() + $8::bigint * interval '1 microsecond', 1
-FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-    WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, token, ord)
-ORDER BY t.ord";
-
-/// Queues `tasks` leased to the caller for `lease`; their work items.
-async fn hold_activities(
-    client: &impl GenericClient,
-    hub: &str,
-    tasks: Vec<ActivityTask>,
-    lease: Duration,
-) -> Result<Vec<ActivityWorkItem>, Fail> {
-    if tasks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tokens: Vec<String> = tasks
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect();
-    let ids: Vec<&str> = tasks.iter().map(|t| t.instance_id.as_str()).collect();
-    let executions: Vec<&str> = tasks.iter().map(|t| t.execution_id.as_str()).collect();
-    let task_ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
-    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&str> = tasks.iter().map(|t| t.input.as_str()).collect();
-    execute(
-        client,
-        INSERT_HELD_ACTIVITIES,
-        &[
-            &hub,
-            &ids,
-            &executions,
-            &task_ids,
-            &names,
-            &inputs,
-            &tokens,
-            &micros(lease),
-        ],
-    )
-    .await?;
-    Ok(tasks
-        .into_iter()
-        .zip(tokens)
-        .map(|(task, token)| ActivityWorkItem {
-            task,
-            lock: LockToken(token),
-            dequeue_count: 1,
-        })
-        .collect())
 }
 
 /// Releases `item`'s lease inside `tx`; [`StoreError::LeaseLost`] when it was lost.

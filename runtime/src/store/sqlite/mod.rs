@@ -5,6 +5,7 @@ mod check;
 mod instances;
 mod ops;
 mod schema;
+mod turns;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -17,11 +18,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use self::ops::{
     activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis,
 };
+use self::turns::{apply_turn, commit_turn, unchanged};
 use self::writer::Writer;
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, InstanceVersion, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError,
-    TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -535,115 +536,4 @@ impl Store for Sqlite {
         })
         .await
     }
-}
-
-/// Applies a turn under the instance's lease (refused with `LeaseLost` without it) and
-/// releases the lease.
-fn commit_turn(
-    conn: &Connection,
-    hub: &str,
-    id: &str,
-    token: &str,
-    commit: TurnCommit,
-) -> Result<(), StoreError> {
-    ops::check_lock(conn, hub, id, token)?;
-    apply_turn(conn, hub, id, commit)
-}
-
-/// Whether the instance is unleased (or its lease ran out) and still at `expected`.
-fn unchanged(conn: &Connection, hub: &str, expected: &InstanceVersion) -> Result<bool, StoreError> {
-    type Row = (Option<String>, Option<i64>, i64, String, i64);
-    let found: Option<Row> = conn
-        .prepare_cached(
-            "SELECT lock_token, lock_expires, history_len, execution_id, last_updated_at \
-             FROM instances WHERE hub = ?1 AND instance_id = ?2",
-        )
-        .map_err(db("reading an instance"))?
-        .query_row(params![hub, expected.instance_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()
-        .map_err(db("reading an instance"))?;
-    Ok(match found {
-        None => false,
-        Some((lock, expires, len, execution_id, updated)) => {
-            (lock.is_none() || expires.is_some_and(|at| at <= real_millis()))
-                && len == expected.history_len as i64
-                && execution_id == expected.execution_id
-                && updated == nanos(expected.last_updated_at)
-        }
-    })
-}
-
-/// Applies a turn's changes and releases any lease on the instance.
-fn apply_turn(
-    conn: &Connection,
-    hub: &str,
-    id: &str,
-    commit: TurnCommit,
-) -> Result<(), StoreError> {
-    let mut delete = conn
-        .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
-        .map_err(db("consuming messages"))?;
-    for seq in &commit.consumed {
-        delete
-            .execute(params![hub, *seq as i64])
-            .map_err(db("consuming messages"))?;
-    }
-    let (current, _, len) = ops::instance(conn, hub, id)?.ok_or(StoreError::LeaseLost)?;
-    let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
-        HistoryWrite::Append(events) => (true, events),
-        HistoryWrite::Reset => (false, &[]),
-        HistoryWrite::Replace(events) => (false, events),
-    };
-    let start = if keep {
-        len
-    } else {
-        conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
-            .map_err(db("resetting history"))?
-            .execute(params![hub, id])
-            .map_err(db("resetting history"))?;
-        0
-    };
-    ops::append_history(conn, hub, id, start, events)?;
-    let history_len = start + events.len() as i64;
-    let status = InstanceStatus {
-        created_at: current.created_at,
-        history: None,
-        ..commit.status
-    };
-    ops::update_status_and_unlock(conn, hub, &status, history_len)?;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(db("queueing activities"))?;
-    for t in &commit.activities {
-        insert
-            .execute(params![
-                hub,
-                t.instance_id,
-                t.execution_id,
-                t.task_id,
-                t.name,
-                t.input
-            ])
-            .map_err(db("queueing activities"))?;
-    }
-    // Children first, so a message to a child started in this turn finds it.
-    for child in &commit.new_instances {
-        match ops::create(conn, hub, child) {
-            Err(StoreError::InstanceAlreadyExists(_)) => {
-                if let Some(response) = child.conflict_response() {
-                    ops::deliver(conn, hub, &response)?;
-                }
-            }
-            other => other?,
-        }
-    }
-    for m in &commit.messages {
-        ops::deliver(conn, hub, m)?;
-    }
-    Ok(())
 }
