@@ -92,7 +92,7 @@ pub mod hooked {
     use chrono::{DateTime, Utc};
     use durable::history::HistoryEvent;
     use durable::store::{
-        ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage,
+        ActivityTask, ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage,
         OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
     };
     use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
@@ -163,13 +163,17 @@ pub mod hooked {
         async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
             self.inner.history(id).await
         }
-        async fn commit_turn(
+        async fn commit_turn_holding(
             &self,
             item: &OrchestrationWorkItem,
             commit: TurnCommit,
-        ) -> Result<(), StoreError> {
+            run_here: Vec<ActivityTask>,
+            lease: Duration,
+        ) -> Result<Vec<ActivityWorkItem>, StoreError> {
             (self.on_commit)(item, &commit)?;
-            self.inner.commit_turn(item, commit).await
+            self.inner
+                .commit_turn_holding(item, commit, run_here, lease)
+                .await
         }
         async fn renew_orchestration_lease(
             &self,
@@ -302,5 +306,117 @@ pub mod crash {
             self.count += 1;
             self.sum += by;
         }
+    }
+}
+
+/// The built-in stores take the one-write path: the conformance suite accepts a store that
+/// queues results instead of committing them with their turn (the trait's default), so this
+/// holds memory, SQLite and PostgreSQL to the faster answer.
+pub mod one_write {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use durable::RuntimeStatus;
+    use durable::history::{EventKind, HistoryEvent};
+    use durable::store::{
+        ActivityTask, Fetched, HistoryWrite, InstanceVersion, NewInstance, OrchestrationMessage,
+        ResultsCommit, Store, TurnCommit,
+    };
+
+    const LEASE: Duration = Duration::from_secs(300);
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()
+    }
+
+    /// A turn holds an activity; its result commits the next turn in the same write.
+    pub async fn results_commit_with_their_turn(store: &dyn Store) {
+        let new = NewInstance {
+            instance_id: "one-write".into(),
+            name: "Flow".into(),
+            input: "null".into(),
+            execution_id: "e1".into(),
+            parent: None,
+            created_at: at(0),
+            start_at: None,
+            replace_running: false,
+        };
+        store.create_instance(new.clone()).await.unwrap();
+        let Fetched::Item(item) = store.fetch_orchestration(at(0), LEASE).await.unwrap() else {
+            panic!("the new instance's start is fetched");
+        };
+        let task = ActivityTask {
+            instance_id: "one-write".into(),
+            execution_id: "e1".into(),
+            task_id: 0,
+            name: "Step".into(),
+            input: "1".into(),
+        };
+        let status = |when| durable::InstanceStatus {
+            runtime_status: RuntimeStatus::Running,
+            last_updated_at: when,
+            ..new.initial_status()
+        };
+        let first = TurnCommit {
+            consumed: item.messages.iter().map(|m| m.seq).collect(),
+            history: HistoryWrite::Append(vec![new.start_message().event]),
+            status: status(at(1)),
+            activities: Vec::new(),
+            messages: Vec::new(),
+            new_instances: Vec::new(),
+        };
+        let held = store
+            .commit_turn_holding(&item, first, vec![task.clone()], LEASE)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1, "the turn's activity is held for its host");
+        let result = OrchestrationMessage {
+            instance_id: "one-write".into(),
+            execution_id: Some("e1".into()),
+            event: HistoryEvent::new(
+                at(2),
+                EventKind::TaskCompleted {
+                    task_scheduled_id: 0,
+                    result: "2".into(),
+                },
+            ),
+            visible_at: None,
+        };
+        let next = TurnCommit {
+            consumed: Vec::new(),
+            history: HistoryWrite::Append(vec![result.event.clone()]),
+            status: status(at(2)),
+            activities: Vec::new(),
+            messages: Vec::new(),
+            new_instances: Vec::new(),
+        };
+        let version = InstanceVersion {
+            instance_id: "one-write".into(),
+            execution_id: "e1".into(),
+            history_len: 1,
+            last_updated_at: at(1),
+        };
+        let done = store
+            .complete_activities_and_commit(
+                vec![(held[0].clone(), result)],
+                version,
+                next,
+                Vec::new(),
+                LEASE,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(done, ResultsCommit::Committed(_)),
+            "the result and its turn were committed together: {done:?}"
+        );
+        assert_eq!(store.history("one-write").await.unwrap().len(), 2);
+        assert!(
+            matches!(
+                store.fetch_orchestration(at(2), LEASE).await.unwrap(),
+                Fetched::Empty { .. }
+            ),
+            "nothing was queued"
+        );
     }
 }

@@ -13,3 +13,8 @@ async fn run_all_on_a_named_task_hub() {
     durable::store::conformance::run_all(&|| async { Memory::new().with_task_hub("conformance") })
         .await;
 }
+
+#[tokio::test]
+async fn results_commit_with_their_turn_in_one_write() {
+    durable_tests::one_write::results_commit_with_their_turn(&Memory::new()).await;
+}

@@ -493,3 +493,10 @@ async fn connection_failures_say_what_failed() {
         other => panic!("expected a backend error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_commit_with_their_turn_in_one_write() {
+    let url = url_or_skip!();
+    let store = store_in_fresh_hub(&url).await;
+    durable_tests::one_write::results_commit_with_their_turn(&store).await;
+}

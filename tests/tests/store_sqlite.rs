@@ -420,3 +420,10 @@ async fn dropping_the_store_closes_its_file_before_the_drop_returns() {
         );
     }
 }
+
+#[tokio::test]
+async fn results_commit_with_their_turn_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(dir.path().join("one-write.db")).unwrap();
+    durable_tests::one_write::results_commit_with_their_turn(&store).await;
+}

@@ -131,33 +131,30 @@ pub trait Store: Send + Sync + 'static {
     /// The instance's stored history.
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError>;
 
-    /// Commits a turn atomically and releases the lease. Refused with
+    /// Commits a turn atomically and releases the lease, and queues `run_here` (activities the
+    /// turn scheduled that the committing host runs itself, at once) already leased to the
+    /// caller for `lease`, so no other host fetches them; returns their work items, in order,
+    /// to be renewed and completed like fetched ones — a step without a queue round trip: the
+    /// activity starts as soon as the turn that scheduled it is durable. Refused with
     /// [`StoreError::LeaseLost`] when the lease was lost; nothing is then applied.
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError>;
+
+    /// Commits a turn that holds no activities for the caller (see
+    /// [`Store::commit_turn_holding`]).
     async fn commit_turn(
         &self,
         item: &OrchestrationWorkItem,
         commit: TurnCommit,
-    ) -> Result<(), StoreError>;
-
-    /// Commits a turn like [`Store::commit_turn`], and queues `run_here` (activities the turn
-    /// scheduled that the committing host runs itself, at once) already leased to the caller
-    /// for `lease`, so no other host fetches them; returns their work items, in order, to be
-    /// renewed and completed like fetched ones. The point is a step without a queue round
-    /// trip: the activity starts as soon as the turn that scheduled it is durable.
-    ///
-    /// The default queues `run_here` with the turn's other activities and returns none (the
-    /// host then fetches them like any other); stores override it to save that round trip.
-    async fn commit_turn_holding(
-        &self,
-        item: &OrchestrationWorkItem,
-        mut commit: TurnCommit,
-        run_here: Vec<ActivityTask>,
-        lease: Duration,
-    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        let _ = lease;
-        commit.activities.extend(run_here);
-        self.commit_turn(item, commit).await?;
-        Ok(Vec::new())
+    ) -> Result<(), StoreError> {
+        self.commit_turn_holding(item, commit, Vec::new(), Duration::ZERO)
+            .await
+            .map(drop)
     }
 
     /// Extends the lease on an orchestration work item to `lease` from now (on the store's

@@ -1,8 +1,9 @@
 //! The round trips a host may save: activities queued already leased to the committing host,
 //! and activity results recorded in the same write as the turn they unblock.
 //!
-//! Both are optional for a store (the trait's defaults take the long way), so each check
-//! accepts either answer and holds the store to what that answer promises.
+//! Holding is part of every commit. Committing results with their turn is optional (the
+//! trait's default queues them), so that check accepts either answer and holds the store to
+//! what its answer promises.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -59,46 +60,39 @@ async fn commit_holding(
 
 /// Activities held by a commit are returned in order, each leased with its own token and
 /// delivered once; they are not fetched by anyone else while held, the others queue as
-/// usual, and a held activity completes and renews like a fetched one. (A store that holds
-/// nothing returns no items and queues every activity.)
+/// usual, and a held activity completes and renews like a fetched one.
 pub async fn commit_turn_holding(store: Arc<dyn Store>) {
     let s = &*store;
     let (held, free, items) = commit_holding(s, "pipe", &["A", "B"], &["C"], LONG_LEASE).await;
-    let fetchable = if items.is_empty() {
-        held.iter().chain(&free).cloned().collect::<Vec<_>>()
-    } else {
-        let tasks: Vec<_> = items.iter().map(|i| i.task.clone()).collect();
-        assert_eq!(tasks, held, "the held activities' items, in order");
-        let tokens: BTreeSet<_> = items.iter().map(|i| i.lock.0.clone()).collect();
-        assert_eq!(
-            tokens.len(),
-            items.len(),
-            "every held activity has its own token"
-        );
-        assert!(
-            items.iter().all(|i| i.dequeue_count == 1),
-            "a held activity is delivered once"
-        );
-        free.clone()
-    };
-    for task in &fetchable {
+    let tasks: Vec<_> = items.iter().map(|i| i.task.clone()).collect();
+    assert_eq!(tasks, held, "the held activities' items, in order");
+    let tokens: BTreeSet<_> = items.iter().map(|i| i.lock.0.clone()).collect();
+    assert_eq!(
+        tokens.len(),
+        items.len(),
+        "every held activity has its own token"
+    );
+    assert!(
+        items.iter().all(|i| i.dequeue_count == 1),
+        "a held activity is delivered once"
+    );
+    for task in &free {
         let item = fetch_activity(s, LONG_LEASE, "the queued activities").await;
         assert_eq!(&item.task, task, "only the activities not held are queued");
     }
     no_activity(s, "held activities are not fetched while their lease lasts").await;
-    if let Some(first) = items.first() {
-        ok(
-            s.renew_activity_lease(first, LONG_LEASE).await,
-            "renewing a held activity's lease",
-        );
-        let result = task_completed(&first.task, "\"a\"", t(1));
-        ok(
-            s.complete_activity(first, result.clone()).await,
-            "completing a held activity",
-        );
-        let turn = item_for(s, t(1), "pipe", "the held activity's result").await;
-        assert_eq!(messages(&turn), vec![result], "the result is delivered");
-    }
+    let first = &items[0];
+    ok(
+        s.renew_activity_lease(first, LONG_LEASE).await,
+        "renewing a held activity's lease",
+    );
+    let result = task_completed(&first.task, "\"a\"", t(1));
+    ok(
+        s.complete_activity(first, result.clone()).await,
+        "completing a held activity",
+    );
+    let turn = item_for(s, t(1), "pipe", "the held activity's result").await;
+    assert_eq!(messages(&turn), vec![result], "the result is delivered");
 }
 
 /// A held activity whose lease runs out is fetched by another holder (delivered a second
@@ -106,12 +100,7 @@ pub async fn commit_turn_holding(store: Arc<dyn Store>) {
 pub async fn held_activity_lease_expiry(store: Arc<dyn Store>) {
     let s = &*store;
     let (held, _, items) = commit_holding(s, "held", &["Slow"], &[], SHORT_LEASE).await;
-    let Some(old) = items.first() else {
-        // Nothing held: the activity is simply queued.
-        let item = fetch_activity(s, LONG_LEASE, "the queued activity").await;
-        assert_eq!(item.task, held[0]);
-        return;
-    };
+    let old = items.first().expect("the held activity's item");
     tokio::time::sleep(AFTER_SHORT_LEASE).await;
     let item = fetch_activity(s, LONG_LEASE, "a held activity after its lease expired").await;
     assert_eq!(item.task, held[0]);
@@ -132,9 +121,6 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
     let s = &*store;
     let (held, _, items) =
         commit_holding(s, "results", &["One", "Two", "Three"], &[], LONG_LEASE).await;
-    if items.is_empty() {
-        return;
-    }
     let before = status_of(s, "results", "the instance").await;
     let version = |len: usize, last_updated_at| InstanceVersion {
         instance_id: "results".into(),

@@ -276,16 +276,6 @@ impl Store for Sqlite {
         .await
     }
 
-    async fn commit_turn(
-        &self,
-        item: &OrchestrationWorkItem,
-        commit: TurnCommit,
-    ) -> Result<(), StoreError> {
-        self.commit_turn_holding(item, commit, Vec::new(), Duration::ZERO)
-            .await
-            .map(drop)
-    }
-
     async fn commit_turn_holding(
         &self,
         item: &OrchestrationWorkItem,
