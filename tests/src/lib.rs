@@ -93,7 +93,8 @@ pub mod hooked {
     use durable::history::HistoryEvent;
     use durable::store::{
         ActivityTask, ActivityWorkItem, Fetched, Memory, NewInstance, OrchestrationMessage,
-        OrchestrationWorkItem, ParkedMessage, Store, StoreError, TurnCommit, WorkSignal,
+        OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, Store,
+        StoreError, TurnCommit, WorkSignal,
     };
     use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
 
@@ -157,8 +158,15 @@ pub mod hooked {
             &self,
             now: DateTime<Utc>,
             lease: Duration,
+            owned: &Owned,
         ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
-            self.inner.fetch_orchestration(now, lease).await
+            self.inner.fetch_orchestration(now, lease, owned).await
+        }
+        async fn claim_partitions(
+            &self,
+            claim: PartitionClaim,
+        ) -> Result<PartitionTable, StoreError> {
+            self.inner.claim_partitions(claim).await
         }
         async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
             self.inner.history(id).await
@@ -320,7 +328,7 @@ pub mod one_write {
     use durable::history::{EventKind, HistoryEvent};
     use durable::store::{
         ActivityTask, Fetched, HistoryWrite, InstanceVersion, NewInstance, OrchestrationMessage,
-        ResultsCommit, Store, TurnCommit,
+        Owned, ResultsCommit, Store, TurnCommit,
     };
 
     const LEASE: Duration = Duration::from_secs(300);
@@ -342,7 +350,11 @@ pub mod one_write {
             replace_running: false,
         };
         store.create_instance(new.clone()).await.unwrap();
-        let Fetched::Item(item) = store.fetch_orchestration(at(0), LEASE).await.unwrap() else {
+        let Fetched::Item(item) = store
+            .fetch_orchestration(at(0), LEASE, &Owned::Everything)
+            .await
+            .unwrap()
+        else {
             panic!("the new instance's start is fetched");
         };
         let task = ActivityTask {
@@ -395,6 +407,7 @@ pub mod one_write {
             execution_id: "e1".into(),
             history_len: 1,
             last_updated_at: at(1),
+            fence: None,
         };
         let done = store
             .complete_activities_and_commit(
@@ -413,7 +426,10 @@ pub mod one_write {
         assert_eq!(store.history("one-write").await.unwrap().len(), 2);
         assert!(
             matches!(
-                store.fetch_orchestration(at(2), LEASE).await.unwrap(),
+                store
+                    .fetch_orchestration(at(2), LEASE, &Owned::Everything)
+                    .await
+                    .unwrap(),
                 Fetched::Empty { .. }
             ),
             "nothing was queued"

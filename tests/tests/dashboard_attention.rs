@@ -125,7 +125,11 @@ async fn parked_messages_are_listed_with_their_error() {
         .await
         .unwrap();
     let Fetched::Item(item) = store
-        .fetch_orchestration(now, Duration::from_secs(30))
+        .fetch_orchestration(
+            now,
+            Duration::from_secs(30),
+            &durable::store::Owned::Everything,
+        )
         .await
         .unwrap()
     else {
@@ -141,7 +145,11 @@ async fn parked_messages_are_listed_with_their_error() {
         .await
         .unwrap();
     let Fetched::Item(item) = store
-        .fetch_orchestration(now + TimeDelta::seconds(2), Duration::from_secs(30))
+        .fetch_orchestration(
+            now + TimeDelta::seconds(2),
+            Duration::from_secs(30),
+            &durable::store::Owned::Everything,
+        )
         .await
         .unwrap()
     else {

@@ -216,3 +216,40 @@ async fn a_dropped_hosts_work_is_taken_over_after_one_lease() {
     );
     b.shutdown().await;
 }
+
+/// One host owns a SQLite file: a second host on it owns no partition and runs nothing while
+/// the first runs, and takes every partition over once the first shuts down (which hands them
+/// over at once, without waiting out the lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_on_a_sqlite_file_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("owned.db");
+    let a = sqlite_host(&path).await;
+    assert_eq!(
+        a.partitions(),
+        (0..12).collect::<Vec<u32>>(),
+        "the first host owns the file"
+    );
+    let b = sqlite_host(&path).await;
+    assert!(
+        b.partitions().is_empty(),
+        "a second host on the same file owns nothing: {:?}",
+        b.partitions()
+    );
+    let id = start(&a, slow_flow, "owned").await;
+    completes(&b, &id, "owned").await;
+    assert_eq!(runs("owned"), vec![1], "the step ran once, on the owner");
+    a.shutdown().await;
+    let deadline = Instant::now() + WAIT;
+    while b.partitions().len() != 12 {
+        assert!(
+            Instant::now() < deadline,
+            "the second host did not take over: {:?}",
+            b.partitions()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = start(&b, slow_flow, "taken-over").await;
+    completes(&b, &id, "taken-over").await;
+    b.shutdown().await;
+}

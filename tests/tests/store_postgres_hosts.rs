@@ -55,8 +55,9 @@ async fn times_eight(ctx: OrchestrationContext, n: i64) -> Result<i64, Error> {
     Ok(value)
 }
 
-/// Two hosts, each with its own pool, share one task hub: a batch of orchestrations finishes,
-/// every activity runs exactly once, both hosts take part, and every instance completes once.
+/// Two hosts, each with its own pool, share one task hub: they split its partitions evenly, a
+/// batch of orchestrations finishes, every activity runs exactly once, both hosts take part,
+/// and every instance completes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_finish_a_batch_exactly_once() {
     let url = url_or_skip!();
@@ -68,6 +69,7 @@ async fn two_hosts_finish_a_batch_exactly_once() {
             let builder = Runtime::builder()
                 .store(Postgres::connect(&url).await.expect("connects"))
                 .task_hub(hub)
+                .lease_duration(Duration::from_secs(1))
                 .register(times_eight);
             let builder = if activity {
                 builder.register(double_on_a)
@@ -79,6 +81,17 @@ async fn two_hosts_finish_a_batch_exactly_once() {
     };
     let a = host(true).await;
     let b = host(false).await;
+    // The first host took every partition; once it sees the second, it hands half over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while a.partitions().len() != 6 || b.partitions().len() != 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hosts did not split the partitions: {:?} and {:?}",
+            a.partitions(),
+            b.partitions()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let prefix = unique("batch-item");
     let mut ids = Vec::new();
     for i in 0..24i64 {

@@ -69,6 +69,7 @@ pub(super) struct Config {
     pub(super) lease: Duration,
     pub(super) max_dequeue: u32,
     pub(super) shutdown_grace: Duration,
+    pub(super) partitions: u32,
 }
 
 impl RuntimeBuilder {
@@ -156,6 +157,18 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How many partitions a task hub is created with (default 12; between 1 and 1,024). Only a
+    /// hub's first host sets it: the count is stored with the hub and never changes.
+    ///
+    /// Instances and entities map to partitions by their id; a host owns a share of them
+    /// through one lease per partition, and fetches only their work. Hosts sharing a
+    /// PostgreSQL database split the partitions evenly, so the count bounds how many hosts
+    /// can share the work; a SQLite file is owned by one host as a whole.
+    pub fn partitions(mut self, count: u32) -> Self {
+        self.config.partitions = count;
+        self
+    }
+
     /// How long `shutdown` waits for running activities before abandoning them (default 30 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;
@@ -192,6 +205,15 @@ impl RuntimeBuilder {
                 format!("{dup} is registered twice; each name may be registered once"),
             ));
         }
+        if !(1..=1024).contains(&self.config.partitions) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "`.partitions({})`: a task hub has between 1 and 1024 partitions",
+                    self.config.partitions
+                ),
+            ));
+        }
         let store = match self.task_hub {
             Some(hub) => store.with_task_hub(&hub),
             None => store,
@@ -209,8 +231,14 @@ impl RuntimeBuilder {
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
+            ownership: super::partitions::Ownership::new(),
             config: self.config,
         });
+        // The first rounds before any dispatcher starts: a host that can own work does from
+        // its first fetch (the second round takes its share once the first has seen the table).
+        inner.claim_round().await;
+        inner.claim_round().await;
+        tokio::spawn(inner.clone().keep_partitions());
         let mut tasks = Vec::new();
         for _ in 0..inner.config.max_orchestrations {
             tasks.push(tokio::spawn(

@@ -8,7 +8,8 @@
 //! - `entities.rs`: entity batches;
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
-//! - `leases.rs`: renewing the leases of work still in progress.
+//! - `leases.rs`: renewing the leases of work still in progress;
+//! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background.
 
 mod activities;
 mod builder;
@@ -16,6 +17,7 @@ mod commit;
 mod entities;
 mod leases;
 mod orchestrations;
+mod partitions;
 mod results;
 mod rewind;
 mod runtime;
@@ -56,6 +58,8 @@ struct Inner {
     leases_released: watch::Sender<bool>,
     /// The leases held on work in progress.
     leases: Arc<LeaseKeeper>,
+    /// The partitions this host owns.
+    ownership: partitions::Ownership,
     config: Config,
 }
 

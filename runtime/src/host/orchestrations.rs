@@ -48,9 +48,10 @@ impl Inner {
                 },
                 _ = shutdown.changed() => return,
             };
+            let owned = self.ownership.owned();
             match self
                 .store
-                .fetch_orchestration(self.clock.now(), self.config.lease)
+                .fetch_orchestration(self.clock.now(), self.config.lease, &owned)
                 .await
             {
                 Ok(Fetched::Item(item)) => {

@@ -116,6 +116,10 @@ impl Inner {
         if EntityId::is_entity_instance(id) {
             return Err(NotHere::Unsuited);
         }
+        // Only the owner of the instance's partition runs its turns.
+        let Some(fence) = self.ownership.fence(id) else {
+            return Err(NotHere::Unsuited);
+        };
         let cached = self
             .cache
             .lock()
@@ -148,6 +152,7 @@ impl Inner {
             execution_id: status.execution_id.clone(),
             history_len: executor.history_len(),
             last_updated_at: status.last_updated_at,
+            fence: Some(fence),
         };
         let item = OrchestrationWorkItem {
             instance_id: id.to_string(),
@@ -156,6 +161,7 @@ impl Inner {
             messages: Vec::new(),
             lock: LockToken(String::new()),
             dequeue_count: 1,
+            fence: Some(fence),
         };
         let events = results.iter().map(|f| f.response.event.clone()).collect();
         let now = self.clock.now();

@@ -69,6 +69,7 @@ impl Runtime {
                 lease: Duration::from_secs(30),
                 max_dequeue: 10,
                 shutdown_grace: Duration::from_secs(30),
+                partitions: 12,
             },
             task_hub: None,
             #[cfg(feature = "http")]
@@ -94,6 +95,18 @@ impl Runtime {
     /// The store this host runs on.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The partitions of the task hub this host owns now, in order (it fetches only their
+    /// work). Empty while another host owns a SQLite file, or before a PostgreSQL host got
+    /// its share.
+    pub fn partitions(&self) -> Vec<u32> {
+        match &*self.inner.ownership.owned() {
+            crate::store::Owned::Partitions { leases, .. } => {
+                leases.iter().map(|l| l.partition).collect()
+            }
+            crate::store::Owned::Everything => Vec::new(),
+        }
     }
 
     /// The clock this host runs on.
@@ -155,6 +168,7 @@ impl Runtime {
             );
         }
         self.inner.leases_released.send_replace(true);
+        self.inner.release_partitions().await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! What stores hold and hand out: queued messages, work items under a lease, new instances,
 //! and everything a turn commits.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::model::history::{EventKind, HistoryEvent, ParentInstance};
@@ -48,6 +50,9 @@ pub struct OrchestrationWorkItem {
     pub lock: LockToken,
     /// How many times these messages have been fetched (1 the first time).
     pub dequeue_count: u32,
+    /// The partition lease it was fetched under, checked by its commit (`None` when fetched
+    /// from [`Owned::Everything`]).
+    pub fence: Option<PartitionLease>,
 }
 
 /// An activity to run.
@@ -228,6 +233,9 @@ pub struct InstanceVersion {
     /// The status's `last_updated_at` the turn started from (every commit writes it, so a
     /// history rewritten to the same length still tells).
     pub last_updated_at: DateTime<Utc>,
+    /// The partition lease of the host that computed the turn: the turn is applied only while
+    /// the partition's epoch is still this one (`None`: not checked).
+    pub fence: Option<PartitionLease>,
 }
 
 /// What [`Store::complete_activities_and_commit`] did.
@@ -263,4 +271,128 @@ pub enum Fetched<T> {
         /// When to look again at the latest.
         next_visible: Option<DateTime<Utc>>,
     },
+}
+
+/// The partition an instance (or entity) belongs to, among `count`: FNV-1a (32-bit) of its id
+/// modulo `count`. Fixed for good: a hub's messages and instances are found by it.
+pub fn partition_of(instance_id: &str, count: u32) -> u32 {
+    id_hash(instance_id) % count.max(1)
+}
+
+/// FNV-1a, 32 bits, of an instance id: what [`partition_of`] reduces, and what stores that
+/// filter by partition in their queries keep next to the id.
+pub fn id_hash(instance_id: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in instance_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// One partition held by one host: the partition and the epoch the host took it at. The epoch
+/// goes up each time the partition changes hands, and every commit of a fenced work item
+/// carries it: a store refuses the commit when the partition's epoch has moved on, so a host
+/// that lost a partition (paused past its lease, cut off) can never apply a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionLease {
+    /// The partition.
+    pub partition: u32,
+    /// The ownership epoch.
+    pub epoch: u64,
+}
+
+/// What a host fetches from: the partitions it owns, or everything (no ownership, no fence:
+/// tools and tests that drive a store directly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// Every instance, unfenced.
+    Everything,
+    /// The instances of these partitions (of `count`), each fenced by its lease.
+    Partitions {
+        /// The hub's partition count.
+        count: u32,
+        /// The leases held, sorted by partition.
+        leases: Vec<PartitionLease>,
+    },
+}
+
+impl Owned {
+    /// Whether `instance_id` is owned, and under which fence: `None` when it is not,
+    /// `Some(None)` for [`Owned::Everything`].
+    pub fn fence(&self, instance_id: &str) -> Option<Option<PartitionLease>> {
+        match self {
+            Owned::Everything => Some(None),
+            Owned::Partitions { count, leases } => {
+                let p = partition_of(instance_id, *count);
+                leases
+                    .binary_search_by_key(&p, |l| l.partition)
+                    .ok()
+                    .map(|i| Some(leases[i]))
+            }
+        }
+    }
+
+    /// Whether nothing is owned.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Owned::Partitions { leases, .. } if leases.is_empty())
+    }
+
+    /// Whether every partition is owned (or everything is fetched unfenced).
+    pub fn is_all(&self) -> bool {
+        match self {
+            Owned::Everything => true,
+            Owned::Partitions { count, leases } => leases.len() == *count as usize,
+        }
+    }
+}
+
+/// One call's worth of partition ownership for a host: renew what it holds, take over what it
+/// chose, let go of what it gives up, all in one write (see [`Store::claim_partitions`]). A
+/// claim with nothing to keep, take or release and a zero lease only reads the table.
+///
+/// [`Store::claim_partitions`]: crate::store::Store::claim_partitions
+#[derive(Clone, Debug)]
+pub struct PartitionClaim {
+    /// The host's id (unique per process run).
+    pub owner: String,
+    /// The partition count the hub is created with when it has none yet.
+    pub count_if_new: u32,
+    /// Leases to renew. One whose epoch moved on is lost and not renewed.
+    pub keep: Vec<PartitionLease>,
+    /// Partitions to take: each one that is free or whose lease ran out changes hands (its
+    /// epoch goes up); one held by another live host is left alone.
+    pub take: Vec<u32>,
+    /// Leases to give up (an orderly hand-over: the next owner need not wait for the lease).
+    pub release: Vec<PartitionLease>,
+    /// How long the leases run from now (on the store's lease clock).
+    pub lease: Duration,
+    /// Take all of `take` or none of it (a store that allows one owner only).
+    pub all_or_nothing: bool,
+}
+
+/// The hub's partitions after a [`PartitionClaim`]: who holds what, and what the caller holds.
+#[derive(Clone, Debug, Default)]
+pub struct PartitionTable {
+    /// How many partitions the hub has.
+    pub count: u32,
+    /// Every partition, in order.
+    pub partitions: Vec<PartitionState>,
+    /// The hosts whose heartbeat is live, the caller included, sorted.
+    pub hosts: Vec<String>,
+    /// The leases the caller holds now, sorted by partition.
+    pub held: Vec<PartitionLease>,
+}
+
+/// One partition's ownership as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The partition.
+    pub partition: u32,
+    /// Its owner while the lease runs (`None` when free).
+    pub owner: Option<String>,
+    /// The current epoch.
+    pub epoch: u64,
+    /// Whether the owner's lease has run out (anyone may take it).
+    pub expired: bool,
 }

@@ -15,6 +15,7 @@
 pub mod conformance;
 mod items;
 mod memory;
+mod ownership;
 mod paging;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -29,8 +30,9 @@ use chrono::{DateTime, Utc};
 
 pub use items::{
     ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, InstanceVersion, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, ParkedMessage, QueuedMessage, ResultsCommit,
-    TurnCommit, new_entity_status,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionState, PartitionTable, QueuedMessage, ResultsCommit, TurnCommit,
+    id_hash, new_entity_status, partition_of,
 };
 pub use memory::Memory;
 #[cfg(feature = "postgres")]
@@ -121,12 +123,28 @@ pub trait Store: Send + Sync + 'static {
     /// use).
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError>;
 
-    /// Leases the next instance with visible messages (at `now`) for `lease`.
+    /// Leases the next instance of the `owned` partitions with visible messages (at `now`) for
+    /// `lease`; the work item carries the partition's lease as its fence.
     async fn fetch_orchestration(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
+        owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError>;
+
+    /// Renews, takes and releases partitions for one host in one write, and records the host's
+    /// heartbeat (live for `claim.lease`); creates the hub's partitions (`count_if_new`) when
+    /// it has none. A partition changes hands only when it is free or its lease ran out, and
+    /// then its epoch goes up by one; a lease renewed under an epoch that moved on is lost.
+    /// Commits of work items fenced by a lost lease are refused with
+    /// [`StoreError::LeaseLost`].
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError>;
+
+    /// Whether one host at a time owns the whole hub (a store in a local file: a second host
+    /// on it waits until the first is gone).
+    fn single_owner(&self) -> bool {
+        false
+    }
 
     /// The instance's stored history.
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError>;
@@ -136,7 +154,8 @@ pub trait Store: Send + Sync + 'static {
     /// caller for `lease`, so no other host fetches them; returns their work items, in order,
     /// to be renewed and completed like fetched ones — a step without a queue round trip: the
     /// activity starts as soon as the turn that scheduled it is durable. Refused with
-    /// [`StoreError::LeaseLost`] when the lease was lost; nothing is then applied.
+    /// [`StoreError::LeaseLost`] when the lease was lost, or when the item is fenced and its
+    /// partition's epoch moved on; nothing is then applied.
     async fn commit_turn_holding(
         &self,
         item: &OrchestrationWorkItem,
@@ -227,7 +246,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records finished activities' results and commits the turn they unblock, in one write
     /// and without a lease on the instance: a sequential step costs one write. The turn is
     /// applied only when the instance is not leased and is still at `expected` (the same
-    /// execution, history length and last update: no turn was committed since the caller's);
+    /// execution, history length and last update: no turn was committed since the caller's;
+    /// and, when `expected` is fenced, the partition's epoch has not moved on);
     /// otherwise nothing of the turn is applied and the results are queued as by
     /// [`Store::complete_activity`]. Either way each activity is removed, and it must still be
     /// held under its lock token: if one is not, [`StoreError::LeaseLost`] and nothing at all

@@ -62,9 +62,23 @@ async fn main() -> Result<(), Error> {
     }
     for i in 0..n {
         let id = format!("c{i}");
-        client
-            .wait_for_completion(&id, Duration::from_secs(120))
-            .await?;
+        // A host resumed after a pause finds the connections the server closed meanwhile
+        // failing once: store errors are retried for a while.
+        let mut failures = 0;
+        loop {
+            match client
+                .wait_for_completion(&id, Duration::from_secs(120))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.kind() == &ErrorKind::Store && failures < 50 => {
+                    failures += 1;
+                    eprintln!("crash-host: waiting for {id}: {e}; trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     runtime.shutdown().await;
     Ok(())

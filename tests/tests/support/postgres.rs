@@ -119,7 +119,7 @@ pub fn new_instance(id: &str) -> NewInstance {
 
 pub async fn fetch(store: &dyn Store, lease: Duration) -> Option<OrchestrationWorkItem> {
     match store
-        .fetch_orchestration(t(0), lease)
+        .fetch_orchestration(t(0), lease, &durable::store::Owned::Everything)
         .await
         .expect("fetch_orchestration")
     {

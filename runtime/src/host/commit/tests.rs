@@ -31,6 +31,7 @@ fn item() -> OrchestrationWorkItem {
         messages: Vec::new(),
         lock: LockToken("lock".into()),
         dequeue_count: 1,
+        fence: None,
     }
 }
 

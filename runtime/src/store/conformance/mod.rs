@@ -10,6 +10,7 @@
 //! (history appends, resets and replacements, activities, messages, child instances), the
 //! round trip of every history event kind, abandoning and parking work, the activity queue
 //! (and activities a commit holds for its host, results committed with the turn they unblock),
+//! partition ownership (claims, epochs, fetching from owned partitions, stale commits refused),
 //! instance queries and their paging, purging and entity removal, task hubs, idleness, work
 //! signals, and large or unusual payloads. A check panics with a message naming the behaviour
 //! that differs.
@@ -67,6 +68,7 @@ mod commit;
 mod fetch;
 mod history;
 mod instances;
+mod ownership;
 mod payloads;
 mod pipeline;
 mod purge;
@@ -101,6 +103,9 @@ pub use history::history_round_trip;
 pub use instances::{
     create_existing_instance, create_instance, create_replace_running, enqueue_creates_entity,
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
+};
+pub use ownership::{
+    claim_partitions, fetch_owned_partitions, partition_lease_expiry, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -174,6 +179,10 @@ macro_rules! __store_conformance_check_names {
             commit_turn_holding,
             held_activity_lease_expiry,
             complete_activities_and_commit,
+            claim_partitions,
+            partition_lease_expiry,
+            fetch_owned_partitions,
+            stale_epoch_refused,
             query_filters,
             query_paging,
             query_newest_first,

@@ -127,6 +127,7 @@ pub async fn complete_activities_and_commit(store: Arc<dyn Store>) {
         execution_id: before.execution_id.clone(),
         history_len: len,
         last_updated_at,
+        fence: None,
     };
     let len = history_of(s, "results").await.len();
     let one = task_completed(&held[0], "1", t(1));

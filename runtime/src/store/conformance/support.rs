@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::history::{EventKind, HistoryEvent};
 use crate::store::{
     ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Store, StoreError, TurnCommit,
+    OrchestrationWorkItem, Owned, Store, StoreError, TurnCommit,
 };
 use crate::{FailureDetails, InstanceQuery, InstanceStatus, RuntimeStatus};
 /// A lease that never expires during a check.
@@ -212,7 +212,9 @@ pub(super) fn messages(item: &OrchestrationWorkItem) -> Vec<OrchestrationMessage
 
 pub(super) async fn fetch(store: &dyn Store, now: DateTime<Utc>) -> Fetched<OrchestrationWorkItem> {
     ok(
-        store.fetch_orchestration(now, LONG_LEASE).await,
+        store
+            .fetch_orchestration(now, LONG_LEASE, &Owned::Everything)
+            .await,
         "fetch_orchestration",
     )
 }
@@ -234,7 +236,9 @@ pub(super) async fn next_item_leased(
     context: &str,
 ) -> OrchestrationWorkItem {
     match ok(
-        store.fetch_orchestration(now, lease).await,
+        store
+            .fetch_orchestration(now, lease, &Owned::Everything)
+            .await,
         "fetch_orchestration",
     ) {
         Fetched::Item(item) => item,

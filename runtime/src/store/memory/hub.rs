@@ -11,9 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::model::EntityId;
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
+use crate::store::ownership::{HostRow, PartitionRow};
 use crate::store::{
     ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, QueuedMessage, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, ParkedMessage, PartitionLease, QueuedMessage, StoreError, TurnCommit,
+    WorkSignal,
 };
 
 #[derive(Default)]
@@ -71,6 +73,9 @@ pub(super) struct Hub {
     pub(super) leased_activities: HashMap<u64, LeasedActivity>,
     pub(super) parked: Vec<ParkedMessage>,
     pub(super) next_seq: u64,
+    /// Who owns which partition, and the hosts' heartbeats.
+    pub(super) partitions: Vec<PartitionRow>,
+    pub(super) hosts: Vec<HostRow>,
 }
 
 impl Hub {
@@ -186,6 +191,7 @@ impl Hub {
             messages,
             lock: LockToken(lock),
             dequeue_count,
+            fence: None,
         };
         self.leases.insert(id.to_string(), real_now + lease);
         Some(item)
@@ -240,9 +246,23 @@ impl Hub {
 
     pub(super) fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {
         match self.instances.get(&item.instance_id) {
-            Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => Ok(()),
-            _ => Err(StoreError::LeaseLost),
+            Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => {}
+            _ => return Err(StoreError::LeaseLost),
         }
+        match &item.fence {
+            Some(fence) if !self.fence_holds(fence) => Err(StoreError::LeaseLost),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the partition `fence` names is still at its epoch.
+    pub(super) fn fence_holds(&self, fence: &PartitionLease) -> bool {
+        let epoch = self
+            .partitions
+            .iter()
+            .find(|r| r.partition == fence.partition)
+            .map(|r| r.epoch);
+        crate::store::ownership::fence_holds(epoch, fence)
     }
 
     pub(super) fn unlock(&mut self, instance_id: &str) {

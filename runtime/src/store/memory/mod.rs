@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::ownership::{PartitionRow, apply_claim};
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
-    paging,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
+    Store, StoreError, TurnCommit, WorkSignal, paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -113,6 +114,13 @@ impl Memory {
     }
 }
 
+/// Milliseconds on the memory store's lease clock (monotonic, from the first use).
+fn lease_clock_ms() -> i64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 impl Default for Memory {
     fn default() -> Self {
         Self::new()
@@ -179,6 +187,7 @@ impl Store for Memory {
         &self,
         now: DateTime<Utc>,
         lease: Duration,
+        owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
         let real_now = Instant::now();
         let mut guard = self.hub();
@@ -191,14 +200,45 @@ impl Store for Memory {
             let Reverse((_, _, id)) = hub.timers.pop().expect("peeked");
             hub.ready.push_back(id);
         }
+        // Instances of partitions another host owns stay ready for it.
+        let mut others = Vec::new();
+        let mut found = None;
         while let Some(id) = hub.ready.pop_front() {
-            if let Some(item) = hub.lease_instance(&id, now, real_now, lease) {
-                return Ok(Fetched::Item(item));
+            let Some(fence) = owned.fence(&id) else {
+                others.push(id);
+                continue;
+            };
+            if let Some(mut item) = hub.lease_instance(&id, now, real_now, lease) {
+                item.fence = fence;
+                found = Some(item);
+                break;
             }
         }
-        Ok(Fetched::Empty {
-            next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
+        for id in others.into_iter().rev() {
+            hub.ready.push_front(id);
+        }
+        Ok(match found {
+            Some(item) => Fetched::Item(item),
+            None => Fetched::Empty {
+                next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
+            },
         })
+    }
+
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        let now_ms = lease_clock_ms();
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        if hub.partitions.is_empty() {
+            hub.partitions = (0..claim.count_if_new.max(1))
+                .map(PartitionRow::new)
+                .collect();
+        }
+        let table = apply_claim(&mut hub.partitions, &mut hub.hosts, &claim, now_ms);
+        drop(guard);
+        // Newly owned partitions may have work waiting.
+        self.shared.signal.orchestration_work();
+        Ok(table)
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -355,6 +395,7 @@ impl Store for Memory {
                             .get(&expected.instance_id)
                             .is_some_and(|deadline| *deadline > real_now);
                     !leased
+                        && expected.fence.is_none_or(|f| hub.fence_holds(&f))
                         && entry.history.len() == expected.history_len
                         && entry.status.execution_id == expected.execution_id
                         && entry.status.last_updated_at == expected.last_updated_at

@@ -138,7 +138,8 @@ pub(super) async fn complete_and_commit(
     .await?
     .map(|r| r.try_get::<_, bool>(0))
     .transpose()?
-    .unwrap_or(false);
+    .unwrap_or(false)
+        && super::partitions::fence_holds(&tx, hub, expected.fence.as_ref()).await?;
     let (done, wake) = if unchanged {
         let wake = Wake {
             orchestrations: true,

@@ -14,6 +14,7 @@ mod activities;
 mod db;
 mod instances;
 mod listener;
+mod partitions;
 mod schema;
 mod turns;
 mod work;
@@ -30,7 +31,8 @@ use self::db::{Fail, describe_pg};
 use self::listener::{Signals, Wake};
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
+    Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
@@ -104,6 +106,10 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
+/// How long (ms) a session may sit idle inside a transaction before the server ends it. durable's
+/// transactions are a few statements sent back to back; only a stalled host waits this long.
+const IDLE_IN_TRANSACTION_MS: u32 = 5_000;
+
 impl Postgres {
     /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`, or the
     /// `key=value` form libpq accepts), creates or migrates the schema, and starts listening
@@ -135,6 +141,15 @@ impl Postgres {
             ))
         })?;
         let target = target_of(&config);
+        // A session left idle inside a transaction (its host paused or cut off mid-commit)
+        // would hold its row locks, and with them every other host's claims and commits, for
+        // as long as it lives: the server ends it instead.
+        let mut config = config;
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -323,11 +338,22 @@ impl Store for Postgres {
         &self,
         now: DateTime<Utc>,
         lease: Duration,
+        owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
         const OP: &str = "fetching orchestration work";
         let mut connection = self.connection(OP).await?;
-        let result = work::fetch(self, &mut connection, now, lease).await;
+        let result = work::fetch(self, &mut connection, now, lease, owned).await;
         self.finish(OP, connection, result)
+    }
+
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        const OP: &str = "claiming partitions";
+        let mut connection = self.connection(OP).await?;
+        let result = partitions::claim(self, &mut connection, claim).await;
+        let table = self.finish(OP, connection, result)?;
+        // Newly owned partitions may have work waiting.
+        self.signal().orchestration_work();
+        Ok(table)
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {

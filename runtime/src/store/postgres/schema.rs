@@ -12,7 +12,7 @@ use super::db::{Fail, row};
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6531; // "durable1"
 
 /// The migrations, in order: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -178,3 +178,39 @@ async fn apply(client: &mut Client, found: i32) -> Result<(), Fail> {
     tx.commit().await?;
     Ok(())
 }
+
+/// Version 2. Partition ownership: each instance's partition hash (FNV-1a of its id, as
+/// `durable::store::id_hash` computes it, kept by the database itself), who holds each
+/// partition of a hub and at which epoch, and the hosts' heartbeats. Lease times are
+/// milliseconds on the database's clock.
+const V2: &str = r#"
+CREATE FUNCTION durable_id_hash(id text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    bytes bytea := convert_to(id, 'UTF8');
+    h bigint := 2166136261;
+BEGIN
+    FOR i IN 0 .. length(bytes) - 1 LOOP
+        h := ((h # get_byte(bytes, i)) * 16777619) % 4294967296;
+    END LOOP;
+    RETURN h;
+END $$;
+ALTER TABLE durable_instances
+    ADD COLUMN id_hash bigint GENERATED ALWAYS AS (durable_id_hash(instance_id)) STORED;
+
+CREATE TABLE durable_partitions (
+    hub              text COLLATE "C" NOT NULL,
+    partition        integer NOT NULL,
+    owner            text,
+    epoch            bigint NOT NULL,
+    lease_expires_ms bigint NOT NULL,
+    PRIMARY KEY (hub, partition)
+);
+
+CREATE TABLE durable_hosts (
+    hub        text COLLATE "C" NOT NULL,
+    host       text NOT NULL,
+    expires_ms bigint NOT NULL,
+    PRIMARY KEY (hub, host)
+);
+"#;

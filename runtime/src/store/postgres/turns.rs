@@ -49,6 +49,9 @@ pub(super) async fn commit(
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
     let lock = Some(item.lock.0.as_str());
+    if !super::partitions::fence_holds(&tx, hub, item.fence.as_ref()).await? {
+        return Err(StoreError::LeaseLost.into());
+    }
     let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
     notify(&tx, hub, wake).await?;
     tx.commit().await?;

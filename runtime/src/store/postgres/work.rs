@@ -17,8 +17,8 @@ use super::listener::{CHANNEL, Wake};
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    Fetched, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, QueuedMessage,
-    StoreError, new_entity_status,
+    Fetched, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, Owned,
+    QueuedMessage, StoreError, new_entity_status,
 };
 
 /// Creates (or replaces a finished) instance, unless one with its id is pending or running and
@@ -72,6 +72,7 @@ static LEASE: LazyLock<String> = LazyLock::new(|| {
           AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
           AND (m.not_before IS NULL OR m.not_before <= now())
           AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
+          AND i.id_hash % $5 = ANY($6)
         ORDER BY m.seq
         LIMIT 1
         FOR NO KEY UPDATE OF i SKIP LOCKED)
@@ -275,18 +276,32 @@ pub(super) async fn fetch(
     client: &mut Client,
     now: DateTime<Utc>,
     lease: Duration,
+    owned: &Owned,
 ) -> Result<Fetched<OrchestrationWorkItem>, Fail> {
     let hub = store.hub.as_str();
     let now_ns = nanos(now);
     let lease = micros(lease);
+    let (count, partitions): (i64, Vec<i64>) = match owned {
+        Owned::Everything => (1, vec![0]),
+        Owned::Partitions { count, leases } => (
+            i64::from(*count),
+            leases.iter().map(|l| i64::from(l.partition)).collect(),
+        ),
+    };
+    if partitions.is_empty() {
+        return Ok(Fetched::Empty { next_visible: None });
+    }
     // Each round leases one instance; a round only repeats when the leased instance's
     // messages vanished in between (it was replaced), which is rare.
     for _ in 0..4 {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let Some(leased) = row(&*client, &LEASE, &[&hub, &now_ns, &token, &lease]).await? else {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&hub, &now_ns, &token, &lease, &count, &partitions];
+        let Some(leased) = row(&*client, &LEASE, &params).await? else {
             break;
         };
-        if let Some(item) = leased_item(&*client, hub, &leased, token).await? {
+        if let Some(mut item) = leased_item(&*client, hub, &leased, token).await? {
+            item.fence = owned.fence(&item.instance_id).flatten();
             return Ok(Fetched::Item(item));
         }
     }
@@ -342,6 +357,7 @@ async fn leased_item(
             messages,
             lock: LockToken(token),
             dequeue_count,
+            fence: None,
         }))
     }
 }

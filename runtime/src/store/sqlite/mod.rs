@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use self::ops::{
     activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis,
@@ -22,7 +22,8 @@ use self::turns::{apply_turn, commit_turn, unchanged};
 use self::writer::Writer;
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, ParkedMessage, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
+    Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -206,12 +207,15 @@ impl Store for Sqlite {
         &self,
         now: DateTime<Utc>,
         lease: Duration,
+        owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
         let now = nanos(now);
+        let owned = owned.clone();
         self.write(move |conn, hub| {
             let real_now = real_millis();
             // The instance whose oldest visible message is oldest: the first immediate message
-            // (walking the ready index in order) or the first due timer, whichever came first.
+            // (walking the ready index in order) or the first due timer, whichever came first;
+            // of the partitions owned (with one host owning the file, that is all of them).
             let mut candidates = Vec::with_capacity(2);
             for sql in [
                 "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
@@ -219,24 +223,29 @@ impl Store for Sqlite {
                  WHERE m.hub = ?1 AND m.visible_at IS NULL \
                  AND (m.not_before IS NULL OR m.not_before <= ?3) \
                  AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-                 ORDER BY m.seq LIMIT 1",
+                 ORDER BY m.seq",
                 "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
                  JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
                  WHERE m.hub = ?1 AND m.visible_at <= ?2 \
                  AND (m.not_before IS NULL OR m.not_before <= ?3) \
                  AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-                 ORDER BY m.seq LIMIT 1",
+                 ORDER BY m.seq",
             ] {
-                let found: Option<(i64, String)> = conn
-                    .prepare_cached(sql)
-                    .map_err(db("looking for work"))?
-                    .query_row(params![hub, now, real_now], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+                let mut stmt = conn.prepare_cached(sql).map_err(db("looking for work"))?;
+                let mut rows = stmt
+                    .query(params![hub, now, real_now])
                     .map_err(db("looking for work"))?;
-                candidates.extend(found);
+                while let Some(row) = rows.next().map_err(db("looking for work"))? {
+                    let seq: i64 = row.get(0).map_err(db("looking for work"))?;
+                    let id: String = row.get(1).map_err(db("looking for work"))?;
+                    if let Some(fence) = owned.fence(&id) {
+                        candidates.push((seq, id, fence));
+                        break;
+                    }
+                }
             }
-            let candidate = candidates.into_iter().min().map(|(_, id)| id);
-            let Some(id) = candidate else {
+            let candidate = candidates.into_iter().min_by_key(|(seq, _, _)| *seq);
+            let Some((_, id, fence)) = candidate else {
                 let next: Option<i64> = conn
                     .prepare_cached(
                         "SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2",
@@ -249,10 +258,23 @@ impl Store for Sqlite {
                 });
             };
             ops::lease_instance(conn, hub, &id, now, real_now, lease)?
-                .map(Fetched::Item)
+                .map(|item| Fetched::Item(OrchestrationWorkItem { fence, ..item }))
                 .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))
         })
         .await
+    }
+
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        let table = self
+            .write(move |conn, hub| ops::claim_partitions(conn, hub, &claim))
+            .await?;
+        // Newly owned partitions may have work waiting.
+        self.inner.signal.orchestration_work();
+        Ok(table)
+    }
+
+    fn single_owner(&self) -> bool {
+        true
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -285,10 +307,11 @@ impl Store for Sqlite {
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
+        let fence = item.fence;
         let queued_activities = !commit.activities.is_empty();
         let held = self
             .write(move |conn, hub| {
-                commit_turn(conn, hub, &id, &token, commit)?;
+                commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;

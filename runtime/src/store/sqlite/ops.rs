@@ -10,9 +10,10 @@ use super::Durability;
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceStatus, RuntimeStatus};
+use crate::store::ownership::{HostRow, PartitionRow, apply_claim};
 use crate::store::{
-    LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, QueuedMessage, StoreError,
-    new_entity_status,
+    LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, PartitionClaim,
+    PartitionLease, PartitionTable, QueuedMessage, StoreError, new_entity_status,
 };
 
 pub(super) fn db(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -267,6 +268,104 @@ pub(super) fn check_lock(
     }
 }
 
+/// Whether the partition `fence` names is still at its epoch (no fence: yes).
+pub(super) fn fence_holds(
+    conn: &Connection,
+    hub: &str,
+    fence: Option<&PartitionLease>,
+) -> Result<bool, StoreError> {
+    let Some(fence) = fence else {
+        return Ok(true);
+    };
+    let epoch: Option<i64> = conn
+        .prepare_cached("SELECT epoch FROM partitions WHERE hub = ?1 AND partition = ?2")
+        .map_err(db("checking a partition's epoch"))?
+        .query_row(params![hub, fence.partition], |r| r.get(0))
+        .optional()
+        .map_err(db("checking a partition's epoch"))?;
+    Ok(crate::store::ownership::fence_holds(
+        epoch.map(|e| e as u64),
+        fence,
+    ))
+}
+
+/// Applies a partition claim: reads the hub's partitions and heartbeats, applies it, writes
+/// back what changed.
+pub(super) fn claim_partitions(
+    conn: &Connection,
+    hub: &str,
+    claim: &PartitionClaim,
+) -> Result<PartitionTable, StoreError> {
+    let what = "claiming partitions";
+    let now_ms = real_millis();
+    let mut rows: Vec<PartitionRow> = conn
+        .prepare_cached(
+            "SELECT partition, owner, epoch, lease_expires FROM partitions WHERE hub = ?1 \
+             ORDER BY partition",
+        )
+        .map_err(db(what))?
+        .query_map(params![hub], |r| {
+            Ok(PartitionRow {
+                partition: r.get(0)?,
+                owner: r.get(1)?,
+                epoch: r.get::<_, i64>(2)? as u64,
+                expires_ms: r.get(3)?,
+                changed: false,
+            })
+        })
+        .map_err(db(what))?
+        .collect::<Result<_, _>>()
+        .map_err(db(what))?;
+    if rows.is_empty() {
+        rows = (0..claim.count_if_new.max(1))
+            .map(PartitionRow::new)
+            .collect();
+    }
+    let mut hosts: Vec<HostRow> = conn
+        .prepare_cached("SELECT host, expires FROM hosts WHERE hub = ?1")
+        .map_err(db(what))?
+        .query_map(params![hub], |r| {
+            Ok(HostRow {
+                host: r.get(0)?,
+                expires_ms: r.get(1)?,
+            })
+        })
+        .map_err(db(what))?
+        .collect::<Result<_, _>>()
+        .map_err(db(what))?;
+    let table = apply_claim(&mut rows, &mut hosts, claim, now_ms);
+    let mut write = conn
+        .prepare_cached(
+            "INSERT INTO partitions (hub, partition, owner, epoch, lease_expires) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hub, partition) DO UPDATE SET \
+             owner = excluded.owner, epoch = excluded.epoch, lease_expires = excluded.lease_expires",
+        )
+        .map_err(db(what))?;
+    for r in rows.iter().filter(|r| r.changed) {
+        write
+            .execute(params![
+                hub,
+                r.partition,
+                r.owner,
+                r.epoch as i64,
+                r.expires_ms
+            ])
+            .map_err(db(what))?;
+    }
+    conn.prepare_cached("DELETE FROM hosts WHERE hub = ?1")
+        .map_err(db(what))?
+        .execute(params![hub])
+        .map_err(db(what))?;
+    let mut beat = conn
+        .prepare_cached("INSERT INTO hosts (hub, host, expires) VALUES (?1, ?2, ?3)")
+        .map_err(db(what))?;
+    for h in &hosts {
+        beat.execute(params![hub, h.host, h.expires_ms])
+            .map_err(db(what))?;
+    }
+    Ok(table)
+}
+
 pub(super) fn unlock(conn: &Connection, hub: &str, id: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE instances SET lock_token = NULL, lock_expires = NULL \
@@ -446,5 +545,6 @@ pub(super) fn lease_instance(
         messages: messages.into_iter().map(|(m, _)| m).collect(),
         lock: LockToken(token),
         dequeue_count,
+        fence: None,
     }))
 }

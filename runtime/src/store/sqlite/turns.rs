@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::ops::{self, db, nanos, real_millis};
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
-use crate::store::{HistoryWrite, InstanceVersion, StoreError, TurnCommit};
+use crate::store::{HistoryWrite, InstanceVersion, PartitionLease, StoreError, TurnCommit};
 
 /// Applies a turn under the instance's lease (refused with `LeaseLost` without it) and
 /// releases the lease.
@@ -15,9 +15,13 @@ pub(super) fn commit_turn(
     hub: &str,
     id: &str,
     token: &str,
+    fence: Option<&PartitionLease>,
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
     ops::check_lock(conn, hub, id, token)?;
+    if !ops::fence_holds(conn, hub, fence)? {
+        return Err(StoreError::LeaseLost);
+    }
     apply_turn(conn, hub, id, commit)
 }
 
@@ -39,6 +43,9 @@ pub(super) fn unchanged(
         })
         .optional()
         .map_err(db("reading an instance"))?;
+    if !ops::fence_holds(conn, hub, expected.fence.as_ref())? {
+        return Ok(false);
+    }
     Ok(match found {
         None => false,
         Some((lock, expires, len, execution_id, updated)) => {
