@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 
-use super::{TestRuntime, TestRuntimeBuilder};
+use super::{ManualClock, TestRuntime};
 use crate::context::{Activity, Orchestrator};
+use crate::host::RuntimeBuilder;
 use crate::model::{Error, ErrorKind};
 use crate::registry::{ActivityFn, OrchestratorFn, Registry};
 
@@ -80,7 +81,7 @@ impl<I: DeserializeOwned> Calls<I> {
 }
 
 /// A mock waiting for the runtime to start: what it stands in for, and how to install it.
-pub(super) struct Mock {
+struct Mock {
     kind: &'static str,
     name: &'static str,
     install: Box<dyn FnOnce(&mut Registry) + Send>,
@@ -88,7 +89,7 @@ pub(super) struct Mock {
 
 impl Mock {
     /// Installs the mock, refusing one for a function that is also registered.
-    pub(super) fn install(self, registry: &mut Registry) -> Result<(), Error> {
+    fn install(self, registry: &mut Registry) -> Result<(), Error> {
         let registered = match self.kind {
             "activity" => registry.activity(self.name).is_some(),
             _ => registry.orchestrator(self.name).is_some(),
@@ -109,11 +110,11 @@ impl Mock {
     }
 
     /// A second mock of the same function is refused when the runtime starts.
-    pub(super) fn same_target(&self, other: &Mock) -> bool {
+    fn same_target(&self, other: &Mock) -> bool {
         self.kind == other.kind && self.name == other.name
     }
 
-    pub(super) fn describe(&self) -> String {
+    fn describe(&self) -> String {
         format!("{} `{}`", self.kind, self.name)
     }
 }
@@ -122,7 +123,30 @@ fn encode<T: serde::Serialize>(kind: &str, name: &str, output: &T) -> Result<Str
     Error::to_json(output, format_args!("the output of mocked {kind} `{name}`"))
 }
 
+/// Sets up a [`TestRuntime`] with mocks: made by [`TestRuntime::builder`], started with
+/// [`start`](TestRuntimeBuilder::start).
+#[must_use = "call .start().await to run the test runtime"]
+pub struct TestRuntimeBuilder {
+    builder: RuntimeBuilder,
+    clock: ManualClock,
+    mocks: Vec<Mock>,
+}
+
 impl TestRuntimeBuilder {
+    pub(super) fn new(builder: RuntimeBuilder) -> Self {
+        TestRuntimeBuilder {
+            builder,
+            clock: ManualClock::new(),
+            mocks: Vec::new(),
+        }
+    }
+
+    /// Runs on this manual clock (a fresh one by default).
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Mocks activity `handle` with a closure from its input to its result: the orchestrators
     /// under test call it instead of the activity's code, which need not be registered (and
     /// must not be). Returns the record of its calls.

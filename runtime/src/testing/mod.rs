@@ -78,7 +78,7 @@ mod mocks;
 mod replay_check;
 mod steps;
 
-pub use mocks::Calls;
+pub use mocks::{Calls, TestRuntimeBuilder};
 pub use replay_check::{ReplayDivergence, ReplayHistory, ReplayTarget, replay_check};
 pub use steps::{Step, StepResult};
 
@@ -121,11 +121,7 @@ impl TestRuntime {
     /// starting `builder` as [`TestRuntime::start`] does. Mocks are installed when the
     /// runtime starts and stay for its life.
     pub fn builder(builder: RuntimeBuilder) -> TestRuntimeBuilder {
-        TestRuntimeBuilder {
-            builder,
-            clock: ManualClock::new(),
-            mocks: Vec::new(),
-        }
+        TestRuntimeBuilder::new(builder)
     }
 
     /// The steps instance `id` has taken in its current execution, in order (see [`Step`]).
@@ -160,22 +156,5 @@ impl Deref for TestRuntime {
     type Target = Runtime;
     fn deref(&self) -> &Runtime {
         &self.runtime
-    }
-}
-
-/// Sets up a [`TestRuntime`] with mocks: made by [`TestRuntime::builder`], started with
-/// [`start`](TestRuntimeBuilder::start).
-#[must_use = "call .start().await to run the test runtime"]
-pub struct TestRuntimeBuilder {
-    builder: RuntimeBuilder,
-    clock: ManualClock,
-    mocks: Vec<mocks::Mock>,
-}
-
-impl TestRuntimeBuilder {
-    /// Runs on this manual clock (a fresh one by default).
-    pub fn clock(mut self, clock: ManualClock) -> Self {
-        self.clock = clock;
-        self
     }
 }
