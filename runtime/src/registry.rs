@@ -72,9 +72,7 @@ impl Registry {
                 encode("activity", A::NAME, &output)
             })
         });
-        if self.activities.insert(A::NAME.to_string(), f).is_some() {
-            self.duplicates.push(format!("activity `{}`", A::NAME));
-        }
+        self.add_activity_fn::<A>(f);
     }
 
     /// Registers an orchestrator under its name.
@@ -86,6 +84,18 @@ impl Registry {
                 encode("orchestrator", O::NAME, &output)
             })
         });
+        self.add_orchestrator_fn::<O>(f);
+    }
+
+    /// Registers `f` as the activity named `A::NAME` (its own code, or a test's mock).
+    pub(crate) fn add_activity_fn<A: Activity>(&mut self, f: ActivityFn) {
+        if self.activities.insert(A::NAME.to_string(), f).is_some() {
+            self.duplicates.push(format!("activity `{}`", A::NAME));
+        }
+    }
+
+    /// Registers `f` as the orchestrator named `O::NAME` (its own code, or a test's mock).
+    pub(crate) fn add_orchestrator_fn<O: Orchestrator>(&mut self, f: OrchestratorFn) {
         self.orchestrator_inputs
             .insert(O::NAME.to_string(), check_input::<O>);
         if self.orchestrators.insert(O::NAME.to_string(), f).is_some() {

@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("client", &["client/"], &["client"]),
     ("http", &["http/"], &["http"]),
     ("host", &["host/"], &["host"]),
-    ("testing", &["testing.rs"], &["testing"]),
+    ("testing", &["testing/"], &["testing"]),
     // The crate root and the macros' module re-export every layer; nothing below may use them.
     (
         "root",

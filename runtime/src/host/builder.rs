@@ -52,7 +52,7 @@ use crate::store::Store;
 #[must_use = "call .start().await to run the host"]
 pub struct RuntimeBuilder {
     pub(crate) store: Option<Arc<dyn Store>>,
-    pub(super) registry: Registry,
+    pub(crate) registry: Registry,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: Config,
     pub(super) task_hub: Option<String>,

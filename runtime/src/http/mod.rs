@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `POST orchestrators/{name}[/{instanceId}]` | start; `202` + `Location` + the check-status body (with `?timeout=SECS`: `200` + the output if it completes in time) |
 //! | `GET instances/{id}` | status: `202` while pending or running, `200` when done, `404` unknown |
+//! | `GET instances/{id}/history` | the whole history, replayable, in the exported format (`durable::history::HistoryFile`); not part of Durable Functions' API |
 //! | `GET instances` | query (`runtimeStatus`, `createdTimeFrom`, `createdTimeTo`, `instanceIdPrefix`, `top`, `x-ms-continuation-token`) |
 //! | `POST instances/{id}/raiseEvent/{event}` | raise an event; `410` when the instance has finished |
 //! | `POST instances/{id}/terminate`, `/suspend`, `/resume`, `/rewind` | `?reason=`; `202`, `404`, `410` |
@@ -41,6 +42,7 @@ mod auth;
 pub mod dashboard;
 mod entities;
 mod error;
+mod history;
 mod instances;
 mod links;
 mod params;

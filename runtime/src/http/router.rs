@@ -14,6 +14,7 @@ use super::entities::{
     delete_entity, list_all_entities, list_entities, read_entity, signal_entity,
 };
 use super::error::ApiError;
+use super::history::instance_history;
 use super::instances::{
     instance_operation, instance_status, purge_one, purge_where, query_instances, raise_event,
     start, start_with_id,
@@ -34,6 +35,7 @@ pub fn router(client: Client, options: Arc<HttpOptions>) -> Router {
         // Durable Functions' clients also write the collections with a trailing slash.
         .route("/instances/", get(query_instances).delete(purge_where))
         .route("/instances/{id}", get(instance_status).delete(purge_one))
+        .route("/instances/{id}/history", get(instance_history))
         .route("/instances/{id}/raiseEvent/{event}", post(raise_event))
         .route("/instances/{id}/{operation}", post(instance_operation))
         .route("/entities", get(list_all_entities))

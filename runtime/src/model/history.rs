@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::FailureDetails;
 
+mod file;
+pub use file::{ExportedInstance, FORMAT, HistoryFile, HistoryFileError, VERSION};
+
 /// One event in an instance's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

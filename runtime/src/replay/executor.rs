@@ -69,6 +69,17 @@ pub struct Executor {
     deferred: Vec<HistoryEvent>,
     consumed: usize,
     preserve_events: bool,
+    divergence: Option<Divergence>,
+}
+
+/// Where replay first found the code diverging from its history: the recorded step, and the
+/// code's call site when there is one (the step it took instead, or its last step).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    /// The recorded step's id.
+    pub step: i64,
+    /// Where the code took the step that differs (`file:line:column`).
+    pub call_site: Option<String>,
 }
 
 enum Disposition {
@@ -92,6 +103,7 @@ impl Executor {
             deferred: Vec::new(),
             consumed: 0,
             preserve_events: false,
+            divergence: None,
         }
     }
 
@@ -170,6 +182,7 @@ impl Executor {
     fn match_recorded_step(&mut self, event: &HistoryEvent) {
         if self.outcome.is_some() && self.future.is_none() {
             if !matches!(self.outcome, Some(Outcome::Failed(_))) {
+                self.diverged(event.event_id, None);
                 let name = self.shared.lock().name.clone();
                 self.fail(nondeterminism(
                     &name,
@@ -185,15 +198,20 @@ impl Executor {
         let found = self.shared.lock().pending.remove(&event.event_id);
         let message = match found {
             Some(p) if p.action.matches(&event.kind) => return,
-            Some(p) => format!(
-                "the history recorded {} as step {}, but the code now {} at {}",
-                describe_event(&event.kind),
-                event.event_id,
-                p.action.describe(),
-                p.location
-            ),
+            Some(p) => {
+                self.diverged(event.event_id, Some(p.location.to_string()));
+                format!(
+                    "the history recorded {} as step {}, but the code now {} at {}",
+                    describe_event(&event.kind),
+                    event.event_id,
+                    p.action.describe(),
+                    p.location
+                )
+            }
             None => {
-                let code = match self.shared.lock().last_step() {
+                let last = self.shared.lock().last_step();
+                self.diverged(event.event_id, last.map(|(_, at)| at.to_string()));
+                let code = match last {
                     Some((step, location)) => format!(
                         "after its last step (step {step}, at {location}) it waits on \
                          something else"
@@ -536,6 +554,29 @@ fn guard_replay_logs<R>(replaying: bool, f: impl FnOnce() -> R) -> R {
         tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
     } else {
         f()
+    }
+}
+
+impl Executor {
+    fn diverged(&mut self, step: i64, call_site: Option<String>) {
+        if self.divergence.is_none() {
+            self.divergence = Some(Divergence { step, call_site });
+        }
+    }
+
+    /// Where replay first found the code diverging from the history, if it did.
+    pub fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
+    }
+
+    /// The steps the code has taken that the history does not record (yet), in order: each
+    /// step's id, what it does ("calls activity `x` with input `1`") and its call site.
+    pub fn unrecorded_steps(&self) -> Vec<(i64, String, String)> {
+        let st = self.shared.lock();
+        st.pending
+            .iter()
+            .map(|(id, p)| (*id, p.action.describe(), p.location.to_string()))
+            .collect()
     }
 }
 

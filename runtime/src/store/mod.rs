@@ -373,4 +373,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether no work is visible at `now` and none is leased (for tests that step time).
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Writes an instance as it was exported from another store (`durable history import`):
+    /// `status` (its `history` field unused) and `history`, with nothing queued — no start,
+    /// timer, event or activity — so nothing runs until a message arrives for it. Refused with
+    /// [`StoreError::InstanceAlreadyExists`] when an instance with this id exists, unless
+    /// `replace` is set: the existing instance and everything it owns are then removed first,
+    /// whatever its status, in the same transaction.
+    ///
+    /// The default refuses: a store written elsewhere imports nothing until it implements this.
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (history, replace);
+        Err(StoreError::Backend(format!(
+            "this store cannot import instances (importing `{}`)",
+            status.instance_id
+        )))
+    }
 }

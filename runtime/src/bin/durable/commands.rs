@@ -45,6 +45,7 @@ pub async fn run(backend: &impl Backend, command: Command) -> Result<(), CliErro
         }
         Command::Purge(args) => purge(backend, args).await,
         Command::Entity(command) => entity(backend, command).await,
+        Command::History(command) => crate::history::run(backend, command).await,
     }
 }
 

@@ -6,17 +6,22 @@
 //! durable start hello_cities --wait 30
 //! durable status 5f2c09a4 --history
 //! durable --store .durable-data/durable.db purge --from 2026-01-01 --yes
+//! durable history export order-42 --out order-42.json
+//! durable --store local.db history import order-42.json
 //! ```
 //!
-//! The modules: `main` (the command line), `commands` (what each command does), `backend`
-//! (HTTP or store), `output` (tables and JSON), `parse` (flag values) and `error`.
+//! The modules: `main` (the command line), `commands` (what each command does), `history`
+//! (history export and import), `backend` (HTTP or store), `output` (tables and JSON), `parse`
+//! (flag values) and `error`.
 
 mod backend;
 mod commands;
 mod error;
+mod history;
 mod output;
 mod parse;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -52,6 +57,7 @@ Examples:
   durable raise order-42 ApprovalEvent --data true
   durable --store .durable-data/durable.db purge --from 2026-01-01 --status Completed --yes
   durable entity signal counter c1 add --input 5
+  durable history export order-42 --out order-42.json
   DURABLE_HOST=http://10.0.0.5:7071 DURABLE_KEY=s3cret durable list --all --json
 
 Exit codes:
@@ -192,6 +198,79 @@ Examples:
     /// Read, signal and list entities
     #[command(subcommand)]
     Entity(EntityCommand),
+
+    /// Export instances' histories as JSON files, and import them into a store
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// `durable history ...`.
+#[derive(Subcommand, Debug)]
+pub enum HistoryCommand {
+    /// Write an instance's status and whole history as JSON (format `durable-history`,
+    /// version 1), or the latest instances of an orchestrator, one file each
+    #[command(after_help = "\
+Examples:
+  durable history export order-42 > order-42.json
+  durable history export order-42 --out tests/histories/order-42.json
+  durable history export --orchestrator checkout --last 20 --dir tests/histories
+
+The file replays with durable::testing::replay_check, and imports with `history import`.")]
+    Export(HistoryExportArgs),
+
+    /// Load exported histories into a store (--store), to look into a case locally
+    #[command(after_help = "\
+Examples:
+  durable --store local.db history import order-42.json
+  durable --store local.db history import --replace tests/histories/*.json
+
+An imported instance has its status and history and nothing queued: no timer, activity or
+event runs until you act on it (raise an event, terminate, rewind, purge). An instance that
+already exists is refused unless --replace is given; --replace drops its history and queued
+work. Every file is checked before any is imported.")]
+    Import(HistoryImportArgs),
+}
+
+/// `durable history export`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "orchestrator"])))]
+pub struct HistoryExportArgs {
+    /// The instance id
+    #[arg(conflicts_with = "orchestrator")]
+    pub id: Option<String>,
+
+    /// Write the file here instead of to standard output
+    #[arg(long, value_name = "FILE", requires = "id")]
+    pub out: Option<PathBuf>,
+
+    /// Export the most recently created instances of this orchestrator
+    #[arg(long, value_name = "NAME", requires_all = ["last", "dir"])]
+    pub orchestrator: Option<String>,
+
+    /// ... this many of them
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "orchestrator",
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub last: Option<u32>,
+
+    /// ... into this directory (created if missing), one ID.json file per instance
+    #[arg(long, value_name = "DIR", requires = "orchestrator")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `durable history import`.
+#[derive(Args, Debug)]
+pub struct HistoryImportArgs {
+    /// Files written by `durable history export`
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Replace an instance that already exists (its history and queued work are dropped)
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `durable list`.

@@ -11,9 +11,9 @@
 //! round trip of every history event kind, abandoning and parking work, the activity queue
 //! (and activities a commit holds for its host, results committed with the turn they unblock),
 //! partition ownership (claims, epochs, fetching from owned partitions, stale commits refused),
-//! instance queries and their paging, purging and entity removal, task hubs, idleness, work
-//! signals, and large or unusual payloads. A check panics with a message naming the behaviour
-//! that differs.
+//! instance queries and their paging, purging and entity removal, importing an exported
+//! instance, task hubs, idleness, work signals, and large or unusual payloads. A check panics
+//! with a message naming the behaviour that differs.
 //!
 //! # Two clocks
 //!
@@ -67,6 +67,7 @@ mod activities;
 mod commit;
 mod fetch;
 mod history;
+mod import;
 mod instances;
 mod ownership;
 mod payloads;
@@ -100,6 +101,7 @@ pub use fetch::{
     renew_orchestration_lease,
 };
 pub use history::history_round_trip;
+pub use import::import_instance;
 pub use instances::{
     create_existing_instance, create_instance, create_replace_running, enqueue_creates_entity,
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
@@ -191,6 +193,7 @@ macro_rules! __store_conformance_check_names {
             purge,
             purge_where,
             remove_entity,
+            import_instance,
             task_hubs,
             is_idle,
             signals,

@@ -2,6 +2,7 @@
 
 mod activities;
 mod hub;
+mod import;
 
 use hub::{Hub, LeasedActivity, QueuedActivity, Shared};
 
@@ -503,6 +504,15 @@ impl Store for Memory {
             }
         }
         Ok(purged)
+    }
+
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        self.hub().import(status, history, replace)
     }
 
     async fn remove_entity(

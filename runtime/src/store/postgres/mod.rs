@@ -12,6 +12,7 @@
 
 mod activities;
 mod db;
+mod import;
 mod instances;
 mod listener;
 mod partitions;
@@ -576,6 +577,18 @@ impl Store for Postgres {
         let mut connection = self.connection(OP).await?;
         let result =
             instances::remove_entity(self, &mut connection, instance_id, if_last_updated).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "importing an instance";
+        let mut connection = self.connection(OP).await?;
+        let result = import::import(self, &mut connection, status, history, replace).await;
         self.finish(OP, connection, result)
     }
 

@@ -2,6 +2,7 @@
 
 mod activities;
 mod check;
+mod import;
 mod instances;
 mod ops;
 mod schema;
@@ -528,6 +529,15 @@ impl Store for Sqlite {
         if_last_updated: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         instances::remove_entity(self, instance_id, if_last_updated).await
+    }
+
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        import::import(self, status, history, replace).await
     }
 
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {

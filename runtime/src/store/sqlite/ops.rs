@@ -112,7 +112,11 @@ pub(super) fn instance(
     }
 }
 
-fn insert_status(conn: &Connection, hub: &str, s: &InstanceStatus) -> Result<(), StoreError> {
+pub(super) fn insert_status(
+    conn: &Connection,
+    hub: &str,
+    s: &InstanceStatus,
+) -> Result<(), StoreError> {
     let failure = s
         .failure
         .as_ref()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use durable::history::HistoryFile;
 use durable::http::api::{CheckStatus, EntityListItem, ErrorBody, Status, timestamp};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -223,6 +224,29 @@ impl Backend for HttpBackend {
             request = request.query(&[("showHistory", "true"), ("showHistoryOutput", "true")]);
         }
         self.json(request).await
+    }
+
+    async fn export(&self, id: &str) -> Result<HistoryFile, CliError> {
+        let request = self.request(Method::GET, &["instances", id, "history"]);
+        let response = self.send(request).await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        HistoryFile::from_json(&text).map_err(|e| {
+            CliError::failed(format!(
+                "the host at {} sent a history this CLI cannot read: {e}",
+                self.host
+            ))
+        })
+    }
+
+    async fn import(&self, file: HistoryFile, _replace: bool) -> Result<(), CliError> {
+        Err(CliError::usage(format!(
+            "cannot import `{}` through a host: `history import` writes into a store; give \
+             --store with a SQLite file or a postgres:// URL",
+            file.instance.instance_id
+        )))
     }
 
     async fn query(

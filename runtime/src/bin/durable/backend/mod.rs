@@ -7,6 +7,7 @@ mod store;
 
 use chrono::{DateTime, Utc};
 use durable::RuntimeStatus;
+use durable::history::HistoryFile;
 use durable::http::api::{EntityListItem, Status};
 use serde_json::Value;
 
@@ -98,6 +99,14 @@ pub trait Backend {
 
     /// Removes every trace of a finished instance.
     async fn purge(&self, id: &str) -> Result<(), CliError>;
+
+    /// An instance's status and whole history, in the exported format. Not found:
+    /// [`Exit::NotFound`](crate::error::Exit::NotFound).
+    async fn export(&self, id: &str) -> Result<HistoryFile, CliError>;
+
+    /// Writes an exported instance, with nothing queued; an existing instance of that id is
+    /// refused unless `replace` is set.
+    async fn import(&self, file: HistoryFile, replace: bool) -> Result<(), CliError>;
 
     /// An entity's state. Not found (no state): [`Exit::NotFound`](crate::error::Exit::NotFound).
     async fn entity_state(&self, name: &str, key: &str) -> Result<Value, CliError>;

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use durable::history::HistoryFile;
 use durable::http::api::{EntityListItem, Show, Status, json_value};
-use durable::store::{Postgres, Sqlite, Store};
+use durable::store::{Postgres, Sqlite, Store, StoreError};
 use durable::{Client, EntityId, EntityQuery, InstanceQuery};
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ use crate::error::{CliError, Exit};
 /// A store opened by the CLI.
 pub struct StoreBackend {
     client: Client,
+    store: Arc<dyn Store>,
 }
 
 impl StoreBackend {
@@ -45,7 +47,8 @@ impl StoreBackend {
             None => store,
         };
         Ok(StoreBackend {
-            client: Client::new(store),
+            client: Client::new(store.clone()),
+            store,
         })
     }
 }
@@ -144,6 +147,33 @@ impl Backend for StoreBackend {
             true => Ok(()),
             false => Err(CliError::no_instance(id)),
         }
+    }
+
+    async fn export(&self, id: &str) -> Result<HistoryFile, CliError> {
+        refuse_entity_id(id)?;
+        let mut status = self
+            .client
+            .status_with_history(id)
+            .await?
+            .ok_or_else(|| CliError::no_instance(id))?;
+        let history = status.history.take().unwrap_or_default();
+        Ok(HistoryFile::new(&status, history))
+    }
+
+    async fn import(&self, file: HistoryFile, replace: bool) -> Result<(), CliError> {
+        let id = file.instance.instance_id.clone();
+        refuse_entity_id(&id)?;
+        let status = file.status();
+        self.store
+            .import_instance(status, file.history, replace)
+            .await
+            .map_err(|e| match e {
+                StoreError::InstanceAlreadyExists(_) => CliError::failed(format!(
+                    "instance `{id}` already exists in this store; add --replace to replace it \
+                     (its history and queued work are dropped)"
+                )),
+                other => CliError::failed(format!("importing `{id}` failed: {other}")),
+            })
     }
 
     async fn entity_state(&self, name: &str, key: &str) -> Result<Value, CliError> {

@@ -1,0 +1,77 @@
+//! Importing an instance on PostgreSQL: its status and history written as exported, nothing
+//! queued, in one transaction.
+
+use deadpool_postgres::Client;
+
+use super::Postgres;
+use super::db::{Fail, event_json, execute, failure_json, nanos};
+use crate::model::InstanceStatus;
+use crate::model::history::HistoryEvent;
+use crate::store::StoreError;
+
+const INSERT: &str = "
+INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_status, input,
+    output, custom_status, failure, created_at_ns, last_updated_at_ns, parent_instance_id,
+    history_len)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json, $10, $11, $12, $13)
+ON CONFLICT (hub, instance_id) DO NOTHING";
+
+const INSERT_HISTORY: &str = "
+INSERT INTO durable_history (hub, instance_id, seq, event)
+SELECT $1, $2, t.ord::integer - 1, t.event::json
+FROM unnest($3::text[]) WITH ORDINALITY AS t(event, ord)";
+
+pub(super) async fn import(
+    store: &Postgres,
+    client: &mut Client,
+    status: InstanceStatus,
+    history: Vec<HistoryEvent>,
+    replace: bool,
+) -> Result<(), Fail> {
+    let hub = store.hub.as_str();
+    let id = status.instance_id.as_str();
+    let tx = client.transaction().await?;
+    if replace {
+        // History and messages go with the instance's row (ON DELETE CASCADE).
+        for table in ["durable_activities", "durable_parked", "durable_instances"] {
+            execute(
+                &tx,
+                &format!("DELETE FROM {table} WHERE hub = $1 AND instance_id = $2"),
+                &[&hub, &id],
+            )
+            .await?;
+        }
+    }
+    let history_len = i32::try_from(history.len())
+        .map_err(|_| Fail::Described("the history is too long to import".to_string()))?;
+    let inserted = execute(
+        &tx,
+        INSERT,
+        &[
+            &hub,
+            &id,
+            &status.name,
+            &status.execution_id,
+            &status.runtime_status.as_str(),
+            &status.input,
+            &status.output,
+            &status.custom_status,
+            &failure_json(status.failure.as_ref())?,
+            &nanos(status.created_at),
+            &nanos(status.last_updated_at),
+            &status.parent_instance_id,
+            &history_len,
+        ],
+    )
+    .await?;
+    if inserted == 0 {
+        return Err(StoreError::InstanceAlreadyExists(id.to_string()).into());
+    }
+    let events = history
+        .iter()
+        .map(event_json)
+        .collect::<Result<Vec<String>, Fail>>()?;
+    execute(&tx, INSERT_HISTORY, &[&hub, &id, &events]).await?;
+    tx.commit().await?;
+    Ok(())
+}
