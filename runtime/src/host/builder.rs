@@ -232,6 +232,8 @@ impl RuntimeBuilder {
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
             ownership: super::partitions::Ownership::new(),
+            ready: Default::default(),
+            recheck: Default::default(),
             config: self.config,
         });
         // The first rounds before any dispatcher starts: a host that can own work does from
@@ -240,10 +242,14 @@ impl RuntimeBuilder {
         inner.claim_round().await;
         tokio::spawn(inner.clone().keep_partitions());
         let mut tasks = Vec::new();
+        let reads = inner.store.reads_owned_work();
         for _ in 0..inner.config.max_orchestrations {
-            tasks.push(tokio::spawn(
-                inner.clone().orchestration_worker(shutdown.subscribe()),
-            ));
+            let worker = if reads {
+                tokio::spawn(inner.clone().read_worker(shutdown.subscribe()))
+            } else {
+                tokio::spawn(inner.clone().orchestration_worker(shutdown.subscribe()))
+            };
+            tasks.push(worker);
         }
         tasks.push(tokio::spawn(
             inner.clone().activity_dispatcher(shutdown.subscribe()),

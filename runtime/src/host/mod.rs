@@ -9,7 +9,8 @@
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
 //! - `leases.rs`: renewing the leases of work still in progress;
-//! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background.
+//! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background;
+//! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it.
 
 mod activities;
 mod builder;
@@ -18,6 +19,7 @@ mod entities;
 mod leases;
 mod orchestrations;
 mod partitions;
+mod ready;
 mod results;
 mod rewind;
 mod runtime;
@@ -60,6 +62,10 @@ struct Inner {
     leases: Arc<LeaseKeeper>,
     /// The partitions this host owns.
     ownership: partitions::Ownership,
+    /// Instances of owned partitions found ready, on a store read without leases.
+    ready: tokio::sync::Mutex<ready::ReadyQueue>,
+    /// Instances found ready while busy here: looked at again when their turn ends.
+    recheck: Mutex<std::collections::HashSet<String>>,
     config: Config,
 }
 

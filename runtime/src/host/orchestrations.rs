@@ -111,7 +111,7 @@ impl Inner {
         }
     }
 
-    async fn process_item(self: &Arc<Self>, item: OrchestrationWorkItem) {
+    pub(super) async fn process_item(self: &Arc<Self>, item: OrchestrationWorkItem) {
         let item = Arc::new(item);
         let id = item.instance_id.clone();
         if item.dequeue_count > self.config.max_dequeue {
@@ -137,7 +137,9 @@ impl Inner {
         }
         // Turns normally take milliseconds; one that runs long (a long history read and replay,
         // slow entity operations) keeps its lease through the lease keeper.
-        let held = self.leases.hold(Leased::Orchestration(item.clone()));
+        // An item read without a lease is held by its partition's lease instead.
+        let held = (!item.lock.0.is_empty())
+            .then(|| self.leases.hold(Leased::Orchestration(item.clone())));
         let outcome = AssertUnwindSafe(self.run_turn(&item)).catch_unwind().await;
         drop(held);
         let error = match outcome {

@@ -82,6 +82,16 @@ impl Inner {
                 Some(waiting) if !waiting.is_empty() => results = std::mem::take(waiting),
                 _ => {
                     busy.remove(id);
+                    drop(busy);
+                    // Found ready while busy: its messages may still be waiting.
+                    if self
+                        .recheck
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(id)
+                    {
+                        self.store.signal().orchestration_work();
+                    }
                     return;
                 }
             }

@@ -46,7 +46,10 @@ pub struct OrchestrationWorkItem {
     pub history_len: usize,
     /// The new messages, in arrival order.
     pub messages: Vec<QueuedMessage>,
-    /// The lease.
+    /// The lease; empty for an item read without one (held by its partition's lease, its
+    /// `fence`, see [`Store::read_orchestration`]).
+    ///
+    /// [`Store::read_orchestration`]: crate::store::Store::read_orchestration
     pub lock: LockToken,
     /// How many times these messages have been fetched (1 the first time).
     pub dequeue_count: u32,
@@ -259,6 +262,18 @@ pub struct ParkedMessage {
     pub error: String,
     /// When.
     pub parked_at: DateTime<Utc>,
+}
+
+/// The instances of the owned partitions that have messages to process, as
+/// [`Store::ready_instances`] reads them.
+///
+/// [`Store::ready_instances`]: crate::store::Store::ready_instances
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadyInstances {
+    /// Instance ids, in the order of their oldest visible message.
+    pub instance_ids: Vec<String>,
+    /// When the earliest message not yet visible becomes visible.
+    pub next_visible: Option<DateTime<Utc>>,
 }
 
 /// What a fetch found.

@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 pub use items::{
     ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, InstanceVersion, LockToken, NewInstance,
     OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
-    PartitionLease, PartitionState, PartitionTable, QueuedMessage, ResultsCommit, TurnCommit,
-    id_hash, new_entity_status, partition_of,
+    PartitionLease, PartitionState, PartitionTable, QueuedMessage, ReadyInstances, ResultsCommit,
+    TurnCommit, id_hash, new_entity_status, partition_of,
 };
 pub use memory::Memory;
 #[cfg(feature = "postgres")]
@@ -139,6 +139,46 @@ pub trait Store: Send + Sync + 'static {
     /// Commits of work items fenced by a lost lease are refused with
     /// [`StoreError::LeaseLost`].
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError>;
+
+    /// Whether this store hands out the work of owned partitions by reading it, without a
+    /// lease per instance ([`Store::ready_instances`], [`Store::read_orchestration`]); hosts
+    /// then fetch that way instead of with [`Store::fetch_orchestration`]. The default is no.
+    fn reads_owned_work(&self) -> bool {
+        false
+    }
+
+    /// The instances of the `owned` partitions with messages visible at `now` and no lease on
+    /// them, in the order of their oldest visible message, at most `limit`; and when the next
+    /// message becomes visible. Only reads. Needed when [`Store::reads_owned_work`].
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        let _ = (now, owned, limit);
+        Err(StoreError::Backend(
+            "this store does not hand out work by reading it".into(),
+        ))
+    }
+
+    /// `instance_id`'s work item as it stands: its status, history length and the messages
+    /// visible at `now`, read without a lease (`None` when none is visible). The item's lock
+    /// token is empty: the caller holds it through `fence`, the lease on its partition, which
+    /// its commit, abandon and park check instead (and no other host can read it while the
+    /// fence holds). Its messages count as delivered once more only when it is abandoned.
+    /// Needed when [`Store::reads_owned_work`].
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let _ = (instance_id, now, fence);
+        Err(StoreError::Backend(
+            "this store does not hand out work by reading it".into(),
+        ))
+    }
 
     /// Whether one host at a time owns the whole hub (a store in a local file: a second host
     /// on it waits until the first is gone).

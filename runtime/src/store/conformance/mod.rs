@@ -107,7 +107,8 @@ pub use instances::{
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
-    claim_partitions, fetch_owned_partitions, partition_lease_expiry, stale_epoch_refused,
+    claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
+    stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -185,6 +186,7 @@ macro_rules! __store_conformance_check_names {
             partition_lease_expiry,
             fetch_owned_partitions,
             stale_epoch_refused,
+            read_owned_work,
             query_filters,
             query_paging,
             query_newest_first,

@@ -307,3 +307,104 @@ pub async fn stale_epoch_refused(store: Arc<dyn Store>) {
         "nothing of the turn applied"
     );
 }
+
+/// On a store that hands out owned work by reading it (`reads_owned_work`; a store that leases
+/// each instance passes trivially): the ready instances of the owned partitions are listed by
+/// their oldest message; an instance's work is read without a lease (a second read sees it
+/// too) and fenced by its partition; its commit is applied under the fence and refused once
+/// the partition changed hands; an abandoned one is counted once more and hidden for the
+/// retry delay.
+pub async fn read_owned_work(store: Arc<dyn Store>) {
+    let s = &*store;
+    if !s.reads_owned_work() {
+        return;
+    }
+    let a = claimed(s, claim("host-a", &[0, 1, 2, 3], &[], SHORT_LEASE), "a").await;
+    let first = id_in(0, "read");
+    let second = id_in(3, "read");
+    ok(
+        s.create_instance(new_instance(&first, t(0))).await,
+        "create",
+    );
+    ok(
+        s.create_instance(new_instance(&second, t(0))).await,
+        "create",
+    );
+    ok(
+        s.enqueue(timer(&first, &format!("{first}#exec-1"), 1, t(100)))
+            .await,
+        "a later timer",
+    );
+    let ready = ok(
+        s.ready_instances(t(1), &owned(&a), 10).await,
+        "ready_instances",
+    );
+    assert_eq!(ready.instance_ids, vec![first.clone(), second.clone()]);
+    assert_eq!(ready.next_visible, Some(t(100)), "the timer is next");
+    let only_mine = Owned::Partitions {
+        count: 4,
+        leases: vec![a.held[3]],
+    };
+    let ready = ok(
+        s.ready_instances(t(1), &only_mine, 10).await,
+        "ready, one partition",
+    );
+    assert_eq!(
+        ready.instance_ids,
+        vec![second.clone()],
+        "only the owned partitions"
+    );
+
+    let fence = a.held[0];
+    let read = |id: String, fence: PartitionLease| async move {
+        ok(
+            s.read_orchestration(&id, t(1), fence).await,
+            "read_orchestration",
+        )
+        .expect("the instance has work")
+    };
+    let item = read(first.clone(), fence).await;
+    assert!(
+        item.lock.0.is_empty(),
+        "no lease was taken: {:?}",
+        item.lock
+    );
+    assert_eq!(item.fence, Some(fence));
+    assert_eq!(item.messages.len(), 1, "only the visible message");
+    let again = read(first.clone(), fence).await;
+    assert_eq!(seqs(&again), seqs(&item), "a read takes nothing away");
+
+    // Abandoned: counted once more, hidden for the retry delay.
+    ok(s.abandon_orchestration(&item, RETRY_AFTER).await, "abandon");
+    let hidden = ok(s.read_orchestration(&first, t(1), fence).await, "read");
+    assert!(
+        hidden.is_none(),
+        "abandoned messages wait out the retry delay"
+    );
+    tokio::time::sleep(RETRY_AFTER + CLOCK_SLACK * 2).await;
+    let item = read(first.clone(), fence).await;
+    assert_eq!(item.dequeue_count, 2, "the abandon counted a delivery");
+
+    ok(
+        s.commit_turn(&item, plain_commit(&item, RuntimeStatus::Running, t(2)))
+            .await,
+        "a commit under the fence",
+    );
+    assert!(
+        ok(s.read_orchestration(&first, t(2), fence).await, "read").is_none(),
+        "the committed turn consumed the message"
+    );
+    let item = read(second.clone(), a.held[3]).await;
+    tokio::time::sleep(AFTER_SHORT_LEASE).await;
+    claimed(
+        s,
+        claim("host-b", &[3], &[], LONG_LEASE),
+        "b takes partition 3",
+    )
+    .await;
+    assert_lease_lost(
+        s.commit_turn(&item, plain_commit(&item, RuntimeStatus::Running, t(2)))
+            .await,
+        "a commit after the partition changed hands",
+    );
+}

@@ -23,8 +23,8 @@ use self::turns::{apply_turn, commit_turn, unchanged};
 use self::writer::Writer;
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
-    Store, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -278,6 +278,36 @@ impl Store for Sqlite {
         true
     }
 
+    fn reads_owned_work(&self) -> bool {
+        true
+    }
+
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        let now = nanos(now);
+        let owned = owned.clone();
+        self.read(move |conn, hub| {
+            ops::ready_instances(conn, hub, now, real_millis(), &owned, limit)
+        })
+        .await
+    }
+
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let id = instance_id.to_string();
+        let now = nanos(now);
+        self.read(move |conn, hub| ops::read_instance(conn, hub, &id, now, real_millis(), fence))
+            .await
+    }
+
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
         let id = instance_id.to_string();
         self.read(move |conn, hub| {
@@ -327,6 +357,13 @@ impl Store for Sqlite {
     ) -> Result<(), StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
+        if token.is_empty() {
+            // Held by its partition's lease, which the host renews: nothing to extend.
+            let fence = item.fence;
+            return self
+                .read(move |conn, hub| ops::check_hold(conn, hub, &id, "", fence.as_ref()))
+                .await;
+        }
         self.write(move |conn, hub| {
             let renewed = conn
                 .prepare_cached(
@@ -352,14 +389,20 @@ impl Store for Sqlite {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
+        let fence = item.fence;
         self.write(move |conn, hub| {
-            ops::check_lock(conn, hub, &id, &token)?;
+            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
             let not_before = real_millis() + millis(retry_after);
+            // An item read without a lease was not counted when it was read: it is now.
+            let counted = i64::from(token.is_empty());
             let mut stmt = conn
-                .prepare_cached("UPDATE messages SET not_before = ?3 WHERE hub = ?1 AND seq = ?2")
+                .prepare_cached(
+                    "UPDATE messages SET not_before = ?3, dequeue_count = dequeue_count + ?4 \
+                     WHERE hub = ?1 AND seq = ?2",
+                )
                 .map_err(db("abandoning messages"))?;
             for seq in &seqs {
-                stmt.execute(params![hub, seq, not_before])
+                stmt.execute(params![hub, seq, not_before, counted])
                     .map_err(db("abandoning messages"))?;
             }
             ops::unlock(conn, hub, &id)
@@ -383,8 +426,9 @@ impl Store for Sqlite {
             .iter()
             .map(|m| (m.seq as i64, format!("{:?}", m.message.event)))
             .collect();
+        let fence = item.fence;
         self.write(move |conn, hub| {
-            ops::check_lock(conn, hub, &id, &token)?;
+            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
             for (seq, text) in &messages {
                 conn.prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
                     .map_err(db("parking messages"))?

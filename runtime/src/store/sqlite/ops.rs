@@ -12,8 +12,8 @@ use crate::model::history::HistoryEvent;
 use crate::model::{InstanceStatus, RuntimeStatus};
 use crate::store::ownership::{HostRow, PartitionRow, apply_claim};
 use crate::store::{
-    LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, PartitionClaim,
-    PartitionLease, PartitionTable, QueuedMessage, StoreError, new_entity_status,
+    LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, Owned, PartitionClaim,
+    PartitionLease, PartitionTable, QueuedMessage, ReadyInstances, StoreError, new_entity_status,
 };
 
 pub(super) fn db(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -270,6 +270,100 @@ pub(super) fn check_lock(
         Some(Some(t)) if t == token => Ok(()),
         _ => Err(StoreError::LeaseLost),
     }
+}
+
+/// Fails with `LeaseLost` unless the work item is still held: by its instance lease, or, for an
+/// item read without one (empty token), by its partition's lease. A fenced item needs both.
+pub(super) fn check_hold(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    token: &str,
+    fence: Option<&PartitionLease>,
+) -> Result<(), StoreError> {
+    if token.is_empty() {
+        if fence.is_none() {
+            return Err(StoreError::LeaseLost);
+        }
+    } else {
+        check_lock(conn, hub, id, token)?;
+    }
+    if !fence_holds(conn, hub, fence)? {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// The instances with messages visible at `now` (orchestration time) and `real_now` (the
+/// lease clock) and no live lease, by their oldest visible message, at most `limit` of those
+/// `owned` takes.
+pub(super) fn ready_instances(
+    conn: &Connection,
+    hub: &str,
+    now: i64,
+    real_now: i64,
+    owned: &Owned,
+    limit: usize,
+) -> Result<ReadyInstances, StoreError> {
+    let what = "looking for work";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.instance_id, MIN(m.seq) AS first FROM messages m \
+             JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+             WHERE m.hub = ?1 AND (m.visible_at IS NULL OR m.visible_at <= ?2) \
+             AND (m.not_before IS NULL OR m.not_before <= ?3) \
+             AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+             GROUP BY m.instance_id ORDER BY first",
+        )
+        .map_err(db(what))?;
+    let mut rows = stmt.query(params![hub, now, real_now]).map_err(db(what))?;
+    let mut instance_ids = Vec::new();
+    while instance_ids.len() < limit
+        && let Some(row) = rows.next().map_err(db(what))?
+    {
+        let id: String = row.get(0).map_err(db(what))?;
+        if owned.fence(&id).is_some() {
+            instance_ids.push(id);
+        }
+    }
+    let next: Option<i64> = conn
+        .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2")
+        .map_err(db("looking for timers"))?
+        .query_row(params![hub, now], |r| r.get(0))
+        .map_err(db("looking for timers"))?;
+    Ok(ReadyInstances {
+        instance_ids,
+        next_visible: next.map(from_nanos),
+    })
+}
+
+/// `id`'s work item read without a lease, held by `fence` (see
+/// [`crate::store::Store::read_orchestration`]).
+pub(super) fn read_instance(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    now: i64,
+    real_now: i64,
+    fence: PartitionLease,
+) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    let messages = read_messages(conn, hub, id, now, real_now)?;
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let Some((instance, _, history_len)) = instance(conn, hub, id)? else {
+        return Ok(None);
+    };
+    let dequeue_count = messages.iter().map(|(_, c)| *c).max().unwrap_or(1);
+    Ok(Some(OrchestrationWorkItem {
+        instance_id: id.to_string(),
+        instance,
+        history_len: history_len as usize,
+        messages: messages.into_iter().map(|(m, _)| m).collect(),
+        lock: LockToken(String::new()),
+        dequeue_count,
+        fence: Some(fence),
+    }))
 }
 
 /// Whether the partition `fence` names is still at its epoch (no fence: yes).

@@ -18,10 +18,7 @@ pub(super) fn commit_turn(
     fence: Option<&PartitionLease>,
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
-    ops::check_lock(conn, hub, id, token)?;
-    if !ops::fence_holds(conn, hub, fence)? {
-        return Err(StoreError::LeaseLost);
-    }
+    ops::check_hold(conn, hub, id, token, fence)?;
     apply_turn(conn, hub, id, commit)
 }
 
