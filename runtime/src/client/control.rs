@@ -167,7 +167,9 @@ impl Client {
     }
 
     /// Starts the instance's orchestrator again with its original input: under the same id
-    /// (replacing it), or under a new id when `new_instance_id` is set. Returns the id.
+    /// (replacing it), or under a new id when `new_instance_id` is set. Returns the id. The
+    /// restarted instance runs today's code, so it starts under this client's
+    /// [default version](Client::default_version), not the version it had.
     pub async fn restart(
         &self,
         instance_id: &str,
@@ -183,6 +185,7 @@ impl Client {
             status.name,
             status.input.unwrap_or_else(|| "null".to_string()),
             id,
+            None,
             None,
             true,
             // Checked against the code the host has now, which may have changed since.

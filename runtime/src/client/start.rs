@@ -7,7 +7,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 
 use super::Client;
-use crate::model::{Error, ErrorKind, InstanceId};
+use crate::model::{Error, ErrorKind, InstanceId, validate_version};
 use crate::store::{NewInstance, StoreError};
 
 impl Client {
@@ -17,9 +17,14 @@ impl Client {
         input: String,
         instance_id: Option<String>,
         start_at: Option<DateTime<Utc>>,
+        version: Option<String>,
         replace: bool,
         typed: bool,
     ) -> Result<InstanceId, Error> {
+        let version = version.or_else(|| self.default_version.clone());
+        if let Some(version) = &version {
+            validate_version(version)?;
+        }
         let mut input = input;
         if let Some(registry) = &self.registry {
             if typed {
@@ -30,7 +35,7 @@ impl Client {
                     return Err(unregistered(&name));
                 }
                 return self
-                    .create(name, input, instance_id, start_at, replace)
+                    .create(name, input, instance_id, start_at, version, replace)
                     .await;
             }
             // Durable Functions' JavaScript client sends the JSON string `""` when it has no
@@ -54,7 +59,7 @@ impl Client {
                 Some(Ok(())) => {}
             }
         }
-        self.create(name, input, instance_id, start_at, replace)
+        self.create(name, input, instance_id, start_at, version, replace)
             .await
     }
 
@@ -64,6 +69,7 @@ impl Client {
         input: String,
         instance_id: Option<String>,
         start_at: Option<DateTime<Utc>>,
+        version: Option<String>,
         replace: bool,
     ) -> Result<InstanceId, Error> {
         let id = match instance_id {
@@ -80,6 +86,7 @@ impl Client {
                 created_at: self.clock.now(),
                 start_at,
                 replace_running: replace,
+                version,
             })
             .await
             .map_err(StoreError::into_error)?;
@@ -121,6 +128,7 @@ pub struct StartRequest<'a, O> {
     pub(super) input: Result<String, Error>,
     pub(super) instance_id: Option<String>,
     pub(super) start_at: Option<DateTime<Utc>>,
+    pub(super) version: Option<String>,
     pub(super) replace: bool,
     /// Started through a typed handle, so the input fits the orchestrator's type.
     pub(super) typed: bool,
@@ -137,6 +145,17 @@ impl<O> StartRequest<'_, O> {
     /// Starts no earlier than `at` (the instance is Pending until then).
     pub fn start_at(mut self, at: DateTime<Utc>) -> Self {
         self.start_at = Some(at);
+        self
+    }
+
+    /// Starts the instance under this version instead of the client's
+    /// [default](Client::default_version). A host runs it only if its version match strategy
+    /// allows (see [`RuntimeBuilder::version_match`](crate::RuntimeBuilder::version_match));
+    /// the orchestrator reads it with
+    /// [`OrchestrationContext::version`](crate::OrchestrationContext::version). An empty or
+    /// over-long version is refused when the request is awaited.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
         self
     }
 
@@ -160,6 +179,7 @@ impl<'a, O> IntoFuture for StartRequest<'a, O> {
                     input,
                     self.instance_id,
                     self.start_at,
+                    self.version,
                     self.replace,
                     self.typed,
                 )

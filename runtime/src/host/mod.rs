@@ -8,7 +8,9 @@
 //! - `entities.rs`: entity batches;
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
-//! - `leases.rs`: renewing the leases of work still in progress.
+//! - `leases.rs`: renewing the leases of work still in progress;
+//! - `versions.rs`: which fetched work the host runs (its version, its code), and what it
+//!   leaves for another host.
 
 mod activities;
 mod builder;
@@ -19,11 +21,13 @@ mod orchestrations;
 mod results;
 mod rewind;
 mod runtime;
+mod versions;
 
 use builder::Config;
 pub use builder::RuntimeBuilder;
 use orchestrations::TurnError;
 pub use runtime::Runtime;
+pub use versions::{LeftReason, LeftWork};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +50,8 @@ struct Inner {
     busy: Mutex<HashMap<String, Vec<results::Finished>>>,
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
+    /// The work this host left for other hosts (see `versions.rs`).
+    left: Mutex<versions::Left>,
     activity_slots: Arc<Semaphore>,
     /// One per orchestration turn running (`max_concurrent_orchestrations`), whether a
     /// dispatcher fetched it or a finished activity's result started it.

@@ -88,6 +88,9 @@ pub enum EventKind {
         /// The parent, for a sub-orchestration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentInstance>,
+        /// The version the instance started under (kept by continue-as-new).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     /// An execution ended.
     #[serde(rename_all = "camelCase")]

@@ -234,10 +234,12 @@ impl Executor {
                 input,
                 execution_id,
                 parent,
+                version,
             } => {
                 if self.future.is_some() || self.outcome.is_some() {
                     return Disposition::Ignore;
                 }
+                self.shared.lock().version = version.clone();
                 self.start(name, input, execution_id, parent.clone());
                 Disposition::Record
             }

@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub execution_id: String,
     pub name: String,
     pub parent: Option<ParentInstance>,
+    /// The version the instance started under.
+    pub version: Option<String>,
     pub now: DateTime<Utc>,
     pub replaying: bool,
     pub(super) next_id: i64,
@@ -76,6 +78,7 @@ impl State {
             execution_id: String::new(),
             name: String::new(),
             parent: None,
+            version: None,
             now: DateTime::<Utc>::UNIX_EPOCH,
             replaying: true,
             next_id: 0,

@@ -47,6 +47,7 @@ fn started(input: &str) -> HistoryEvent {
             input: input.into(),
             execution_id: "e1".into(),
             parent: None,
+            version: None,
         },
     )
 }

@@ -94,6 +94,7 @@ impl Filters {
             created_from: parse_time(&self.from),
             created_to: parse_time(&self.to),
             instance_id_prefix: (!self.prefix.is_empty()).then(|| self.prefix.clone()),
+            version: None,
             page_size: Some(self.size),
             continuation_token: (!self.page.is_empty()).then(|| self.page.clone()),
         }

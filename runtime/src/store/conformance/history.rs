@@ -66,12 +66,14 @@ fn every_event() -> Vec<HistoryEvent> {
                 execution_id: "parent#exec".into(),
                 task_scheduled_id: 3,
             }),
+            version: Some("2.1 \"beta\" ünï".into()),
         },
         EventKind::ExecutionStarted {
             name: "Flow".into(),
             input: "null".into(),
             execution_id: "exec-2".into(),
             parent: None,
+            version: None,
         },
         EventKind::TaskScheduled {
             name: "Act".into(),

@@ -203,8 +203,11 @@ impl Hub {
             HistoryWrite::Replace(events) => entry.history = events,
         }
         let created_at = entry.status.created_at;
+        let version = entry.status.version.take();
         entry.status = InstanceStatus {
             created_at,
+            // Set when the instance was created, as in the other stores.
+            version,
             history: None,
             ..commit.status
         };

@@ -267,6 +267,29 @@ impl Store for Memory {
         Ok(())
     }
 
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        hub.check_lock(item)?;
+        let not_before = Instant::now() + retry_after;
+        let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
+        for m in entry.messages.iter_mut() {
+            if item.messages.iter().any(|q| q.seq == m.seq) {
+                m.not_before = Some(not_before);
+                m.dequeue_count = m.dequeue_count.saturating_sub(1);
+            }
+        }
+        hub.leases.remove(&item.instance_id);
+        if let Some(entry) = hub.instances.get_mut(&item.instance_id) {
+            entry.lock = None;
+        }
+        hub.delayed.push((not_before, item.instance_id.clone()));
+        Ok(())
+    }
+
     async fn park_orchestration(
         &self,
         item: &OrchestrationWorkItem,

@@ -12,7 +12,7 @@ use super::db::{Fail, row};
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6531; // "durable1"
 
 /// The migrations, in order: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -97,6 +97,14 @@ CREATE TABLE durable_parked (
     parked_at_ns bigint NOT NULL
 );
 CREATE INDEX durable_parked_instance ON durable_parked (hub, instance_id);
+"#;
+
+/// Version 2: the orchestration version each instance started under (none for instances
+/// created before), and finding instances by it.
+const V2: &str = r#"
+ALTER TABLE durable_instances ADD COLUMN version text;
+CREATE INDEX durable_instances_version
+    ON durable_instances (hub, version, created_at_ns, instance_id);
 "#;
 
 const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS durable_schema_version (
