@@ -285,6 +285,7 @@ pub fn history_events(history: &[HistoryEvent], with_input: bool, with_output: b
                     put("Input", output(input));
                 }
             }
+            EventKind::Patched { patch_id } => put("PatchId", patch_id.as_str().into()),
             EventKind::ExecutionCompleted {
                 status,
                 result,

@@ -270,6 +270,14 @@ pub enum EventKind {
         /// Why.
         failure: FailureDetails,
     },
+    /// The execution reached the patch point `patch_id` on code that has it
+    /// ([`OrchestrationContext::patched`](crate::OrchestrationContext::patched)), so replays
+    /// take the patched branch. Not a scheduling step: replay never compares it.
+    #[serde(rename_all = "camelCase")]
+    Patched {
+        /// The patch's id.
+        patch_id: String,
+    },
     /// Every entity of a critical section is locked.
     #[serde(rename_all = "camelCase")]
     EntityLockGranted {
@@ -310,6 +318,7 @@ impl EventKind {
             EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
             EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
             EventKind::EntityLockGranted { .. } => "EntityLockGranted",
+            EventKind::Patched { .. } => "Patched",
         }
     }
 

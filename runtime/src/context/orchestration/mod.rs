@@ -2,7 +2,8 @@
 //!
 //! `mod.rs` has the context and its calls (activities, sub-orchestrations, timers, events,
 //! combinators, continue-as-new); `entities.rs` its entity calls, signals and critical
-//! sections; `tasks.rs` the futures those calls return; `versions.rs` the instance's version.
+//! sections; `tasks.rs` the futures those calls return; `versions.rs` the instance's version
+//! and patch points.
 
 mod entities;
 mod tasks;

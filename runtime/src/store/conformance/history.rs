@@ -39,10 +39,11 @@ fn kind_index(kind: &EventKind) -> usize {
         EventKind::EntityOperationFailed { .. } => 23,
         EventKind::EntityLockGranted { .. } => 24,
         EventKind::ExecutionRewound { .. } => 25,
+        EventKind::Patched { .. } => 26,
     }
 }
 
-const EVENT_KINDS: usize = 26;
+const EVENT_KINDS: usize = 27;
 
 /// One event of every kind (some twice, with and without optional fields), every field set,
 /// timestamps with nanoseconds.
@@ -158,6 +159,9 @@ fn every_event() -> Vec<HistoryEvent> {
         },
         EventKind::EntityLockGranted {
             task_scheduled_id: 8,
+        },
+        EventKind::Patched {
+            patch_id: "use-new-tax \"rules\"".into(),
         },
         EventKind::ExecutionSuspended {
             reason: Some("maintenance".into()),
