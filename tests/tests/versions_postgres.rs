@@ -126,3 +126,82 @@ async fn two_versions_side_by_side_each_run_their_own() {
     old.shutdown().await;
     new.shutdown().await;
 }
+
+/// A database of schema version 1 (before versions) is upgraded when a store connects: the
+/// `version` column is added, instances created before have none, and new ones record theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_versions_is_upgraded() {
+    use durable::store::{NewInstance, Store};
+
+    let url = url_or_skip!();
+    let admin = admin(&url).await;
+    let schema = unique("durable_before_versions");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let scoped = in_schema(&url, &schema);
+    let result = async {
+        let store = Postgres::connect(&scoped).await.expect("connects");
+        store
+            .create_instance(new_instance("from-v1"))
+            .await
+            .unwrap();
+        drop(store);
+        // Back to what version 1 left.
+        admin
+            .batch_execute(&format!(
+                "DROP INDEX {schema}.durable_instances_version;
+                 ALTER TABLE {schema}.durable_instances DROP COLUMN version;
+                 DELETE FROM {schema}.durable_schema_version WHERE version > 1;"
+            ))
+            .await
+            .unwrap();
+
+        let store = Postgres::connect(&scoped).await.expect("upgrades");
+        let versions: Vec<i32> = admin
+            .query(
+                &format!("SELECT version FROM {schema}.durable_schema_version ORDER BY 1"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions, (1..=Postgres::SCHEMA_VERSION).collect::<Vec<_>>());
+        assert!(Postgres::SCHEMA_VERSION >= 2);
+        let old = store.instance("from-v1").await.unwrap().unwrap();
+        assert_eq!(
+            old.version, None,
+            "an instance from before versions has none"
+        );
+        store
+            .create_instance(NewInstance {
+                version: Some("2.0".into()),
+                ..new_instance("after")
+            })
+            .await
+            .unwrap();
+        let page = store
+            .query(&durable::InstanceQuery {
+                version: Some("2.0".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page
+            .instances
+            .iter()
+            .map(|s| s.instance_id.as_str())
+            .collect();
+        assert_eq!(ids, ["after"]);
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    let _ = admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
