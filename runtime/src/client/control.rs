@@ -2,6 +2,7 @@
 //! query.
 
 use super::Client;
+use super::start::StartOptions;
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{
     Error, ErrorKind, InstanceId, InstanceQuery, PurgeFilter, QueryPage, RuntimeStatus,
@@ -184,10 +185,11 @@ impl Client {
         self.start_instance(
             status.name,
             status.input.unwrap_or_else(|| "null".to_string()),
-            id,
-            None,
-            None,
-            true,
+            StartOptions {
+                instance_id: id,
+                replace: true,
+                ..StartOptions::default()
+            },
             // Checked against the code the host has now, which may have changed since.
             false,
         )

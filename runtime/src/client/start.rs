@@ -10,19 +10,29 @@ use super::Client;
 use crate::model::{Error, ErrorKind, InstanceId, validate_version};
 use crate::store::{NewInstance, StoreError};
 
+/// How to start an instance, besides its orchestrator and input.
+#[derive(Default)]
+pub(super) struct StartOptions {
+    /// The id to use instead of a generated one.
+    pub(super) instance_id: Option<String>,
+    /// Start no earlier than this.
+    pub(super) start_at: Option<DateTime<Utc>>,
+    /// The version to start under instead of the client's default.
+    pub(super) version: Option<String>,
+    /// Replace a pending or running instance with the same id.
+    pub(super) replace: bool,
+}
+
 impl Client {
     pub(super) async fn start_instance(
         &self,
         name: String,
         input: String,
-        instance_id: Option<String>,
-        start_at: Option<DateTime<Utc>>,
-        version: Option<String>,
-        replace: bool,
+        mut options: StartOptions,
         typed: bool,
     ) -> Result<InstanceId, Error> {
-        let version = version.or_else(|| self.default_version.clone());
-        if let Some(version) = &version {
+        options.version = options.version.or_else(|| self.default_version.clone());
+        if let Some(version) = &options.version {
             validate_version(version)?;
         }
         let mut input = input;
@@ -34,9 +44,7 @@ impl Client {
                 if registry.orchestrator(&name).is_none() {
                     return Err(unregistered(&name));
                 }
-                return self
-                    .create(name, input, instance_id, start_at, version, replace)
-                    .await;
+                return self.create(name, input, options).await;
             }
             // Durable Functions' JavaScript client sends the JSON string `""` when it has no
             // input: for an orchestrator that takes `()` or an `Option`, that is no input.
@@ -59,20 +67,16 @@ impl Client {
                 Some(Ok(())) => {}
             }
         }
-        self.create(name, input, instance_id, start_at, version, replace)
-            .await
+        self.create(name, input, options).await
     }
 
     async fn create(
         &self,
         name: String,
         input: String,
-        instance_id: Option<String>,
-        start_at: Option<DateTime<Utc>>,
-        version: Option<String>,
-        replace: bool,
+        options: StartOptions,
     ) -> Result<InstanceId, Error> {
-        let id = match instance_id {
+        let id = match options.instance_id {
             Some(id) => validate_id(id)?,
             None => InstanceId::random(),
         };
@@ -84,9 +88,9 @@ impl Client {
                 execution_id: uuid::Uuid::new_v4().simple().to_string(),
                 parent: None,
                 created_at: self.clock.now(),
-                start_at,
-                replace_running: replace,
-                version,
+                start_at: options.start_at,
+                replace_running: options.replace,
+                version: options.version,
             })
             .await
             .map_err(StoreError::into_error)?;
@@ -177,10 +181,12 @@ impl<'a, O> IntoFuture for StartRequest<'a, O> {
                 .start_instance(
                     self.name,
                     input,
-                    self.instance_id,
-                    self.start_at,
-                    self.version,
-                    self.replace,
+                    StartOptions {
+                        instance_id: self.instance_id,
+                        start_at: self.start_at,
+                        version: self.version,
+                        replace: self.replace,
+                    },
                     self.typed,
                 )
                 .await
