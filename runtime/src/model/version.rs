@@ -44,9 +44,11 @@ pub fn validate_version(version: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Compares two versions as Durable Functions does (see the [module docs](self)): none equals
-/// none and is older than any version; two dotted numbers of two to four parts compare part
-/// by part; anything else compares as text, ignoring case.
+/// Compares two versions as Durable Functions does: none equals none and is older than any
+/// version; two dotted numbers of two to four parts (`1.0`, `2.1.3`) compare part by part,
+/// numerically, a missing part counting as less than any (`1.0` < `1.0.0`); anything else
+/// compares as text, ignoring case. A single number (`7`) is not a dotted number, so `10`
+/// sorts before `9`: write `10.0` and `9.0`.
 ///
 /// ```
 /// use std::cmp::Ordering;
