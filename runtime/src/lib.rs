@@ -87,11 +87,12 @@ pub use context::{
     EntityFunction, EventWait, OrchestrationContext, Orchestrator, SubOrchestration, Task, Timer,
 };
 pub use durable_macros::{activity, entity, orchestrator};
-pub use host::{Runtime, RuntimeBuilder};
+pub use host::{LeftReason, LeftWork, Runtime, RuntimeBuilder};
 pub use model::{
     CleanEntityStorageResult, Clock, EntityId, EntityMetadata, EntityQuery, EntityQueryPage, Error,
-    ErrorKind, FailureDetails, InstanceId, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage,
-    RetryPolicy, RuntimeStatus, SystemClock,
+    ErrorKind, FailureDetails, InstanceId, InstanceQuery, InstanceStatus, MAX_VERSION_LEN,
+    PurgeFilter, QueryPage, RetryPolicy, RuntimeStatus, SystemClock, VersionFailure, VersionMatch,
+    compare_versions, validate_version,
 };
 pub use registry::{Register, Registry};
 

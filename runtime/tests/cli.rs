@@ -987,3 +987,49 @@ async fn history_export_writes_replayable_files_and_import_loads_them_into_a_sto
     assert!(done.output::<bool>().unwrap(), "{done:?}");
     runtime.shutdown().await;
 }
+
+/// `start --version` starts under a version; `list --version` finds instances by it, over the
+/// API and straight on the store. This host has no version, so it leaves them (they stay
+/// pending) for a host that may run them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_list_by_version() {
+    let host = Host::start().await;
+    host.cli(&["start", "approval", "--id", "ver-1", "--version", "0.9"])
+        .await
+        .ok();
+    host.cli(&["start", "approval", "--id", "plain-1"])
+        .await
+        .ok();
+    host.started("plain-1").await;
+    let status: Status = host.cli(&["status", "ver-1", "--json"]).await.json();
+    assert_eq!(status.version.as_deref(), Some("0.9"));
+    assert_eq!(status.runtime_status, "Pending");
+    let summary = host.cli(&["status", "ver-1"]).await;
+    assert!(
+        summary.ok().contains("Version:       0.9\n"),
+        "{summary:#?}"
+    );
+    let listed: Vec<Status> = host
+        .cli(&["list", "--version", "0.9", "--json"])
+        .await
+        .json();
+    let ids: Vec<&str> = listed.iter().map(|s| s.instance_id.as_str()).collect();
+    assert_eq!(ids, ["ver-1"]);
+    host.cli(&["start", "approval", "--version", " 0.9"])
+        .await
+        .fails(1, "white space");
+    host.runtime.shutdown().await;
+
+    host.cli_on_store(&["start", "approval", "--id", "ver-2", "--version", "0.9"])
+        .await
+        .ok();
+    let listed: Vec<Status> = host
+        .cli_on_store(&["list", "--version", "0.9", "--json"])
+        .await
+        .json();
+    let ids: Vec<&str> = listed.iter().map(|s| s.instance_id.as_str()).collect();
+    assert_eq!(ids, ["ver-1", "ver-2"]);
+    host.cli_on_store(&["start", "approval", "--version", ""])
+        .await
+        .fails(1, "empty");
+}

@@ -348,6 +348,7 @@ pub mod one_write {
             created_at: at(0),
             start_at: None,
             replace_running: false,
+            version: None,
         };
         store.create_instance(new.clone()).await.unwrap();
         let Fetched::Item(item) = store

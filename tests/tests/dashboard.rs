@@ -462,3 +462,38 @@ async fn the_list_stays_quick_with_100_000_instances_on_sqlite() {
     assert_eq!(counts, vec![(RuntimeStatus::Pending, N as u64)]);
     let _ = WAIT;
 }
+
+#[tokio::test]
+async fn the_list_filters_by_version_and_the_instance_page_shows_it() {
+    let rt = host().await;
+    let client = rt.client();
+    client
+        .start(approval, "ann".into())
+        .instance_id("versioned")
+        .version("0.5")
+        .await
+        .unwrap();
+    client
+        .start(approval, "bob".into())
+        .instance_id("plain")
+        .await
+        .unwrap();
+    rt.idle().await;
+    let d = dash(&rt);
+    let page = d.get("/durable/?version=0.5").await;
+    let html = page.ok();
+    assert_eq!(listed_ids(html), ["versioned"]);
+    assert!(html.contains("id=\"f-version\" value=\"0.5\""), "{html}");
+    let page = d.get("/durable/instances/versioned").await;
+    assert!(
+        page.ok()
+            .contains("<dt>Version</dt><dd id=\"version\">0.5</dd>"),
+        "{}",
+        page.ok()
+    );
+    let page = d.get("/durable/instances/plain").await;
+    assert!(
+        !page.ok().contains("<dt>Version</dt>"),
+        "no version, no line"
+    );
+}

@@ -528,3 +528,56 @@ async fn purge_one_and_by_filter() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn starts_take_a_version_shown_in_the_status_and_queried_by() {
+    both(plain, |api, rt| async move {
+        let versioned = api.post("orchestrators/echo?version=0.5", Some("1")).await;
+        versioned.expect(202);
+        let versioned = versioned.body["id"].as_str().unwrap().to_string();
+        let plain_id = api.start("echo", Some("2")).await;
+        done(&rt, &plain_id).await;
+        // This host has no version: it leaves an instance of version 0.5 (newer than none).
+        let status = api.get(&format!("instances/{versioned}")).await;
+        status.expect(202);
+        assert_eq!(status.body["version"], "0.5", "{}", status.body);
+        assert_eq!(status.body["runtimeStatus"], "Pending");
+        let status = api.get(&format!("instances/{plain_id}")).await;
+        status.expect(200);
+        assert!(
+            status.body.get("version").is_none(),
+            "no version, no field: {}",
+            status.body
+        );
+        let listed = api.get("instances?version=0.5").await;
+        listed.expect(200);
+        let ids: Vec<&str> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["instanceId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [versioned.as_str()]);
+        let bad = api
+            .post("orchestrators/echo?version=%201.0", Some("1"))
+            .await;
+        bad.expect(400);
+        assert!(
+            bad.message().contains("`version`") && bad.message().contains("white space"),
+            "{}",
+            bad.message()
+        );
+        let too_long = "9".repeat(101);
+        let bad = api
+            .post(&format!("orchestrators/echo?version={too_long}"), Some("1"))
+            .await;
+        bad.expect(400);
+        assert!(
+            bad.message().contains("longer than 100"),
+            "{}",
+            bad.message()
+        );
+    })
+    .await;
+}

@@ -192,14 +192,19 @@ async fn bad_input_is_a_clear_error_and_nothing_crashes() {
     assert!(client.suspend("nobody", "x").await.is_err());
 
     // A client without a registry (e.g. another process) cannot check names up front: the
-    // instance fails with the reason instead.
+    // host leaves the instance for a host that has the orchestrator, and says so.
     let remote = Client::new(rt.store().clone());
     let id = remote.start_by_name("nope", 1).await.unwrap();
-    let message = failure_message(&finished(&rt, &id).await);
-    assert!(
-        message.contains("no orchestrator named `nope` is registered"),
-        "{message}"
+    rt.idle().await;
+    let status = client.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Pending, "{status:?}");
+    let left = rt.left_work();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        (left[0].instance_id.as_str(), left[0].name.as_str()),
+        (id.as_str(), "nope")
     );
+    assert_eq!(left[0].reason, durable::LeftReason::NotRegistered);
 
     // The host still works.
     let id = client.start(wants_number, 7).await.unwrap();

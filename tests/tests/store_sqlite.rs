@@ -117,10 +117,11 @@ async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         // Back to what version 1 left: its index on visible times, none of the later
-        // indexes and tables.
+        // indexes and tables, and no versions.
         conn.execute_batch(
             "DROP INDEX messages_by_visible; DROP INDEX activities_free; \
              DROP INDEX activities_by_expiry; DROP TABLE partitions; DROP TABLE hosts; \
+             DROP INDEX instances_by_version; ALTER TABLE instances DROP COLUMN version; \
              CREATE INDEX messages_by_visible ON messages (hub, visible_at); \
              PRAGMA user_version = 1;",
         )
@@ -129,12 +130,32 @@ async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
     };
     assert!(current > 1, "the current schema is newer than version 1");
 
-    let second = TestRuntime::start(builder(Sqlite::open(&path).unwrap()))
+    let second = TestRuntime::start(builder(Sqlite::open(&path).unwrap()).version("2.0"))
         .await
         .unwrap();
     second.client().raise_event(&id, "Go", "now").await.unwrap();
     let status = finished(&second, &id).await;
     assert_eq!(status.output::<String>().unwrap(), "OLD FILE now");
+    assert_eq!(
+        status.version, None,
+        "an instance from before versions has none"
+    );
+    let versioned = second
+        .client()
+        .start(pipeline, vec!["new".to_string()])
+        .await
+        .unwrap();
+    second
+        .client()
+        .raise_event(&versioned, "Go", "too")
+        .await
+        .unwrap();
+    let status = finished(&second, &versioned).await;
+    assert_eq!(
+        status.version.as_deref(),
+        Some("2.0"),
+        "new ones record the host's version"
+    );
     second.shutdown().await;
     drop(second);
     let conn = rusqlite::Connection::open(&path).unwrap();

@@ -2,6 +2,7 @@
 //! query.
 
 use super::Client;
+use super::start::StartOptions;
 use crate::model::history::{EventKind, HistoryEvent};
 use crate::model::{
     Error, ErrorKind, InstanceId, InstanceQuery, PurgeFilter, QueryPage, RuntimeStatus,
@@ -167,7 +168,9 @@ impl Client {
     }
 
     /// Starts the instance's orchestrator again with its original input: under the same id
-    /// (replacing it), or under a new id when `new_instance_id` is set. Returns the id.
+    /// (replacing it), or under a new id when `new_instance_id` is set. Returns the id. The
+    /// restarted instance runs today's code, so it starts under this client's
+    /// [default version](Client::default_version), not the version it had.
     pub async fn restart(
         &self,
         instance_id: &str,
@@ -182,9 +185,11 @@ impl Client {
         self.start_instance(
             status.name,
             status.input.unwrap_or_else(|| "null".to_string()),
-            id,
-            None,
-            true,
+            StartOptions {
+                instance_id: id,
+                replace: true,
+                ..StartOptions::default()
+            },
             // Checked against the code the host has now, which may have changed since.
             false,
         )

@@ -71,6 +71,7 @@ pub struct Client {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     registry: Option<Arc<Registry>>,
+    default_version: Option<String>,
 }
 
 /// How often waits re-read the status when the store cannot signal changes from other
@@ -84,6 +85,7 @@ impl Client {
             store,
             clock: Arc::new(SystemClock),
             registry: None,
+            default_version: None,
         }
     }
 
@@ -91,12 +93,29 @@ impl Client {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         registry: Option<Arc<Registry>>,
+        default_version: Option<String>,
     ) -> Self {
         Client {
             store,
             clock,
             registry,
+            default_version,
         }
+    }
+
+    /// This client with a default version: instances it starts without
+    /// [`StartRequest::version`] start under `version`. A host's client starts with the host's
+    /// [`version`](crate::RuntimeBuilder::version) as its default; a client from
+    /// [`Client::new`] has none. The version is checked (see
+    /// [`validate_version`](crate::validate_version)) when an instance is started.
+    pub fn with_default_version(mut self, version: impl Into<String>) -> Self {
+        self.default_version = Some(version.into());
+        self
+    }
+
+    /// The version instances started by this client get when the start names none.
+    pub fn default_version(&self) -> Option<&str> {
+        self.default_version.as_deref()
     }
 
     /// The time on this client's clock (the host's clock, for a host's client).
@@ -205,7 +224,8 @@ impl Client {
     }
 
     /// Starts an orchestration. Await the returned request to start it with a generated id, or
-    /// configure it first with `.instance_id(..)`, `.start_at(..)` or `.replace_existing()`.
+    /// configure it first with `.instance_id(..)`, `.start_at(..)`, `.version(..)` or
+    /// `.replace_existing()`.
     ///
     /// Starting an id that is pending or running is refused with
     /// [`ErrorKind::InstanceAlreadyExists`] unless `.replace_existing()` is set.
@@ -221,6 +241,7 @@ impl Client {
             input,
             instance_id: None,
             start_at: None,
+            version: None,
             replace: false,
             typed: true,
             _marker: PhantomData,
@@ -237,6 +258,7 @@ impl Client {
             input,
             instance_id: None,
             start_at: None,
+            version: None,
             replace: false,
             typed: false,
             _marker: PhantomData,

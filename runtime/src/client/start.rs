@@ -7,19 +7,34 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 
 use super::Client;
-use crate::model::{Error, ErrorKind, InstanceId};
+use crate::model::{Error, ErrorKind, InstanceId, validate_version};
 use crate::store::{NewInstance, StoreError};
+
+/// How to start an instance, besides its orchestrator and input.
+#[derive(Default)]
+pub(super) struct StartOptions {
+    /// The id to use instead of a generated one.
+    pub(super) instance_id: Option<String>,
+    /// Start no earlier than this.
+    pub(super) start_at: Option<DateTime<Utc>>,
+    /// The version to start under instead of the client's default.
+    pub(super) version: Option<String>,
+    /// Replace a pending or running instance with the same id.
+    pub(super) replace: bool,
+}
 
 impl Client {
     pub(super) async fn start_instance(
         &self,
         name: String,
         input: String,
-        instance_id: Option<String>,
-        start_at: Option<DateTime<Utc>>,
-        replace: bool,
+        mut options: StartOptions,
         typed: bool,
     ) -> Result<InstanceId, Error> {
+        options.version = options.version.or_else(|| self.default_version.clone());
+        if let Some(version) = &options.version {
+            validate_version(version)?;
+        }
         let mut input = input;
         if let Some(registry) = &self.registry {
             if typed {
@@ -29,9 +44,7 @@ impl Client {
                 if registry.orchestrator(&name).is_none() {
                     return Err(unregistered(&name));
                 }
-                return self
-                    .create(name, input, instance_id, start_at, replace)
-                    .await;
+                return self.create(name, input, options).await;
             }
             // Durable Functions' JavaScript client sends the JSON string `""` when it has no
             // input: for an orchestrator that takes `()` or an `Option`, that is no input.
@@ -54,19 +67,16 @@ impl Client {
                 Some(Ok(())) => {}
             }
         }
-        self.create(name, input, instance_id, start_at, replace)
-            .await
+        self.create(name, input, options).await
     }
 
     async fn create(
         &self,
         name: String,
         input: String,
-        instance_id: Option<String>,
-        start_at: Option<DateTime<Utc>>,
-        replace: bool,
+        options: StartOptions,
     ) -> Result<InstanceId, Error> {
-        let id = match instance_id {
+        let id = match options.instance_id {
             Some(id) => validate_id(id)?,
             None => InstanceId::random(),
         };
@@ -78,8 +88,9 @@ impl Client {
                 execution_id: uuid::Uuid::new_v4().simple().to_string(),
                 parent: None,
                 created_at: self.clock.now(),
-                start_at,
-                replace_running: replace,
+                start_at: options.start_at,
+                replace_running: options.replace,
+                version: options.version,
             })
             .await
             .map_err(StoreError::into_error)?;
@@ -121,6 +132,7 @@ pub struct StartRequest<'a, O> {
     pub(super) input: Result<String, Error>,
     pub(super) instance_id: Option<String>,
     pub(super) start_at: Option<DateTime<Utc>>,
+    pub(super) version: Option<String>,
     pub(super) replace: bool,
     /// Started through a typed handle, so the input fits the orchestrator's type.
     pub(super) typed: bool,
@@ -137,6 +149,17 @@ impl<O> StartRequest<'_, O> {
     /// Starts no earlier than `at` (the instance is Pending until then).
     pub fn start_at(mut self, at: DateTime<Utc>) -> Self {
         self.start_at = Some(at);
+        self
+    }
+
+    /// Starts the instance under this version instead of the client's
+    /// [default](Client::default_version). A host runs it only if its version match strategy
+    /// allows (see [`RuntimeBuilder::version_match`](crate::RuntimeBuilder::version_match));
+    /// the orchestrator reads it with
+    /// [`OrchestrationContext::version`](crate::OrchestrationContext::version). An empty or
+    /// over-long version is refused when the request is awaited.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
         self
     }
 
@@ -158,9 +181,12 @@ impl<'a, O> IntoFuture for StartRequest<'a, O> {
                 .start_instance(
                     self.name,
                     input,
-                    self.instance_id,
-                    self.start_at,
-                    self.replace,
+                    StartOptions {
+                        instance_id: self.instance_id,
+                        start_at: self.start_at,
+                        version: self.version,
+                        replace: self.replace,
+                    },
                     self.typed,
                 )
                 .await

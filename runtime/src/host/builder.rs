@@ -13,7 +13,7 @@ use super::leases::LeaseKeeper;
 #[cfg(feature = "http")]
 use crate::client::Client;
 use crate::context::Entity;
-use crate::model::{Clock, Error, ErrorKind};
+use crate::model::{Clock, Error, ErrorKind, VersionFailure, VersionMatch, validate_version};
 use crate::registry::{Register, Registry};
 use crate::store::Store;
 
@@ -70,6 +70,9 @@ pub(super) struct Config {
     pub(super) max_dequeue: u32,
     pub(super) shutdown_grace: Duration,
     pub(super) partitions: u32,
+    pub(super) version: Option<String>,
+    pub(super) version_match: VersionMatch,
+    pub(super) version_failure: VersionFailure,
 }
 
 impl RuntimeBuilder {
@@ -175,6 +178,61 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The version of the orchestrator code this host runs (none by default). Instances
+    /// started by this host's client, and sub-orchestrations its orchestrators start, are
+    /// recorded with it; [`version_match`](Self::version_match) decides which instances the
+    /// host runs. Versions compare as [`compare_versions`](crate::compare_versions) says:
+    /// use dotted numbers such as `2.0` (a lone `2` compares as text). An empty or over-long
+    /// version makes [`start`](Self::start) fail.
+    ///
+    /// ```
+    /// use durable::prelude::*;
+    /// use durable::{VersionFailure, VersionMatch};
+    ///
+    /// #[orchestrator]
+    /// async fn work(ctx: OrchestrationContext, _input: ()) -> Result<Option<String>, Error> {
+    ///     Ok(ctx.version())
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Error> {
+    /// let runtime = Runtime::builder()
+    ///     .store(durable::store::Memory::new())
+    ///     .register(work)
+    ///     .version("2.0")
+    ///     .version_match(VersionMatch::CurrentOrOlder) // the default
+    ///     .version_failure(VersionFailure::Leave) // the default
+    ///     .start()
+    ///     .await?;
+    /// let id = runtime.client().start(work, ()).await?;
+    /// let status = runtime
+    ///     .client()
+    ///     .wait_for_completion(&id, std::time::Duration::from_secs(10))
+    ///     .await?;
+    /// assert_eq!(status.version.as_deref(), Some("2.0"));
+    /// assert_eq!(status.output::<Option<String>>()?.as_deref(), Some("2.0"));
+    /// # runtime.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.config.version = Some(version.into());
+        self
+    }
+
+    /// Which instances this host runs, by their version compared with the host's (default
+    /// [`VersionMatch::CurrentOrOlder`]). The check is made on every work item the host
+    /// fetches, before it runs anything.
+    pub fn version_match(mut self, strategy: VersionMatch) -> Self {
+        self.config.version_match = strategy;
+        self
+    }
+
+    /// What this host does with an instance its version match does not allow (default
+    /// [`VersionFailure::Leave`]: leave it for a host that may run it).
+    pub fn version_failure(mut self, strategy: VersionFailure) -> Self {
+        self.config.version_failure = strategy;
+        self
+    }
+
     /// Serves the HTTP management API ([`crate::http`]) on `addr` while the host runs; use a
     /// loopback address such as `127.0.0.1:7071` (port 0 picks a free port; see
     /// [`Runtime::http_addr`]).
@@ -199,6 +257,14 @@ impl RuntimeBuilder {
                 "no store: call `.store(durable::store::Memory::new())` or another store first",
             )
         })?;
+        if let Some(version) = &self.config.version {
+            validate_version(version).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("the host's version: {}", e.message()),
+                )
+            })?;
+        }
         if let Some(dup) = self.registry.duplicates().first() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -228,6 +294,7 @@ impl RuntimeBuilder {
             cache: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            left: Mutex::new(Default::default()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
@@ -265,6 +332,7 @@ impl RuntimeBuilder {
                     inner.store.clone(),
                     inner.clock.clone(),
                     Some(inner.registry.clone()),
+                    inner.config.version.clone(),
                 );
                 match crate::http::HttpServer::start(client, options).await {
                     Ok(server) => Some(server),

@@ -285,7 +285,11 @@ impl Inner {
             .collect();
         let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now);
         executor.process(events).await;
-        let (record, messages, new_instances) = executor.into_parts();
+        let (record, messages, mut new_instances) = executor.into_parts();
+        for started in &mut new_instances {
+            // An orchestration an entity starts runs under this host's version.
+            started.version = self.config.version.clone();
+        }
         let status = InstanceStatus {
             instance_id: item.instance_id.clone(),
             name: id.name().to_string(),
@@ -298,6 +302,7 @@ impl Inner {
             created_at: item.instance.created_at,
             last_updated_at: now,
             parent_instance_id: None,
+            version: None,
             history: None,
         };
         let commit = TurnCommit {

@@ -10,7 +10,9 @@
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
 //! - `leases.rs`: renewing the leases of work still in progress;
 //! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background;
-//! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it.
+//! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it;
+//! - `versions.rs`: which fetched work the host runs (its version, its code), and what it
+//!   leaves for another host.
 
 mod activities;
 mod builder;
@@ -23,11 +25,13 @@ mod ready;
 mod results;
 mod rewind;
 mod runtime;
+mod versions;
 
 use builder::Config;
 pub use builder::RuntimeBuilder;
 use orchestrations::TurnError;
 pub use runtime::Runtime;
+pub use versions::{LeftReason, LeftWork};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +54,8 @@ struct Inner {
     busy: Mutex<HashMap<String, Vec<results::Finished>>>,
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
+    /// The work this host left for other hosts (see `versions.rs`).
+    left: Mutex<versions::Left>,
     activity_slots: Arc<Semaphore>,
     /// One per orchestration turn running (`max_concurrent_orchestrations`), whether a
     /// dispatcher fetched it or a finished activity's result started it.

@@ -10,10 +10,11 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::commit::{build_commit, unlock_messages};
 use super::leases::Leased;
+use super::versions::Admission;
 use super::{Inner, SAFETY_POLL, backoff};
 use crate::context::OrchestrationContext;
 use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
-use crate::model::{EntityId, InstanceStatus, RuntimeStatus, real_sleep};
+use crate::model::{EntityId, Error, InstanceStatus, RuntimeStatus, real_sleep};
 use crate::replay::{Executor, StartFn, panic_message};
 use crate::store::{
     ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, OrchestrationWorkItem, StoreError,
@@ -114,6 +115,16 @@ impl Inner {
     pub(super) async fn process_item(self: &Arc<Self>, item: OrchestrationWorkItem) {
         let item = Arc::new(item);
         let id = item.instance_id.clone();
+        // Before parking: work this host may not run is never its failure to count.
+        let refusal = match self.admit(&item) {
+            Admission::Run => None,
+            Admission::Leave(reason) => {
+                self.evict(&id);
+                self.leave(&item, reason).await;
+                return;
+            }
+            Admission::Fail(error) => Some(error),
+        };
         if item.dequeue_count > self.config.max_dequeue {
             let error = self
                 .failures
@@ -140,7 +151,9 @@ impl Inner {
         // An item read without a lease is held by its partition's lease instead.
         let held = (!item.lock.0.is_empty())
             .then(|| self.leases.hold(Leased::Orchestration(item.clone())));
-        let outcome = AssertUnwindSafe(self.run_turn(&item)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(self.run_turn(&item, refusal))
+            .catch_unwind()
+            .await;
         drop(held);
         let error = match outcome {
             Ok(Ok(())) => {
@@ -148,6 +161,7 @@ impl Inner {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
+                self.ran(&id);
                 return;
             }
             Ok(Err(TurnError::LeaseLost)) => {
@@ -180,9 +194,12 @@ impl Inner {
             .remove(instance_id);
     }
 
+    /// Runs a fetched work item's turn and commits it. With a `refusal`, the instance's code
+    /// is not run: its execution fails with that error (a version this host may not run).
     pub(super) async fn run_turn(
         self: &Arc<Self>,
         item: &OrchestrationWorkItem,
+        refusal: Option<Error>,
     ) -> Result<(), TurnError> {
         let now = self.clock.now();
         let status = &item.instance;
@@ -208,15 +225,19 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&item.instance_id)
             .filter(|c| {
-                c.executor.history_len() == item.history_len
+                refusal.is_none()
+                    && c.executor.history_len() == item.history_len
                     && c.executor.execution_id() == status.execution_id
             });
+        let code = match refusal {
+            None => self.orchestrator(&status.name),
+            Some(error) => Some(refused(error)),
+        };
         let mut executor = match cached {
             Some(cached) => cached.executor,
             None => {
                 let history = self.store.history(&item.instance_id).await?;
-                let mut executor =
-                    Executor::new(&item.instance_id, self.orchestrator(&status.name));
+                let mut executor = Executor::new(&item.instance_id, code);
                 executor.replay(&history);
                 executor
             }
@@ -263,6 +284,10 @@ impl Inner {
         let info = executor.info();
         let held_locks = out.outcome.as_ref().and(executor.held_locks());
         let mut commit = build_commit(item, &info, out, consumed, now);
+        for child in &mut commit.new_instances {
+            // A sub-orchestration starts under the version of the host that starts it.
+            child.version = self.config.version.clone();
+        }
         if let Some((critical_section, lock_set)) = held_locks {
             // The execution ended holding (or acquiring) locks: release them.
             let caller = EntityCaller {
@@ -342,6 +367,14 @@ impl Inner {
                 other => TurnError::Store(other),
             })
     }
+}
+
+/// Code that fails at once with `error`: an execution this host refuses to run fails with it.
+fn refused(error: Error) -> StartFn {
+    Arc::new(move |_shared, _input| {
+        let error = error.clone();
+        Box::pin(async move { Err(error) })
+    })
 }
 
 pub(super) fn unchanged(status: &InstanceStatus, consumed: Vec<u64>) -> TurnCommit {

@@ -141,7 +141,11 @@ impl Inner {
                 let Some(status) = self.store.instance(id).await? else {
                     return Err(NotHere::Unsuited);
                 };
-                if status.runtime_status.is_terminal() {
+                // Only what this host may run: else the results wait in the queue for a host
+                // that may.
+                if status.runtime_status.is_terminal()
+                    || !self.may_run(&status.name, status.version.as_deref())
+                {
                     return Err(NotHere::Unsuited);
                 }
                 let history = self.store.history(id).await?;

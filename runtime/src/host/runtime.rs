@@ -70,6 +70,9 @@ impl Runtime {
                 max_dequeue: 10,
                 shutdown_grace: Duration::from_secs(30),
                 partitions: 12,
+                version: None,
+                version_match: Default::default(),
+                version_failure: Default::default(),
             },
             task_hub: None,
             #[cfg(feature = "http")]
@@ -89,7 +92,19 @@ impl Runtime {
             self.inner.store.clone(),
             self.inner.clock.clone(),
             Some(self.inner.registry.clone()),
+            self.inner.config.version.clone(),
         )
+    }
+
+    /// The work this host fetched and left for another host, because it has no orchestrator
+    /// or entity of that name registered, or because the instance's version is one its
+    /// [version match](RuntimeBuilder::version_match) does not allow. The instances stay as
+    /// they are (their custom status untouched) until a host that may run them does; this
+    /// host logs a warning once per instance for a version, once per name for missing code.
+    /// An instance leaves the list when this host runs it after all (one restarted under an
+    /// allowed version).
+    pub fn left_work(&self) -> Vec<super::LeftWork> {
+        self.inner.left_work()
     }
 
     /// The store this host runs on.

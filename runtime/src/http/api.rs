@@ -61,6 +61,10 @@ pub struct Status {
     /// What went wrong, for a failed instance: `errorType`, `message` and `cause`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_details: Option<Value>,
+    /// The version the instance started under; left out when it has none (Durable Functions'
+    /// built-in API has no such field, and its clients ignore fields they do not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The history (with `showHistory=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_events: Option<Vec<Value>>,
@@ -210,6 +214,7 @@ impl Status {
             created_time: timestamp(status.created_at),
             last_updated_time: timestamp(status.last_updated_at),
             failure_details: failure,
+            version: status.version.clone(),
             history: history.clone(),
             history_events: history,
         }
@@ -266,12 +271,21 @@ pub fn history_events(history: &[HistoryEvent], with_input: bool, with_output: b
         }
         match &event.kind {
             EventKind::OrchestratorStarted | EventKind::OrchestratorCompleted => continue,
-            EventKind::ExecutionStarted { name, input, .. } => {
+            EventKind::ExecutionStarted {
+                name,
+                input,
+                version,
+                ..
+            } => {
                 put("FunctionName", name.as_str().into());
+                if let Some(version) = version {
+                    put("Version", version.as_str().into());
+                }
                 if with_input {
                     put("Input", output(input));
                 }
             }
+            EventKind::Patched { patch_id } => put("PatchId", patch_id.as_str().into()),
             EventKind::ExecutionCompleted {
                 status,
                 result,

@@ -13,7 +13,7 @@ use super::api::{Purged, Show, Status, json_value};
 use super::error::{ApiError, ApiResult, Params};
 use super::links::{accepted_with_links, base_url, set_location};
 use super::params::{
-    check_task_hub, continuation, flag, json_body, page_response, statuses, time, top,
+    check_task_hub, continuation, flag, json_body, page_response, statuses, time, top, version,
 };
 use super::state::{AppState, RETRY_AFTER_POLL};
 use crate::model::EntityId;
@@ -54,6 +54,9 @@ pub(super) async fn start_instance(
     let mut request = state.client.start_by_name(&name, input);
     if let Some(id) = id {
         request = request.instance_id(id);
+    }
+    if let Some(version) = version(&params)? {
+        request = request.version(version);
     }
     let id = request.await?;
     started(&state, id.as_str(), wait, &params, &headers).await
@@ -201,6 +204,7 @@ pub(super) async fn query_instances(
             .get("instanceIdPrefix")
             .filter(|p| !p.is_empty())
             .cloned(),
+        version: version(&params)?,
         page_size: top(&params)?,
         continuation_token: continuation(&headers),
     };

@@ -99,6 +99,17 @@ pub(super) fn time(
     )))
 }
 
+/// `?version=`: an orchestration version (absent or empty: none), checked as the client
+/// checks it.
+pub(super) fn version(params: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    let Some(v) = params.get("version").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    crate::model::validate_version(v)
+        .map_err(|e| ApiError::bad_request(format!("`version`: {}", e.message())))?;
+    Ok(Some(v.clone()))
+}
+
 pub(super) fn statuses(
     params: &HashMap<String, String>,
     only_finished: bool,

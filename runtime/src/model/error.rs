@@ -58,6 +58,9 @@ pub enum ErrorKind {
     Store,
     /// The runtime is shutting down or has stopped.
     Shutdown,
+    /// The instance's version is one this host may not run, and the host's version failure
+    /// strategy fails such instances (see [`VersionFailure`](crate::VersionFailure)).
+    VersionMismatch,
 }
 
 impl ErrorKind {
@@ -81,6 +84,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "InvalidArgument",
             ErrorKind::Store => "Store",
             ErrorKind::Shutdown => "Shutdown",
+            ErrorKind::VersionMismatch => "VersionMismatch",
         }
     }
 }
@@ -227,6 +231,7 @@ impl Error {
             "Serialization" => ErrorKind::Serialization,
             "UnknownFunction" => ErrorKind::UnknownFunction,
             "Timeout" => ErrorKind::Timeout,
+            "VersionMismatch" => ErrorKind::VersionMismatch,
             _ => ErrorKind::Application,
         };
         let mut e = Error::new(kind, &failure.message);

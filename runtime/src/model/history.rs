@@ -91,6 +91,9 @@ pub enum EventKind {
         /// The parent, for a sub-orchestration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentInstance>,
+        /// The version the instance started under (kept by continue-as-new).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     /// An execution ended.
     #[serde(rename_all = "camelCase")]
@@ -270,6 +273,14 @@ pub enum EventKind {
         /// Why.
         failure: FailureDetails,
     },
+    /// The execution reached the patch point `patch_id` on code that has it
+    /// ([`OrchestrationContext::patched`](crate::OrchestrationContext::patched)), so replays
+    /// take the patched branch. Not a scheduling step: replay never compares it.
+    #[serde(rename_all = "camelCase")]
+    Patched {
+        /// The patch's id.
+        patch_id: String,
+    },
     /// Every entity of a critical section is locked.
     #[serde(rename_all = "camelCase")]
     EntityLockGranted {
@@ -310,6 +321,7 @@ impl EventKind {
             EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
             EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
             EventKind::EntityLockGranted { .. } => "EntityLockGranted",
+            EventKind::Patched { .. } => "Patched",
         }
     }
 

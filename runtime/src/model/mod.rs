@@ -10,6 +10,7 @@ pub(crate) mod future;
 pub mod history;
 pub(crate) mod retry;
 pub(crate) mod status;
+pub(crate) mod version;
 
 pub(crate) use clock::real_sleep;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -21,4 +22,7 @@ pub use future::{BoxFuture, BoxFutureOf};
 pub use retry::RetryPolicy;
 pub use status::{
     InstanceId, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus,
+};
+pub use version::{
+    MAX_VERSION_LEN, VersionFailure, VersionMatch, compare_versions, validate_version,
 };

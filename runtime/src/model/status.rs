@@ -174,6 +174,10 @@ pub struct InstanceStatus {
     pub last_updated_at: DateTime<Utc>,
     /// The parent's id, for a sub-orchestration.
     pub parent_instance_id: Option<String>,
+    /// The version the instance started under (see
+    /// [`RuntimeBuilder::version`](crate::RuntimeBuilder::version)); `None` for an instance
+    /// started without one, and for entities.
+    pub version: Option<String>,
     /// The history, when asked for.
     pub history: Option<Vec<HistoryEvent>>,
 }
@@ -237,6 +241,8 @@ pub struct InstanceQuery {
     pub created_to: Option<DateTime<Utc>>,
     /// Ids starting with this.
     pub instance_id_prefix: Option<String>,
+    /// Only instances started under exactly this version (compared as text).
+    pub version: Option<String>,
     /// At most this many per page (100 when unset).
     pub page_size: Option<usize>,
     /// Where the previous page ended.
@@ -260,6 +266,10 @@ impl InstanceQuery {
                 .instance_id_prefix
                 .as_deref()
                 .is_none_or(|p| status.instance_id.starts_with(p))
+            && self
+                .version
+                .as_deref()
+                .is_none_or(|v| status.version.as_deref() == Some(v))
     }
 }
 

@@ -124,7 +124,17 @@ impl Executor {
 
     /// Replays recorded history (with `is_replaying` set), checking every scheduling step.
     pub fn replay(&mut self, history: &[HistoryEvent]) {
-        self.shared.lock().replaying = true;
+        {
+            let mut st = self.shared.lock();
+            st.replaying = true;
+            // Read ahead: `patched` must know whether this execution passed a patch point on
+            // patched code before the replay reaches the marker.
+            st.recorded_patches
+                .extend(history.iter().filter_map(|e| match &e.kind {
+                    EventKind::Patched { patch_id } => Some(patch_id.clone()),
+                    _ => None,
+                }));
+        }
         for event in history {
             self.consumed += 1;
             if event.kind.is_step() {
@@ -154,12 +164,19 @@ impl Executor {
         }
         self.check_durable_wait();
         // Steps the code scheduled that history did not contain yet become new actions.
-        let (actions, custom_status) = {
+        let (actions, custom_status, patches) = {
             let mut st = self.shared.lock();
             let pending = std::mem::take(&mut st.pending);
             let actions: Vec<Action> = pending.into_values().map(|p| p.action).collect();
-            (actions, st.custom_status.clone())
+            let patches = std::mem::take(&mut st.new_patches);
+            (actions, st.custom_status.clone(), patches)
         };
+        // Patch points first reached in this turn, before the steps they guard.
+        new_history.extend(
+            patches
+                .into_iter()
+                .map(|patch_id| HistoryEvent::new(now, EventKind::Patched { patch_id })),
+        );
         for action in &actions {
             new_history.push(action.to_event(now));
         }
@@ -252,10 +269,12 @@ impl Executor {
                 input,
                 execution_id,
                 parent,
+                version,
             } => {
                 if self.future.is_some() || self.outcome.is_some() {
                     return Disposition::Ignore;
                 }
+                self.shared.lock().version = version.clone();
                 self.start(name, input, execution_id, parent.clone());
                 Disposition::Record
             }

@@ -46,6 +46,15 @@ pub(crate) struct State {
     pub execution_id: String,
     pub name: String,
     pub parent: Option<ParentInstance>,
+    /// The version the instance started under.
+    pub version: Option<String>,
+    /// Patch points the recorded history of this execution passed on patched code (read
+    /// ahead of replay, so `patched` knows before the replay reaches the marker).
+    pub(super) recorded_patches: std::collections::HashSet<String>,
+    /// What `patched` answered for each patch id so far: the same answer every time.
+    pub(super) patches: HashMap<String, bool>,
+    /// Patch markers to record in this turn's history, in the order first reached.
+    pub(super) new_patches: Vec<String>,
     pub now: DateTime<Utc>,
     pub replaying: bool,
     pub(super) next_id: i64,
@@ -76,6 +85,10 @@ impl State {
             execution_id: String::new(),
             name: String::new(),
             parent: None,
+            version: None,
+            recorded_patches: Default::default(),
+            patches: HashMap::new(),
+            new_patches: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
             replaying: true,
             next_id: 0,
@@ -221,6 +234,39 @@ impl State {
                 false // never scheduled by this execution
             }
         }
+    }
+
+    /// Whether the code takes the patched branch at patch point `id`: yes when the recorded
+    /// history passed it on patched code, or when the code reaches it for the first time
+    /// (not replaying: the marker is then recorded); no when replaying history that passed
+    /// this point on code without it. The first answer holds for the rest of the execution.
+    pub(crate) fn patched(&mut self, id: &str) -> bool {
+        if let Some(&answer) = self.patches.get(id) {
+            return answer;
+        }
+        let answer = if self.recorded_patches.contains(id) {
+            true
+        } else if self.replaying {
+            false
+        } else {
+            self.new_patches.push(id.to_string());
+            true
+        };
+        self.patches.insert(id.to_string(), answer);
+        answer
+    }
+
+    /// Records the marker of patch point `id` when code reaches it for the first time, so
+    /// that hosts still running code with `patched(id)` take the patched branch; never
+    /// requires the marker on replay.
+    pub(crate) fn deprecate_patch(&mut self, id: &str) {
+        if self.patches.contains_key(id) {
+            return;
+        }
+        if !self.replaying && !self.recorded_patches.contains(id) {
+            self.new_patches.push(id.to_string());
+        }
+        self.patches.insert(id.to_string(), true);
     }
 
     /// Whether step `id` has completed.

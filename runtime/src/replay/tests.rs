@@ -47,6 +47,7 @@ fn started(input: &str) -> HistoryEvent {
             input: input.into(),
             execution_id: "e1".into(),
             parent: None,
+            version: None,
         },
     )
 }
@@ -163,4 +164,72 @@ fn history_events_round_trip_through_json() {
     assert!(json.contains("\"taskScheduledId\":3"), "{json}");
     let back: HistoryEvent = serde_json::from_str(&json).unwrap();
     assert_eq!(back, event);
+}
+
+/// `add_one` on the input, or — behind patch `p` — on 100; answers which branch it took.
+fn patchy() -> Option<StartFn> {
+    Some(Arc::new(|shared, input| {
+        let ctx = OrchestrationContext::new(shared);
+        Box::pin(async move {
+            let n: i64 = serde_json::from_str(&input).map_err(Error::from)?;
+            let patched = ctx.patched("p");
+            let from = if patched { 100 } else { n };
+            let out = ctx.call_activity(AddOne, from).await?;
+            // The first answer holds for the rest of the execution.
+            assert_eq!(ctx.patched("p"), patched);
+            Ok(format!("{patched}:{out}"))
+        })
+    }))
+}
+
+#[test]
+fn patched_is_false_on_replay_of_a_history_from_before_the_patch() {
+    // Recorded by code without the patch: add_one(1) as step 0.
+    let mut old = Executor::new("i", two_steps());
+    let history = old.run_turn(t(0), vec![started("1")]).new_history;
+    let mut ex = Executor::new("i", patchy());
+    ex.replay(&history);
+    let out = ex.run_turn(t(1), vec![completed(0, "2")]);
+    assert_eq!(out.outcome, Some(Outcome::Completed("false:2".into())));
+    assert!(
+        !out.new_history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Patched { .. })),
+        "no marker for an execution that passed the point before the patch"
+    );
+}
+
+#[test]
+fn patched_code_records_the_marker_and_its_replay_takes_the_patched_branch() {
+    let mut live = Executor::new("i", patchy());
+    let first = live.run_turn(t(0), vec![started("1")]);
+    let kinds: Vec<_> = first.new_history.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "OrchestratorStarted",
+            "ExecutionStarted",
+            "Patched",
+            "TaskScheduled",
+            "OrchestratorCompleted"
+        ]
+    );
+    assert_eq!(
+        first.actions,
+        [Action::ScheduleActivity {
+            id: 0,
+            name: "add_one".into(),
+            input: "100".into()
+        }]
+    );
+    let mut replayed = Executor::new("i", patchy());
+    replayed.replay(&first.new_history);
+    let out = replayed.run_turn(t(1), vec![completed(0, "101")]);
+    assert_eq!(out.outcome, Some(Outcome::Completed("true:101".into())));
+    let markers = out
+        .new_history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Patched { .. }))
+        .count();
+    assert_eq!(markers, 0, "recorded once, not again on replay");
 }

@@ -103,6 +103,9 @@ pub struct NewInstance {
     pub start_at: Option<DateTime<Utc>>,
     /// Replace an instance with this id even when it is pending or running.
     pub replace_running: bool,
+    /// The version it starts under (checked with
+    /// [`validate_version`](crate::validate_version) by those who take it from users).
+    pub version: Option<String>,
 }
 
 impl NewInstance {
@@ -118,6 +121,7 @@ impl NewInstance {
                     input: self.input.clone(),
                     execution_id: self.execution_id.clone(),
                     parent: self.parent.clone(),
+                    version: self.version.clone(),
                 },
             ),
             visible_at: self.start_at,
@@ -138,6 +142,7 @@ impl NewInstance {
             created_at: self.created_at,
             last_updated_at: self.created_at,
             parent_instance_id: self.parent.as_ref().map(|p| p.instance_id.clone()),
+            version: self.version.clone(),
             history: None,
         }
     }
@@ -188,6 +193,7 @@ pub fn new_entity_status(instance_id: &str, now: DateTime<Utc>) -> InstanceStatu
         created_at: now,
         last_updated_at: now,
         parent_instance_id: None,
+        version: None,
         history: None,
     }
 }

@@ -234,6 +234,21 @@ pub trait Store: Send + Sync + 'static {
         retry_after: Duration,
     ) -> Result<(), StoreError>;
 
+    /// Releases the lease like [`Store::abandon_orchestration`], without counting this fetch
+    /// toward the messages' `dequeue_count`: for work a host leaves for another host (one that
+    /// has the orchestrator, or may run the instance's version), which is no failed attempt and
+    /// must never get the messages parked. Unlike an abandon, the store raises no wake-up of
+    /// its own when `retry_after` has passed: the releasing host would be the first to take
+    /// the work again, so every host finds it on its next poll instead. The default abandons,
+    /// which counts the fetch.
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        self.abandon_orchestration(item, retry_after).await
+    }
+
     /// Moves the work item's messages aside with `error` and releases the lease.
     async fn park_orchestration(
         &self,

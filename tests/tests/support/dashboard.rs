@@ -142,5 +142,6 @@ pub fn new_instance(id: &str, created_at: chrono::DateTime<Utc>) -> NewInstance 
         created_at,
         start_at: None,
         replace_running: false,
+        version: None,
     }
 }

@@ -114,6 +114,7 @@ pub fn new_instance(id: &str) -> NewInstance {
         created_at: t(0),
         start_at: None,
         replace_running: false,
+        version: None,
     }
 }
 

@@ -60,6 +60,7 @@ async fn list(backend: &impl Backend, args: ListArgs) -> Result<(), CliError> {
         from: args.from,
         to: args.to,
         prefix: args.prefix,
+        version: args.version,
     };
     let first = PageRequest {
         size: args.top.map(usize::from),
@@ -134,7 +135,12 @@ async fn status(backend: &impl Backend, args: StatusArgs) -> Result<(), CliError
 async fn start(backend: &impl Backend, args: StartArgs) -> Result<(), CliError> {
     let input = args.input.unwrap_or(Value::Null);
     let id = backend
-        .start(&args.name, args.id.as_deref(), &input)
+        .start(
+            &args.name,
+            args.id.as_deref(),
+            args.version.as_deref(),
+            &input,
+        )
         .await?;
     let Some(timeout) = args.wait else {
         if args.json {
@@ -241,6 +247,7 @@ async fn purge(backend: &impl Backend, args: PurgeArgs) -> Result<(), CliError> 
         from: Some(from),
         to: args.to,
         prefix: None,
+        version: None,
     };
     let first = PageRequest {
         size: Some(WALK_PAGE),

@@ -285,6 +285,10 @@ pub struct ListArgs {
     #[arg(long, value_name = "P")]
     pub prefix: Option<String>,
 
+    /// Only instances started under this orchestration version
+    #[arg(long = "version", value_name = "V")]
+    pub version: Option<String>,
+
     /// Created at or after this time (RFC 3339, or a date in UTC)
     #[arg(long, value_name = "TIME", value_parser = parse::time)]
     pub from: Option<DateTime<Utc>>,
@@ -334,6 +338,10 @@ pub struct StartArgs {
     /// The instance id (generated when not given)
     #[arg(long)]
     pub id: Option<String>,
+
+    /// The orchestration version to start it under (the host's version when not given)
+    #[arg(long = "version", value_name = "V")]
+    pub version: Option<String>,
 
     /// The input, as JSON (a string needs its quotes: '"text"'), or @FILE
     #[arg(long, value_name = "JSON", value_parser = parse::json)]

@@ -123,10 +123,15 @@ pub fn status_summary(status: &Status) -> String {
         ("Instance ID", status.instance_id.clone()),
         ("Name", status.name.clone()),
         ("Status", status.runtime_status.clone()),
+    ];
+    if let Some(version) = &status.version {
+        fields.push(("Version", version.clone()));
+    }
+    fields.extend([
         ("Created", status.created_time.clone()),
         ("Last updated", status.last_updated_time.clone()),
         ("Input", compact(&status.input)),
-    ];
+    ]);
     if !status.custom_status.is_null() {
         fields.push(("Custom status", compact(&status.custom_status)));
     }

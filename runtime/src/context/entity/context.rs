@@ -220,6 +220,8 @@ impl EntityContext {
             created_at: now,
             start_at: None,
             replace_running: false,
+            // Set by the host: the version it runs.
+            version: None,
         });
         Ok(id)
     }

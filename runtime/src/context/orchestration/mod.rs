@@ -2,10 +2,12 @@
 //!
 //! `mod.rs` has the context and its calls (activities, sub-orchestrations, timers, events,
 //! combinators, continue-as-new); `entities.rs` its entity calls, signals and critical
-//! sections; `tasks.rs` the futures those calls return.
+//! sections; `tasks.rs` the futures those calls return; `versions.rs` the instance's version
+//! and patch points.
 
 mod entities;
 mod tasks;
+mod versions;
 
 pub use entities::CriticalSection;
 use entities::rule_error;
@@ -405,6 +407,8 @@ impl OrchestrationContext {
     /// `return ctx.continue_as_new(next).await;` reads naturally; calling it without awaiting
     /// and then returning works too. Unprocessed external events are dropped; use
     /// [`continue_as_new_preserving_events`](Self::continue_as_new_preserving_events) to keep them.
+    /// The next execution keeps the instance's [`version`](Self::version), as in Durable
+    /// Functions.
     pub fn continue_as_new<T>(&self, input: impl Serialize) -> ContinueAsNewFuture<T> {
         self.set_continue_as_new(input, false)
     }

@@ -122,6 +122,8 @@ pub(super) fn build_commit(
                 created_at: now,
                 start_at: None,
                 replace_running: false,
+                // Set by the host: a child starts under the version the host runs.
+                version: None,
             }),
             Action::SendEvent {
                 instance_id: target,
@@ -152,6 +154,7 @@ pub(super) fn build_commit(
         created_at: item.instance.created_at,
         last_updated_at: now,
         parent_instance_id: info.parent.as_ref().map(|p| p.instance_id.clone()),
+        version: item.instance.version.clone(),
         history: None,
     };
     if info.name.is_empty() {
@@ -201,6 +204,8 @@ pub(super) fn build_commit(
                         input,
                         execution_id: next_execution,
                         parent: info.parent.clone(),
+                        // The next execution keeps the instance's version.
+                        version: item.instance.version.clone(),
                     },
                 ),
                 visible_at: None,

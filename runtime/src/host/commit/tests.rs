@@ -25,6 +25,7 @@ fn item() -> OrchestrationWorkItem {
             created_at: t(0),
             last_updated_at: t(0),
             parent_instance_id: None,
+            version: Some("3.0".into()),
             history: None,
         },
         history_len: 3,
@@ -296,8 +297,11 @@ fn continue_as_new_resets_the_history_and_starts_the_next_execution() {
             input: "8".into(),
             execution_id: commit.status.execution_id.clone(),
             parent: None,
-        }
+            version: Some("3.0".into()),
+        },
+        "the next execution keeps the instance's version"
     );
+    assert_eq!(commit.status.version.as_deref(), Some("3.0"));
     assert_eq!(
         event.event, carried,
         "unprocessed events go to the next execution"

@@ -64,6 +64,13 @@ pub(super) fn render(status: &InstanceStatus, now: chrono::DateTime<chrono::Utc>
         time(status.last_updated_at),
         esc(&status.execution_id),
     );
+    if let Some(version) = &status.version {
+        let _ = write!(
+            out,
+            "<dt>Version</dt><dd id=\"version\">{}</dd>",
+            esc(version)
+        );
+    }
     if let Some(parent) = &status.parent_instance_id {
         let _ = write!(out, "<dt>Parent</dt><dd>{}</dd>", instance_link(parent));
     }

@@ -31,6 +31,7 @@ pub(super) struct Filters {
     pub(super) status: Vec<RuntimeStatus>,
     pub(super) name: String,
     pub(super) prefix: String,
+    pub(super) version: String,
     pub(super) from: String,
     pub(super) to: String,
     pub(super) oldest_first: bool,
@@ -69,6 +70,7 @@ impl Filters {
             status,
             name: get("name"),
             prefix: get("prefix"),
+            version: get("version"),
             from: get("from"),
             to: get("to"),
             oldest_first: get("order") == "oldest",
@@ -94,6 +96,7 @@ impl Filters {
             created_from: parse_time(&self.from),
             created_to: parse_time(&self.to),
             instance_id_prefix: (!self.prefix.is_empty()).then(|| self.prefix.clone()),
+            version: (!self.version.is_empty()).then(|| self.version.clone()),
             page_size: Some(self.size),
             continuation_token: (!self.page.is_empty()).then(|| self.page.clone()),
         }
@@ -113,6 +116,7 @@ impl Filters {
                 ("status", &status.join(",")),
                 ("name", &self.name),
                 ("prefix", &self.prefix),
+                ("version", &self.version),
                 ("from", &self.from),
                 ("to", &self.to),
                 ("order", if self.oldest_first { "oldest" } else { "" }),
@@ -286,6 +290,7 @@ fn filter_form(filters: &Filters) -> String {
          <label>Status <select name=\"status\" id=\"f-status\">{options}</select></label>\
          <label>Orchestrator <input name=\"name\" id=\"f-name\" value=\"{}\" placeholder=\"name\"></label>\
          <label>Id prefix <input name=\"prefix\" id=\"f-prefix\" value=\"{}\" placeholder=\"order-\"></label>\
+         <label>Version <input name=\"version\" id=\"f-version\" value=\"{}\" placeholder=\"2.0\"></label>\
          <label>Created from <input name=\"from\" type=\"datetime-local\" step=\"1\" value=\"{}\"></label>\
          <label>to <input name=\"to\" type=\"datetime-local\" step=\"1\" value=\"{}\"></label>\
          <label>Order <select name=\"order\">{}{}</select></label>\
@@ -294,6 +299,7 @@ fn filter_form(filters: &Filters) -> String {
          <p class=\"muted small\">Times are UTC.</p>",
         esc(&filters.name),
         esc(&filters.prefix),
+        esc(&filters.version),
         esc(&filters.from),
         esc(&filters.to),
         order(false, "newest first"),
@@ -368,6 +374,7 @@ mod unit {
             ("status", "Running,failed"),
             ("name", "hello_cities"),
             ("prefix", "a b"),
+            ("version", "2.0"),
             ("from", "2026-01-02T03:04"),
             ("order", "oldest"),
             ("size", "20"),
@@ -384,12 +391,13 @@ mod unit {
         let url = filters.url("tok|1");
         assert_eq!(
             url,
-            "/durable/?status=Running%2CFailed&name=hello_cities&prefix=a%20b&\
+            "/durable/?status=Running%2CFailed&name=hello_cities&prefix=a%20b&version=2.0&\
              from=2026-01-02T03%3A04&order=oldest&size=20&page=tok%7C1"
         );
         let q = filters.query();
         assert_eq!(q.page_size, Some(20));
         assert_eq!(q.instance_id_prefix.as_deref(), Some("a b"));
+        assert_eq!(q.version.as_deref(), Some("2.0"));
         assert!(q.created_from.is_some());
         assert_eq!(q.continuation_token, None);
     }

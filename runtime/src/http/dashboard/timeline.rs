@@ -373,6 +373,7 @@ mod unit {
                     input: "1".into(),
                     execution_id: "e".into(),
                     parent: None,
+                    version: None,
                 },
             ),
             event(

@@ -70,6 +70,9 @@ pub struct ExportedInstance {
     /// The parent's id, for a sub-orchestration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_instance_id: Option<String>,
+    /// The orchestration version the instance started under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Why a document is not an exported history.
@@ -126,6 +129,7 @@ impl HistoryFile {
                 created_at: status.created_at,
                 last_updated_at: status.last_updated_at,
                 parent_instance_id: status.parent_instance_id.clone(),
+                version: status.version.clone(),
             },
             history,
         }
@@ -180,6 +184,7 @@ impl HistoryFile {
             created_at: i.created_at,
             last_updated_at: i.last_updated_at,
             parent_instance_id: i.parent_instance_id.clone(),
+            version: i.version.clone(),
             history: Some(self.history.clone()),
         }
     }
@@ -209,6 +214,7 @@ mod tests {
             created_at: at,
             last_updated_at: at,
             parent_instance_id: None,
+            version: None,
             history: None,
         };
         let started = HistoryEvent::new(
@@ -218,6 +224,7 @@ mod tests {
                 input: "17".into(),
                 execution_id: "e1".into(),
                 parent: None,
+                version: None,
             },
         );
         HistoryFile::new(&status, vec![started])

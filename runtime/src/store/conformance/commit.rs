@@ -205,6 +205,7 @@ pub async fn commit_turn_history_reset(store: Arc<dyn Store>) {
                 input: "2".into(),
                 execution_id: "loop#exec-2".into(),
                 parent: None,
+                version: None,
             },
         ),
         visible_at: None,

@@ -39,10 +39,11 @@ fn kind_index(kind: &EventKind) -> usize {
         EventKind::EntityOperationFailed { .. } => 23,
         EventKind::EntityLockGranted { .. } => 24,
         EventKind::ExecutionRewound { .. } => 25,
+        EventKind::Patched { .. } => 26,
     }
 }
 
-const EVENT_KINDS: usize = 26;
+const EVENT_KINDS: usize = 27;
 
 /// One event of every kind (some twice, with and without optional fields), every field set,
 /// timestamps with nanoseconds.
@@ -66,12 +67,14 @@ fn every_event() -> Vec<HistoryEvent> {
                 execution_id: "parent#exec".into(),
                 task_scheduled_id: 3,
             }),
+            version: Some("2.1 \"beta\" ünï".into()),
         },
         EventKind::ExecutionStarted {
             name: "Flow".into(),
             input: "null".into(),
             execution_id: "exec-2".into(),
             parent: None,
+            version: None,
         },
         EventKind::TaskScheduled {
             name: "Act".into(),
@@ -156,6 +159,9 @@ fn every_event() -> Vec<HistoryEvent> {
         },
         EventKind::EntityLockGranted {
             task_scheduled_id: 8,
+        },
+        EventKind::Patched {
+            patch_id: "use-new-tax \"rules\"".into(),
         },
         EventKind::ExecutionSuspended {
             reason: Some("maintenance".into()),

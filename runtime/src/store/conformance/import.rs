@@ -22,6 +22,7 @@ fn exported(id: &str) -> (InstanceStatus, Vec<HistoryEvent>) {
         created_at: t(10),
         last_updated_at: t(12),
         parent_instance_id: None,
+        version: Some("1.4".into()),
         history: None,
     };
     let step = |id: i64, at, kind| HistoryEvent {
@@ -38,6 +39,7 @@ fn exported(id: &str) -> (InstanceStatus, Vec<HistoryEvent>) {
                 input: json("order 17"),
                 execution_id: format!("{id}#exec-7"),
                 parent: None,
+                version: Some("1.4".into()),
             },
         ),
         step(

@@ -8,12 +8,14 @@
 //! enqueueing messages (entities created by their first message), fetching work under a lease
 //! (batching, expiry, renewal, `LeaseLost` for stale tokens), committing turns atomically
 //! (history appends, resets and replacements, activities, messages, child instances), the
-//! round trip of every history event kind, abandoning and parking work, the activity queue
-//! (and activities a commit holds for its host, results committed with the turn they unblock),
-//! partition ownership (claims, epochs, fetching from owned partitions, stale commits refused),
-//! instance queries and their paging, purging and entity removal, importing an exported
-//! instance, task hubs, idleness, work signals, and large or unusual payloads. A check panics
-//! with a message naming the behaviour that differs.
+//! round trip of every history event kind, abandoning, releasing and parking work, the activity
+//! queue (and activities a commit holds for its host, results committed with the turn they
+//! unblock), partition ownership (claims, epochs, fetching from owned partitions, stale commits
+//! refused),
+//! instance queries and their paging, instance versions (kept from creation, queried by),
+//! purging and entity removal, importing an exported instance, task hubs, idleness, work
+//! signals, and large or unusual payloads. A check panics with a message naming the behaviour
+//! that differs.
 //!
 //! # Two clocks
 //!
@@ -76,6 +78,7 @@ mod purge;
 mod queries;
 mod support;
 mod task_hubs;
+mod versions;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -119,6 +122,7 @@ pub use queries::{
     count_by_status, query_filters, query_invalid_continuation, query_newest_first, query_paging,
 };
 pub use task_hubs::{is_idle, signals, task_hubs};
+pub use versions::{instance_version, query_by_version, release_orchestration};
 
 /// Makes fresh, empty stores: every call returns a store isolated from the others (a new file,
 /// schema, database or task hub).
@@ -200,7 +204,10 @@ macro_rules! __store_conformance_check_names {
             is_idle,
             signals,
             large_payloads,
-            unusual_text_round_trip
+            unusual_text_round_trip,
+            instance_version,
+            query_by_version,
+            release_orchestration
         }
     };
 }

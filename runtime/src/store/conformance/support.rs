@@ -77,6 +77,7 @@ pub(super) fn new_instance(id: &str, created_at: DateTime<Utc>) -> NewInstance {
         created_at,
         start_at: None,
         replace_running: false,
+        version: None,
     }
 }
 

@@ -43,6 +43,8 @@ pub(super) struct Entry {
     pub(super) history: Vec<HistoryEvent>,
     pub(super) messages: Vec<Stored>,
     pub(super) lock: Option<String>,
+    /// Left by a host that may not run it: any host may fetch it.
+    pub(super) left: bool,
 }
 
 pub(super) struct QueuedActivity {
@@ -99,6 +101,7 @@ impl Hub {
                     history: Vec::new(),
                     messages: Vec::new(),
                     lock: None,
+                    left: false,
                 },
             );
         }
@@ -139,6 +142,7 @@ impl Hub {
                 history: Vec::new(),
                 messages: Vec::new(),
                 lock: None,
+                left: false,
             },
         );
         self.deliver(instance.start_message());
@@ -203,14 +207,18 @@ impl Hub {
             return;
         };
         entry.messages.retain(|m| !commit.consumed.contains(&m.seq));
+        entry.left = false;
         match commit.history {
             HistoryWrite::Append(events) => entry.history.extend(events),
             HistoryWrite::Reset => entry.history.clear(),
             HistoryWrite::Replace(events) => entry.history = events,
         }
         let created_at = entry.status.created_at;
+        let version = entry.status.version.take();
         entry.status = InstanceStatus {
             created_at,
+            // Set when the instance was created, as in the other stores.
+            version,
             history: None,
             ..commit.status
         };

@@ -33,6 +33,7 @@ impl Hub {
             history,
             messages: Vec::new(),
             lock: None,
+            left: false,
         };
         self.instances.insert(id, entry);
         Ok(())

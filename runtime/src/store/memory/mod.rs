@@ -205,7 +205,8 @@ impl Store for Memory {
         let mut others = Vec::new();
         let mut found = None;
         while let Some(id) = hub.ready.pop_front() {
-            let Some(fence) = owned.fence(&id) else {
+            let left = hub.instances.get(&id).is_some_and(|e| e.left);
+            let Some(fence) = owned.fence(&id).or(left.then_some(None)) else {
                 others.push(id);
                 continue;
             };
@@ -305,6 +306,31 @@ impl Store for Memory {
             hub.delayed.push((not_before, item.instance_id.clone()));
         }
         self.wake_later(retry_after);
+        Ok(())
+    }
+
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let mut hub = self.hub();
+        hub.check_lock(item)?;
+        let not_before = Instant::now() + retry_after;
+        let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
+        for m in entry.messages.iter_mut() {
+            if item.messages.iter().any(|q| q.seq == m.seq) {
+                m.not_before = Some(not_before);
+                m.dequeue_count = m.dequeue_count.saturating_sub(1);
+            }
+        }
+        hub.leases.remove(&item.instance_id);
+        if let Some(entry) = hub.instances.get_mut(&item.instance_id) {
+            entry.lock = None;
+            // Left for another host: any host may fetch it now, whoever owns its partition.
+            entry.left = true;
+        }
+        hub.delayed.push((not_before, item.instance_id.clone()));
         Ok(())
     }
 

@@ -180,7 +180,8 @@ pub(super) const TERMINAL: [&str; 3] = ["Completed", "Failed", "Terminated"];
 /// The columns of `durable_instances` that make up an [`InstanceStatus`], in the order
 /// [`status_from_row`] reads them.
 pub(super) const STATUS_COLUMNS: &str = "instance_id, name, execution_id, runtime_status, input, \
-     output, custom_status, failure::text, created_at_ns, last_updated_at_ns, parent_instance_id";
+     output, custom_status, failure::text, created_at_ns, last_updated_at_ns, parent_instance_id, \
+     version";
 
 /// Reads an [`InstanceStatus`] from a row selected with [`STATUS_COLUMNS`] (from column 0).
 pub(super) fn status_from_row(row: &Row) -> Result<InstanceStatus, Fail> {
@@ -211,6 +212,7 @@ pub(super) fn status_from_row(row: &Row) -> Result<InstanceStatus, Fail> {
         created_at: instant(row.try_get(8)?),
         last_updated_at: instant(row.try_get(9)?),
         parent_instance_id: row.try_get(10)?,
+        version: row.try_get(11)?,
         history: None,
         instance_id,
     })

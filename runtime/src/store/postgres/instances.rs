@@ -36,6 +36,7 @@ WHERE hub = $1
   AND ($5::bigint IS NULL OR created_at_ns <= $5)
   AND ($6::text IS NULL OR starts_with(instance_id, $6))
   AND ($7::bigint IS NULL OR (created_at_ns, instance_id) {after} ($7, $8::text))
+  AND ($10::text IS NULL OR version = $10)
 ORDER BY created_at_ns{order}, instance_id{order}
 LIMIT $9"
     )
@@ -135,6 +136,7 @@ pub(super) async fn query(
             &after.as_ref().map(|(t, _)| nanos(*t)),
             &after.as_ref().map(|(_, id)| id.as_str()),
             &limit,
+            &query.version,
         ],
     )
     .await?;

@@ -409,6 +409,53 @@ impl Store for Postgres {
         Ok(())
     }
 
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "releasing orchestration work";
+        let mut connection = self.connection(OP).await?;
+        // Uncounted while the lease is still held; the abandon then releases it (without the
+        // wake-up `abandon_orchestration` raises).
+        let uncounted = db::execute(
+            &connection,
+            "UPDATE durable_messages m SET dequeue_count = greatest(m.dequeue_count - 1, 0)
+             FROM durable_instances i
+             WHERE m.hub = $1 AND m.instance_id = $2 AND m.seq = ANY($3)
+               AND i.hub = $1 AND i.instance_id = $2 AND i.lock_token = $4",
+            &[
+                &self.hub,
+                &item.instance_id,
+                &item
+                    .messages
+                    .iter()
+                    .map(|m| m.seq as i64)
+                    .collect::<Vec<i64>>(),
+                &item.lock.0,
+            ],
+        )
+        .await;
+        // Left for another host: any host may fetch it now, whoever owns its partition.
+        let marked = match uncounted {
+            Ok(_) => {
+                db::execute(
+                    &connection,
+                    "UPDATE durable_instances SET left_work = true
+                     WHERE hub = $1 AND instance_id = $2 AND lock_token = $3",
+                    &[&self.hub, &item.instance_id, &item.lock.0],
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let result = match marked {
+            Ok(_) => work::abandon(self, &mut connection, item, retry_after).await,
+            Err(e) => Err(e),
+        };
+        self.finish(OP, connection, result)
+    }
+
     async fn park_orchestration(
         &self,
         item: &OrchestrationWorkItem,

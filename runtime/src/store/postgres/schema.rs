@@ -12,7 +12,7 @@ use super::db::{Fail, row};
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6531; // "durable1"
 
 /// The migrations, in order: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -99,6 +99,14 @@ CREATE TABLE durable_parked (
 CREATE INDEX durable_parked_instance ON durable_parked (hub, instance_id);
 "#;
 
+/// Version 2: the orchestration version each instance started under (none for instances
+/// created before), and finding instances by it.
+const V2: &str = r#"
+ALTER TABLE durable_instances ADD COLUMN version text;
+CREATE INDEX durable_instances_version
+    ON durable_instances (hub, version, created_at_ns, instance_id);
+"#;
+
 const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS durable_schema_version (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
@@ -179,11 +187,12 @@ async fn apply(client: &mut Client, found: i32) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Version 2. Partition ownership: each instance's partition hash (FNV-1a of its id, as
+/// Version 3. Partition ownership: each instance's partition hash (FNV-1a of its id, as
 /// `durable::store::id_hash` computes it, kept by the database itself), who holds each
-/// partition of a hub and at which epoch, and the hosts' heartbeats. Lease times are
-/// milliseconds on the database's clock.
-const V2: &str = r#"
+/// partition of a hub and at which epoch, and the hosts' heartbeats; whether an instance's work
+/// was left by a host that may not run it (any host may then fetch it, whoever owns its
+/// partition). Lease times are milliseconds on the database's clock.
+const V3: &str = r#"
 CREATE FUNCTION durable_id_hash(id text) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
@@ -196,7 +205,8 @@ BEGIN
     RETURN h;
 END $$;
 ALTER TABLE durable_instances
-    ADD COLUMN id_hash bigint GENERATED ALWAYS AS (durable_id_hash(instance_id)) STORED;
+    ADD COLUMN id_hash bigint GENERATED ALWAYS AS (durable_id_hash(instance_id)) STORED,
+    ADD COLUMN left_work boolean NOT NULL DEFAULT false;
 
 CREATE TABLE durable_partitions (
     hub              text COLLATE "C" NOT NULL,

@@ -25,14 +25,15 @@ use crate::store::{
 /// `replace_running` is unset. Returns whether it was created; the caller delivers its start.
 const CREATE: &str = r#"
 INSERT INTO durable_instances AS i (hub, instance_id, name, execution_id, runtime_status, input,
-    created_at_ns, last_updated_at_ns, parent_instance_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+    created_at_ns, last_updated_at_ns, parent_instance_id, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $10)
 ON CONFLICT (hub, instance_id) DO UPDATE SET
     name = excluded.name, execution_id = excluded.execution_id,
     runtime_status = excluded.runtime_status, input = excluded.input, output = NULL,
     custom_status = NULL, failure = NULL, created_at_ns = excluded.created_at_ns,
     last_updated_at_ns = excluded.last_updated_at_ns,
-    parent_instance_id = excluded.parent_instance_id, history_len = 0, lock_token = NULL,
+    parent_instance_id = excluded.parent_instance_id, version = excluded.version,
+    history_len = 0, lock_token = NULL,
     lock_expires_at = NULL
 WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $9
 "#;
@@ -72,7 +73,7 @@ static LEASE: LazyLock<String> = LazyLock::new(|| {
           AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
           AND (m.not_before IS NULL OR m.not_before <= now())
           AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
-          AND i.id_hash % $5 = ANY($6)
+          AND (i.id_hash % $5 = ANY($6) OR i.left_work)
         ORDER BY m.seq
         LIMIT 1
         FOR NO KEY UPDATE OF i SKIP LOCKED)
@@ -149,6 +150,7 @@ pub(super) async fn create(
             &nanos(status.created_at),
             &status.parent_instance_id,
             &instance.replace_running,
+            &status.version,
         ],
     )
     .await?
@@ -322,9 +324,9 @@ async fn leased_item(
 ) -> Result<Option<OrchestrationWorkItem>, Fail> {
     {
         let instance = status_from_row(leased)?;
-        let history_len: i32 = leased.try_get(11)?;
+        let history_len: i32 = leased.try_get(12)?;
         let id = instance.instance_id.clone();
-        let Some(taken) = leased.try_get::<_, Option<String>>(12)? else {
+        let Some(taken) = leased.try_get::<_, Option<String>>(13)? else {
             execute(client, RELEASE, &[&hub, &id, &token]).await?;
             return Ok(None);
         };

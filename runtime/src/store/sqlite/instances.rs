@@ -173,6 +173,10 @@ pub(super) fn query_page(
         sql.push_str(" AND created_at <= ?");
         args.push(nanos(to).into());
     }
+    if let Some(version) = q.version.as_deref() {
+        sql.push_str(" AND version = ?");
+        args.push(version.to_string().into());
+    }
     if let Some(prefix) = q.instance_id_prefix.as_deref() {
         sql.push_str(" AND substr(instance_id, 1, ?) = ?");
         args.push((prefix.chars().count() as i64).into());

@@ -412,6 +412,35 @@ impl Store for Sqlite {
         Ok(())
     }
 
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let id = item.instance_id.clone();
+        let token = item.lock.0.clone();
+        let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
+        let fence = item.fence;
+        self.write(move |conn, hub| {
+            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
+            let not_before = real_millis() + millis(retry_after);
+            // A leased fetch counted a delivery, which is taken back; a read counted none.
+            let uncount = i64::from(!token.is_empty());
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE messages SET not_before = ?3, \
+                     dequeue_count = max(dequeue_count - ?4, 0) WHERE hub = ?1 AND seq = ?2",
+                )
+                .map_err(db("releasing messages"))?;
+            for seq in &seqs {
+                stmt.execute(params![hub, seq, not_before, uncount])
+                    .map_err(db("releasing messages"))?;
+            }
+            ops::unlock(conn, hub, &id)
+        })
+        .await
+    }
+
     async fn park_orchestration(
         &self,
         item: &OrchestrationWorkItem,

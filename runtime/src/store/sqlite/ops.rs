@@ -46,7 +46,7 @@ pub(super) fn millis(d: Duration) -> i64 {
 }
 
 pub(super) const STATUS_COLUMNS: &str = "instance_id, name, execution_id, runtime_status, input, \
-     output, custom_status, failure, created_at, last_updated_at, parent_instance_id";
+     output, custom_status, failure, created_at, last_updated_at, parent_instance_id, version";
 
 pub(super) fn status_from_row(
     row: &Row<'_>,
@@ -65,6 +65,7 @@ pub(super) fn status_from_row(
         created_at: from_nanos(row.get(8)?),
         last_updated_at: from_nanos(row.get(9)?),
         parent_instance_id: row.get(10)?,
+        version: row.get(11)?,
         history: None,
     };
     Ok((|| {
@@ -100,8 +101,8 @@ pub(super) fn instance(
         .query_row(params![hub, id], |row| {
             Ok((
                 status_from_row(row)?,
-                row.get::<_, Option<String>>(11)?,
-                row.get::<_, i64>(12)?,
+                row.get::<_, Option<String>>(12)?,
+                row.get::<_, i64>(13)?,
             ))
         })
         .optional()
@@ -123,7 +124,7 @@ pub(super) fn insert_status(
         .map(|f| serde_json::to_string(f).expect("failure details serialize"));
     conn.prepare_cached(&format!(
         "INSERT INTO instances (hub, {STATUS_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
     .map_err(db("creating an instance"))?
     .execute(params![
@@ -139,6 +140,7 @@ pub(super) fn insert_status(
         nanos(s.created_at),
         nanos(s.last_updated_at),
         s.parent_instance_id,
+        s.version,
     ])
     .map_err(db("creating an instance"))?;
     Ok(())

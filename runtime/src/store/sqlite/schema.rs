@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// The schema version this code writes. Version `n` is reached by applying `MIGRATIONS[..n]`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// An id stored in the file so a durable database is told apart from any other SQLite file.
 const APPLICATION_ID: i64 = 0x4455_5241; // "DURA"
@@ -84,7 +84,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX activities_free ON activities (hub, lock_token, seq);
     CREATE INDEX activities_by_expiry ON activities (hub, lock_expires);
     ",
-    // 3: partition ownership: who holds each partition of a hub and at which epoch, and the
+    // 3: the version each instance started under, and finding instances by it. Instances
+    // created before have none.
+    "
+    ALTER TABLE instances ADD COLUMN version TEXT;
+    CREATE INDEX instances_by_version ON instances (hub, version, created_at, instance_id);
+    ",
+    // 4: partition ownership: who holds each partition of a hub and at which epoch, and the
     // hosts' heartbeats.
     "
     CREATE TABLE partitions (

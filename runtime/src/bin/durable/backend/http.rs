@@ -210,10 +210,20 @@ fn json_body(request: RequestBuilder, value: &Value) -> RequestBuilder {
 }
 
 impl Backend for HttpBackend {
-    async fn start(&self, name: &str, id: Option<&str>, input: &Value) -> Result<String, CliError> {
+    async fn start(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        version: Option<&str>,
+        input: &Value,
+    ) -> Result<String, CliError> {
         let mut segments = vec!["orchestrators", name];
         segments.extend(id);
-        let request = json_body(self.request(Method::POST, &segments), input);
+        let mut request = self.request(Method::POST, &segments);
+        if let Some(version) = version {
+            request = request.query(&[("version", version)]);
+        }
+        let request = json_body(request, input);
         let body: CheckStatus = self.json(request).await?;
         Ok(body.id)
     }
@@ -267,6 +277,9 @@ impl Backend for HttpBackend {
         }
         if let Some(prefix) = &filter.prefix {
             params.push(("instanceIdPrefix", prefix.clone()));
+        }
+        if let Some(version) = &filter.version {
+            params.push(("version", version.clone()));
         }
         let request = self.request(Method::GET, &["instances"]).query(&params);
         self.page(request, page).await

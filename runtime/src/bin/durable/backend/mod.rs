@@ -26,6 +26,8 @@ pub struct InstanceFilter {
     pub to: Option<DateTime<Utc>>,
     /// Ids starting with this.
     pub prefix: Option<String>,
+    /// Only instances started under this version.
+    pub version: Option<String>,
 }
 
 /// Which page of a listing to fetch.
@@ -73,8 +75,15 @@ impl Control {
 
 /// The operations every command is built from.
 pub trait Backend {
-    /// Starts orchestrator `name` (under `id`, or a generated id); returns the id.
-    async fn start(&self, name: &str, id: Option<&str>, input: &Value) -> Result<String, CliError>;
+    /// Starts orchestrator `name` (under `id`, or a generated id; under `version`, or the
+    /// default version); returns the id.
+    async fn start(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        version: Option<&str>,
+        input: &Value,
+    ) -> Result<String, CliError>;
 
     /// An instance's status with its input, and with its history (results included) when
     /// `history` is set. Not found: [`Exit::NotFound`](crate::error::Exit::NotFound).

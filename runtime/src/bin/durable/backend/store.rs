@@ -70,10 +70,19 @@ fn refuse_entity_id(id: &str) -> Result<(), CliError> {
 }
 
 impl Backend for StoreBackend {
-    async fn start(&self, name: &str, id: Option<&str>, input: &Value) -> Result<String, CliError> {
+    async fn start(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        version: Option<&str>,
+        input: &Value,
+    ) -> Result<String, CliError> {
         let mut request = self.client.start_by_name(name, input);
         if let Some(id) = id {
             request = request.instance_id(id);
+        }
+        if let Some(version) = version {
+            request = request.version(version);
         }
         Ok(request.await?.to_string())
     }
@@ -105,6 +114,7 @@ impl Backend for StoreBackend {
             created_from: filter.from,
             created_to: filter.to,
             instance_id_prefix: filter.prefix.clone(),
+            version: filter.version.clone(),
             page_size: page.size,
             continuation_token: page.continuation.clone(),
         };
