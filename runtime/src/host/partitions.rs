@@ -32,12 +32,14 @@ pub(super) struct Ownership {
 impl Ownership {
     pub(super) fn new() -> Self {
         let run = uuid::Uuid::new_v4().simple().to_string();
+        let owner = format!("host-{}-{}", std::process::id(), &run[..12]);
         Ownership {
-            owner: format!("host-{}-{}", std::process::id(), &run[..12]),
             owned: RwLock::new(Arc::new(Owned::Partitions {
                 count: 0,
                 leases: Vec::new(),
+                host: owner.clone(),
             })),
+            owner,
             table: Default::default(),
             reported_wait: Default::default(),
         }
@@ -92,6 +94,7 @@ impl Inner {
         let now = Owned::Partitions {
             count: table.count,
             leases: table.held.clone(),
+            host: own.owner.clone(),
         };
         if *before != now {
             let had: BTreeSet<u32> = match &*before {
