@@ -233,6 +233,43 @@ async fn misconfigured_builders_are_refused() {
             .contains("activity `echo` is registered twice"),
         "{err}"
     );
+    for count in [0, 1025] {
+        let err = Runtime::builder()
+            .store(Memory::new())
+            .partitions(count)
+            .start()
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), &ErrorKind::InvalidArgument, "{err}");
+        assert!(
+            err.to_string()
+                .contains("a task hub has between 1 and 1024 partitions"),
+            "{err}"
+        );
+    }
+    // The count is the hub's: a later host with another setting owns the stored partitions.
+    let store = Memory::new();
+    let first = Runtime::builder()
+        .store(store.clone())
+        .partitions(3)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(first.partitions(), vec![0, 1, 2]);
+    first.shutdown().await;
+    let second = Runtime::builder()
+        .store(store)
+        .partitions(8)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        second.partitions(),
+        vec![0, 1, 2],
+        "the hub keeps its 3 partitions"
+    );
+    second.shutdown().await;
 }
 
 #[tokio::test]

@@ -231,6 +231,8 @@ pub struct TurnCommit {
 /// Where an instance stood when a turn was computed without a lease on it: its execution, how
 /// many events its history held, and when its status was last written (see
 /// [`Store::complete_activities_and_commit`]).
+///
+/// [`Store::complete_activities_and_commit`]: crate::store::Store::complete_activities_and_commit
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceVersion {
     /// The instance.
@@ -248,6 +250,8 @@ pub struct InstanceVersion {
 }
 
 /// What [`Store::complete_activities_and_commit`] did.
+///
+/// [`Store::complete_activities_and_commit`]: crate::store::Store::complete_activities_and_commit
 #[derive(Debug)]
 pub enum ResultsCommit {
     /// The turn was applied with the results; the activities it holds for the caller.

@@ -1,9 +1,13 @@
 //! Where histories, instance status and queued messages live.
 //!
-//! The [`Store`] trait is shaped for durable backends: work is fetched under a lease and
-//! committed atomically with the lock token the fetch handed out, so a crashed host's work is
-//! taken over by another once the lease expires, and a late commit from the crashed host is
-//! refused instead of applied twice. A host renews the leases of work still in progress
+//! The [`Store`] trait is shaped for durable backends. A task hub's instances fall into a
+//! fixed number of partitions ([`partition_of`]); a host owns partitions through one lease
+//! each ([`Store::claim_partitions`]) and takes work only from those, and every change of hands
+//! raises the partition's epoch, which every commit of a fetched work item carries: a host
+//! that lost a partition has its late commits refused instead of applied twice. Within owned
+//! partitions a store either leases each fetched instance ([`Store::fetch_orchestration`], with
+//! a lock token its commit must carry) or hands the work out by reading it
+//! ([`Store::reads_owned_work`]). A host renews the leases of work still in progress
 //! ([`Store::renew_activity_lease`], [`Store::renew_orchestration_lease`]), so leases can be
 //! short while steps take as long as they need. [`Memory`] is the in-process store for tests.
 //!
