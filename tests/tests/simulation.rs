@@ -8,6 +8,7 @@
 //! seeds `1..=n` (default 1,000), `DURABLE_SIM_FIRST_SEED=m` starts them at `m`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -321,6 +322,17 @@ async fn drive(world: &mut World, plan: &mut Rng, client: &Client) -> Result<(),
             .await
             .map_err(|e| e.to_string())?;
         problems.extend(history_problems(id, &history));
+        // The whole history, ids and timestamps included, so that two runs of a seed compare
+        // what they stored, not only what they did.
+        let mut digest = std::hash::DefaultHasher::new();
+        serde_json::to_string(&history)
+            .map_err(|e| e.to_string())?
+            .hash(&mut digest);
+        world.faults.record(format!(
+            "{id}: {} events, digest {:016x}",
+            history.len(),
+            digest.finish()
+        ));
     }
     let signals = read_tally(client, "signals").await?;
     let expected_signals = instances * STEPS + client_signals;

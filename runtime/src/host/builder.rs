@@ -234,7 +234,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Draws this host's ids (its owner id, new executions' ids) from `seed` instead of at
+    /// Draws this host's ids (its owner id, new executions' ids, and the ids its
+    /// [`client`](Runtime::client) gives the instances it starts) from `seed` instead of at
     /// random, so that a simulation replays the same run from the same seed. Two hosts on one
     /// store need different seeds.
     #[doc(hidden)]
@@ -348,6 +349,7 @@ impl RuntimeBuilder {
                     inner.clock.clone(),
                     Some(inner.registry.clone()),
                     inner.config.version.clone(),
+                    inner.ids.clone(),
                 );
                 match crate::http::HttpServer::start(client, options).await {
                     Ok(server) => Some(server),

@@ -94,6 +94,7 @@ impl Runtime {
             self.inner.clock.clone(),
             Some(self.inner.registry.clone()),
             self.inner.config.version.clone(),
+            self.inner.ids.clone(),
         )
     }
 
