@@ -91,9 +91,9 @@ impl Clock for SimClock {
 /// How often (per thousand calls) each fault is injected while faults are on.
 #[derive(Clone, Debug)]
 pub struct FaultRates {
-    /// A fetch fails.
+    /// A fetch, or a read of a history, fails.
     pub fetch_fails: u64,
-    /// A commit fails before anything is applied.
+    /// A commit (or an abandon) fails before anything is applied.
     pub commit_fails: u64,
     /// A commit is applied, then reported failed.
     pub commit_applied_but_fails: u64,
@@ -382,6 +382,7 @@ impl Store for FaultStore {
         Ok(table)
     }
     async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "history", id)?;
         self.inner.history(id).await
     }
     async fn commit_turn_holding(
@@ -418,6 +419,11 @@ impl Store for FaultStore {
         item: &OrchestrationWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.commit_fails,
+            "abandon_orchestration",
+            &item.instance_id,
+        )?;
         self.inner.abandon_orchestration(item, after).await
     }
     async fn release_orchestration(
@@ -501,6 +507,11 @@ impl Store for FaultStore {
         item: &ActivityWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.commit_fails,
+            "abandon_activity",
+            &item.task.instance_id,
+        )?;
         self.inner.abandon_activity(item, after).await
     }
     async fn park_activity(

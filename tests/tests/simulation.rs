@@ -22,6 +22,7 @@ use tokio::time::Instant;
 const HOSTS: usize = 3;
 const STEPS: u64 = 3;
 const FAN_OUT: u64 = 2;
+const ROUNDS: u64 = 2;
 const LEASE: Duration = Duration::from_secs(3);
 
 /// A step that takes a while (up to longer than a lease, in virtual time).
@@ -50,7 +51,8 @@ impl Tally {
 }
 
 /// Steps in a chain, each followed by a signal; a timer; a read-modify-write of an entity
-/// inside a critical section (two sections that overlap lose an increment); a fan-out.
+/// inside a critical section (two sections that overlap lose an increment); a fan-out; a
+/// sub-orchestration that continues as new.
 #[orchestrator]
 async fn sim_flow(ctx: OrchestrationContext, n: u64) -> Result<u64, Error> {
     let mut total = 0;
@@ -67,13 +69,26 @@ async fn sim_flow(ctx: OrchestrationContext, n: u64) -> Result<u64, Error> {
     let fanned = ctx
         .when_all((0..FAN_OUT).map(|j| ctx.call_activity(sim_step, n * 100 + 50 + j)))
         .await?;
-    Ok(total + fanned.iter().sum::<u64>())
+    let child = ctx.call_sub_orchestrator(sim_child, (n, 0, 0)).await?;
+    Ok(total + fanned.iter().sum::<u64>() + child)
+}
+
+/// A child that continues as new after each step, `ROUNDS` times, and returns the steps' sum.
+#[orchestrator]
+async fn sim_child(ctx: OrchestrationContext, state: (u64, u64, u64)) -> Result<u64, Error> {
+    let (n, round, sum) = state;
+    if round == ROUNDS {
+        return Ok(sum);
+    }
+    let step = ctx.call_activity(sim_step, n * 100 + 80 + round).await?;
+    ctx.continue_as_new((n, round + 1, sum + step)).await
 }
 
 fn expected_output(n: u64) -> u64 {
     let step = |m: u64| m * 10 + 1;
     (0..STEPS).map(|i| step(n * 100 + i)).sum::<u64>()
         + (0..FAN_OUT).map(|j| step(n * 100 + 50 + j)).sum::<u64>()
+        + (0..ROUNDS).map(|r| step(n * 100 + 80 + r)).sum::<u64>()
 }
 
 fn rates() -> FaultRates {
@@ -112,6 +127,7 @@ impl World {
         let runtime = Runtime::builder()
             .shared_store(Arc::new(store))
             .register(sim_flow)
+            .register(sim_child)
             .register(sim_step)
             .register_entity::<Tally>()
             .clock(self.clock.clone())
@@ -404,6 +420,12 @@ fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
                 task_scheduled_id, ..
             } => Some(*task_scheduled_id),
             EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
             _ => None,
         };
         if let Some(step) = completes {
