@@ -197,11 +197,13 @@ impl Runtime {
     /// simulations; a host is stopped with [`shutdown`](Self::shutdown).
     #[doc(hidden)]
     pub fn crash(&self) {
-        self.shutdown.send_replace(true);
         self.inner
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
+        // Aborted first, in the order they were spawned: the watch channel would wake them in
+        // an order of its own choosing, which a simulation could not replay.
         self.inner.tasks.abort_all();
+        self.shutdown.send_replace(true);
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 

@@ -55,16 +55,15 @@ impl TaskGroup {
         handle
     }
 
-    /// Ends every task of the group at its current await point; tasks spawned later are
-    /// aborted at once.
+    /// Ends every task of the group at its current await point, in the order they were
+    /// spawned (paused ones too: an aborted task is dropped without being polled); tasks
+    /// spawned later are aborted at once.
     pub(super) fn abort_all(&self) {
         self.aborted.store(true, Ordering::Release);
         let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()));
         for handle in running.into_values() {
             handle.abort();
         }
-        // Held tasks must be polled once more to see that they were aborted.
-        self.resume();
     }
 
     /// Stops polling the group's tasks until [`resume`](Self::resume).
