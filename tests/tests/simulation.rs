@@ -1,11 +1,11 @@
 //! The simulator: three hosts on one memory store that injects faults, in virtual time, driven
-//! by a seed. Each seed starts a workload (activities, timers, a fan-out, entity signals and a
-//! critical section), crashes, restarts and pauses hosts while the store fails, slows down and
-//! loses commits and partition claims, then stops the faults and checks that everything
-//! finished exactly once. The same seed replays the same run.
+//! by a seed. Each seed starts a workload (activities, timers, a fan-out, entity signals, a
+//! critical section and a child that continues as new), crashes, restarts and pauses hosts
+//! while the store fails, slows down and loses commits and partition claims, then stops the
+//! faults and checks that everything finished exactly once. The same seed replays the same run.
 //!
-//! `DURABLE_SIM_SEED=n` runs seed `n` alone and prints its trace; `DURABLE_SIM_SEEDS=n` runs
-//! seeds `1..=n` (default 1,000), `DURABLE_SIM_FIRST_SEED=m` starts them at `m`.
+//! `DURABLE_SIM_SEED=n` runs seed `n` alone and prints its trace; `DURABLE_SIM_SEEDS=n` runs `n`
+//! seeds (default 1,000: about 35 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -463,8 +463,8 @@ fn failure(seed: u64, message: &str, trace: &[String]) -> String {
     let tail = trace.len().saturating_sub(60);
     format!(
         "simulation seed {seed} failed:\n{message}\n\nthe end of its trace:\n{}\n\nrerun it \
-         alone (with its whole trace): DURABLE_SIM_SEED={seed} cargo nextest run -p \
-         durable-tests --test simulation seeds",
+         alone (with its whole trace): DURABLE_SIM_SEED={seed} cargo test -p durable-tests \
+         --test simulation seeds -- --nocapture",
         trace[tail..].join("\n")
     )
 }
