@@ -430,8 +430,9 @@ impl Store for FaultStore {
         &self,
         item: &OrchestrationWorkItem,
         after: Duration,
+        by: &str,
     ) -> Result<(), StoreError> {
-        self.inner.release_orchestration(item, after).await
+        self.inner.release_orchestration(item, after, by).await
     }
     async fn park_orchestration(
         &self,

@@ -148,11 +148,17 @@ async fn a_database_from_before_versions_is_upgraded() {
             .await
             .unwrap();
         drop(store);
-        // Back to what version 1 left.
+        // Back to what version 1 left: no versions, no partitions.
         admin
             .batch_execute(&format!(
                 "DROP INDEX {schema}.durable_instances_version;
                  ALTER TABLE {schema}.durable_instances DROP COLUMN version;
+                 ALTER TABLE {schema}.durable_instances DROP COLUMN id_hash;
+                 ALTER TABLE {schema}.durable_instances DROP COLUMN left_by;
+                 ALTER TABLE {schema}.durable_instances DROP COLUMN left_until;
+                 DROP FUNCTION {schema}.durable_id_hash(text);
+                 DROP TABLE {schema}.durable_partitions;
+                 DROP TABLE {schema}.durable_hosts;
                  DELETE FROM {schema}.durable_schema_version WHERE version > 1;"
             ))
             .await

@@ -39,11 +39,12 @@ impl Ownership {
             format!("host-{}-{}", std::process::id(), &run[..12])
         };
         Ownership {
-            owner,
             owned: RwLock::new(Arc::new(Owned::Partitions {
                 count: 0,
                 leases: Vec::new(),
+                host: owner.clone(),
             })),
+            owner,
             table: Default::default(),
             reported_wait: Default::default(),
         }
@@ -98,6 +99,7 @@ impl Inner {
         let now = Owned::Partitions {
             count: table.count,
             leases: table.held.clone(),
+            host: own.owner.clone(),
         };
         if *before != now {
             let had: BTreeSet<u32> = match &*before {

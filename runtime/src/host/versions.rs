@@ -185,7 +185,7 @@ impl Inner {
         };
         if let Err(e) = self
             .store
-            .release_orchestration(item, leave_backoff(times))
+            .release_orchestration(item, leave_backoff(times), &self.ownership.owner)
             .await
         {
             tracing::warn!(instance_id = ?id, error = ?e.to_string(), "leaving the work item failed");

@@ -335,6 +335,11 @@ pub enum Owned {
         count: u32,
         /// The leases held, sorted by partition.
         leases: Vec<PartitionLease>,
+        /// The owning host's id: work it left for other hosts is not handed back to it while
+        /// it waits (see [`Store::release_orchestration`]).
+        ///
+        /// [`Store::release_orchestration`]: crate::store::Store::release_orchestration
+        host: String,
     },
 }
 
@@ -344,13 +349,21 @@ impl Owned {
     pub fn fence(&self, instance_id: &str) -> Option<Option<PartitionLease>> {
         match self {
             Owned::Everything => Some(None),
-            Owned::Partitions { count, leases } => {
+            Owned::Partitions { count, leases, .. } => {
                 let p = partition_of(instance_id, *count);
                 leases
                     .binary_search_by_key(&p, |l| l.partition)
                     .ok()
                     .map(|i| Some(leases[i]))
             }
+        }
+    }
+
+    /// The fetching host's id (`None` for [`Owned::Everything`]).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Owned::Everything => None,
+            Owned::Partitions { host, .. } => Some(host),
         }
     }
 
@@ -363,7 +376,7 @@ impl Owned {
     pub fn is_all(&self) -> bool {
         match self {
             Owned::Everything => true,
-            Owned::Partitions { count, leases } => leases.len() == *count as usize,
+            Owned::Partitions { count, leases, .. } => leases.len() == *count as usize,
         }
     }
 }

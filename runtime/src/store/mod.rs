@@ -46,6 +46,10 @@ use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
+/// How long left work waits at most before other hosts may fetch it (see
+/// [`Store::release_orchestration`]).
+pub const LEFT_PAUSE: Duration = Duration::from_millis(100);
+
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -235,17 +239,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Releases the lease like [`Store::abandon_orchestration`], without counting this fetch
-    /// toward the messages' `dequeue_count`: for work a host leaves for another host (one that
-    /// has the orchestrator, or may run the instance's version), which is no failed attempt and
-    /// must never get the messages parked. Unlike an abandon, the store raises no wake-up of
-    /// its own when `retry_after` has passed: the releasing host would be the first to take
-    /// the work again, so every host finds it on its next poll instead. The default abandons,
-    /// which counts the fetch.
+    /// toward the messages' `dequeue_count`: for work host `by` leaves for another host (one
+    /// that has the orchestrator, or may run the instance's version), which is no failed
+    /// attempt and must never get the messages parked. The work is marked as left: any host
+    /// may then fetch it, whoever owns its partition, after a short pause
+    /// ([`LEFT_PAUSE`] at most), except `by` itself, which does not get it back before
+    /// `retry_after`. Unlike an abandon, the store raises no wake-up of its own: every host
+    /// finds the work on its next poll. The default abandons, which counts the fetch.
     async fn release_orchestration(
         &self,
         item: &OrchestrationWorkItem,
         retry_after: Duration,
+        by: &str,
     ) -> Result<(), StoreError> {
+        let _ = by;
         self.abandon_orchestration(item, retry_after).await
     }
 

@@ -49,34 +49,51 @@ async fn main() -> Result<(), Error> {
     }
     let runtime = builder.start().await?;
     let client = runtime.client();
-    for i in 0..n {
+    // A host resumed after a pause finds the connections the server closed meanwhile
+    // failing once: store errors are retried for a while, here and below.
+    let mut failures = 0;
+    let mut retry = |e: Error, what: &str| -> Result<(), Error> {
+        if e.kind() == &ErrorKind::Store && failures < 50 {
+            failures += 1;
+            eprintln!("crash-host: {what}: {e}; trying again");
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    let mut i = 0;
+    while i < n {
         let id = format!("c{i}");
-        if client.status(&id).await?.is_none() {
-            match client.start(crash_chain, steps).instance_id(id).await {
-                Ok(_) => {}
+        let started = match client.status(&id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => match client.start(crash_chain, steps).instance_id(&id).await {
+                Ok(_) => Ok(()),
                 // Another host started it first.
-                Err(e) if e.kind() == &ErrorKind::InstanceAlreadyExists => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == &ErrorKind::InstanceAlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(()) => i += 1,
+            Err(e) => {
+                retry(e, &format!("starting {id}"))?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
     for i in 0..n {
         let id = format!("c{i}");
-        // A host resumed after a pause finds the connections the server closed meanwhile
-        // failing once: store errors are retried for a while.
-        let mut failures = 0;
         loop {
             match client
                 .wait_for_completion(&id, Duration::from_secs(120))
                 .await
             {
                 Ok(_) => break,
-                Err(e) if e.kind() == &ErrorKind::Store && failures < 50 => {
-                    failures += 1;
-                    eprintln!("crash-host: waiting for {id}: {e}; trying again");
+                Err(e) => {
+                    retry(e, &format!("waiting for {id}"))?;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => return Err(e),
             }
         }
     }

@@ -32,6 +32,7 @@ fn owned(table: &PartitionTable) -> Owned {
     Owned::Partitions {
         count: table.count,
         leases: table.held.clone(),
+        host: "conformance".into(),
     }
 }
 
@@ -197,6 +198,7 @@ pub async fn fetch_owned_partitions(store: Arc<dyn Store>) {
     let none = Owned::Partitions {
         count: 4,
         leases: Vec::new(),
+        host: "conformance".into(),
     };
     ok(
         s.create_instance(new_instance("nobody's", t(0))).await,
@@ -344,6 +346,7 @@ pub async fn read_owned_work(store: Arc<dyn Store>) {
     let only_mine = Owned::Partitions {
         count: 4,
         leases: vec![a.held[3]],
+        host: "conformance".into(),
     };
     let ready = ok(
         s.ready_instances(t(1), &only_mine, 10).await,

@@ -204,7 +204,7 @@ pub async fn release_orchestration(store: Arc<dyn Store>) {
     assert_eq!(item.dequeue_count, 1);
     for round in 0..3 {
         ok(
-            s.release_orchestration(&item, Duration::from_millis(20))
+            s.release_orchestration(&item, Duration::from_millis(20), "host-a")
                 .await,
             "release_orchestration",
         );

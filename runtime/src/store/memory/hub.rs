@@ -48,8 +48,9 @@ pub(super) struct Entry {
     pub(super) history: Vec<HistoryEvent>,
     pub(super) messages: Vec<Stored>,
     pub(super) lock: Option<String>,
-    /// Left by a host that may not run it: any host may fetch it.
-    pub(super) left: bool,
+    /// Left by a host that may not run it (that host, and until when it waits): any other
+    /// host may fetch it.
+    pub(super) left: Option<(String, Instant)>,
 }
 
 pub(super) struct QueuedActivity {
@@ -106,7 +107,7 @@ impl Hub {
                     history: Vec::new(),
                     messages: Vec::new(),
                     lock: None,
-                    left: false,
+                    left: None,
                 },
             );
         }
@@ -147,7 +148,7 @@ impl Hub {
                 history: Vec::new(),
                 messages: Vec::new(),
                 lock: None,
-                left: false,
+                left: None,
             },
         );
         self.deliver(instance.start_message());
@@ -212,7 +213,7 @@ impl Hub {
             return;
         };
         entry.messages.retain(|m| !commit.consumed.contains(&m.seq));
-        entry.left = false;
+        entry.left = None;
         match commit.history {
             HistoryWrite::Append(events) => entry.history.extend(events),
             HistoryWrite::Reset => entry.history.clear(),

@@ -33,7 +33,7 @@ impl Hub {
             history,
             messages: Vec::new(),
             lock: None,
-            left: false,
+            left: None,
         };
         self.instances.insert(id, entry);
         Ok(())

@@ -210,8 +210,16 @@ impl Store for Memory {
         let mut others = Vec::new();
         let mut found = None;
         while let Some(id) = hub.ready.pop_front() {
-            let left = hub.instances.get(&id).is_some_and(|e| e.left);
-            let Some(fence) = owned.fence(&id).or(left.then_some(None)) else {
+            let left = hub.instances.get(&id).and_then(|e| e.left.as_ref());
+            // Work this host left waits out its back-off here; elsewhere it is anyone's.
+            let waiting = left
+                .is_some_and(|(by, until)| Some(by.as_str()) == owned.host() && *until > real_now);
+            let fence = if waiting {
+                None
+            } else {
+                owned.fence(&id).or(left.is_some().then_some(None))
+            };
+            let Some(fence) = fence else {
                 others.push(id);
                 continue;
             };
@@ -318,10 +326,12 @@ impl Store for Memory {
         &self,
         item: &OrchestrationWorkItem,
         retry_after: Duration,
+        by: &str,
     ) -> Result<(), StoreError> {
         let mut hub = self.hub();
         hub.check_lock(item)?;
-        let not_before = Instant::now() + retry_after;
+        let now = Instant::now();
+        let not_before = now + retry_after.min(super::LEFT_PAUSE);
         let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
         for m in entry.messages.iter_mut() {
             if item.messages.iter().any(|q| q.seq == m.seq) {
@@ -329,13 +339,13 @@ impl Store for Memory {
                 m.dequeue_count = m.dequeue_count.saturating_sub(1);
             }
         }
+        // Left for another host: any host but `by` may fetch it, whoever owns its partition.
+        entry.lock = None;
+        entry.left = Some((by.to_string(), now + retry_after));
         hub.leases.remove(&item.instance_id);
-        if let Some(entry) = hub.instances.get_mut(&item.instance_id) {
-            entry.lock = None;
-            // Left for another host: any host may fetch it now, whoever owns its partition.
-            entry.left = true;
-        }
         hub.delayed.push((not_before, item.instance_id.clone()));
+        hub.delayed
+            .push((now + retry_after, item.instance_id.clone()));
         Ok(())
     }
 

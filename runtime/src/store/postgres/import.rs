@@ -12,8 +12,8 @@ use crate::store::StoreError;
 const INSERT: &str = "
 INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_status, input,
     output, custom_status, failure, created_at_ns, last_updated_at_ns, parent_instance_id,
-    history_len)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json, $10, $11, $12, $13)
+    history_len, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json, $10, $11, $12, $13, $14)
 ON CONFLICT (hub, instance_id) DO NOTHING";
 
 const INSERT_HISTORY: &str = "
@@ -61,6 +61,7 @@ pub(super) async fn import(
             &nanos(status.last_updated_at),
             &status.parent_instance_id,
             &history_len,
+            &status.version,
         ],
     )
     .await?;

@@ -413,6 +413,7 @@ impl Store for Postgres {
         &self,
         item: &OrchestrationWorkItem,
         retry_after: Duration,
+        by: &str,
     ) -> Result<(), StoreError> {
         const OP: &str = "releasing orchestration work";
         let mut connection = self.connection(OP).await?;
@@ -436,21 +437,25 @@ impl Store for Postgres {
             ],
         )
         .await;
-        // Left for another host: any host may fetch it now, whoever owns its partition.
+        // Left for another host: any host but `by` may fetch it after a short pause, whoever
+        // owns its partition; `by` waits out `retry_after`.
+        let until = i64::try_from(retry_after.as_micros()).unwrap_or(i64::MAX);
         let marked = match uncounted {
             Ok(_) => {
                 db::execute(
                     &connection,
-                    "UPDATE durable_instances SET left_work = true
+                    "UPDATE durable_instances SET left_by = $4,
+                         left_until = now() + $5::bigint * interval '1 microsecond'
                      WHERE hub = $1 AND instance_id = $2 AND lock_token = $3",
-                    &[&self.hub, &item.instance_id, &item.lock.0],
+                    &[&self.hub, &item.instance_id, &item.lock.0, &by, &until],
                 )
                 .await
             }
             Err(e) => Err(e),
         };
+        let pause = retry_after.min(super::LEFT_PAUSE);
         let result = match marked {
-            Ok(_) => work::abandon(self, &mut connection, item, retry_after).await,
+            Ok(_) => work::abandon(self, &mut connection, item, pause).await,
             Err(e) => Err(e),
         };
         self.finish(OP, connection, result)

@@ -1,7 +1,8 @@
 //! Partition ownership on PostgreSQL: claims on a hub take turns (a transaction-scoped advisory
 //! lock), read the hub's partitions, apply the same rules as every store, and write back what
-//! changed; a fenced commit holds its partition's row in share mode, so a takeover's update
-//! waits for it, or it sees the new epoch.
+//! changed; a fenced commit holds its partition's advisory lock in shared mode, and a takeover
+//! takes it exclusively, so a takeover waits for the commits in flight and later commits see the
+//! new epoch.
 
 use deadpool_postgres::{Client, GenericClient};
 
@@ -33,10 +34,18 @@ const HOSTS: &str = "SELECT host, expires_ms FROM durable_hosts WHERE hub = $1";
 const BEAT: &str = "INSERT INTO durable_hosts (hub, host, expires_ms) VALUES ($1, $2, $3)
 ON CONFLICT (hub, host) DO UPDATE SET expires_ms = excluded.expires_ms";
 
-/// Whether a fence holds: its partition's epoch, read in share mode (a takeover of the
-/// partition waits for this transaction).
-const FENCE: &str = "SELECT epoch FROM durable_partitions WHERE hub = $1 AND partition = $2
-FOR SHARE";
+/// A fenced commit holds its partition's lock in shared mode until it ends; a claim that
+/// changes the partition's epoch takes it exclusively, so it waits for the commits in flight
+/// and the commits after it read the new epoch. Advisory locks live in memory: no row is
+/// locked (or written) per commit.
+const SHARE_PARTITION: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtext('durable-partition:' || $1), $2)";
+const TAKE_PARTITION: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('durable-partition:' || $1), $2)";
+
+/// The partition's epoch, read after its lock is held (a statement of its own, so that it
+/// sees what a claim that held the lock before committed).
+const EPOCH: &str = "SELECT epoch FROM durable_partitions WHERE hub = $1 AND partition = $2";
 
 pub(super) async fn claim(
     store: &Postgres,
@@ -79,10 +88,14 @@ pub(super) async fn claim(
         .map(|r| r.try_get(0))
         .transpose()?
         .unwrap_or_default();
+    let epochs: Vec<u64> = partitions.iter().map(|p| p.epoch).collect();
     let table = apply_claim(&mut partitions, &mut hosts, &claim, now_ms);
-    for p in partitions.iter().filter(|p| p.changed) {
+    for (p, before) in partitions.iter().zip(epochs).filter(|(p, _)| p.changed) {
         let partition = p.partition as i32;
         let epoch = p.epoch as i64;
+        if p.epoch != before {
+            execute(&tx, TAKE_PARTITION, &[&hub, &partition]).await?;
+        }
         execute(
             &tx,
             WRITE,
@@ -113,7 +126,8 @@ pub(super) async fn fence_holds(
         return Ok(true);
     };
     let partition = fence.partition as i32;
-    let epoch = row(tx, FENCE, &[&hub, &partition])
+    execute(tx, SHARE_PARTITION, &[&hub, &partition]).await?;
+    let epoch = row(tx, EPOCH, &[&hub, &partition])
         .await?
         .map(|r| r.try_get::<_, i64>(0))
         .transpose()?;

@@ -189,9 +189,9 @@ async fn apply(client: &mut Client, found: i32) -> Result<(), Fail> {
 
 /// Version 3. Partition ownership: each instance's partition hash (FNV-1a of its id, as
 /// `durable::store::id_hash` computes it, kept by the database itself), who holds each
-/// partition of a hub and at which epoch, and the hosts' heartbeats; whether an instance's work
-/// was left by a host that may not run it (any host may then fetch it, whoever owns its
-/// partition). Lease times are milliseconds on the database's clock.
+/// partition of a hub and at which epoch, and the hosts' heartbeats; which host left an
+/// instance's work because it may not run it, and until when that host waits (any other host
+/// may fetch it meanwhile, whoever owns its partition). Lease times are milliseconds on the database's clock.
 const V3: &str = r#"
 CREATE FUNCTION durable_id_hash(id text) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -206,7 +206,8 @@ BEGIN
 END $$;
 ALTER TABLE durable_instances
     ADD COLUMN id_hash bigint GENERATED ALWAYS AS (durable_id_hash(instance_id)) STORED,
-    ADD COLUMN left_work boolean NOT NULL DEFAULT false;
+    ADD COLUMN left_by text,
+    ADD COLUMN left_until timestamptz;
 
 CREATE TABLE durable_partitions (
     hub              text COLLATE "C" NOT NULL,

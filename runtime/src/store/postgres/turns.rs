@@ -21,7 +21,7 @@ UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, 
     output = $8, custom_status = $9, failure = $10::text::json, last_updated_at_ns = $11,
     parent_instance_id = $12,
     history_len = CASE WHEN $13 THEN $14::integer ELSE history_len + $14 END,
-    lock_token = NULL, lock_expires_at = NULL, left_work = false
+    lock_token = NULL, lock_expires_at = NULL, left_by = NULL, left_until = NULL
 WHERE hub = $1 AND instance_id = $2 AND ($3::text IS NULL OR lock_token = $3)
 RETURNING history_len";
 

@@ -73,7 +73,8 @@ static LEASE: LazyLock<String> = LazyLock::new(|| {
           AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
           AND (m.not_before IS NULL OR m.not_before <= now())
           AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
-          AND (i.id_hash % $5 = ANY($6) OR i.left_work)
+          AND (i.id_hash % $5 = ANY($6) OR i.left_by IS NOT NULL)
+          AND NOT (i.left_by IS NOT NULL AND i.left_by = $7 AND i.left_until > now())
         ORDER BY m.seq
         LIMIT 1
         FOR NO KEY UPDATE OF i SKIP LOCKED)
@@ -285,20 +286,19 @@ pub(super) async fn fetch(
     let lease = micros(lease);
     let (count, partitions): (i64, Vec<i64>) = match owned {
         Owned::Everything => (1, vec![0]),
-        Owned::Partitions { count, leases } => (
+        Owned::Partitions { count, leases, .. } => (
             i64::from(*count),
             leases.iter().map(|l| i64::from(l.partition)).collect(),
         ),
     };
-    if partitions.is_empty() {
-        return Ok(Fetched::Empty { next_visible: None });
-    }
-    // Each round leases one instance; a round only repeats when the leased instance's
-    // messages vanished in between (it was replaced), which is rare.
+    // Each round leases one instance (of an owned partition, or left by a host that may not
+    // run it); a round only repeats when the leased instance's messages vanished in between
+    // (it was replaced), which is rare.
     for _ in 0..4 {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-            [&hub, &now_ns, &token, &lease, &count, &partitions];
+        let host = owned.host().unwrap_or("");
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&hub, &now_ns, &token, &lease, &count, &partitions, &host];
         let Some(leased) = row(&*client, &LEASE, &params).await? else {
             break;
         };

@@ -416,7 +416,9 @@ impl Store for Sqlite {
         &self,
         item: &OrchestrationWorkItem,
         retry_after: Duration,
+        _by: &str,
     ) -> Result<(), StoreError> {
+        // One host owns the file: no other host is there to take the work meanwhile.
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
