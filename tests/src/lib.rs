@@ -84,6 +84,8 @@ pub fn fail<T>(message: &str) -> Result<T, Error> {
     Err(Error::msg(message))
 }
 
+pub mod sim;
+
 /// A memory store with hooks, for tests that inject failures or count what the host does.
 pub mod hooked {
     use std::sync::Arc;

@@ -72,6 +72,8 @@ pub struct Client {
     clock: Arc<dyn Clock>,
     registry: Option<Arc<Registry>>,
     default_version: Option<String>,
+    /// Ids of the instances and executions it starts (its host's, when it has one).
+    ids: Arc<crate::model::Ids>,
 }
 
 /// How often waits re-read the status when the store cannot signal changes from other
@@ -86,6 +88,7 @@ impl Client {
             clock: Arc::new(SystemClock),
             registry: None,
             default_version: None,
+            ids: Arc::new(crate::model::Ids::random()),
         }
     }
 
@@ -94,12 +97,14 @@ impl Client {
         clock: Arc<dyn Clock>,
         registry: Option<Arc<Registry>>,
         default_version: Option<String>,
+        ids: Arc<crate::model::Ids>,
     ) -> Self {
         Client {
             store,
             clock,
             registry,
             default_version,
+            ids,
         }
     }
 

@@ -78,14 +78,14 @@ impl Client {
     ) -> Result<InstanceId, Error> {
         let id = match options.instance_id {
             Some(id) => validate_id(id)?,
-            None => InstanceId::random(),
+            None => InstanceId::new(self.ids.next()),
         };
         self.store
             .create_instance(NewInstance {
                 instance_id: id.to_string(),
                 name,
                 input,
-                execution_id: uuid::Uuid::new_v4().simple().to_string(),
+                execution_id: self.ids.next(),
                 parent: None,
                 created_at: self.clock.now(),
                 start_at: options.start_at,

@@ -23,6 +23,7 @@ impl Inner {
         let mut errors = 0u32;
         loop {
             let permit = tokio::select! {
+                biased;
                 permit = self.activity_slots.clone().acquire_owned() => match permit {
                     Ok(p) => p,
                     Err(_) => return,
@@ -58,6 +59,7 @@ impl Inner {
                     drop(permits);
                     let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
                     tokio::select! {
+                        biased;
                         _ = notified => {}
                         _ = real_sleep(poll) => {}
                         _ = shutdown.changed() => return,
@@ -68,6 +70,7 @@ impl Inner {
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "fetching activity work failed");
                     tokio::select! {
+                        biased;
                         _ = real_sleep(backoff(errors)) => {}
                         _ = shutdown.changed() => return,
                     }
@@ -93,7 +96,7 @@ impl Inner {
                 inner.deliver_result(Finished { item, response }).await;
             }
         });
-        tokio::spawn(run);
+        self.tasks.spawn(run);
     }
 
     /// Runs an activity; its result message (`None` when it was parked instead).

@@ -13,7 +13,7 @@ use super::leases::LeaseKeeper;
 #[cfg(feature = "http")]
 use crate::client::Client;
 use crate::context::Entity;
-use crate::model::{Clock, Error, ErrorKind, VersionFailure, VersionMatch, validate_version};
+use crate::model::{Clock, Error, ErrorKind, Ids, VersionFailure, VersionMatch, validate_version};
 use crate::registry::{Register, Registry};
 use crate::store::Store;
 
@@ -56,6 +56,7 @@ pub struct RuntimeBuilder {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: Config,
     pub(super) task_hub: Option<String>,
+    pub(super) id_seed: Option<u64>,
     #[cfg(feature = "http")]
     pub(super) http: Option<crate::http::HttpOptions>,
 }
@@ -233,6 +234,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Draws this host's ids (its owner id, new executions' ids, and the ids its
+    /// [`client`](Runtime::client) gives the instances it starts) from `seed` instead of at
+    /// random, so that a simulation replays the same run from the same seed. Two hosts on one
+    /// store need different seeds.
+    #[doc(hidden)]
+    pub fn id_seed(mut self, seed: u64) -> Self {
+        self.id_seed = Some(seed);
+        self
+    }
+
     /// Serves the HTTP management API ([`crate::http`]) on `addr` while the host runs; use a
     /// loopback address such as `127.0.0.1:7071` (port 0 picks a free port; see
     /// [`Runtime::http_addr`]).
@@ -285,6 +296,10 @@ impl RuntimeBuilder {
             None => store,
         };
         let (shutdown, _) = watch::channel(false);
+        let ids = Arc::new(match self.id_seed {
+            Some(seed) => Ids::seeded(seed),
+            None => Ids::random(),
+        });
         let inner = Arc::new(Inner {
             leases_released: watch::channel(false).0,
             leases: Arc::new(LeaseKeeper::default()),
@@ -298,32 +313,33 @@ impl RuntimeBuilder {
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
-            ownership: super::partitions::Ownership::new(),
+            ownership: super::partitions::Ownership::new(&ids),
             ready: Default::default(),
             recheck: Default::default(),
             config: self.config,
+            tasks: Default::default(),
+            ids,
         });
         // The first rounds before any dispatcher starts: a host that can own work does from
         // its first fetch (the second round takes its share once the first has seen the table).
         inner.claim_round().await;
         inner.claim_round().await;
-        tokio::spawn(inner.clone().keep_partitions());
+        let group = inner.tasks.clone();
+        group.spawn(inner.clone().keep_partitions());
         let mut tasks = Vec::new();
         let reads = inner.store.reads_owned_work();
         for _ in 0..inner.config.max_orchestrations {
             let worker = if reads {
-                tokio::spawn(inner.clone().read_worker(shutdown.subscribe()))
+                group.spawn(inner.clone().read_worker(shutdown.subscribe()))
             } else {
-                tokio::spawn(inner.clone().orchestration_worker(shutdown.subscribe()))
+                group.spawn(inner.clone().orchestration_worker(shutdown.subscribe()))
             };
             tasks.push(worker);
         }
-        tasks.push(tokio::spawn(
-            inner.clone().activity_dispatcher(shutdown.subscribe()),
-        ));
+        tasks.push(group.spawn(inner.clone().activity_dispatcher(shutdown.subscribe())));
         // Not one of `tasks`: it keeps renewing through shutdown's grace period, and stops
         // when the leases are released.
-        tokio::spawn(inner.clone().keep_leases());
+        group.spawn(inner.clone().keep_leases());
         #[cfg(feature = "http")]
         let http = match self.http {
             None => None,
@@ -333,6 +349,7 @@ impl RuntimeBuilder {
                     inner.clock.clone(),
                     Some(inner.registry.clone()),
                     inner.config.version.clone(),
+                    inner.ids.clone(),
                 );
                 match crate::http::HttpServer::start(client, options).await {
                     Ok(server) => Some(server),

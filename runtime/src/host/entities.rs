@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
@@ -11,7 +12,7 @@ use super::orchestrations::unchanged;
 use super::{Inner, TurnError};
 use crate::context::entity::{EntityContext, no_such_entity};
 use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
-use crate::model::{EntityId, EntityRecord, Error, ErrorKind, InstanceStatus, RuntimeStatus};
+use crate::model::{EntityId, EntityRecord, Error, ErrorKind, Ids, InstanceStatus, RuntimeStatus};
 use crate::registry::Registry;
 use crate::replay::panic_message;
 use crate::store::{
@@ -24,6 +25,8 @@ pub(crate) struct EntityExecutor<'a> {
     id: EntityId,
     record: EntityRecord,
     now: DateTime<Utc>,
+    /// Where the ids of orchestrations the operations start come from.
+    ids: &'a Arc<Ids>,
     messages: Vec<OrchestrationMessage>,
     new_instances: Vec<NewInstance>,
 }
@@ -39,12 +42,14 @@ impl<'a> EntityExecutor<'a> {
         id: EntityId,
         record: EntityRecord,
         now: DateTime<Utc>,
+        ids: &'a Arc<Ids>,
     ) -> Self {
         EntityExecutor {
             registry,
             id,
             record,
             now,
+            ids,
             messages: Vec::new(),
             new_instances: Vec::new(),
         }
@@ -198,6 +203,7 @@ impl<'a> EntityExecutor<'a> {
             input,
             self.record.state.clone(),
             self.now,
+            self.ids.clone(),
         );
         let result = match self.registry.entity(self.id.name()) {
             None => Err(no_such_entity(&self.id)),
@@ -283,7 +289,7 @@ impl Inner {
             .iter()
             .map(|m| m.message.event.clone())
             .collect();
-        let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now);
+        let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now, &self.ids);
         executor.process(events).await;
         let (record, messages, mut new_instances) = executor.into_parts();
         for started in &mut new_instances {

@@ -1,6 +1,6 @@
 //! Lease renewal: one keeper per host renews the leases of work still in progress.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,11 +18,12 @@ impl Inner {
         let period = renewal_period(self.config.lease);
         loop {
             tokio::select! {
-                _ = real_sleep(period / 2) => {}
+                biased;
                 _ = released.wait_for(|released| *released) => return,
+                _ = real_sleep(period / 2) => {}
             }
             for (key, item) in self.leases.due(period) {
-                let at = std::time::Instant::now();
+                let at = tokio::time::Instant::now();
                 match item.renew(&*self.store, self.config.lease).await {
                     Ok(()) => self.leases.renewed(key, at, false),
                     Err(error) => {
@@ -92,14 +93,16 @@ impl Leased {
 /// Holding a lease is a map insert; nothing is spawned per work item.
 #[derive(Default)]
 pub(super) struct LeaseKeeper {
-    held: Mutex<HashMap<u64, Held>>,
+    /// In the order they were taken, so renewals go out in the same order every run.
+    held: Mutex<BTreeMap<u64, Held>>,
     next: std::sync::atomic::AtomicU64,
 }
 
 pub(super) struct Held {
     item: Leased,
-    /// When the lease was last taken or renewed (real time, which leases are measured in).
-    renewed: std::time::Instant,
+    /// When the lease was last taken or renewed (on tokio's clock, which the host's sleeps use
+    /// too: paused time in a simulation drives both).
+    renewed: tokio::time::Instant,
 }
 
 impl LeaseKeeper {
@@ -108,7 +111,7 @@ impl LeaseKeeper {
         let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let held = Held {
             item,
-            renewed: std::time::Instant::now(),
+            renewed: tokio::time::Instant::now(),
         };
         self.held
             .lock()
@@ -132,7 +135,7 @@ impl LeaseKeeper {
     }
 
     /// Records a renewal (if the work still runs), or forgets a lost lease.
-    pub(super) fn renewed(&self, key: u64, at: std::time::Instant, lost: bool) {
+    pub(super) fn renewed(&self, key: u64, at: tokio::time::Instant, lost: bool) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if lost {
             held.remove(&key);

@@ -11,8 +11,12 @@
 //! - `leases.rs`: renewing the leases of work still in progress;
 //! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background;
 //! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it;
+//! - `tasks.rs`: the host's task group, which a crash ends as a whole;
 //! - `versions.rs`: which fetched work the host runs (its version, its code), and what it
 //!   leaves for another host.
+//!
+//! Every `select!` here is `biased`: when several branches are ready the first one wins, the
+//! same in every run (tokio picks at random otherwise), so a seeded simulation replays.
 
 mod activities;
 mod builder;
@@ -25,6 +29,7 @@ mod ready;
 mod results;
 mod rewind;
 mod runtime;
+mod tasks;
 mod versions;
 
 use builder::Config;
@@ -39,7 +44,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use crate::model::Clock;
+use crate::model::{Clock, Ids};
 use crate::registry::Registry;
 use crate::store::Store;
 use leases::LeaseKeeper;
@@ -73,6 +78,10 @@ struct Inner {
     /// Instances found ready while busy here: looked at again when their turn ends.
     recheck: Mutex<std::collections::HashSet<String>>,
     config: Config,
+    /// Every task this host spawns (see `tasks.rs`).
+    tasks: Arc<tasks::TaskGroup>,
+    /// Execution ids and this host's owner id.
+    ids: Arc<Ids>,
 }
 
 /// A safety net for missed wake-ups; the hot path never waits on it.

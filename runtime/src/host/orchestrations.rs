@@ -43,6 +43,7 @@ impl Inner {
             // A turn slot is held while a turn runs, not while waiting for work: turns started
             // by finished activities share the same limit.
             let slot = tokio::select! {
+                biased;
                 slot = self.turn_slots.clone().acquire_owned() => match slot {
                     Ok(slot) => slot,
                     Err(_) => return,
@@ -74,6 +75,7 @@ impl Inner {
                     };
                     let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
                     tokio::select! {
+                        biased;
                         _ = notified => {}
                         _ = due => {}
                         _ = real_sleep(poll) => {}
@@ -85,6 +87,7 @@ impl Inner {
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "fetching orchestration work failed");
                     tokio::select! {
+                        biased;
                         _ = real_sleep(backoff(errors)) => {}
                         _ = shutdown.changed() => {}
                     }
@@ -283,7 +286,7 @@ impl Inner {
         let out = executor.run_turn(now, events);
         let info = executor.info();
         let held_locks = out.outcome.as_ref().and(executor.held_locks());
-        let mut commit = build_commit(item, &info, out, consumed, now);
+        let mut commit = build_commit(item, &info, out, consumed, now, &self.ids);
         for child in &mut commit.new_instances {
             // A sub-orchestration starts under the version of the host that starts it.
             child.version = self.config.version.clone();

@@ -30,9 +30,14 @@ pub(super) struct Ownership {
 }
 
 impl Ownership {
-    pub(super) fn new() -> Self {
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let owner = format!("host-{}-{}", std::process::id(), &run[..12]);
+    pub(super) fn new(ids: &crate::model::Ids) -> Self {
+        let run = ids.next();
+        // A seeded host's id is the same in every process, so a simulation replays anywhere.
+        let owner = if ids.is_seeded() {
+            format!("host-{}", &run[..12])
+        } else {
+            format!("host-{}-{}", std::process::id(), &run[..12])
+        };
         Ownership {
             owned: RwLock::new(Arc::new(Owned::Partitions {
                 count: 0,
@@ -153,8 +158,9 @@ impl Inner {
                 period
             };
             tokio::select! {
-                _ = real_sleep(wait) => {}
+                biased;
                 _ = released.wait_for(|released| *released) => return,
+                _ = real_sleep(wait) => {}
             }
             self.claim_round().await;
         }

@@ -41,6 +41,7 @@ impl Inner {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let slot = tokio::select! {
+                biased;
                 slot = self.turn_slots.clone().acquire_owned() => match slot {
                     Ok(slot) => slot,
                     Err(_) => return,
@@ -67,6 +68,7 @@ impl Inner {
                     };
                     let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
                     tokio::select! {
+                        biased;
                         _ = notified => {}
                         _ = due => {}
                         _ = real_sleep(poll) => {}
@@ -78,6 +80,7 @@ impl Inner {
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "looking for orchestration work failed");
                     tokio::select! {
+                        biased;
                         _ = real_sleep(backoff(errors)) => {}
                         _ = shutdown.changed() => {}
                     }

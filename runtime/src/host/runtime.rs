@@ -75,6 +75,7 @@ impl Runtime {
                 version_failure: Default::default(),
             },
             task_hub: None,
+            id_seed: None,
             #[cfg(feature = "http")]
             http: None,
         }
@@ -93,6 +94,7 @@ impl Runtime {
             self.inner.clock.clone(),
             Some(self.inner.registry.clone()),
             self.inner.config.version.clone(),
+            self.inner.ids.clone(),
         )
     }
 
@@ -142,6 +144,7 @@ impl Runtime {
                 return;
             }
             tokio::select! {
+                biased;
                 _ = changed => {}
                 _ = real_sleep(Duration::from_millis(2)) => {}
             }
@@ -184,6 +187,38 @@ impl Runtime {
         }
         self.inner.leases_released.send_replace(true);
         self.inner.release_partitions().await;
+    }
+}
+
+impl Runtime {
+    /// Ends every task of this host at once, at whatever await point each one is, as if the
+    /// process died there: nothing is released or renewed any more, and what was not
+    /// committed is lost. Other hosts take the work over once its leases run out. For
+    /// simulations; a host is stopped with [`shutdown`](Self::shutdown).
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Aborted first, in the order they were spawned: the watch channel would wake them in
+        // an order of its own choosing, which a simulation could not replay.
+        self.inner.tasks.abort_all();
+        self.shutdown.send_replace(true);
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Stops polling this host's tasks, as in a long stall of its process: its leases run
+    /// out and other hosts may take its work over while it holds turns in the middle. For
+    /// simulations.
+    #[doc(hidden)]
+    pub fn pause(&self) {
+        self.inner.tasks.pause();
+    }
+
+    /// Polls this host's tasks again after [`pause`](Self::pause).
+    #[doc(hidden)]
+    pub fn resume(&self) {
+        self.inner.tasks.resume();
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod entity_record;
 pub(crate) mod error;
 pub(crate) mod future;
 pub mod history;
+pub(crate) mod ids;
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod version;
@@ -19,6 +20,7 @@ pub(crate) use entity_record::EntityRecord;
 pub use entity_record::{CleanEntityStorageResult, EntityMetadata, EntityQuery, EntityQueryPage};
 pub use error::{Error, ErrorKind, FailureDetails};
 pub use future::{BoxFuture, BoxFutureOf};
+pub(crate) use ids::Ids;
 pub use retry::RetryPolicy;
 pub use status::{
     InstanceId, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus,

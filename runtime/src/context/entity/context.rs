@@ -10,7 +10,7 @@ use super::Entity;
 use super::proxy::{SignalTarget, Sink};
 use crate::context::function::Orchestrator;
 use crate::model::history::{EventKind, HistoryEvent};
-use crate::model::{EntityId, Error, ErrorKind, InstanceId};
+use crate::model::{EntityId, Error, ErrorKind, Ids, InstanceId};
 use crate::store::{NewInstance, OrchestrationMessage};
 
 /// The context of one entity operation: which entity and operation, the input, the state (for
@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub result: Option<String>,
     pub violation: Option<Error>,
     pub deleted: bool,
+    /// Where the ids of the orchestrations it starts come from (the host's).
+    pub ids: Arc<Ids>,
 }
 
 impl EntityContext {
@@ -44,6 +46,7 @@ impl EntityContext {
         input: String,
         state: Option<String>,
         now: DateTime<Utc>,
+        ids: Arc<Ids>,
     ) -> Self {
         EntityContext {
             inner: Arc::new(Mutex::new(Inner {
@@ -58,6 +61,7 @@ impl EntityContext {
                 result: None,
                 violation: None,
                 deleted: false,
+                ids,
             })),
         }
     }
@@ -74,6 +78,7 @@ impl EntityContext {
             "null".into(),
             None,
             Utc::now(),
+            Arc::new(Ids::random()),
         )
     }
 
@@ -208,14 +213,15 @@ impl EntityContext {
             &input,
             format_args!("the input of orchestrator `{}`", O::NAME),
         )?;
-        let id = InstanceId::random();
         let mut st = self.lock();
+        let id = InstanceId::new(st.ids.next());
+        let execution_id = st.ids.next();
         let now = st.now;
         st.new_instances.push(NewInstance {
             instance_id: id.to_string(),
             name: O::NAME.to_string(),
             input,
-            execution_id: uuid::Uuid::new_v4().simple().to_string(),
+            execution_id,
             parent: None,
             created_at: now,
             start_at: None,

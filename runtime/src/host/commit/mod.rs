@@ -16,6 +16,7 @@ pub(super) fn build_commit(
     out: TurnOutput,
     consumed: Vec<u64>,
     now: chrono::DateTime<chrono::Utc>,
+    ids: &crate::model::Ids,
 ) -> TurnCommit {
     let instance_id = &item.instance_id;
     let execution_id = info.execution_id.clone();
@@ -112,7 +113,7 @@ pub(super) fn build_commit(
                 instance_id: child,
                 name,
                 input,
-                execution_id: uuid::Uuid::new_v4().simple().to_string(),
+                execution_id: ids.next(),
                 parent: Some(ParentInstance {
                     name: info.name.clone(),
                     instance_id: instance_id.clone(),
@@ -189,7 +190,7 @@ pub(super) fn build_commit(
             status.output = reason;
         }
         Some(Outcome::ContinuedAsNew { input, carried }) => {
-            let next_execution = uuid::Uuid::new_v4().simple().to_string();
+            let next_execution = ids.next();
             status.runtime_status = RuntimeStatus::ContinuedAsNew;
             status.input = Some(input.clone());
             status.execution_id = next_execution.clone();

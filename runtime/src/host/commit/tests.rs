@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
+use crate::model::Ids;
 use crate::replay::ExecutionInfo;
 use crate::store::LockToken;
 
@@ -110,6 +111,7 @@ fn a_running_turn_appends_its_history_and_carries_out_every_action() {
         turn(every_action(), None),
         vec![11, 12],
         t(9),
+        &Ids::random(),
     );
     assert_eq!(commit.consumed, [11, 12]);
     assert!(matches!(&commit.history, HistoryWrite::Append(h) if h.len() == 1));
@@ -182,6 +184,7 @@ fn a_finished_sub_orchestration_answers_its_parent_step() {
         turn(Vec::new(), Some(Outcome::Completed("42".into()))),
         vec![1],
         t(9),
+        &Ids::random(),
     );
     assert_eq!(commit.status.runtime_status, RuntimeStatus::Completed);
     assert_eq!(commit.status.output.as_deref(), Some("42"));
@@ -226,6 +229,7 @@ fn a_failed_or_terminated_execution_starts_nothing_but_releases_its_locks() {
             turn(actions.clone(), Some(outcome.clone())),
             vec![1],
             t(9),
+            &Ids::random(),
         );
         assert!(commit.activities.is_empty(), "{outcome:?}");
         assert!(commit.new_instances.is_empty(), "{outcome:?}");
@@ -253,6 +257,7 @@ fn a_failed_or_terminated_execution_starts_nothing_but_releases_its_locks() {
         ),
         vec![1],
         t(9),
+        &Ids::random(),
     );
     assert_eq!(terminated.status.runtime_status, RuntimeStatus::Terminated);
     assert_eq!(terminated.status.output.as_deref(), Some("\"stop\""));
@@ -279,6 +284,7 @@ fn continue_as_new_resets_the_history_and_starts_the_next_execution() {
         ),
         vec![1],
         t(9),
+        &Ids::random(),
     );
     assert!(matches!(commit.history, HistoryWrite::Reset));
     assert_eq!(commit.status.runtime_status, RuntimeStatus::ContinuedAsNew);
@@ -312,6 +318,6 @@ fn continue_as_new_resets_the_history_and_starts_the_next_execution() {
 fn a_suspended_instance_is_recorded_as_suspended() {
     let mut out = turn(Vec::new(), None);
     out.suspended = true;
-    let commit = build_commit(&item(), &info(None), out, vec![1], t(9));
+    let commit = build_commit(&item(), &info(None), out, vec![1], t(9), &Ids::random());
     assert_eq!(commit.status.runtime_status, RuntimeStatus::Suspended);
 }

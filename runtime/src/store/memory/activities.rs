@@ -1,6 +1,9 @@
 //! The activity queue in memory: fetch, renew, complete, abandon and park activity work.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that paused time (a simulation) drives leases and retry delays.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 

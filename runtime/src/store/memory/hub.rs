@@ -2,9 +2,13 @@
 //! messages, and the bookkeeping that delivers a message or expires a lease.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+// Ordered maps where the store iterates: expired leases go back in the same order every run.
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that paused time (a simulation) drives leases and retry delays.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -18,10 +22,11 @@ use crate::store::{
     WorkSignal,
 };
 
-#[derive(Default)]
 pub(super) struct Shared {
     pub(super) hubs: Mutex<HashMap<String, Hub>>,
     pub(super) signal: WorkSignal,
+    /// Where the lease clock starts.
+    pub(super) started: Instant,
 }
 
 pub(super) struct Stored {
@@ -69,11 +74,11 @@ pub(super) struct Hub {
     /// Messages that become visible at a time: (time, seq, instance).
     pub(super) timers: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
     /// Leased instances and when their lease expires.
-    pub(super) leases: HashMap<String, Instant>,
+    pub(super) leases: BTreeMap<String, Instant>,
     /// Instances whose messages were abandoned, and when to look again.
     pub(super) delayed: Vec<(Instant, String)>,
     pub(super) activities: VecDeque<QueuedActivity>,
-    pub(super) leased_activities: HashMap<u64, LeasedActivity>,
+    pub(super) leased_activities: BTreeMap<u64, LeasedActivity>,
     pub(super) parked: Vec<ParkedMessage>,
     pub(super) next_seq: u64,
     /// Who owns which partition, and the hosts' heartbeats.

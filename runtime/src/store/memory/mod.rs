@@ -9,7 +9,10 @@ use hub::{Hub, LeasedActivity, QueuedActivity, Shared};
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that paused time (a simulation) drives leases and retry delays.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -39,7 +42,11 @@ impl Memory {
     /// An empty store, task hub `default`.
     pub fn new() -> Self {
         Memory {
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                hubs: Default::default(),
+                signal: Default::default(),
+                started: Instant::now(),
+            }),
             hub: "default".to_string(),
         }
     }
@@ -115,11 +122,9 @@ impl Memory {
     }
 }
 
-/// Milliseconds on the memory store's lease clock (monotonic, from the first use).
-fn lease_clock_ms() -> i64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX / 4)
+/// Milliseconds on a memory store's lease clock: tokio's clock, from the store's creation.
+fn lease_clock_ms(shared: &Shared) -> i64 {
+    i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 impl Default for Memory {
@@ -236,7 +241,7 @@ impl Store for Memory {
     }
 
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
-        let now_ms = lease_clock_ms();
+        let now_ms = lease_clock_ms(&self.shared);
         let mut guard = self.hub();
         let hub = &mut *guard;
         if hub.partitions.is_empty() {

@@ -1,0 +1,551 @@
+//! The parts of the simulator (`tests/tests/simulation.rs`): a seeded random source, a clock on
+//! tokio's (paused) time, and a store that injects faults into the hosts' writes and checks
+//! that commits under a stale partition epoch are refused.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use durable::history::HistoryEvent;
+use durable::store::{
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, Memory, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionTable, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+};
+use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use tokio::time::Instant;
+
+/// A small deterministic random source (splitmix64): the same seed, the same draws.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A source seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// A number in `low..=high`.
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high - low + 1)
+    }
+
+    /// True with probability `per_mille / 1000`.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// Orchestration time on tokio's clock: `base` plus the time since the clock was made, so
+/// paused tokio time moves it and its timers.
+#[derive(Clone)]
+pub struct SimClock {
+    base: DateTime<Utc>,
+    started: Instant,
+}
+
+impl SimClock {
+    /// A clock at a fixed date (the same in every run) now.
+    pub fn new() -> Self {
+        SimClock {
+            base: DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(365 * 60),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> DateTime<Utc> {
+        let since = TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX);
+        self.base + since
+    }
+
+    fn sleep_until(&self, at: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let left = (at - self.now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(left))
+    }
+}
+
+/// How often (per thousand calls) each fault is injected while faults are on.
+#[derive(Clone, Debug)]
+pub struct FaultRates {
+    /// A fetch, or a read of a history, fails.
+    pub fetch_fails: u64,
+    /// A commit (or an abandon) fails before anything is applied.
+    pub commit_fails: u64,
+    /// A commit is applied, then reported failed.
+    pub commit_applied_but_fails: u64,
+    /// A commit waits first (up to `slow_max`).
+    pub commit_slow: u64,
+    /// The longest wait of a slow commit.
+    pub slow_max: Duration,
+    /// A lease renewal fails.
+    pub renew_fails: u64,
+    /// A partition claim (the host's renewal of its ownership) fails.
+    pub claim_fails: u64,
+    /// Every claim of the host fails for a while (longer than a lease: its partitions
+    /// expire and move to other hosts).
+    pub claim_outage: u64,
+    /// How long such an outage lasts at most.
+    pub outage_max: Duration,
+}
+
+/// What the store saw across all hosts.
+#[derive(Default)]
+struct State {
+    rng: Option<Rng>,
+    on: bool,
+    started: Option<Instant>,
+    trace: Vec<String>,
+    /// The highest epoch seen per partition (epochs only go up).
+    epochs: BTreeMap<u32, u64>,
+    /// Commits fenced by an epoch older than the partition's, and how many were refused.
+    stale_commits: u64,
+    stale_refused: u64,
+    /// Stale commits that were applied: each one is a broken fence.
+    violations: Vec<String>,
+    /// Per host: claims fail until then.
+    outages: BTreeMap<String, Instant>,
+    /// Per host: the partitions it held after its last claim.
+    held: BTreeMap<String, Vec<u32>>,
+}
+
+/// The fault-injecting store's shared part: its random source, the trace and the counts.
+#[derive(Clone)]
+pub struct Faults {
+    state: Arc<Mutex<State>>,
+    rates: Arc<FaultRates>,
+}
+
+impl Faults {
+    /// Faults drawn from `seed` at `rates`, on from the start.
+    pub fn new(seed: u64, rates: FaultRates) -> Self {
+        let state = State {
+            rng: Some(Rng::new(seed)),
+            on: true,
+            started: Some(Instant::now()),
+            ..State::default()
+        };
+        Faults {
+            state: Arc::new(Mutex::new(state)),
+            rates: Arc::new(rates),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops injecting faults (the checks go on).
+    pub fn stop(&self) {
+        let mut state = self.lock();
+        state.on = false;
+        state.outages.clear();
+    }
+
+    /// Adds a line to the trace, stamped with the virtual time.
+    pub fn record(&self, line: impl AsRef<str>) {
+        let mut state = self.lock();
+        let at = state.started.map_or(0, |s| s.elapsed().as_millis());
+        state.trace.push(format!("{at:>7}ms {}", line.as_ref()));
+    }
+
+    /// Everything recorded so far.
+    pub fn trace(&self) -> Vec<String> {
+        self.lock().trace.clone()
+    }
+
+    /// Commits under a stale epoch seen, and how many were refused.
+    pub fn stale_commits(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.stale_commits, state.stale_refused)
+    }
+
+    /// Stale commits that were applied.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
+    /// A handle for one host, on `inner`.
+    pub fn store(&self, inner: Memory, host: impl Into<String>) -> FaultStore {
+        FaultStore {
+            inner,
+            faults: self.clone(),
+            host: host.into(),
+        }
+    }
+
+    fn draw(&self, per_mille: u64) -> bool {
+        let mut state = self.lock();
+        state.on && per_mille > 0 && state.rng.as_mut().is_some_and(|r| r.chance(per_mille))
+    }
+
+    fn delay(&self, max: Duration) -> Duration {
+        let mut state = self.lock();
+        let ms = state
+            .rng
+            .as_mut()
+            .map_or(0, |r| r.between(1, max.as_millis().max(1) as u64));
+        Duration::from_millis(ms)
+    }
+}
+
+/// A [`Memory`] store, as one host sees it, that injects faults into its writes.
+pub struct FaultStore {
+    inner: Memory,
+    faults: Faults,
+    host: String,
+}
+
+/// What a commit does under the faults drawn for it.
+struct CommitFaults {
+    slow: Option<Duration>,
+    fail_before: bool,
+    fail_after: bool,
+}
+
+impl FaultStore {
+    fn injected(&self, op: &str, fault: &str, instance: &str) -> StoreError {
+        self.faults
+            .record(format!("{} {op} {instance}: {fault}", self.host));
+        StoreError::Backend(format!("injected: {fault}"))
+    }
+
+    fn fail(&self, rate: u64, op: &str, instance: &str) -> Result<(), StoreError> {
+        if self.faults.draw(rate) {
+            return Err(self.injected(op, "fails", instance));
+        }
+        Ok(())
+    }
+
+    fn commit_faults(&self) -> CommitFaults {
+        let rates = &self.faults.rates;
+        let slow = self
+            .faults
+            .draw(rates.commit_slow)
+            .then(|| self.faults.delay(rates.slow_max));
+        let fail_before = self.faults.draw(rates.commit_fails);
+        let fail_after = !fail_before && self.faults.draw(rates.commit_applied_but_fails);
+        CommitFaults {
+            slow,
+            fail_before,
+            fail_after,
+        }
+    }
+
+    /// Runs a commit under the faults drawn for it; `applied` tells whether the store
+    /// applied it, `fence` is the epoch it was fenced with.
+    async fn commit<T>(
+        &self,
+        op: &str,
+        instance: &str,
+        fence: Option<PartitionLease>,
+        apply: impl Future<Output = Result<T, StoreError>>,
+        applied: impl Fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        let faults = self.commit_faults();
+        if let Some(wait) = faults.slow {
+            self.faults.record(format!(
+                "{} {op} {instance}: slow {}ms",
+                self.host,
+                wait.as_millis()
+            ));
+            tokio::time::sleep(wait).await;
+        }
+        if faults.fail_before {
+            return Err(self.injected(op, "fails before applying", instance));
+        }
+        // Whether the fence is stale now, right before the store decides.
+        let stale = fence.filter(|f| {
+            let state = self.faults.lock();
+            state.epochs.get(&f.partition).is_some_and(|e| *e > f.epoch)
+        });
+        let result = apply.await;
+        if let Some(fence) = stale {
+            let mut state = self.faults.lock();
+            state.stale_commits += 1;
+            let current = state.epochs.get(&fence.partition).copied();
+            match &result {
+                Ok(done) if applied(done) => state.violations.push(format!(
+                    "{} {op} {instance} was applied under epoch {} of partition {} (the \
+                     partition is at {current:?})",
+                    self.host, fence.epoch, fence.partition,
+                )),
+                _ => state.stale_refused += 1,
+            }
+        }
+        match result {
+            Ok(done) if faults.fail_after => {
+                drop(done);
+                Err(self.injected(op, "applied, reported failed", instance))
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FaultStore {
+    fn task_hub(&self) -> &str {
+        self.inner.task_hub()
+    }
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        Arc::new(FaultStore {
+            inner: self.inner.in_task_hub(hub),
+            faults: self.faults.clone(),
+            host: self.host.clone(),
+        })
+    }
+    fn signal(&self) -> &WorkSignal {
+        self.inner.signal()
+    }
+    async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
+        self.inner.create_instance(i).await
+    }
+    async fn enqueue(&self, m: OrchestrationMessage) -> Result<(), StoreError> {
+        self.inner.enqueue(m).await
+    }
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "fetch_orchestration", "-")?;
+        self.inner.fetch_orchestration(now, lease, owned).await
+    }
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        let releasing = claim.lease.is_zero();
+        if !releasing {
+            let now = Instant::now();
+            let rates = self.faults.rates.clone();
+            let in_outage = {
+                let state = self.faults.lock();
+                state
+                    .outages
+                    .get(&self.host)
+                    .is_some_and(|until| *until > now)
+            };
+            if in_outage {
+                return Err(StoreError::Backend("injected: claims fail".into()));
+            }
+            if self.faults.draw(rates.claim_outage) {
+                let length = self.faults.delay(rates.outage_max);
+                self.faults
+                    .lock()
+                    .outages
+                    .insert(self.host.clone(), now + length);
+                return Err(self.injected(
+                    "claim_partitions",
+                    &format!("claims fail for {}ms", length.as_millis()),
+                    "-",
+                ));
+            }
+            self.fail(rates.claim_fails, "claim_partitions", "-")?;
+        }
+        let table = self.inner.claim_partitions(claim).await?;
+        let held: Vec<u32> = table.held.iter().map(|l| l.partition).collect();
+        let changed = {
+            let mut state = self.faults.lock();
+            for p in &table.partitions {
+                let seen = state.epochs.entry(p.partition).or_default();
+                *seen = (*seen).max(p.epoch);
+            }
+            state.held.insert(self.host.clone(), held.clone()) != Some(held.clone())
+        };
+        if changed {
+            self.faults
+                .record(format!("{} owns partitions {held:?}", self.host));
+        }
+        Ok(table)
+    }
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "history", id)?;
+        self.inner.history(id).await
+    }
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.commit(
+            "commit_turn",
+            &item.instance_id,
+            item.fence,
+            self.inner
+                .commit_turn_holding(item, commit, run_here, lease),
+            |_| true,
+        )
+        .await
+    }
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.renew_fails,
+            "renew_orchestration_lease",
+            &item.instance_id,
+        )?;
+        self.inner.renew_orchestration_lease(item, lease).await
+    }
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.commit_fails,
+            "abandon_orchestration",
+            &item.instance_id,
+        )?;
+        self.inner.abandon_orchestration(item, after).await
+    }
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        after: Duration,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.release_orchestration(item, after, by).await
+    }
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.park_orchestration(item, error, now).await
+    }
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "fetch_activity", "-")?;
+        self.inner.fetch_activity(lease).await
+    }
+    async fn fetch_activities(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "fetch_activities", "-")?;
+        self.inner.fetch_activities(lease, max).await
+    }
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.renew_fails,
+            "renew_activity_lease",
+            &item.task.instance_id,
+        )?;
+        self.inner.renew_activity_lease(item, lease).await
+    }
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        self.commit(
+            "complete_activity",
+            &item.task.instance_id,
+            None,
+            self.inner.complete_activity(item, response),
+            |_| true,
+        )
+        .await
+    }
+    async fn complete_activities_and_commit(
+        &self,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<ResultsCommit, StoreError> {
+        let id = expected.instance_id.clone();
+        let fence = expected.fence;
+        self.commit(
+            "results_commit",
+            &id,
+            fence,
+            self.inner
+                .complete_activities_and_commit(results, expected, commit, run_here, lease),
+            |done| matches!(done, ResultsCommit::Committed(_)),
+        )
+        .await
+    }
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        self.fail(
+            self.faults.rates.commit_fails,
+            "abandon_activity",
+            &item.task.instance_id,
+        )?;
+        self.inner.abandon_activity(item, after).await
+    }
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.park_activity(item, error, now).await
+    }
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        self.inner.parked().await
+    }
+    async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        self.inner.instance(id).await
+    }
+    async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.inner.query(q).await
+    }
+    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.purge(id).await
+    }
+    async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
+        self.inner.purge_where(f).await
+    }
+    async fn remove_entity(
+        &self,
+        id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.remove_entity(id, if_last_updated).await
+    }
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.is_idle(now).await
+    }
+}
