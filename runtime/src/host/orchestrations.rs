@@ -31,7 +31,38 @@ impl Inner {
         }))
     }
 
-    pub(super) async fn orchestration_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub(super) async fn orchestration_worker(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        self.dispatcher(shutdown, |inner| async move {
+            let owned = inner.ownership.owned();
+            match inner
+                .store
+                .fetch_orchestration(inner.clock.now(), inner.config.lease, &owned)
+                .await
+            {
+                Ok(Fetched::Item(item)) => {
+                    // There may be more: pass the wake-up on to another idle dispatcher.
+                    inner.store.signal().orchestration_work();
+                    inner.process(item).await;
+                    Round::Worked
+                }
+                Ok(Fetched::Empty { next_visible }) => Round::Empty(next_visible),
+                Err(err) => Round::Failed(err),
+            }
+        })
+        .await
+    }
+
+    /// An orchestration dispatcher: runs `round` with a turn slot, again and again until the
+    /// host stops; after a round that found nothing it waits for a wake-up, the next visible
+    /// message or the poll interval, and after a failure it backs off.
+    pub(super) async fn dispatcher<F, Fut>(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        round: F,
+    ) where
+        F: Fn(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = Round>,
+    {
         let mut errors = 0u32;
         loop {
             if *shutdown.borrow() {
@@ -50,21 +81,11 @@ impl Inner {
                 },
                 _ = shutdown.changed() => return,
             };
-            let owned = self.ownership.owned();
-            match self
-                .store
-                .fetch_orchestration(self.clock.now(), self.config.lease, &owned)
-                .await
-            {
-                Ok(Fetched::Item(item)) => {
-                    errors = 0;
-                    // There may be more: pass the wake-up on to another idle dispatcher.
-                    self.store.signal().orchestration_work();
-                    self.process(item).await;
-                    drop(slot);
-                }
-                Ok(Fetched::Empty { next_visible }) => {
-                    drop(slot);
+            let outcome = round(self.clone()).await;
+            drop(slot);
+            match outcome {
+                Round::Worked => errors = 0,
+                Round::Empty(next_visible) => {
                     errors = 0;
                     let clock = self.clock.clone();
                     let due = async move {
@@ -82,10 +103,9 @@ impl Inner {
                         _ = shutdown.changed() => {}
                     }
                 }
-                Err(err) => {
-                    drop(slot);
+                Round::Failed(err) => {
                     errors += 1;
-                    tracing::warn!(error = ?err.to_string(), "fetching orchestration work failed");
+                    tracing::warn!(error = ?err.to_string(), "looking for orchestration work failed");
                     tokio::select! {
                         biased;
                         _ = real_sleep(backoff(errors)) => {}
@@ -389,6 +409,16 @@ pub(super) fn unchanged(status: &InstanceStatus, consumed: Vec<u64>) -> TurnComm
         messages: Vec::new(),
         new_instances: Vec::new(),
     }
+}
+
+/// What one round of a dispatcher did.
+pub(super) enum Round {
+    /// It ran a turn (or found work and dealt with it).
+    Worked,
+    /// It found nothing; the next message becomes visible then.
+    Empty(Option<DateTime<Utc>>),
+    /// Looking for work failed.
+    Failed(StoreError),
 }
 
 /// A turn's commit, with the activities this host runs itself and the status it writes.

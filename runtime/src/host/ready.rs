@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::{Inner, SAFETY_POLL, backoff};
-use crate::model::real_sleep;
+use super::Inner;
+use super::orchestrations::Round;
 
 /// How many ready instances one read takes.
 const READ_AHEAD: usize = 256;
@@ -31,62 +31,20 @@ enum Next {
 }
 
 impl Inner {
-    pub(super) async fn read_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut errors = 0u32;
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let notified = self.store.signal().orchestrations.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let slot = tokio::select! {
-                biased;
-                slot = self.turn_slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => return,
-            };
-            match self.next_ready().await {
+    pub(super) async fn read_worker(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        self.dispatcher(shutdown, |inner| async move {
+            match inner.next_ready().await {
                 Ok(Next::Instance(id)) => {
-                    errors = 0;
                     // There may be more: pass the wake-up on to another idle dispatcher.
-                    self.store.signal().orchestration_work();
-                    self.run_ready(&id).await;
-                    drop(slot);
+                    inner.store.signal().orchestration_work();
+                    inner.run_ready(&id).await;
+                    Round::Worked
                 }
-                Ok(Next::Empty(next_visible)) => {
-                    drop(slot);
-                    errors = 0;
-                    let clock = self.clock.clone();
-                    let due = async move {
-                        match next_visible {
-                            Some(at) => clock.sleep_until(at).await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
-                    tokio::select! {
-                        biased;
-                        _ = notified => {}
-                        _ = due => {}
-                        _ = real_sleep(poll) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Err(err) => {
-                    drop(slot);
-                    errors += 1;
-                    tracing::warn!(error = ?err.to_string(), "looking for orchestration work failed");
-                    tokio::select! {
-                        biased;
-                        _ = real_sleep(backoff(errors)) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
+                Ok(Next::Empty(next_visible)) => Round::Empty(next_visible),
+                Err(err) => Round::Failed(err),
             }
-        }
+        })
+        .await
     }
 
     /// The next ready instance, marked busy; reads more from the store when none is left.
