@@ -375,14 +375,6 @@ impl Owned {
     pub fn is_empty(&self) -> bool {
         matches!(self, Owned::Partitions { leases, .. } if leases.is_empty())
     }
-
-    /// Whether every partition is owned (or everything is fetched unfenced).
-    pub fn is_all(&self) -> bool {
-        match self {
-            Owned::Everything => true,
-            Owned::Partitions { count, leases, .. } => leases.len() == *count as usize,
-        }
-    }
 }
 
 /// One call's worth of partition ownership for a host: renew what it holds, take over what it

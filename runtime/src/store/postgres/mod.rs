@@ -417,47 +417,7 @@ impl Store for Postgres {
     ) -> Result<(), StoreError> {
         const OP: &str = "releasing orchestration work";
         let mut connection = self.connection(OP).await?;
-        // Uncounted while the lease is still held; the abandon then releases it (without the
-        // wake-up `abandon_orchestration` raises).
-        let uncounted = db::execute(
-            &connection,
-            "UPDATE durable_messages m SET dequeue_count = greatest(m.dequeue_count - 1, 0)
-             FROM durable_instances i
-             WHERE m.hub = $1 AND m.instance_id = $2 AND m.seq = ANY($3)
-               AND i.hub = $1 AND i.instance_id = $2 AND i.lock_token = $4",
-            &[
-                &self.hub,
-                &item.instance_id,
-                &item
-                    .messages
-                    .iter()
-                    .map(|m| m.seq as i64)
-                    .collect::<Vec<i64>>(),
-                &item.lock.0,
-            ],
-        )
-        .await;
-        // Left for another host: any host but `by` may fetch it after a short pause, whoever
-        // owns its partition; `by` waits out `retry_after`.
-        let until = i64::try_from(retry_after.as_micros()).unwrap_or(i64::MAX);
-        let marked = match uncounted {
-            Ok(_) => {
-                db::execute(
-                    &connection,
-                    "UPDATE durable_instances SET left_by = $4,
-                         left_until = now() + $5::bigint * interval '1 microsecond'
-                     WHERE hub = $1 AND instance_id = $2 AND lock_token = $3",
-                    &[&self.hub, &item.instance_id, &item.lock.0, &by, &until],
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        let pause = retry_after.min(super::LEFT_PAUSE);
-        let result = match marked {
-            Ok(_) => work::abandon(self, &mut connection, item, pause).await,
-            Err(e) => Err(e),
-        };
+        let result = work::leave(self, &mut connection, item, retry_after, by).await;
         self.finish(OP, connection, result)
     }
 

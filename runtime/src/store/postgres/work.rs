@@ -17,8 +17,8 @@ use super::listener::{CHANNEL, Wake};
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::store::{
-    Fetched, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem, Owned,
-    QueuedMessage, StoreError, new_entity_status,
+    Fetched, LEFT_PAUSE, LockToken, NewInstance, OrchestrationMessage, OrchestrationWorkItem,
+    Owned, QueuedMessage, StoreError, new_entity_status,
 };
 
 /// Creates (or replaces a finished) instance, unless one with its id is pending or running and
@@ -413,6 +413,41 @@ pub(super) async fn abandon(
          SET not_before = now() + $4::bigint * interval '1 microsecond'
          WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
         &[&hub, &item.instance_id, &seqs(item), &micros(retry_after)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// See [`crate::store::Store::release_orchestration`]: in one transaction, releases the lease,
+/// takes back the delivery the fetch counted, lets the messages wait [`LEFT_PAUSE`] at most,
+/// and marks the work as left by `by`, which does not get it back before `retry_after`.
+pub(super) async fn leave(
+    store: &Postgres,
+    client: &mut Client,
+    item: &OrchestrationWorkItem,
+    retry_after: Duration,
+    by: &str,
+) -> Result<(), Fail> {
+    let hub = store.hub.as_str();
+    let tx = client.transaction().await?;
+    release(&tx, hub, item).await?;
+    let pause = micros(retry_after.min(LEFT_PAUSE));
+    execute(
+        &tx,
+        "UPDATE durable_messages
+         SET not_before = now() + $4::bigint * interval '1 microsecond',
+             dequeue_count = greatest(dequeue_count - 1, 0)
+         WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
+        &[&hub, &item.instance_id, &seqs(item), &pause],
+    )
+    .await?;
+    execute(
+        &tx,
+        "UPDATE durable_instances SET left_by = $3,
+             left_until = now() + $4::bigint * interval '1 microsecond'
+         WHERE hub = $1 AND instance_id = $2",
+        &[&hub, &item.instance_id, &by, &micros(retry_after)],
     )
     .await?;
     tx.commit().await?;

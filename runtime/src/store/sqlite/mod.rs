@@ -5,8 +5,10 @@ mod check;
 mod import;
 mod instances;
 mod ops;
+mod partitions;
 mod schema;
 mod turns;
+mod work;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -210,64 +212,11 @@ impl Store for Sqlite {
         lease: Duration,
         owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
-        let now = nanos(now);
-        let owned = owned.clone();
-        self.write(move |conn, hub| {
-            let real_now = real_millis();
-            // The instance whose oldest visible message is oldest: the first immediate message
-            // (walking the ready index in order) or the first due timer, whichever came first;
-            // of the partitions owned (with one host owning the file, that is all of them).
-            let mut candidates = Vec::with_capacity(2);
-            for sql in [
-                "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
-                 JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
-                 WHERE m.hub = ?1 AND m.visible_at IS NULL \
-                 AND (m.not_before IS NULL OR m.not_before <= ?3) \
-                 AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-                 ORDER BY m.seq",
-                "SELECT m.seq, m.instance_id FROM messages m INDEXED BY messages_by_visible \
-                 JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
-                 WHERE m.hub = ?1 AND m.visible_at <= ?2 \
-                 AND (m.not_before IS NULL OR m.not_before <= ?3) \
-                 AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-                 ORDER BY m.seq",
-            ] {
-                let mut stmt = conn.prepare_cached(sql).map_err(db("looking for work"))?;
-                let mut rows = stmt
-                    .query(params![hub, now, real_now])
-                    .map_err(db("looking for work"))?;
-                while let Some(row) = rows.next().map_err(db("looking for work"))? {
-                    let seq: i64 = row.get(0).map_err(db("looking for work"))?;
-                    let id: String = row.get(1).map_err(db("looking for work"))?;
-                    if let Some(fence) = owned.fence(&id) {
-                        candidates.push((seq, id, fence));
-                        break;
-                    }
-                }
-            }
-            let candidate = candidates.into_iter().min_by_key(|(seq, _, _)| *seq);
-            let Some((_, id, fence)) = candidate else {
-                let next: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2",
-                    )
-                    .map_err(db("looking for timers"))?
-                    .query_row(params![hub, now], |r| r.get(0))
-                    .map_err(db("looking for timers"))?;
-                return Ok(Fetched::Empty {
-                    next_visible: next.map(from_nanos),
-                });
-            };
-            ops::lease_instance(conn, hub, &id, now, real_now, lease)?
-                .map(|item| Fetched::Item(OrchestrationWorkItem { fence, ..item }))
-                .ok_or_else(|| StoreError::Backend(format!("instance `{id}` vanished")))
-        })
-        .await
+        work::fetch(self, now, lease, owned).await
     }
-
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let table = self
-            .write(move |conn, hub| ops::claim_partitions(conn, hub, &claim))
+            .write(move |conn, hub| partitions::claim_partitions(conn, hub, &claim))
             .await?;
         // Newly owned partitions may have work waiting.
         self.inner.signal.orchestration_work();
@@ -291,7 +240,7 @@ impl Store for Sqlite {
         let now = nanos(now);
         let owned = owned.clone();
         self.read(move |conn, hub| {
-            ops::ready_instances(conn, hub, now, real_millis(), &owned, limit)
+            partitions::ready_instances(conn, hub, now, real_millis(), &owned, limit)
         })
         .await
     }
@@ -304,8 +253,10 @@ impl Store for Sqlite {
     ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
         let id = instance_id.to_string();
         let now = nanos(now);
-        self.read(move |conn, hub| ops::read_instance(conn, hub, &id, now, real_millis(), fence))
-            .await
+        self.read(move |conn, hub| {
+            partitions::read_instance(conn, hub, &id, now, real_millis(), fence)
+        })
+        .await
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -361,7 +312,7 @@ impl Store for Sqlite {
             // Held by its partition's lease, which the host renews: nothing to extend.
             let fence = item.fence;
             return self
-                .read(move |conn, hub| ops::check_hold(conn, hub, &id, "", fence.as_ref()))
+                .read(move |conn, hub| partitions::check_hold(conn, hub, &id, "", fence.as_ref()))
                 .await;
         }
         self.write(move |conn, hub| {
@@ -386,28 +337,9 @@ impl Store for Sqlite {
         item: &OrchestrationWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        let id = item.instance_id.clone();
-        let token = item.lock.0.clone();
-        let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
-        let fence = item.fence;
-        self.write(move |conn, hub| {
-            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
-            let not_before = real_millis() + millis(retry_after);
-            // An item read without a lease was not counted when it was read: it is now.
-            let counted = i64::from(token.is_empty());
-            let mut stmt = conn
-                .prepare_cached(
-                    "UPDATE messages SET not_before = ?3, dequeue_count = dequeue_count + ?4 \
-                     WHERE hub = ?1 AND seq = ?2",
-                )
-                .map_err(db("abandoning messages"))?;
-            for seq in &seqs {
-                stmt.execute(params![hub, seq, not_before, counted])
-                    .map_err(db("abandoning messages"))?;
-            }
-            ops::unlock(conn, hub, &id)
-        })
-        .await?;
+        // An item read without a lease was not counted when it was read: it is now.
+        let counted = i64::from(item.lock.0.is_empty());
+        work::set_aside(self, item, retry_after, counted).await?;
         self.wake_later(retry_after);
         Ok(())
     }
@@ -418,29 +350,10 @@ impl Store for Sqlite {
         retry_after: Duration,
         _by: &str,
     ) -> Result<(), StoreError> {
-        // One host owns the file: no other host is there to take the work meanwhile.
-        let id = item.instance_id.clone();
-        let token = item.lock.0.clone();
-        let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
-        let fence = item.fence;
-        self.write(move |conn, hub| {
-            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
-            let not_before = real_millis() + millis(retry_after);
-            // A leased fetch counted a delivery, which is taken back; a read counted none.
-            let uncount = i64::from(!token.is_empty());
-            let mut stmt = conn
-                .prepare_cached(
-                    "UPDATE messages SET not_before = ?3, \
-                     dequeue_count = max(dequeue_count - ?4, 0) WHERE hub = ?1 AND seq = ?2",
-                )
-                .map_err(db("releasing messages"))?;
-            for seq in &seqs {
-                stmt.execute(params![hub, seq, not_before, uncount])
-                    .map_err(db("releasing messages"))?;
-            }
-            ops::unlock(conn, hub, &id)
-        })
-        .await
+        // One host owns the file: no other host is there to take the work meanwhile. A leased
+        // fetch counted a delivery, which is taken back; a read counted none.
+        let uncounted = -i64::from(!item.lock.0.is_empty());
+        work::set_aside(self, item, retry_after, uncounted).await
     }
 
     async fn park_orchestration(
@@ -449,27 +362,7 @@ impl Store for Sqlite {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let id = item.instance_id.clone();
-        let token = item.lock.0.clone();
-        let error = error.to_string();
-        let messages: Vec<(i64, String)> = item
-            .messages
-            .iter()
-            .map(|m| (m.seq as i64, format!("{:?}", m.message.event)))
-            .collect();
-        let fence = item.fence;
-        self.write(move |conn, hub| {
-            ops::check_hold(conn, hub, &id, &token, fence.as_ref())?;
-            for (seq, text) in &messages {
-                conn.prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
-                    .map_err(db("parking messages"))?
-                    .execute(params![hub, seq])
-                    .map_err(db("parking messages"))?;
-                ops::park(conn, hub, &id, text, &error, now)?;
-            }
-            ops::unlock(conn, hub, &id)
-        })
-        .await
+        work::park(self, item, error, now).await
     }
 
     async fn fetch_activity(

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ops::{self, db, nanos, real_millis};
+use super::partitions;
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
 use crate::store::{HistoryWrite, InstanceVersion, PartitionLease, StoreError, TurnCommit};
@@ -18,7 +19,7 @@ pub(super) fn commit_turn(
     fence: Option<&PartitionLease>,
     commit: TurnCommit,
 ) -> Result<(), StoreError> {
-    ops::check_hold(conn, hub, id, token, fence)?;
+    partitions::check_hold(conn, hub, id, token, fence)?;
     apply_turn(conn, hub, id, commit)
 }
 
@@ -40,7 +41,7 @@ pub(super) fn unchanged(
         })
         .optional()
         .map_err(db("reading an instance"))?;
-    if !ops::fence_holds(conn, hub, expected.fence.as_ref())? {
+    if !partitions::fence_holds(conn, hub, expected.fence.as_ref())? {
         return Ok(false);
     }
     Ok(match found {

@@ -1,0 +1,203 @@
+//! Partition ownership on SQLite: claims, the fence a commit checks, and the work of owned
+//! partitions read without a lease.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::ops::{check_lock, db, from_nanos, instance, read_messages, real_millis};
+use crate::store::ownership::{HostRow, PartitionRow, apply_claim};
+use crate::store::{
+    LockToken, OrchestrationWorkItem, Owned, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, StoreError,
+};
+
+/// Fails with `LeaseLost` unless the work item is still held: by its instance lease, or, for an
+/// item read without one (empty token), by its partition's lease. A fenced item needs both.
+pub(super) fn check_hold(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    token: &str,
+    fence: Option<&PartitionLease>,
+) -> Result<(), StoreError> {
+    if token.is_empty() {
+        if fence.is_none() {
+            return Err(StoreError::LeaseLost);
+        }
+    } else {
+        check_lock(conn, hub, id, token)?;
+    }
+    if !fence_holds(conn, hub, fence)? {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// The instances with messages visible at `now` (orchestration time) and `real_now` (the
+/// lease clock) and no live lease, by their oldest visible message, at most `limit` of those
+/// `owned` takes.
+pub(super) fn ready_instances(
+    conn: &Connection,
+    hub: &str,
+    now: i64,
+    real_now: i64,
+    owned: &Owned,
+    limit: usize,
+) -> Result<ReadyInstances, StoreError> {
+    let what = "looking for work";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.instance_id, MIN(m.seq) AS first FROM messages m \
+             JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+             WHERE m.hub = ?1 AND (m.visible_at IS NULL OR m.visible_at <= ?2) \
+             AND (m.not_before IS NULL OR m.not_before <= ?3) \
+             AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+             GROUP BY m.instance_id ORDER BY first",
+        )
+        .map_err(db(what))?;
+    let mut rows = stmt.query(params![hub, now, real_now]).map_err(db(what))?;
+    let mut instance_ids = Vec::new();
+    while instance_ids.len() < limit
+        && let Some(row) = rows.next().map_err(db(what))?
+    {
+        let id: String = row.get(0).map_err(db(what))?;
+        if owned.fence(&id).is_some() {
+            instance_ids.push(id);
+        }
+    }
+    let next: Option<i64> = conn
+        .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2")
+        .map_err(db("looking for timers"))?
+        .query_row(params![hub, now], |r| r.get(0))
+        .map_err(db("looking for timers"))?;
+    Ok(ReadyInstances {
+        instance_ids,
+        next_visible: next.map(from_nanos),
+    })
+}
+
+/// `id`'s work item read without a lease, held by `fence` (see
+/// [`crate::store::Store::read_orchestration`]).
+pub(super) fn read_instance(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    now: i64,
+    real_now: i64,
+    fence: PartitionLease,
+) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    let messages = read_messages(conn, hub, id, now, real_now)?;
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let Some((instance, _, history_len)) = instance(conn, hub, id)? else {
+        return Ok(None);
+    };
+    let dequeue_count = messages.iter().map(|(_, c)| *c).max().unwrap_or(1);
+    Ok(Some(OrchestrationWorkItem {
+        instance_id: id.to_string(),
+        instance,
+        history_len: history_len as usize,
+        messages: messages.into_iter().map(|(m, _)| m).collect(),
+        lock: LockToken(String::new()),
+        dequeue_count,
+        fence: Some(fence),
+    }))
+}
+
+/// Whether the partition `fence` names is still at its epoch (no fence: yes).
+pub(super) fn fence_holds(
+    conn: &Connection,
+    hub: &str,
+    fence: Option<&PartitionLease>,
+) -> Result<bool, StoreError> {
+    let Some(fence) = fence else {
+        return Ok(true);
+    };
+    let epoch: Option<i64> = conn
+        .prepare_cached("SELECT epoch FROM partitions WHERE hub = ?1 AND partition = ?2")
+        .map_err(db("checking a partition's epoch"))?
+        .query_row(params![hub, fence.partition], |r| r.get(0))
+        .optional()
+        .map_err(db("checking a partition's epoch"))?;
+    Ok(crate::store::ownership::fence_holds(
+        epoch.map(|e| e as u64),
+        fence,
+    ))
+}
+
+/// Applies a partition claim: reads the hub's partitions and heartbeats, applies it, writes
+/// back what changed.
+pub(super) fn claim_partitions(
+    conn: &Connection,
+    hub: &str,
+    claim: &PartitionClaim,
+) -> Result<PartitionTable, StoreError> {
+    let what = "claiming partitions";
+    let now_ms = real_millis();
+    let mut rows: Vec<PartitionRow> = conn
+        .prepare_cached(
+            "SELECT partition, owner, epoch, lease_expires FROM partitions WHERE hub = ?1 \
+             ORDER BY partition",
+        )
+        .map_err(db(what))?
+        .query_map(params![hub], |r| {
+            Ok(PartitionRow {
+                partition: r.get(0)?,
+                owner: r.get(1)?,
+                epoch: r.get::<_, i64>(2)? as u64,
+                expires_ms: r.get(3)?,
+                changed: false,
+            })
+        })
+        .map_err(db(what))?
+        .collect::<Result<_, _>>()
+        .map_err(db(what))?;
+    if rows.is_empty() {
+        rows = (0..claim.count_if_new.max(1))
+            .map(PartitionRow::new)
+            .collect();
+    }
+    let mut hosts: Vec<HostRow> = conn
+        .prepare_cached("SELECT host, expires FROM hosts WHERE hub = ?1")
+        .map_err(db(what))?
+        .query_map(params![hub], |r| {
+            Ok(HostRow {
+                host: r.get(0)?,
+                expires_ms: r.get(1)?,
+            })
+        })
+        .map_err(db(what))?
+        .collect::<Result<_, _>>()
+        .map_err(db(what))?;
+    let table = apply_claim(&mut rows, &mut hosts, claim, now_ms);
+    let mut write = conn
+        .prepare_cached(
+            "INSERT INTO partitions (hub, partition, owner, epoch, lease_expires) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hub, partition) DO UPDATE SET \
+             owner = excluded.owner, epoch = excluded.epoch, lease_expires = excluded.lease_expires",
+        )
+        .map_err(db(what))?;
+    for r in rows.iter().filter(|r| r.changed) {
+        write
+            .execute(params![
+                hub,
+                r.partition,
+                r.owner,
+                r.epoch as i64,
+                r.expires_ms
+            ])
+            .map_err(db(what))?;
+    }
+    conn.prepare_cached("DELETE FROM hosts WHERE hub = ?1")
+        .map_err(db(what))?
+        .execute(params![hub])
+        .map_err(db(what))?;
+    let mut beat = conn
+        .prepare_cached("INSERT INTO hosts (hub, host, expires) VALUES (?1, ?2, ?3)")
+        .map_err(db(what))?;
+    for h in &hosts {
+        beat.execute(params![hub, h.host, h.expires_ms])
+            .map_err(db(what))?;
+    }
+    Ok(table)
+}
