@@ -11,14 +11,17 @@
 //!   compared with the code's;
 //! - `state.rs`: the state shared with the orchestration context (task slots and wakers, event
 //!   waiters and buffers, pending steps);
-//! - `executor.rs`: the executor, handed the orchestrator to run by the host.
+//! - `executor.rs`: the executor, handed the orchestrator to run by the host;
+//! - `inspect.rs`: what the host and the test kit read from an executor.
 
 mod action;
 mod executor;
+mod inspect;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use action::Action;
-pub(crate) use executor::{ExecutionInfo, Executor, Outcome, StartFn, TurnOutput, panic_message};
+pub(crate) use executor::{Executor, Outcome, StartFn, TurnOutput, panic_message};
+pub(crate) use inspect::ExecutionInfo;
 pub(crate) use state::{ContinueAsNew, CriticalState, Shared, TaskResult};
