@@ -248,6 +248,19 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// Captures this thread's log lines until the guard drops.
+    fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        (captured, guard)
+    }
+
     fn lines_with(&self, needles: &[&str]) -> usize {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
         text.lines()
@@ -258,14 +271,7 @@ impl Captured {
 
 #[tokio::test]
 async fn an_old_host_leaves_newer_instances_for_a_host_that_may_run_them() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _logs = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (captured, _logs) = Captured::install();
     let store: Arc<dyn Store> = Arc::new(Memory::new());
     let clock = ManualClock::new();
     let old = on(host(&store).register(waits).version("1.0"), &clock).await;
@@ -413,14 +419,7 @@ async fn the_fail_strategy_fails_what_the_host_may_not_run_naming_both_versions(
 
 #[tokio::test]
 async fn a_host_without_the_code_leaves_the_work_for_a_host_that_has_it() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _logs = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (captured, _logs) = Captured::install();
     let store: Arc<dyn Store> = Arc::new(Memory::new());
     let clock = ManualClock::new();
     let first = on(host(&store).register(waits), &clock).await;
