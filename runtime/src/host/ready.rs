@@ -1,9 +1,12 @@
 //! Dispatching on a store that hands out the work of owned partitions by reading it
 //! ([`Store::reads_owned_work`]): no lease per instance. The host keeps the instances found
 //! ready in memory and takes them one by one; its busy map is what keeps two turns of one
-//! instance apart, and the partition's epoch is what keeps any other host out.
+//! instance apart, and the partition's epoch is what keeps any other host out. Work another
+//! host left in a partition this host does not own is leased
+//! ([`Store::fetch_left_orchestration`]), as before partitions.
 //!
 //! [`Store::reads_owned_work`]: crate::store::Store::reads_owned_work
+//! [`Store::fetch_left_orchestration`]: crate::store::Store::fetch_left_orchestration
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use tokio::sync::watch;
 
 use super::Inner;
 use super::orchestrations::Round;
+use crate::store::OrchestrationWorkItem;
 
 /// How many ready instances one read takes.
 const READ_AHEAD: usize = 256;
@@ -26,6 +30,8 @@ pub(super) struct ReadyQueue {
 enum Next {
     /// An instance this dispatcher now holds in the busy map.
     Instance(String),
+    /// Work another host left, leased from a partition this host does not own.
+    Left(Box<OrchestrationWorkItem>),
     /// Nothing ready; the next message becomes visible then.
     Empty(Option<DateTime<Utc>>),
 }
@@ -38,6 +44,11 @@ impl Inner {
                     // There may be more: pass the wake-up on to another idle dispatcher.
                     inner.store.signal().orchestration_work();
                     inner.run_ready(&id).await;
+                    Round::Worked
+                }
+                Ok(Next::Left(item)) => {
+                    inner.store.signal().orchestration_work();
+                    inner.process(*item).await;
                     Round::Worked
                 }
                 Ok(Next::Empty(next_visible)) => Round::Empty(next_visible),
@@ -55,17 +66,29 @@ impl Inner {
             return Ok(Next::Instance(id));
         }
         let owned = self.ownership.owned();
-        if owned.is_empty() {
-            return Ok(Next::Empty(None));
+        let mut next_visible = None;
+        if !owned.is_empty() {
+            let found = self
+                .store
+                .ready_instances(self.clock.now(), &owned, READ_AHEAD)
+                .await?;
+            queue.ids.extend(found.instance_ids);
+            next_visible = found.next_visible;
         }
-        let found = self
-            .store
-            .ready_instances(self.clock.now(), &owned, READ_AHEAD)
-            .await?;
-        queue.ids.extend(found.instance_ids);
+        // Where several hosts share the hub, work left in their partitions by a host that
+        // may not run it is looked for at each refill (one indexed statement), even by a host
+        // that owns no partition.
+        if !self.store.single_owner()
+            && let Some(item) = self
+                .store
+                .fetch_left_orchestration(self.clock.now(), self.config.lease, &owned)
+                .await?
+        {
+            return Ok(Next::Left(Box::new(item)));
+        }
         Ok(match self.take_first(&mut queue.ids) {
             Some(id) => Next::Instance(id),
-            None => Next::Empty(found.next_visible),
+            None => Next::Empty(next_visible),
         })
     }
 

@@ -188,6 +188,22 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Leases the next instance outside the `owned` partitions whose work a host left for
+    /// another (see [`Store::release_orchestration`]), as [`Store::fetch_orchestration`]
+    /// leases work, except that the host that left it does not get it back before its wait is
+    /// over. A host that reads its own partitions' work ([`Store::reads_owned_work`]) takes
+    /// the work left in other partitions this way; its commit is checked against the lease, as
+    /// a fetched item's. The default finds none, as on a store one host owns entirely.
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let _ = (now, lease, owned);
+        Ok(None)
+    }
+
     /// Whether one host at a time owns the whole hub (a store in a local file: a second host
     /// on it waits until the first is gone).
     fn single_owner(&self) -> bool {

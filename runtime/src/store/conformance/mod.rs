@@ -111,7 +111,7 @@ pub use instances::{
 };
 pub use ownership::{
     claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
-    stale_epoch_refused,
+    reads_give_way, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -191,6 +191,7 @@ macro_rules! __store_conformance_check_names {
             fetch_owned_partitions,
             stale_epoch_refused,
             read_owned_work,
+            reads_give_way,
             query_filters,
             query_paging,
             query_newest_first,

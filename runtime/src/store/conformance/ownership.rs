@@ -411,3 +411,167 @@ pub async fn read_owned_work(store: Arc<dyn Store>) {
         "a commit after the partition changed hands",
     );
 }
+
+/// On a store that hands out owned work by reading it: a read's commit is refused once its
+/// messages were consumed by another commit (a stale copy of the same read) or the instance
+/// was replaced meanwhile, and nothing of it is applied. Where several hosts share a hub, work
+/// left in a partition is leased by a host outside it ([`Store::fetch_left_orchestration`]),
+/// never handed back to the host that left it while it waits, and, while that lease lives,
+/// neither listed for the partition's owner nor committed by it.
+pub async fn reads_give_way(store: Arc<dyn Store>) {
+    let s = &*store;
+    if !s.reads_owned_work() {
+        return;
+    }
+    let a = claimed(s, claim("host-a", &[0, 1], &[], LONG_LEASE), "a").await;
+    let c = claimed(s, claim("host-c", &[2, 3], &[], LONG_LEASE), "c").await;
+    let owned_by = |table: &PartitionTable, host: &str| Owned::Partitions {
+        count: table.count,
+        leases: table.held.clone(),
+        host: host.into(),
+    };
+    let (mine_a, mine_c) = (owned_by(&a, "host-a"), owned_by(&c, "host-c"));
+    let read = |id: String, fence: PartitionLease| async move {
+        ok(
+            s.read_orchestration(&id, t(1), fence).await,
+            "read_orchestration",
+        )
+        .expect("the instance has work")
+    };
+
+    // Two copies of one read: the first commit consumes the messages, the second is stale.
+    let twice = id_in(0, "twice");
+    ok(
+        s.create_instance(new_instance(&twice, t(0))).await,
+        "create",
+    );
+    let first = read(twice.clone(), a.held[0]).await;
+    let copy = read(twice.clone(), a.held[0]).await;
+    ok(
+        s.commit_turn(&first, plain_commit(&first, RuntimeStatus::Running, t(2)))
+            .await,
+        "the first commit",
+    );
+    assert_lease_lost(
+        s.commit_turn(&copy, plain_commit(&copy, RuntimeStatus::Completed, t(3)))
+            .await,
+        "a second commit of the same read",
+    );
+    let status = status_of(s, &twice, "after the stale commit").await;
+    assert_eq!(status.runtime_status, RuntimeStatus::Running, "not applied");
+
+    // Replaced while its turn ran: the turn must not land on the new instance.
+    let replaced = id_in(1, "replaced");
+    ok(
+        s.create_instance(new_instance(&replaced, t(0))).await,
+        "create",
+    );
+    let old = read(replaced.clone(), a.held[1]).await;
+    let mut again = new_instance(&replaced, t(5));
+    again.replace_running = true;
+    again.execution_id = format!("{replaced}#exec-2");
+    ok(
+        s.create_instance(again).await,
+        "replace the running instance",
+    );
+    assert_lease_lost(
+        s.commit_turn(&old, plain_commit(&old, RuntimeStatus::Completed, t(6)))
+            .await,
+        "a read's commit after the instance was replaced",
+    );
+    let status = status_of(s, &replaced, "after the replace").await;
+    assert_eq!(status.execution_id, format!("{replaced}#exec-2"));
+    assert_eq!(status.runtime_status, RuntimeStatus::Pending, "untouched");
+
+    if s.single_owner() {
+        // One host owns the hub: no other host takes left work.
+        return;
+    }
+    // c leaves `left` (its own partition) and waits; a, outside the partition, takes it.
+    let left = id_in(2, "left");
+    ok(s.create_instance(new_instance(&left, t(0))).await, "create");
+    let item = read(left.clone(), c.held[0]).await;
+    ok(
+        s.release_orchestration(&item, LONG_LEASE, "host-c").await,
+        "c leaves the work",
+    );
+    tokio::time::sleep(crate::store::LEFT_PAUSE + CLOCK_SLACK * 2).await;
+    let ready = ok(s.ready_instances(t(1), &mine_c, 10).await, "ready for c");
+    assert!(
+        !ready.instance_ids.contains(&left),
+        "work c left is not listed for c while it waits: {:?}",
+        ready.instance_ids
+    );
+    assert!(
+        ok(
+            s.fetch_left_orchestration(t(1), LONG_LEASE, &mine_c).await,
+            "c looks for left work"
+        )
+        .is_none(),
+        "c does not get back what it left (and its own partitions are read, not leased)"
+    );
+    let taken = ok(
+        s.fetch_left_orchestration(t(1), LONG_LEASE, &mine_a).await,
+        "a looks for left work",
+    )
+    .expect("a takes the work c left");
+    assert_eq!(taken.instance_id, left);
+    assert!(!taken.lock.0.is_empty(), "left work is leased");
+    assert!(
+        ok(
+            s.fetch_left_orchestration(t(1), LONG_LEASE, &mine_a).await,
+            "again"
+        )
+        .is_none(),
+        "leased once"
+    );
+    ok(
+        s.commit_turn(&taken, plain_commit(&taken, RuntimeStatus::Running, t(2)))
+            .await,
+        "a commits the left work under its lease",
+    );
+
+    // Left by a third host: c may read it again, but once a leases it, c's commit is refused.
+    let shared = id_in(3, "shared");
+    ok(
+        s.create_instance(new_instance(&shared, t(0))).await,
+        "create",
+    );
+    let item = read(shared.clone(), c.held[1]).await;
+    ok(
+        s.release_orchestration(&item, LONG_LEASE, "host-z").await,
+        "z leaves the work",
+    );
+    tokio::time::sleep(crate::store::LEFT_PAUSE + CLOCK_SLACK * 2).await;
+    let late = read(shared.clone(), c.held[1]).await;
+    let leased = ok(
+        s.fetch_left_orchestration(t(1), LONG_LEASE, &mine_a).await,
+        "a looks for left work",
+    )
+    .expect("a takes the work z left");
+    assert_eq!(leased.instance_id, shared);
+    let ready = ok(s.ready_instances(t(1), &mine_c, 10).await, "ready for c");
+    assert!(
+        !ready.instance_ids.contains(&shared),
+        "leased work is not listed for the owner: {:?}",
+        ready.instance_ids
+    );
+    assert!(
+        ok(s.read_orchestration(&shared, t(1), c.held[1]).await, "read").is_none(),
+        "nor read by it"
+    );
+    assert_lease_lost(
+        s.commit_turn(&late, plain_commit(&late, RuntimeStatus::Completed, t(3)))
+            .await,
+        "the owner's commit while another host holds the instance",
+    );
+    ok(
+        s.commit_turn(&leased, plain_commit(&leased, RuntimeStatus::Running, t(3)))
+            .await,
+        "the lessee's commit",
+    );
+    assert_eq!(
+        status_of(s, &shared, "after both").await.runtime_status,
+        RuntimeStatus::Running
+    );
+}

@@ -16,6 +16,7 @@ mod import;
 mod instances;
 mod listener;
 mod partitions;
+mod reads;
 mod schema;
 mod turns;
 mod work;
@@ -32,8 +33,8 @@ use self::db::{Fail, describe_pg};
 use self::listener::{Signals, Wake};
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
-    Store, StoreError, TurnCommit, WorkSignal,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
@@ -344,6 +345,46 @@ impl Store for Postgres {
         const OP: &str = "fetching orchestration work";
         let mut connection = self.connection(OP).await?;
         let result = work::fetch(self, &mut connection, now, lease, owned).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        const OP: &str = "fetching work left by another host";
+        let mut connection = self.connection(OP).await?;
+        let result = work::fetch_left(self, &mut connection, now, lease, owned).await;
+        self.finish(OP, connection, result)
+    }
+
+    fn reads_owned_work(&self) -> bool {
+        true
+    }
+
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        const OP: &str = "looking for work";
+        let mut connection = self.connection(OP).await?;
+        let result = reads::ready(self, &mut connection, now, owned, limit).await;
+        self.finish(OP, connection, result)
+    }
+
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        const OP: &str = "reading an instance's work";
+        let mut connection = self.connection(OP).await?;
+        let result = reads::read(self, &mut connection, instance_id, now, fence).await;
         self.finish(OP, connection, result)
     }
 

@@ -12,7 +12,7 @@ use super::db::{Fail, row};
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6531; // "durable1"
 
 /// The migrations, in order: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -224,4 +224,11 @@ CREATE TABLE durable_hosts (
     expires_ms bigint NOT NULL,
     PRIMARY KEY (hub, host)
 );
+"#;
+
+/// Version 4. Owners read their partitions' work instead of leasing it instance by instance;
+/// work a host left for another (outside the reader's partitions) is found through its own
+/// small index.
+const V4: &str = r#"
+CREATE INDEX durable_instances_left ON durable_instances (hub) WHERE left_by IS NOT NULL;
 "#;

@@ -15,14 +15,17 @@ use crate::store::{
 };
 
 /// A turn's new status (creation time kept), history length, and the lease released; no row
-/// when the lease was lost.
+/// when the lease `$3` was lost, or, without one, when another host holds the instance under a
+/// live lease.
 const UPDATE_STATUS: &str = "
 UPDATE durable_instances SET name = $4, execution_id = $5, runtime_status = $6, input = $7,
     output = $8, custom_status = $9, failure = $10::text::json, last_updated_at_ns = $11,
     parent_instance_id = $12,
     history_len = CASE WHEN $13 THEN $14::integer ELSE history_len + $14 END,
     lock_token = NULL, lock_expires_at = NULL, left_by = NULL, left_until = NULL
-WHERE hub = $1 AND instance_id = $2 AND ($3::text IS NULL OR lock_token = $3)
+WHERE hub = $1 AND instance_id = $2
+  AND (lock_token = $3
+       OR ($3::text IS NULL AND (lock_token IS NULL OR lock_expires_at <= now())))
 RETURNING history_len";
 
 const APPEND_HISTORY: &str = "
@@ -48,8 +51,12 @@ pub(super) async fn commit(
 ) -> Result<Vec<ActivityWorkItem>, Fail> {
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
-    let lock = Some(item.lock.0.as_str());
-    if !super::partitions::fence_holds(&tx, hub, item.fence.as_ref()).await? {
+    // An item read without a lease is held by its partition's lease alone.
+    let read = super::work::read_without_lease(item);
+    let lock = (!read).then_some(item.lock.0.as_str());
+    if (read && item.fence.is_none())
+        || !super::partitions::fence_holds(&tx, hub, item.fence.as_ref()).await?
+    {
         return Err(StoreError::LeaseLost.into());
     }
     let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
@@ -125,12 +132,16 @@ pub(super) async fn apply_turn(
     }
     if !commit.consumed.is_empty() {
         let consumed: Vec<i64> = commit.consumed.iter().map(|&s| s as i64).collect();
-        execute(
+        let removed = execute(
             tx,
             "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
             &[&hub, &id, &consumed],
         )
         .await?;
+        if removed != consumed.len() as u64 {
+            // Another turn took them (or the instance was replaced): this one is stale.
+            return Err(StoreError::LeaseLost.into());
+        }
     }
     if !commit.activities.is_empty() {
         let a = &commit.activities;

@@ -61,12 +61,8 @@ ORDER BY t.ord";
 /// host holds (or is locking right now), and takes its visible messages (counted as delivered
 /// once more), in one statement: a lease is never taken without its messages.
 static LEASE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH leased AS (
-    UPDATE durable_instances
-    SET lock_token = $3, lock_expires_at = now() + $4::bigint * interval '1 microsecond'
-    WHERE (hub, instance_id) = (
-        SELECT i.hub, i.instance_id
+    lease_statement(
+        "SELECT i.hub, i.instance_id
         FROM durable_messages m
         JOIN durable_instances i ON i.hub = m.hub AND i.instance_id = m.instance_id
         WHERE m.hub = $1
@@ -77,7 +73,39 @@ static LEASE: LazyLock<String> = LazyLock::new(|| {
           AND NOT (i.left_by IS NOT NULL AND i.left_by = $7 AND i.left_until > now())
         ORDER BY m.seq
         LIMIT 1
-        FOR NO KEY UPDATE OF i SKIP LOCKED)
+        FOR NO KEY UPDATE OF i SKIP LOCKED",
+    )
+});
+
+/// Leases, like [`LEASE`], an instance outside the partitions `$6` (of `$5`) whose work a host
+/// left for another (see [`crate::store::Store::fetch_left_orchestration`]); found through the
+/// index of left instances, so it costs next to nothing when there are none.
+static LEASE_LEFT: LazyLock<String> = LazyLock::new(|| {
+    lease_statement(
+        "SELECT i.hub, i.instance_id
+        FROM durable_instances i
+        WHERE i.hub = $1 AND i.left_by IS NOT NULL
+          AND NOT (i.id_hash % $5 = ANY($6))
+          AND NOT (i.left_by = $7 AND i.left_until > now())
+          AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
+          AND EXISTS (SELECT 1 FROM durable_messages m
+              WHERE m.hub = i.hub AND m.instance_id = i.instance_id
+                AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
+                AND (m.not_before IS NULL OR m.not_before <= now()))
+        ORDER BY i.left_until
+        LIMIT 1
+        FOR NO KEY UPDATE OF i SKIP LOCKED",
+    )
+});
+
+/// The statement that leases the instance `pick` selects (`$1` hub, `$2` now, `$3` token,
+/// `$4` lease in microseconds; `pick` may use `$5`–`$7`) and takes its visible messages.
+fn lease_statement(pick: &str) -> String {
+    format!(
+        "WITH leased AS (
+    UPDATE durable_instances
+    SET lock_token = $3, lock_expires_at = now() + $4::bigint * interval '1 microsecond'
+    WHERE (hub, instance_id) = ({pick})
     RETURNING {STATUS_COLUMNS}, history_len
 ),
 taken AS (
@@ -94,7 +122,7 @@ SELECT leased.*,
         ORDER BY seq) FROM taken)::text
 FROM leased"
     )
-});
+}
 
 /// A message as [`LEASE`] returns it.
 #[derive(serde::Deserialize)]
@@ -281,37 +309,76 @@ pub(super) async fn fetch(
     lease: Duration,
     owned: &Owned,
 ) -> Result<Fetched<OrchestrationWorkItem>, Fail> {
-    let hub = store.hub.as_str();
-    let now_ns = nanos(now);
-    let lease = micros(lease);
-    let (count, partitions): (i64, Vec<i64>) = match owned {
+    if let Some(item) = lease_next(store, client, &LEASE, now, lease, owned).await? {
+        return Ok(Fetched::Item(item));
+    }
+    let next_visible = row(&*client, NEXT_VISIBLE, &[&store.hub, &nanos(now)])
+        .await?
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .map(instant);
+    Ok(Fetched::Empty { next_visible })
+}
+
+/// See [`crate::store::Store::fetch_left_orchestration`].
+pub(super) async fn fetch_left(
+    store: &Postgres,
+    client: &mut Client,
+    now: DateTime<Utc>,
+    lease: Duration,
+    owned: &Owned,
+) -> Result<Option<OrchestrationWorkItem>, Fail> {
+    match owned {
+        // Every partition is owned: there is no outside.
+        Owned::Everything => return Ok(None),
+        // The hub's partitions are not known yet (no claim went through).
+        Owned::Partitions { count: 0, .. } => return Ok(None),
+        Owned::Partitions { .. } => {}
+    }
+    lease_next(store, client, &LEASE_LEFT, now, lease, owned).await
+}
+
+/// The partition count and the owned partitions as the statements take them (`$5`, `$6`);
+/// everything is partition 0 of 1.
+pub(super) fn partition_params(owned: &Owned) -> (i64, Vec<i64>) {
+    match owned {
         Owned::Everything => (1, vec![0]),
         Owned::Partitions { count, leases, .. } => (
             i64::from(*count),
             leases.iter().map(|l| i64::from(l.partition)).collect(),
         ),
-    };
-    // Each round leases one instance (of an owned partition, or left by a host that may not
-    // run it); a round only repeats when the leased instance's messages vanished in between
-    // (it was replaced), which is rare.
+    }
+}
+
+/// Leases the instance `statement` picks, with its messages, fenced when its partition is
+/// owned.
+async fn lease_next(
+    store: &Postgres,
+    client: &mut Client,
+    statement: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    owned: &Owned,
+) -> Result<Option<OrchestrationWorkItem>, Fail> {
+    let hub = store.hub.as_str();
+    let now_ns = nanos(now);
+    let lease = micros(lease);
+    let (count, partitions) = partition_params(owned);
+    // Each round leases one instance; a round only repeats when the leased instance's
+    // messages vanished in between (it was replaced), which is rare.
     for _ in 0..4 {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let host = owned.host().unwrap_or("");
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
             [&hub, &now_ns, &token, &lease, &count, &partitions, &host];
-        let Some(leased) = row(&*client, &LEASE, &params).await? else {
+        let Some(leased) = row(&*client, statement, &params).await? else {
             break;
         };
         if let Some(mut item) = leased_item(&*client, hub, &leased, token).await? {
             item.fence = owned.fence(&item.instance_id).flatten();
-            return Ok(Fetched::Item(item));
+            return Ok(Some(item));
         }
     }
-    let next_visible = row(&*client, NEXT_VISIBLE, &[&hub, &now_ns])
-        .await?
-        .and_then(|r| r.get::<_, Option<i64>>(0))
-        .map(instant);
-    Ok(Fetched::Empty { next_visible })
+    Ok(None)
 }
 
 /// The work item of a row [`LEASE`] returned; `None` (and the lease released) when the
@@ -364,16 +431,26 @@ async fn leased_item(
     }
 }
 
-/// Releases `item`'s lease inside `tx`; [`StoreError::LeaseLost`] when it was lost.
+/// Ends `item`'s hold inside `tx`: releases its lease, or, for an item read without one (an
+/// empty lock token), checks that the lease on its partition still holds it;
+/// [`StoreError::LeaseLost`] when the hold was lost.
 async fn release(
     client: &impl GenericClient,
     hub: &str,
     item: &OrchestrationWorkItem,
 ) -> Result<(), Fail> {
+    if read_without_lease(item) {
+        return super::reads::check_fence(client, hub, item).await;
+    }
     if execute(client, RELEASE, &[&hub, &item.instance_id, &item.lock.0]).await? == 0 {
         return Err(StoreError::LeaseLost.into());
     }
     Ok(())
+}
+
+/// Whether `item` was read without a lease ([`crate::store::Store::read_orchestration`]).
+pub(super) fn read_without_lease(item: &OrchestrationWorkItem) -> bool {
+    item.lock.0.is_empty()
 }
 
 pub(super) async fn renew(
@@ -382,6 +459,10 @@ pub(super) async fn renew(
     item: &OrchestrationWorkItem,
     lease: Duration,
 ) -> Result<(), Fail> {
+    if read_without_lease(item) {
+        // Held by its partition's lease, which the host renews: nothing to extend.
+        return super::reads::check_fence(&*client, &store.hub, item).await;
+    }
     let renewed = execute(
         &*client,
         RENEW,
@@ -407,12 +488,21 @@ pub(super) async fn abandon(
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
     release(&tx, hub, item).await?;
+    // A read counted no delivery: the abandon does.
+    let counted = i32::from(read_without_lease(item));
     execute(
         &tx,
         "UPDATE durable_messages
-         SET not_before = now() + $4::bigint * interval '1 microsecond'
+         SET not_before = now() + $4::bigint * interval '1 microsecond',
+             dequeue_count = dequeue_count + $5
          WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
-        &[&hub, &item.instance_id, &seqs(item), &micros(retry_after)],
+        &[
+            &hub,
+            &item.instance_id,
+            &seqs(item),
+            &micros(retry_after),
+            &counted,
+        ],
     )
     .await?;
     tx.commit().await?;
@@ -433,13 +523,15 @@ pub(super) async fn leave(
     let tx = client.transaction().await?;
     release(&tx, hub, item).await?;
     let pause = micros(retry_after.min(LEFT_PAUSE));
+    // A leased fetch counted a delivery, which is taken back; a read counted none.
+    let uncounted = i32::from(!read_without_lease(item));
     execute(
         &tx,
         "UPDATE durable_messages
          SET not_before = now() + $4::bigint * interval '1 microsecond',
-             dequeue_count = greatest(dequeue_count - 1, 0)
+             dequeue_count = greatest(dequeue_count - $5, 0)
          WHERE hub = $1 AND instance_id = $2 AND seq = ANY($3)",
-        &[&hub, &item.instance_id, &seqs(item), &pause],
+        &[&hub, &item.instance_id, &seqs(item), &pause, &uncounted],
     )
     .await?;
     execute(

@@ -65,10 +65,16 @@ pub(super) fn apply_turn(
     let mut delete = conn
         .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
         .map_err(db("consuming messages"))?;
+    let mut removed = 0;
     for seq in &commit.consumed {
-        delete
+        removed += delete
             .execute(params![hub, *seq as i64])
             .map_err(db("consuming messages"))?;
+    }
+    if removed != commit.consumed.len() {
+        // Another turn took them (or the instance was replaced): this one is stale, and the
+        // caller's savepoint is rolled back.
+        return Err(StoreError::LeaseLost);
     }
     let (current, _, len) = ops::instance(conn, hub, id)?.ok_or(StoreError::LeaseLost)?;
     let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
