@@ -5,6 +5,7 @@ mod check;
 mod import;
 mod instances;
 mod ops;
+mod owner;
 mod partitions;
 mod schema;
 mod turns;
@@ -67,6 +68,7 @@ struct Inner {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     signal: WorkSignal,
+    owner: owner::OwnerLock,
 }
 
 const READER_POOL: usize = 4;
@@ -95,6 +97,7 @@ impl Sqlite {
                     writer: Writer::start(conn),
                     readers: Mutex::new(Vec::new()),
                     signal: WorkSignal::default(),
+                    owner: Default::default(),
                 }),
                 hub: "default".to_string(),
             })
@@ -215,9 +218,20 @@ impl Store for Sqlite {
         work::fetch(self, now, lease, owned).await
     }
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        // A claim that holds partitions takes the file's owner lock; the first to get it lets
+        // go of the leases of the processes before, which have ended (see `owner.rs`).
+        let forget = !claim.lease.is_zero() && self.inner.owner.must_forget(&self.inner.path)?;
         let table = self
-            .write(move |conn, hub| partitions::claim_partitions(conn, hub, &claim))
+            .write(move |conn, hub| {
+                if forget {
+                    partitions::forget_ended_owners(conn)?;
+                }
+                partitions::claim_partitions(conn, hub, &claim)
+            })
             .await?;
+        if forget {
+            self.inner.owner.forgot();
+        }
         // Newly owned partitions may have work waiting.
         self.inner.signal.orchestration_work();
         Ok(table)

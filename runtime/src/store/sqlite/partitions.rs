@@ -125,6 +125,21 @@ pub(super) fn fence_holds(
     ))
 }
 
+/// Expires every partition lease and heartbeat in the file, of every hub: called once the
+/// file's owner lock is held, when every process that held them has ended.
+pub(super) fn forget_ended_owners(conn: &Connection) -> Result<(), StoreError> {
+    let what = "letting go of ended hosts' partitions";
+    conn.prepare_cached("UPDATE partitions SET lease_expires = 0 WHERE owner IS NOT NULL")
+        .map_err(db(what))?
+        .execute([])
+        .map_err(db(what))?;
+    conn.prepare_cached("DELETE FROM hosts")
+        .map_err(db(what))?
+        .execute([])
+        .map_err(db(what))?;
+    Ok(())
+}
+
 /// Applies a partition claim: reads the hub's partitions and heartbeats, applies it, writes
 /// back what changed.
 pub(super) fn claim_partitions(
