@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::Inner;
 use super::orchestrations::Round;
-use crate::store::OrchestrationWorkItem;
+use crate::store::{LEFT_PAUSE, OrchestrationWorkItem};
 
 /// How many ready instances one read takes.
 const READ_AHEAD: usize = 256;
@@ -25,6 +25,8 @@ const READ_AHEAD: usize = 256;
 #[derive(Default)]
 pub(super) struct ReadyQueue {
     ids: VecDeque<String>,
+    /// When work left in other hosts' partitions was last looked for.
+    left_looked_at: Option<DateTime<Utc>>,
 }
 
 enum Next {
@@ -76,14 +78,24 @@ impl Inner {
             next_visible = found.next_visible;
         }
         // Where several hosts share the hub, work left in their partitions by a host that
-        // may not run it is looked for at each refill (one indexed statement), even by a host
-        // that owns no partition.
-        if !self.store.single_owner()
+        // may not run it is looked for at a refill (one indexed statement), even by a host
+        // that owns no partition; at most once per pause of left work, which it waits anyway.
+        let now = self.clock.now();
+        let look = !self.store.single_owner()
+            && queue.left_looked_at.is_none_or(|at| {
+                now - at >= chrono::TimeDelta::from_std(LEFT_PAUSE).unwrap_or_default()
+            });
+        if look {
+            queue.left_looked_at = Some(now);
+        }
+        if look
             && let Some(item) = self
                 .store
                 .fetch_left_orchestration(self.clock.now(), self.config.lease, &owned)
                 .await?
         {
+            // There may be more: the next refill looks again.
+            queue.left_looked_at = None;
             return Ok(Next::Left(Box::new(item)));
         }
         Ok(match self.take_first(&mut queue.ids) {

@@ -76,7 +76,7 @@ pub(super) async fn complete(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, hub, wake).await?;
+    notify(&tx, store, wake).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -159,7 +159,7 @@ pub(super) async fn complete_and_commit(
         };
         (ResultsCommit::Queued, wake)
     };
-    notify(&tx, hub, wake).await?;
+    notify(&tx, store, wake).await?;
     tx.commit().await?;
     Ok((done, wake))
 }

@@ -54,9 +54,10 @@ impl Wake {
         }
     }
 
-    /// The notification payload for `hub`: the flags, a colon, and the hub.
-    pub fn payload(self, hub: &str) -> String {
-        let mut payload = String::with_capacity(4 + hub.len());
+    /// The notification payload for `hub` from the pool `origin`: the flags, the origin and
+    /// the hub, separated by colons.
+    pub fn payload(self, origin: &str, hub: &str) -> String {
+        let mut payload = String::with_capacity(6 + origin.len() + hub.len());
         for (on, flag) in [
             (self.orchestrations, 'o'),
             (self.activities, 'a'),
@@ -67,6 +68,8 @@ impl Wake {
             }
         }
         payload.push(':');
+        payload.push_str(origin);
+        payload.push(':');
         if hub.len() <= MAX_HUB_IN_PAYLOAD {
             payload.push_str(hub);
         } else {
@@ -75,21 +78,38 @@ impl Wake {
         payload
     }
 
-    fn parse(payload: &str) -> (Wake, Option<&str>) {
-        let (flags, hub) = payload.split_once(':').unwrap_or(("oai", "*"));
+    /// The flags, the origin and the hub (`None`: every hub) of a payload; one that does not
+    /// parse wakes everything.
+    fn parse(payload: &str) -> (Wake, &str, Option<&str>) {
+        let mut parts = payload.splitn(3, ':');
+        let (Some(flags), Some(origin), Some(hub)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return (Wake::ALL, "", None);
+        };
         let wake = Wake {
             orchestrations: flags.contains('o'),
             activities: flags.contains('a'),
             instances: flags.contains('i'),
         };
-        (wake, (hub != "*").then_some(hub))
+        (wake, origin, (hub != "*").then_some(hub))
     }
 }
 
 /// The signals of the task hubs that handles on one pool are scoped to.
-#[derive(Default)]
 pub(super) struct Signals {
     hubs: Mutex<HashMap<String, Weak<WorkSignal>>>,
+    /// This pool's name in the notifications it sends: its own come back to its listener,
+    /// which drops them (every write raises the signals in process already).
+    pub(super) origin: String,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            hubs: Default::default(),
+            origin: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        }
+    }
 }
 
 impl Signals {
@@ -179,8 +199,10 @@ async fn listen_once(
                 Some(Err(error)) => return Err(error),
                 Some(Ok(payload)) => {
                     let Some(signals) = signals.upgrade() else { return Ok(()) };
-                    let (wake, hub) = Wake::parse(&payload);
-                    signals.raise(wake, hub);
+                    let (wake, origin, hub) = Wake::parse(&payload);
+                    if origin != signals.origin {
+                        signals.raise(wake, hub);
+                    }
                 }
             },
             _ = health.tick() => {
@@ -195,5 +217,36 @@ async fn listen_once(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+
+    #[test]
+    fn a_payload_names_its_flags_origin_and_hub() {
+        let wake = Wake {
+            orchestrations: true,
+            activities: false,
+            instances: true,
+        };
+        let payload = wake.payload("pool1", "hub:with:colons");
+        assert_eq!(payload, "oi:pool1:hub:with:colons");
+        let (parsed, origin, hub) = Wake::parse(&payload);
+        assert!(parsed.orchestrations && !parsed.activities && parsed.instances);
+        assert_eq!(origin, "pool1");
+        assert_eq!(hub, Some("hub:with:colons"));
+    }
+
+    #[test]
+    fn a_long_hub_wakes_every_hub_and_garbage_wakes_everything() {
+        let long = "h".repeat(super::MAX_HUB_IN_PAYLOAD + 1);
+        let payload = Wake::ALL.payload("p", &long);
+        let (_, _, hub) = Wake::parse(&payload);
+        assert_eq!(hub, None);
+        let (wake, origin, hub) = Wake::parse("nonsense");
+        assert!(wake.orchestrations && wake.activities && wake.instances);
+        assert_eq!((origin, hub), ("", None));
     }
 }

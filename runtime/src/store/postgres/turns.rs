@@ -60,7 +60,7 @@ pub(super) async fn commit(
         return Err(StoreError::LeaseLost.into());
     }
     let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
-    notify(&tx, hub, wake).await?;
+    notify(&tx, store, wake).await?;
     tx.commit().await?;
     Ok(held)
 }

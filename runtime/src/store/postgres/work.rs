@@ -124,15 +124,30 @@ FROM leased"
     )
 }
 
-/// A message as [`LEASE`] returns it.
+/// A message as [`LEASE`] (and a read) returns it.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Taken {
+pub(super) struct Taken {
     seq: i64,
     execution_id: Option<String>,
     event: HistoryEvent,
     visible_at_ns: Option<i64>,
-    dequeue_count: i32,
+    pub(super) dequeue_count: i32,
+}
+
+impl Taken {
+    /// The message of instance `id`.
+    pub(super) fn queued(self, id: &str) -> QueuedMessage {
+        QueuedMessage {
+            seq: self.seq as u64,
+            message: OrchestrationMessage {
+                instance_id: id.to_string(),
+                execution_id: self.execution_id,
+                event: self.event,
+                visible_at: self.visible_at_ns.map(instant),
+            },
+        }
+    }
 }
 
 const NEXT_VISIBLE: &str =
@@ -149,13 +164,13 @@ SET lock_expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
 
 /// Sends the cross-host wake-up with the transaction (delivered only if it commits).
-pub(super) async fn notify(client: &impl GenericClient, hub: &str, wake: Wake) -> Result<(), Fail> {
-    execute(
-        client,
-        "SELECT pg_notify($1, $2)",
-        &[&CHANNEL, &wake.payload(hub)],
-    )
-    .await?;
+pub(super) async fn notify(
+    client: &impl GenericClient,
+    store: &Postgres,
+    wake: Wake,
+) -> Result<(), Fail> {
+    let payload = wake.payload(&store.shared.signals.origin, &store.hub);
+    execute(client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
     Ok(())
 }
 
@@ -278,7 +293,7 @@ pub(super) async fn create_instance(
         return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
     }
     deliver(&tx, &store.hub, &[instance.start_message()]).await?;
-    notify(&tx, &store.hub, Wake::ALL).await?;
+    notify(&tx, store, Wake::ALL).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -297,7 +312,7 @@ pub(super) async fn enqueue(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, &store.hub, wake).await?;
+    notify(&tx, store, wake).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -407,18 +422,7 @@ async fn leased_item(
             .map(|m| m.dequeue_count.max(0) as u32)
             .max()
             .unwrap_or(0);
-        let messages = taken
-            .into_iter()
-            .map(|m| QueuedMessage {
-                seq: m.seq as u64,
-                message: OrchestrationMessage {
-                    instance_id: id.clone(),
-                    execution_id: m.execution_id,
-                    event: m.event,
-                    visible_at: m.visible_at_ns.map(instant),
-                },
-            })
-            .collect();
+        let messages = taken.into_iter().map(|m| m.queued(&id)).collect();
         Ok(Some(OrchestrationWorkItem {
             instance_id: id,
             instance,
@@ -596,7 +600,7 @@ pub(super) async fn park(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, hub, wake).await?;
+    notify(&tx, store, wake).await?;
     tx.commit().await?;
     Ok(())
 }
