@@ -1,6 +1,8 @@
 //! The parts of the simulator (`tests/tests/simulation.rs`): a seeded random source, a clock on
-//! tokio's (paused) time, and a store that injects faults into the hosts' writes and checks
-//! that commits under a stale partition epoch are refused.
+//! tokio's (paused) time, and a store that injects faults into the hosts' reads and writes of
+//! work and checks that commits under a stale partition epoch are refused. The faulty store
+//! wraps any store: the simulator's memory store, or a real SQLite file
+//! (`tests/tests/faults_sqlite.rs`).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -10,11 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use durable::history::HistoryEvent;
 use durable::store::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, Memory, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
-    PartitionLease, PartitionTable, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
-use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use tokio::time::Instant;
 
 /// A small deterministic random source (splitmix64): the same seed, the same draws.
@@ -88,14 +90,16 @@ impl Clock for SimClock {
     }
 }
 
-/// How often (per thousand calls) each fault is injected while faults are on.
-#[derive(Clone, Debug)]
+/// How often (per thousand calls) each fault is injected while faults are on. The default
+/// injects none.
+#[derive(Clone, Debug, Default)]
 pub struct FaultRates {
-    /// A fetch, or a read of a history, fails.
+    /// A fetch, a read of ready work or of an instance's work item, or a read of a history,
+    /// fails.
     pub fetch_fails: u64,
-    /// A commit (or an abandon) fails before anything is applied.
+    /// A commit (or an abandon, a release, a park) fails before anything is applied.
     pub commit_fails: u64,
-    /// A commit is applied, then reported failed.
+    /// A commit (or an abandon, a release, a park) is applied, then reported failed.
     pub commit_applied_but_fails: u64,
     /// A commit waits first (up to `slow_max`).
     pub commit_slow: u64,
@@ -188,8 +192,14 @@ impl Faults {
         self.lock().violations.clone()
     }
 
-    /// A handle for one host, on `inner`.
-    pub fn store(&self, inner: Memory, host: impl Into<String>) -> FaultStore {
+    /// A handle for one host, on `inner` (any store: the simulator's [`durable::store::Memory`],
+    /// a SQLite file).
+    pub fn store(&self, inner: impl Store, host: impl Into<String>) -> FaultStore {
+        self.wrap(Arc::new(inner), host)
+    }
+
+    /// A handle for one host, on a store already shared.
+    pub fn wrap(&self, inner: Arc<dyn Store>, host: impl Into<String>) -> FaultStore {
         FaultStore {
             inner,
             faults: self.clone(),
@@ -212,9 +222,12 @@ impl Faults {
     }
 }
 
-/// A [`Memory`] store, as one host sees it, that injects faults into its writes.
+/// A store, as one host sees it, that injects faults into the reads and writes of work.
+/// Every other call, and every choice the engine makes from the store (whether it reads owned
+/// work, owns the hub alone, how often to poll), goes to the inner store unchanged, so the
+/// wrapper never moves a store onto another path through the engine.
 pub struct FaultStore {
-    inner: Memory,
+    inner: Arc<dyn Store>,
     faults: Faults,
     host: String,
 }
@@ -312,14 +325,19 @@ impl Store for FaultStore {
         self.inner.task_hub()
     }
     fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
-        Arc::new(FaultStore {
-            inner: self.inner.in_task_hub(hub),
-            faults: self.faults.clone(),
-            host: self.host.clone(),
-        })
+        Arc::new(self.faults.wrap(self.inner.with_task_hub(hub), &self.host))
     }
     fn signal(&self) -> &WorkSignal {
         self.inner.signal()
+    }
+    fn poll_interval(&self) -> Option<Duration> {
+        self.inner.poll_interval()
+    }
+    fn reads_owned_work(&self) -> bool {
+        self.inner.reads_owned_work()
+    }
+    fn single_owner(&self) -> bool {
+        self.inner.single_owner()
     }
     async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
         self.inner.create_instance(i).await
@@ -335,6 +353,41 @@ impl Store for FaultStore {
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
         self.fail(self.faults.rates.fetch_fails, "fetch_orchestration", "-")?;
         self.inner.fetch_orchestration(now, lease, owned).await
+    }
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "ready_instances", "-")?;
+        self.inner.ready_instances(now, owned, limit).await
+    }
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        self.fail(
+            self.faults.rates.fetch_fails,
+            "read_orchestration",
+            instance_id,
+        )?;
+        self.inner.read_orchestration(instance_id, now, fence).await
+    }
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        self.fail(
+            self.faults.rates.fetch_fails,
+            "fetch_left_orchestration",
+            "-",
+        )?;
+        self.inner.fetch_left_orchestration(now, lease, owned).await
     }
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let releasing = claim.lease.is_zero();
@@ -402,6 +455,20 @@ impl Store for FaultStore {
         )
         .await
     }
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        self.commit(
+            "commit_turn",
+            &item.instance_id,
+            item.fence,
+            self.inner.commit_turn(item, commit),
+            |_| true,
+        )
+        .await
+    }
     async fn renew_orchestration_lease(
         &self,
         item: &OrchestrationWorkItem,
@@ -419,12 +486,14 @@ impl Store for FaultStore {
         item: &OrchestrationWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
-        self.fail(
-            self.faults.rates.commit_fails,
+        self.commit(
             "abandon_orchestration",
             &item.instance_id,
-        )?;
-        self.inner.abandon_orchestration(item, after).await
+            item.fence,
+            self.inner.abandon_orchestration(item, after),
+            |_| true,
+        )
+        .await
     }
     async fn release_orchestration(
         &self,
@@ -432,7 +501,14 @@ impl Store for FaultStore {
         after: Duration,
         by: &str,
     ) -> Result<(), StoreError> {
-        self.inner.release_orchestration(item, after, by).await
+        self.commit(
+            "release_orchestration",
+            &item.instance_id,
+            item.fence,
+            self.inner.release_orchestration(item, after, by),
+            |_| true,
+        )
+        .await
     }
     async fn park_orchestration(
         &self,
@@ -440,7 +516,14 @@ impl Store for FaultStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.park_orchestration(item, error, now).await
+        self.commit(
+            "park_orchestration",
+            &item.instance_id,
+            item.fence,
+            self.inner.park_orchestration(item, error, now),
+            |_| true,
+        )
+        .await
     }
     async fn fetch_activity(
         &self,
@@ -508,12 +591,14 @@ impl Store for FaultStore {
         item: &ActivityWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
-        self.fail(
-            self.faults.rates.commit_fails,
+        self.commit(
             "abandon_activity",
             &item.task.instance_id,
-        )?;
-        self.inner.abandon_activity(item, after).await
+            None,
+            self.inner.abandon_activity(item, after),
+            |_| true,
+        )
+        .await
     }
     async fn park_activity(
         &self,
@@ -521,7 +606,14 @@ impl Store for FaultStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.park_activity(item, error, now).await
+        self.commit(
+            "park_activity",
+            &item.task.instance_id,
+            None,
+            self.inner.park_activity(item, error, now),
+            |_| true,
+        )
+        .await
     }
     async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
         self.inner.parked().await
@@ -531,6 +623,12 @@ impl Store for FaultStore {
     }
     async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
         self.inner.query(q).await
+    }
+    async fn query_newest_first(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.inner.query_newest_first(q).await
+    }
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        self.inner.count_by_status().await
     }
     async fn purge(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.purge(id).await
@@ -547,5 +645,13 @@ impl Store for FaultStore {
     }
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.is_idle(now).await
+    }
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.import_instance(status, history, replace).await
     }
 }
