@@ -5,7 +5,7 @@
 //! (`tests/tests/faults_sqlite.rs`).
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +114,9 @@ pub struct FaultRates {
     pub claim_outage: u64,
     /// How long such an outage lasts at most.
     pub outage_max: Duration,
+    /// A wake-up the store raises (new work, a changed status) never reaches the host, which
+    /// then finds the work by polling (the store asks for a short poll interval).
+    pub wake_lost: u64,
 }
 
 /// What the store saw across all hosts.
@@ -130,6 +133,8 @@ struct State {
     stale_refused: u64,
     /// Stale commits that were applied: each one is a broken fence.
     violations: Vec<String>,
+    /// Wake-ups dropped on their way to a host.
+    wakes_lost: u64,
     /// Per host: claims fail until then.
     outages: BTreeMap<String, Instant>,
     /// Per host: the partitions it held after its last claim.
@@ -192,18 +197,27 @@ impl Faults {
         self.lock().violations.clone()
     }
 
+    /// How many wake-ups were dropped.
+    pub fn wakes_lost(&self) -> u64 {
+        self.lock().wakes_lost
+    }
+
     /// A handle for one host, on `inner` (any store: the simulator's [`durable::store::Memory`],
-    /// a SQLite file).
+    /// a SQLite file). Call it inside a tokio runtime: when wake-ups may be lost, the handle
+    /// relays them in a task of its own.
     pub fn store(&self, inner: impl Store, host: impl Into<String>) -> FaultStore {
         self.wrap(Arc::new(inner), host)
     }
 
     /// A handle for one host, on a store already shared.
     pub fn wrap(&self, inner: Arc<dyn Store>, host: impl Into<String>) -> FaultStore {
+        let host = host.into();
+        let wakes = (self.rates.wake_lost > 0).then(|| Wakes::relay(&inner, self, &host));
         FaultStore {
             inner,
             faults: self.clone(),
-            host: host.into(),
+            host,
+            wakes,
         }
     }
 
@@ -230,6 +244,88 @@ pub struct FaultStore {
     inner: Arc<dyn Store>,
     faults: Faults,
     host: String,
+    /// The host's own wake-ups, when some may be lost (else the inner store's own).
+    wakes: Option<Wakes>,
+}
+
+/// How often a host polls for work when wake-ups may be lost (at most: a store that polls more
+/// often keeps its interval). As often as a SQLite store polls; at 250 ms the simulator's
+/// seeds take about half as long again.
+const LOST_WAKE_POLL: Duration = Duration::from_millis(500);
+
+/// A host's own wake-ups: a task relays the inner store's to them, dropping some while faults
+/// are on. A host takes a wake-up only from this signal, so a dropped one is lost to it, as a
+/// notification a database drops is lost to a listener. The task ends when the store is
+/// dropped.
+struct Wakes {
+    signal: Arc<WorkSignal>,
+    relay: tokio::task::AbortHandle,
+}
+
+/// Which of a signal's notifications a wake-up is.
+#[derive(Clone, Copy, Debug)]
+enum Wake {
+    Orchestrations,
+    Activities,
+    Instances,
+}
+
+impl Wakes {
+    fn relay(inner: &Arc<dyn Store>, faults: &Faults, host: &str) -> Wakes {
+        let signal = Arc::new(WorkSignal::default());
+        let (inner, faults, host, to) = (
+            inner.clone(),
+            faults.clone(),
+            host.to_string(),
+            signal.clone(),
+        );
+        let relay = tokio::spawn(async move {
+            let from = inner.signal();
+            // Each wait is in place before the last wake-up is passed on, so none raised
+            // meanwhile is missed (`notify_waiters` only reaches waits that exist).
+            let mut orchestrations = pin!(from.orchestrations.notified());
+            let mut activities = pin!(from.activities.notified());
+            let mut instances = pin!(from.instances.notified());
+            loop {
+                // Biased: the same seed relays in the same order.
+                let wake = tokio::select! {
+                    biased;
+                    () = &mut orchestrations => {
+                        orchestrations.set(from.orchestrations.notified());
+                        Wake::Orchestrations
+                    }
+                    () = &mut activities => {
+                        activities.set(from.activities.notified());
+                        Wake::Activities
+                    }
+                    () = &mut instances => {
+                        instances.set(from.instances.notified());
+                        Wake::Instances
+                    }
+                };
+                if faults.draw(faults.rates.wake_lost) {
+                    faults.lock().wakes_lost += 1;
+                    faults.record(format!("{host} wake-up lost: {wake:?}"));
+                    continue;
+                }
+                match wake {
+                    Wake::Orchestrations => to.orchestration_work(),
+                    Wake::Activities => to.activity_work(),
+                    Wake::Instances => to.instance_changed(),
+                }
+            }
+        });
+        Wakes {
+            signal,
+            relay: relay.abort_handle(),
+        }
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 /// What a commit does under the faults drawn for it.
@@ -328,10 +424,19 @@ impl Store for FaultStore {
         Arc::new(self.faults.wrap(self.inner.with_task_hub(hub), &self.host))
     }
     fn signal(&self) -> &WorkSignal {
-        self.inner.signal()
+        match &self.wakes {
+            Some(wakes) => &wakes.signal,
+            None => self.inner.signal(),
+        }
     }
+    /// The inner store's interval, or a short one when wake-ups may be lost: the host then
+    /// finds its work by polling.
     fn poll_interval(&self) -> Option<Duration> {
-        self.inner.poll_interval()
+        let inner = self.inner.poll_interval();
+        match &self.wakes {
+            Some(_) => Some(inner.map_or(LOST_WAKE_POLL, |p| p.min(LOST_WAKE_POLL))),
+            None => inner,
+        }
     }
     fn reads_owned_work(&self) -> bool {
         self.inner.reads_owned_work()

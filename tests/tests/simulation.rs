@@ -1,11 +1,12 @@
 //! The simulator: three hosts on one memory store that injects faults, in virtual time, driven
 //! by a seed. Each seed starts a workload (activities, timers, a fan-out, entity signals, a
 //! critical section and a child that continues as new), crashes, restarts and pauses hosts
-//! while the store fails, slows down and loses commits and partition claims, then stops the
-//! faults and checks that everything finished exactly once. The same seed replays the same run.
+//! while the store fails, slows down and loses commits and partition claims, and loses
+//! wake-ups, then stops the faults and checks that everything finished exactly once. The same
+//! seed replays the same run.
 //!
 //! `DURABLE_SIM_SEED=n` runs seed `n` alone and prints its trace; `DURABLE_SIM_SEEDS=n` runs `n`
-//! seeds (default 1,000: about 35 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
+//! seeds (default 1,000: about 40 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use durable::history::{EventKind, HistoryEvent};
 use durable::prelude::*;
-use durable::store::Memory;
+use durable::store::{Memory, Store};
 use durable_tests::sim::{FaultRates, Faults, Rng, SimClock};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -102,6 +103,7 @@ fn rates() -> FaultRates {
         claim_fails: 80,
         claim_outage: 30,
         outage_max: LEASE * 3,
+        wake_lost: 100,
     }
 }
 
@@ -181,10 +183,12 @@ impl World {
     }
 }
 
-/// What a seed's run produced: its trace, and how many stale commits it saw.
+/// What a seed's run produced: its trace, how many stale commits it saw and how many
+/// wake-ups it lost.
 struct Run {
     trace: Vec<String>,
     stale: (u64, u64),
+    wakes_lost: u64,
 }
 
 /// Runs one seed on a runtime of its own (one thread, paused time).
@@ -225,6 +229,7 @@ async fn simulate(seed: u64) -> Result<Run, (String, Vec<String>)> {
         Ok(()) => Ok(Run {
             trace,
             stale: world.faults.stale_commits(),
+            wakes_lost: world.faults.wakes_lost(),
         }),
         Err(message) => Err((message, trace)),
     }
@@ -486,24 +491,28 @@ fn seeds() {
     }
     let count = env_u64("DURABLE_SIM_SEEDS").unwrap_or(1000);
     let first = env_u64("DURABLE_SIM_FIRST_SEED").unwrap_or(1);
-    let (mut stale, mut refused) = (0, 0);
+    let (mut stale, mut refused, mut wakes_lost) = (0, 0, 0);
     let started = std::time::Instant::now();
     for seed in first..first + count {
         match run_seed(seed) {
             Ok(run) => {
                 stale += run.stale.0;
                 refused += run.stale.1;
+                wakes_lost += run.wakes_lost;
             }
             Err((message, trace)) => panic!("{}", failure(seed, &message, &trace)),
         }
     }
     println!(
-        "{count} seeds in {:.1?}: {stale} commits under a stale epoch, {refused} refused",
+        "{count} seeds in {:.1?}: {stale} commits under a stale epoch, {refused} refused, \
+         {wakes_lost} wake-ups lost",
         started.elapsed()
     );
-    // The fence check is only worth something if the runs produce stale commits.
+    // The fence check is only worth something if the runs produce stale commits, and the
+    // polling that makes up for lost wake-ups only if some are lost.
     if count >= 50 {
         assert!(stale > 0, "no seed produced a commit under a stale epoch");
+        assert!(wakes_lost > 0, "no seed lost a wake-up");
     }
 }
 
@@ -537,4 +546,42 @@ fn a_seed_replays_the_same_trace() {
             }
         }
     }
+}
+
+/// The store's wake-ups come through a relay of its own: with faults on it loses them at its
+/// rate (here all of them), with faults off it passes them on, and once the store is dropped
+/// the relay ends and lets go of the inner store.
+#[tokio::test(start_paused = true)]
+async fn the_relay_loses_wake_ups_only_while_faults_are_on_and_ends_with_its_store() {
+    let inner: Arc<dyn Store> = Arc::new(Memory::new());
+    let rates = FaultRates {
+        wake_lost: 1000,
+        ..FaultRates::default()
+    };
+    let faults = Faults::new(1, rates);
+    let store = faults.wrap(inner.clone(), "h0");
+    let wait = Duration::from_secs(1);
+
+    let woken = store.signal().activities.notified();
+    inner.signal().activity_work();
+    assert!(
+        tokio::time::timeout(wait, woken).await.is_err(),
+        "a wake-up reached the host while every one is lost"
+    );
+    assert_eq!(faults.wakes_lost(), 1);
+
+    faults.stop();
+    let woken = store.signal().instances.notified();
+    inner.signal().instance_changed();
+    assert!(
+        tokio::time::timeout(wait, woken).await.is_ok(),
+        "a wake-up was lost after the faults stopped"
+    );
+    assert_eq!(faults.wakes_lost(), 1);
+
+    // The inner store is held here, by the store and by its relay.
+    assert_eq!(Arc::strong_count(&inner), 3);
+    drop(store);
+    tokio::task::yield_now().await;
+    assert_eq!(Arc::strong_count(&inner), 1, "the relay outlived its store");
 }
