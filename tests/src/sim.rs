@@ -1,16 +1,16 @@
 //! The parts of the simulator (`tests/tests/simulation.rs`): a seeded random source, a clock on
-//! tokio's (paused) time, and a store that injects faults into the hosts' reads and writes of
-//! work and checks that commits under a stale partition epoch are refused. The faulty store
-//! wraps any store: the simulator's memory store, or a real SQLite file
-//! (`tests/tests/faults_sqlite.rs`).
+//! tokio's (paused) time, a store that injects faults into the hosts' reads and writes of work
+//! and checks that commits under a stale partition epoch are refused, and the check of an
+//! instance's history. The faulty store wraps any store: the simulator's memory store, or a
+//! real SQLite file (`tests/tests/faults_sqlite.rs`, which checks histories the same way).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use durable::history::HistoryEvent;
+use durable::history::{EventKind, HistoryEvent};
 use durable::store::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
@@ -90,6 +90,71 @@ impl Clock for SimClock {
     }
 }
 
+/// What is wrong with an instance's history: a step completed twice, a completion of a step
+/// never scheduled, steps out of order, a start or an end that is not exactly once.
+pub fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut scheduled = BTreeSet::new();
+    let mut completed = BTreeMap::new();
+    let mut last_step = -1;
+    let (mut starts, mut ends) = (0, 0);
+    for (at, event) in history.iter().enumerate() {
+        if event.event_id >= 0 {
+            if event.event_id <= last_step {
+                problems.push(format!(
+                    "{id}: step {} at position {at} after step {last_step}",
+                    event.event_id
+                ));
+            }
+            last_step = event.event_id;
+            scheduled.insert(event.event_id);
+        }
+        let completes = match &event.kind {
+            EventKind::ExecutionStarted { .. } => {
+                starts += 1;
+                None
+            }
+            EventKind::ExecutionCompleted { .. } => {
+                ends += 1;
+                None
+            }
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            _ => None,
+        };
+        if let Some(step) = completes {
+            if !scheduled.contains(&step) {
+                problems.push(format!(
+                    "{id}: step {step} completed at position {at} before it was scheduled"
+                ));
+            }
+            *completed.entry(step).or_insert(0) += 1;
+        }
+    }
+    for (step, times) in completed {
+        if times > 1 {
+            problems.push(format!("{id}: step {step} completed {times} times"));
+        }
+    }
+    if starts != 1 || ends != 1 {
+        problems.push(format!(
+            "{id}: {starts} ExecutionStarted and {ends} ExecutionCompleted events"
+        ));
+    }
+    problems
+}
+
 /// How often (per thousand calls) each fault is injected while faults are on. The default
 /// injects none.
 #[derive(Clone, Debug, Default)]
@@ -135,6 +200,8 @@ struct State {
     violations: Vec<String>,
     /// Wake-ups dropped on their way to a host.
     wakes_lost: u64,
+    /// How many times each fault was injected, by call and fault.
+    injected: BTreeMap<String, u64>,
     /// Per host: claims fail until then.
     outages: BTreeMap<String, Instant>,
     /// Per host: the partitions it held after its last claim.
@@ -174,7 +241,8 @@ impl Faults {
         state.outages.clear();
     }
 
-    /// Adds a line to the trace, stamped with the virtual time.
+    /// Adds a line to the trace, stamped with the time since the faults began (on tokio's
+    /// clock: virtual in the simulator).
     pub fn record(&self, line: impl AsRef<str>) {
         let mut state = self.lock();
         let at = state.started.map_or(0, |s| s.elapsed().as_millis());
@@ -200,6 +268,16 @@ impl Faults {
     /// How many wake-ups were dropped.
     pub fn wakes_lost(&self) -> u64 {
         self.lock().wakes_lost
+    }
+
+    /// How many times each fault was injected, by call and fault (`"commit_turn: applied,
+    /// reported failed"`, `"wake-up lost: Activities"`).
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.lock().injected.clone()
+    }
+
+    fn count(&self, what: String) {
+        *self.lock().injected.entry(what).or_default() += 1;
     }
 
     /// A handle for one host, on `inner` (any store: the simulator's [`durable::store::Memory`],
@@ -305,6 +383,7 @@ impl Wakes {
                 };
                 if faults.draw(faults.rates.wake_lost) {
                     faults.lock().wakes_lost += 1;
+                    faults.count(format!("wake-up lost: {wake:?}"));
                     faults.record(format!("{host} wake-up lost: {wake:?}"));
                     continue;
                 }
@@ -337,6 +416,7 @@ struct CommitFaults {
 
 impl FaultStore {
     fn injected(&self, op: &str, fault: &str, instance: &str) -> StoreError {
+        self.faults.count(format!("{op}: {fault}"));
         self.faults
             .record(format!("{} {op} {instance}: {fault}", self.host));
         StoreError::Backend(format!("injected: {fault}"))
@@ -376,6 +456,7 @@ impl FaultStore {
     ) -> Result<T, StoreError> {
         let faults = self.commit_faults();
         if let Some(wait) = faults.slow {
+            self.faults.count(format!("{op}: slow"));
             self.faults.record(format!(
                 "{} {op} {instance}: slow {}ms",
                 self.host,
@@ -515,11 +596,11 @@ impl Store for FaultStore {
                     .lock()
                     .outages
                     .insert(self.host.clone(), now + length);
-                return Err(self.injected(
-                    "claim_partitions",
-                    &format!("claims fail for {}ms", length.as_millis()),
-                    "-",
-                ));
+                self.faults.count("claim_partitions: outage".into());
+                let fault = format!("claims fail for {}ms", length.as_millis());
+                self.faults
+                    .record(format!("{} claim_partitions -: {fault}", self.host));
+                return Err(StoreError::Backend(format!("injected: {fault}")));
             }
             self.fail(rates.claim_fails, "claim_partitions", "-")?;
         }

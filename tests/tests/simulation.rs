@@ -8,15 +8,14 @@
 //! `DURABLE_SIM_SEED=n` runs seed `n` alone and prints its trace; `DURABLE_SIM_SEEDS=n` runs `n`
 //! seeds (default 1,000: about 40 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable::history::{EventKind, HistoryEvent};
 use durable::prelude::*;
 use durable::store::{Memory, Store};
-use durable_tests::sim::{FaultRates, Faults, Rng, SimClock};
+use durable_tests::sim::{FaultRates, Faults, Rng, SimClock, history_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -388,71 +387,6 @@ async fn read_tally(client: &Client, key: &str) -> Result<u64, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_or(0, |t| t.value))
-}
-
-/// What is wrong with an instance's history: a step completed twice, a completion of a step
-/// never scheduled, steps out of order, a start or an end that is not exactly once.
-fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut scheduled = BTreeSet::new();
-    let mut completed = BTreeMap::new();
-    let mut last_step = -1;
-    let (mut starts, mut ends) = (0, 0);
-    for (at, event) in history.iter().enumerate() {
-        if event.event_id >= 0 {
-            if event.event_id <= last_step {
-                problems.push(format!(
-                    "{id}: step {} at position {at} after step {last_step}",
-                    event.event_id
-                ));
-            }
-            last_step = event.event_id;
-            scheduled.insert(event.event_id);
-        }
-        let completes = match &event.kind {
-            EventKind::ExecutionStarted { .. } => {
-                starts += 1;
-                None
-            }
-            EventKind::ExecutionCompleted { .. } => {
-                ends += 1;
-                None
-            }
-            EventKind::TaskCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::TaskFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
-            EventKind::SubOrchestrationInstanceCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::SubOrchestrationInstanceFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            _ => None,
-        };
-        if let Some(step) = completes {
-            if !scheduled.contains(&step) {
-                problems.push(format!(
-                    "{id}: step {step} completed at position {at} before it was scheduled"
-                ));
-            }
-            *completed.entry(step).or_insert(0) += 1;
-        }
-    }
-    for (step, times) in completed {
-        if times > 1 {
-            problems.push(format!("{id}: step {step} completed {times} times"));
-        }
-    }
-    if starts != 1 || ends != 1 {
-        problems.push(format!(
-            "{id}: {starts} ExecutionStarted and {ends} ExecutionCompleted events"
-        ));
-    }
-    problems
 }
 
 fn env_u64(name: &str) -> Option<u64> {
