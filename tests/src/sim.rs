@@ -1,20 +1,22 @@
 //! The parts of the simulator (`tests/tests/simulation.rs`): a seeded random source, a clock on
-//! tokio's (paused) time, and a store that injects faults into the hosts' writes and checks
-//! that commits under a stale partition epoch are refused.
+//! tokio's (paused) time, a store that injects faults into the hosts' reads and writes of work
+//! and checks that commits under a stale partition epoch are refused, and the check of an
+//! instance's history. The faulty store wraps any store: the simulator's memory store, or a
+//! real SQLite file (`tests/tests/faults_sqlite.rs`, which checks histories the same way).
 
-use std::collections::BTreeMap;
-use std::pin::Pin;
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use durable::history::HistoryEvent;
+use durable::history::{EventKind, HistoryEvent};
 use durable::store::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, Memory, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
-    PartitionLease, PartitionTable, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
-use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage};
+use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use tokio::time::Instant;
 
 /// A small deterministic random source (splitmix64): the same seed, the same draws.
@@ -88,14 +90,81 @@ impl Clock for SimClock {
     }
 }
 
-/// How often (per thousand calls) each fault is injected while faults are on.
-#[derive(Clone, Debug)]
+/// What is wrong with an instance's history: a step completed twice, a completion of a step
+/// never scheduled, steps out of order, a start or an end that is not exactly once.
+pub fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut scheduled = BTreeSet::new();
+    let mut completed = BTreeMap::new();
+    let mut last_step = -1;
+    let (mut starts, mut ends) = (0, 0);
+    for (at, event) in history.iter().enumerate() {
+        if event.event_id >= 0 {
+            if event.event_id <= last_step {
+                problems.push(format!(
+                    "{id}: step {} at position {at} after step {last_step}",
+                    event.event_id
+                ));
+            }
+            last_step = event.event_id;
+            scheduled.insert(event.event_id);
+        }
+        let completes = match &event.kind {
+            EventKind::ExecutionStarted { .. } => {
+                starts += 1;
+                None
+            }
+            EventKind::ExecutionCompleted { .. } => {
+                ends += 1;
+                None
+            }
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            _ => None,
+        };
+        if let Some(step) = completes {
+            if !scheduled.contains(&step) {
+                problems.push(format!(
+                    "{id}: step {step} completed at position {at} before it was scheduled"
+                ));
+            }
+            *completed.entry(step).or_insert(0) += 1;
+        }
+    }
+    for (step, times) in completed {
+        if times > 1 {
+            problems.push(format!("{id}: step {step} completed {times} times"));
+        }
+    }
+    if starts != 1 || ends != 1 {
+        problems.push(format!(
+            "{id}: {starts} ExecutionStarted and {ends} ExecutionCompleted events"
+        ));
+    }
+    problems
+}
+
+/// How often (per thousand calls) each fault is injected while faults are on. The default
+/// injects none.
+#[derive(Clone, Debug, Default)]
 pub struct FaultRates {
-    /// A fetch, or a read of a history, fails.
+    /// A fetch, a read of ready work or of an instance's work item, or a read of a history,
+    /// fails.
     pub fetch_fails: u64,
-    /// A commit (or an abandon) fails before anything is applied.
+    /// A commit (or an abandon, a release, a park) fails before anything is applied.
     pub commit_fails: u64,
-    /// A commit is applied, then reported failed.
+    /// A commit (or an abandon, a release, a park) is applied, then reported failed.
     pub commit_applied_but_fails: u64,
     /// A commit waits first (up to `slow_max`).
     pub commit_slow: u64,
@@ -110,6 +179,9 @@ pub struct FaultRates {
     pub claim_outage: u64,
     /// How long such an outage lasts at most.
     pub outage_max: Duration,
+    /// A wake-up the store raises (new work, a changed status) never reaches the host, which
+    /// then finds the work by polling (the store asks for a short poll interval).
+    pub wake_lost: u64,
 }
 
 /// What the store saw across all hosts.
@@ -126,6 +198,10 @@ struct State {
     stale_refused: u64,
     /// Stale commits that were applied: each one is a broken fence.
     violations: Vec<String>,
+    /// Wake-ups dropped on their way to a host.
+    wakes_lost: u64,
+    /// How many times each fault was injected, by call and fault.
+    injected: BTreeMap<String, u64>,
     /// Per host: claims fail until then.
     outages: BTreeMap<String, Instant>,
     /// Per host: the partitions it held after its last claim.
@@ -165,7 +241,8 @@ impl Faults {
         state.outages.clear();
     }
 
-    /// Adds a line to the trace, stamped with the virtual time.
+    /// Adds a line to the trace, stamped with the time since the faults began (on tokio's
+    /// clock: virtual in the simulator).
     pub fn record(&self, line: impl AsRef<str>) {
         let mut state = self.lock();
         let at = state.started.map_or(0, |s| s.elapsed().as_millis());
@@ -188,12 +265,37 @@ impl Faults {
         self.lock().violations.clone()
     }
 
-    /// A handle for one host, on `inner`.
-    pub fn store(&self, inner: Memory, host: impl Into<String>) -> FaultStore {
+    /// How many wake-ups were dropped.
+    pub fn wakes_lost(&self) -> u64 {
+        self.lock().wakes_lost
+    }
+
+    /// How many times each fault was injected, by call and fault (`"commit_turn: applied,
+    /// reported failed"`, `"wake-up lost: Activities"`).
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.lock().injected.clone()
+    }
+
+    fn count(&self, what: String) {
+        *self.lock().injected.entry(what).or_default() += 1;
+    }
+
+    /// A handle for one host, on `inner` (any store: the simulator's [`durable::store::Memory`],
+    /// a SQLite file). Call it inside a tokio runtime: when wake-ups may be lost, the handle
+    /// relays them in a task of its own.
+    pub fn store(&self, inner: impl Store, host: impl Into<String>) -> FaultStore {
+        self.wrap(Arc::new(inner), host)
+    }
+
+    /// A handle for one host, on a store already shared.
+    pub fn wrap(&self, inner: Arc<dyn Store>, host: impl Into<String>) -> FaultStore {
+        let host = host.into();
+        let wakes = (self.rates.wake_lost > 0).then(|| Wakes::relay(&inner, self, &host));
         FaultStore {
             inner,
             faults: self.clone(),
-            host: host.into(),
+            host,
+            wakes,
         }
     }
 
@@ -212,11 +314,97 @@ impl Faults {
     }
 }
 
-/// A [`Memory`] store, as one host sees it, that injects faults into its writes.
+/// A store, as one host sees it, that injects faults into the reads and writes of work.
+/// Every other call, and every choice the engine makes from the store (whether it reads owned
+/// work, owns the hub alone, how often to poll), goes to the inner store unchanged, so the
+/// wrapper never moves a store onto another path through the engine.
 pub struct FaultStore {
-    inner: Memory,
+    inner: Arc<dyn Store>,
     faults: Faults,
     host: String,
+    /// The host's own wake-ups, when some may be lost (else the inner store's own).
+    wakes: Option<Wakes>,
+}
+
+/// How often a host polls for work when wake-ups may be lost (at most: a store that polls more
+/// often keeps its interval). As often as a SQLite store polls; at 250 ms the simulator's
+/// seeds take about half as long again.
+const LOST_WAKE_POLL: Duration = Duration::from_millis(500);
+
+/// A host's own wake-ups: a task relays the inner store's to them, dropping some while faults
+/// are on. A host takes a wake-up only from this signal, so a dropped one is lost to it, as a
+/// notification a database drops is lost to a listener. The task ends when the store is
+/// dropped.
+struct Wakes {
+    signal: Arc<WorkSignal>,
+    relay: tokio::task::AbortHandle,
+}
+
+/// Which of a signal's notifications a wake-up is.
+#[derive(Clone, Copy, Debug)]
+enum Wake {
+    Orchestrations,
+    Activities,
+    Instances,
+}
+
+impl Wakes {
+    fn relay(inner: &Arc<dyn Store>, faults: &Faults, host: &str) -> Wakes {
+        let signal = Arc::new(WorkSignal::default());
+        let (inner, faults, host, to) = (
+            inner.clone(),
+            faults.clone(),
+            host.to_string(),
+            signal.clone(),
+        );
+        let relay = tokio::spawn(async move {
+            let from = inner.signal();
+            // Each wait is in place before the last wake-up is passed on, so none raised
+            // meanwhile is missed (`notify_waiters` only reaches waits that exist).
+            let mut orchestrations = pin!(from.orchestrations.notified());
+            let mut activities = pin!(from.activities.notified());
+            let mut instances = pin!(from.instances.notified());
+            loop {
+                // Biased: the same seed relays in the same order.
+                let wake = tokio::select! {
+                    biased;
+                    () = &mut orchestrations => {
+                        orchestrations.set(from.orchestrations.notified());
+                        Wake::Orchestrations
+                    }
+                    () = &mut activities => {
+                        activities.set(from.activities.notified());
+                        Wake::Activities
+                    }
+                    () = &mut instances => {
+                        instances.set(from.instances.notified());
+                        Wake::Instances
+                    }
+                };
+                if faults.draw(faults.rates.wake_lost) {
+                    faults.lock().wakes_lost += 1;
+                    faults.count(format!("wake-up lost: {wake:?}"));
+                    faults.record(format!("{host} wake-up lost: {wake:?}"));
+                    continue;
+                }
+                match wake {
+                    Wake::Orchestrations => to.orchestration_work(),
+                    Wake::Activities => to.activity_work(),
+                    Wake::Instances => to.instance_changed(),
+                }
+            }
+        });
+        Wakes {
+            signal,
+            relay: relay.abort_handle(),
+        }
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 /// What a commit does under the faults drawn for it.
@@ -228,6 +416,7 @@ struct CommitFaults {
 
 impl FaultStore {
     fn injected(&self, op: &str, fault: &str, instance: &str) -> StoreError {
+        self.faults.count(format!("{op}: {fault}"));
         self.faults
             .record(format!("{} {op} {instance}: {fault}", self.host));
         StoreError::Backend(format!("injected: {fault}"))
@@ -267,6 +456,7 @@ impl FaultStore {
     ) -> Result<T, StoreError> {
         let faults = self.commit_faults();
         if let Some(wait) = faults.slow {
+            self.faults.count(format!("{op}: slow"));
             self.faults.record(format!(
                 "{} {op} {instance}: slow {}ms",
                 self.host,
@@ -312,14 +502,28 @@ impl Store for FaultStore {
         self.inner.task_hub()
     }
     fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
-        Arc::new(FaultStore {
-            inner: self.inner.in_task_hub(hub),
-            faults: self.faults.clone(),
-            host: self.host.clone(),
-        })
+        Arc::new(self.faults.wrap(self.inner.with_task_hub(hub), &self.host))
     }
     fn signal(&self) -> &WorkSignal {
-        self.inner.signal()
+        match &self.wakes {
+            Some(wakes) => &wakes.signal,
+            None => self.inner.signal(),
+        }
+    }
+    /// The inner store's interval, or a short one when wake-ups may be lost: the host then
+    /// finds its work by polling.
+    fn poll_interval(&self) -> Option<Duration> {
+        let inner = self.inner.poll_interval();
+        match &self.wakes {
+            Some(_) => Some(inner.map_or(LOST_WAKE_POLL, |p| p.min(LOST_WAKE_POLL))),
+            None => inner,
+        }
+    }
+    fn reads_owned_work(&self) -> bool {
+        self.inner.reads_owned_work()
+    }
+    fn single_owner(&self) -> bool {
+        self.inner.single_owner()
     }
     async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
         self.inner.create_instance(i).await
@@ -335,6 +539,41 @@ impl Store for FaultStore {
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
         self.fail(self.faults.rates.fetch_fails, "fetch_orchestration", "-")?;
         self.inner.fetch_orchestration(now, lease, owned).await
+    }
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "ready_instances", "-")?;
+        self.inner.ready_instances(now, owned, limit).await
+    }
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        self.fail(
+            self.faults.rates.fetch_fails,
+            "read_orchestration",
+            instance_id,
+        )?;
+        self.inner.read_orchestration(instance_id, now, fence).await
+    }
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        self.fail(
+            self.faults.rates.fetch_fails,
+            "fetch_left_orchestration",
+            "-",
+        )?;
+        self.inner.fetch_left_orchestration(now, lease, owned).await
     }
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let releasing = claim.lease.is_zero();
@@ -357,11 +596,11 @@ impl Store for FaultStore {
                     .lock()
                     .outages
                     .insert(self.host.clone(), now + length);
-                return Err(self.injected(
-                    "claim_partitions",
-                    &format!("claims fail for {}ms", length.as_millis()),
-                    "-",
-                ));
+                self.faults.count("claim_partitions: outage".into());
+                let fault = format!("claims fail for {}ms", length.as_millis());
+                self.faults
+                    .record(format!("{} claim_partitions -: {fault}", self.host));
+                return Err(StoreError::Backend(format!("injected: {fault}")));
             }
             self.fail(rates.claim_fails, "claim_partitions", "-")?;
         }
@@ -402,6 +641,20 @@ impl Store for FaultStore {
         )
         .await
     }
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        self.commit(
+            "commit_turn",
+            &item.instance_id,
+            item.fence,
+            self.inner.commit_turn(item, commit),
+            |_| true,
+        )
+        .await
+    }
     async fn renew_orchestration_lease(
         &self,
         item: &OrchestrationWorkItem,
@@ -419,12 +672,14 @@ impl Store for FaultStore {
         item: &OrchestrationWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
-        self.fail(
-            self.faults.rates.commit_fails,
+        self.commit(
             "abandon_orchestration",
             &item.instance_id,
-        )?;
-        self.inner.abandon_orchestration(item, after).await
+            item.fence,
+            self.inner.abandon_orchestration(item, after),
+            |_| true,
+        )
+        .await
     }
     async fn release_orchestration(
         &self,
@@ -432,7 +687,14 @@ impl Store for FaultStore {
         after: Duration,
         by: &str,
     ) -> Result<(), StoreError> {
-        self.inner.release_orchestration(item, after, by).await
+        self.commit(
+            "release_orchestration",
+            &item.instance_id,
+            item.fence,
+            self.inner.release_orchestration(item, after, by),
+            |_| true,
+        )
+        .await
     }
     async fn park_orchestration(
         &self,
@@ -440,7 +702,14 @@ impl Store for FaultStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.park_orchestration(item, error, now).await
+        self.commit(
+            "park_orchestration",
+            &item.instance_id,
+            item.fence,
+            self.inner.park_orchestration(item, error, now),
+            |_| true,
+        )
+        .await
     }
     async fn fetch_activity(
         &self,
@@ -508,12 +777,14 @@ impl Store for FaultStore {
         item: &ActivityWorkItem,
         after: Duration,
     ) -> Result<(), StoreError> {
-        self.fail(
-            self.faults.rates.commit_fails,
+        self.commit(
             "abandon_activity",
             &item.task.instance_id,
-        )?;
-        self.inner.abandon_activity(item, after).await
+            None,
+            self.inner.abandon_activity(item, after),
+            |_| true,
+        )
+        .await
     }
     async fn park_activity(
         &self,
@@ -521,7 +792,14 @@ impl Store for FaultStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.park_activity(item, error, now).await
+        self.commit(
+            "park_activity",
+            &item.task.instance_id,
+            None,
+            self.inner.park_activity(item, error, now),
+            |_| true,
+        )
+        .await
     }
     async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
         self.inner.parked().await
@@ -531,6 +809,12 @@ impl Store for FaultStore {
     }
     async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
         self.inner.query(q).await
+    }
+    async fn query_newest_first(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.inner.query_newest_first(q).await
+    }
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        self.inner.count_by_status().await
     }
     async fn purge(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.purge(id).await
@@ -547,5 +831,13 @@ impl Store for FaultStore {
     }
     async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.is_idle(now).await
+    }
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.import_instance(status, history, replace).await
     }
 }

@@ -1,21 +1,21 @@
 //! The simulator: three hosts on one memory store that injects faults, in virtual time, driven
 //! by a seed. Each seed starts a workload (activities, timers, a fan-out, entity signals, a
 //! critical section and a child that continues as new), crashes, restarts and pauses hosts
-//! while the store fails, slows down and loses commits and partition claims, then stops the
-//! faults and checks that everything finished exactly once. The same seed replays the same run.
+//! while the store fails, slows down and loses commits and partition claims, and loses
+//! wake-ups, then stops the faults and checks that everything finished exactly once. The same
+//! seed replays the same run.
 //!
 //! `DURABLE_SIM_SEED=n` runs seed `n` alone and prints its trace; `DURABLE_SIM_SEEDS=n` runs `n`
-//! seeds (default 1,000: about 35 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
+//! seeds (default 1,000: about 40 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable::history::{EventKind, HistoryEvent};
 use durable::prelude::*;
-use durable::store::Memory;
-use durable_tests::sim::{FaultRates, Faults, Rng, SimClock};
+use durable::store::{Memory, Store};
+use durable_tests::sim::{FaultRates, Faults, Rng, SimClock, history_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -102,6 +102,7 @@ fn rates() -> FaultRates {
         claim_fails: 80,
         claim_outage: 30,
         outage_max: LEASE * 3,
+        wake_lost: 100,
     }
 }
 
@@ -181,10 +182,12 @@ impl World {
     }
 }
 
-/// What a seed's run produced: its trace, and how many stale commits it saw.
+/// What a seed's run produced: its trace, how many stale commits it saw and how many
+/// wake-ups it lost.
 struct Run {
     trace: Vec<String>,
     stale: (u64, u64),
+    wakes_lost: u64,
 }
 
 /// Runs one seed on a runtime of its own (one thread, paused time).
@@ -225,6 +228,7 @@ async fn simulate(seed: u64) -> Result<Run, (String, Vec<String>)> {
         Ok(()) => Ok(Run {
             trace,
             stale: world.faults.stale_commits(),
+            wakes_lost: world.faults.wakes_lost(),
         }),
         Err(message) => Err((message, trace)),
     }
@@ -385,71 +389,6 @@ async fn read_tally(client: &Client, key: &str) -> Result<u64, String> {
         .map_or(0, |t| t.value))
 }
 
-/// What is wrong with an instance's history: a step completed twice, a completion of a step
-/// never scheduled, steps out of order, a start or an end that is not exactly once.
-fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut scheduled = BTreeSet::new();
-    let mut completed = BTreeMap::new();
-    let mut last_step = -1;
-    let (mut starts, mut ends) = (0, 0);
-    for (at, event) in history.iter().enumerate() {
-        if event.event_id >= 0 {
-            if event.event_id <= last_step {
-                problems.push(format!(
-                    "{id}: step {} at position {at} after step {last_step}",
-                    event.event_id
-                ));
-            }
-            last_step = event.event_id;
-            scheduled.insert(event.event_id);
-        }
-        let completes = match &event.kind {
-            EventKind::ExecutionStarted { .. } => {
-                starts += 1;
-                None
-            }
-            EventKind::ExecutionCompleted { .. } => {
-                ends += 1;
-                None
-            }
-            EventKind::TaskCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::TaskFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
-            EventKind::SubOrchestrationInstanceCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::SubOrchestrationInstanceFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            _ => None,
-        };
-        if let Some(step) = completes {
-            if !scheduled.contains(&step) {
-                problems.push(format!(
-                    "{id}: step {step} completed at position {at} before it was scheduled"
-                ));
-            }
-            *completed.entry(step).or_insert(0) += 1;
-        }
-    }
-    for (step, times) in completed {
-        if times > 1 {
-            problems.push(format!("{id}: step {step} completed {times} times"));
-        }
-    }
-    if starts != 1 || ends != 1 {
-        problems.push(format!(
-            "{id}: {starts} ExecutionStarted and {ends} ExecutionCompleted events"
-        ));
-    }
-    problems
-}
-
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     Some(
@@ -486,24 +425,28 @@ fn seeds() {
     }
     let count = env_u64("DURABLE_SIM_SEEDS").unwrap_or(1000);
     let first = env_u64("DURABLE_SIM_FIRST_SEED").unwrap_or(1);
-    let (mut stale, mut refused) = (0, 0);
+    let (mut stale, mut refused, mut wakes_lost) = (0, 0, 0);
     let started = std::time::Instant::now();
     for seed in first..first + count {
         match run_seed(seed) {
             Ok(run) => {
                 stale += run.stale.0;
                 refused += run.stale.1;
+                wakes_lost += run.wakes_lost;
             }
             Err((message, trace)) => panic!("{}", failure(seed, &message, &trace)),
         }
     }
     println!(
-        "{count} seeds in {:.1?}: {stale} commits under a stale epoch, {refused} refused",
+        "{count} seeds in {:.1?}: {stale} commits under a stale epoch, {refused} refused, \
+         {wakes_lost} wake-ups lost",
         started.elapsed()
     );
-    // The fence check is only worth something if the runs produce stale commits.
+    // The fence check is only worth something if the runs produce stale commits, and the
+    // polling that makes up for lost wake-ups only if some are lost.
     if count >= 50 {
         assert!(stale > 0, "no seed produced a commit under a stale epoch");
+        assert!(wakes_lost > 0, "no seed lost a wake-up");
     }
 }
 
@@ -537,4 +480,42 @@ fn a_seed_replays_the_same_trace() {
             }
         }
     }
+}
+
+/// The store's wake-ups come through a relay of its own: with faults on it loses them at its
+/// rate (here all of them), with faults off it passes them on, and once the store is dropped
+/// the relay ends and lets go of the inner store.
+#[tokio::test(start_paused = true)]
+async fn the_relay_loses_wake_ups_only_while_faults_are_on_and_ends_with_its_store() {
+    let inner: Arc<dyn Store> = Arc::new(Memory::new());
+    let rates = FaultRates {
+        wake_lost: 1000,
+        ..FaultRates::default()
+    };
+    let faults = Faults::new(1, rates);
+    let store = faults.wrap(inner.clone(), "h0");
+    let wait = Duration::from_secs(1);
+
+    let woken = store.signal().activities.notified();
+    inner.signal().activity_work();
+    assert!(
+        tokio::time::timeout(wait, woken).await.is_err(),
+        "a wake-up reached the host while every one is lost"
+    );
+    assert_eq!(faults.wakes_lost(), 1);
+
+    faults.stop();
+    let woken = store.signal().instances.notified();
+    inner.signal().instance_changed();
+    assert!(
+        tokio::time::timeout(wait, woken).await.is_ok(),
+        "a wake-up was lost after the faults stopped"
+    );
+    assert_eq!(faults.wakes_lost(), 1);
+
+    // The inner store is held here, by the store and by its relay.
+    assert_eq!(Arc::strong_count(&inner), 3);
+    drop(store);
+    tokio::task::yield_now().await;
+    assert_eq!(Arc::strong_count(&inner), 1, "the relay outlived its store");
 }
