@@ -190,6 +190,10 @@ impl Inner {
             Ok(Err(TurnError::LeaseLost)) => {
                 tracing::debug!(instance_id = ?id, "lease lost; the turn was discarded");
                 self.evict(&id);
+                if let (true, Some(fence)) = (item.lock.0.is_empty(), item.fence) {
+                    // Read under its partition's lease, which may be gone.
+                    self.ownership.refused(fence);
+                }
                 return;
             }
             Ok(Err(TurnError::Store(e))) => e.to_string(),

@@ -27,6 +27,9 @@ pub(super) struct Ownership {
     table: std::sync::Mutex<PartitionTable>,
     /// Whether waiting for another owner was already reported.
     reported_wait: std::sync::atomic::AtomicBool,
+    /// Raised when a commit under one of this host's fences was refused: the keeper checks the
+    /// table at once instead of at its next round.
+    suspect: tokio::sync::Notify,
 }
 
 impl Ownership {
@@ -47,6 +50,7 @@ impl Ownership {
             owner,
             table: Default::default(),
             reported_wait: Default::default(),
+            suspect: Default::default(),
         }
     }
 
@@ -58,6 +62,29 @@ impl Ownership {
     /// The fence for work on `instance_id`, when this host owns its partition.
     pub(super) fn fence(&self, instance_id: &str) -> Option<PartitionLease> {
         self.owned().fence(instance_id).flatten()
+    }
+
+    /// A commit of work read under `fence` was refused: the partition may have changed hands
+    /// (or the work was taken meanwhile). Its work is not read again until the keeper, woken
+    /// now, has renewed the partition (then it is back) or found it lost. Without this, a host
+    /// that lost a partition would read and commit its work in a loop until its next round.
+    pub(super) fn refused(&self, fence: PartitionLease) {
+        let mut owned = self.owned.write().unwrap_or_else(|p| p.into_inner());
+        if let Owned::Partitions {
+            count,
+            leases,
+            host,
+        } = &**owned
+            && leases.contains(&fence)
+        {
+            *owned = Arc::new(Owned::Partitions {
+                count: *count,
+                leases: leases.iter().filter(|l| **l != fence).copied().collect(),
+                host: host.clone(),
+            });
+        }
+        drop(owned);
+        self.suspect.notify_one();
     }
 }
 
@@ -160,6 +187,7 @@ impl Inner {
             tokio::select! {
                 biased;
                 _ = released.wait_for(|released| *released) => return,
+                _ = self.ownership.suspect.notified() => {}
                 _ = real_sleep(wait) => {}
             }
             self.claim_round().await;

@@ -228,6 +228,14 @@ pub struct TurnCommit {
     pub new_instances: Vec<NewInstance>,
 }
 
+impl TurnCommit {
+    /// Whether the turn sends messages or starts instances: work for orchestration
+    /// dispatchers to look for once it is committed.
+    pub fn sends_messages(&self) -> bool {
+        !self.messages.is_empty() || !self.new_instances.is_empty()
+    }
+}
+
 /// Where an instance stood when a turn was computed without a lease on it: its execution, how
 /// many events its history held, and when its status was last written (see
 /// [`Store::complete_activities_and_commit`]).

@@ -35,7 +35,18 @@ impl WorkSignal {
     /// and may have messages that came in meanwhile), the activity dispatcher only when the
     /// turn queued activities for any host, and every client waiting on a status.
     pub fn turn_committed(&self, queued_activities: bool) {
-        self.orchestration_work();
+        self.turn_committed_for(true, queued_activities);
+    }
+
+    /// After a turn's commit, like [`WorkSignal::turn_committed`], but wakes an orchestration
+    /// dispatcher only when `orchestrations`: the turn sent messages or started instances, or
+    /// it released a lease on its instance (messages that came in meanwhile were passed over).
+    /// A turn of work read without a lease needs no wake-up for its own instance: the host
+    /// that ran it looks at it again when messages came in meanwhile.
+    pub fn turn_committed_for(&self, orchestrations: bool, queued_activities: bool) {
+        if orchestrations {
+            self.orchestration_work();
+        }
         if queued_activities {
             self.activity_work();
         }

@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 // Ordered maps where the store iterates: expired leases go back in the same order every run.
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -69,14 +69,14 @@ pub(super) struct LeasedActivity {
 #[derive(Default)]
 pub(super) struct Hub {
     pub(super) instances: HashMap<String, Entry>,
-    /// Instances that may have visible messages (checked when popped).
-    pub(super) ready: VecDeque<String>,
+    /// Messages that are due (sent for now, or timers whose time came), by sequence number,
+    /// and their instance: the order work is found in. An entry whose message is gone
+    /// (consumed, parked, its instance replaced or purged) is dropped when it is come across.
+    pub(super) due: BTreeMap<u64, String>,
     /// Messages that become visible at a time: (time, seq, instance).
     pub(super) timers: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
     /// Leased instances and when their lease expires.
     pub(super) leases: BTreeMap<String, Instant>,
-    /// Instances whose messages were abandoned, and when to look again.
-    pub(super) delayed: Vec<(Instant, String)>,
     pub(super) activities: VecDeque<QueuedActivity>,
     pub(super) leased_activities: BTreeMap<u64, LeasedActivity>,
     pub(super) parked: Vec<ParkedMessage>,
@@ -123,7 +123,9 @@ impl Hub {
             Some(at) => self
                 .timers
                 .push(Reverse((at, seq, message.instance_id.clone()))),
-            None => self.ready.push_back(message.instance_id.clone()),
+            None => {
+                self.due.insert(seq, message.instance_id.clone());
+            }
         }
         entry.messages.push(Stored {
             seq,
@@ -182,14 +184,6 @@ impl Hub {
             }
         }
         if messages.is_empty() {
-            // Visibility is judged at this fetch's `now`: a fetch at a later `now` may have
-            // moved these messages' timers to `ready` already, so re-arm them or they are
-            // never looked at again.
-            for stored in &entry.messages {
-                if let Some(at) = stored.message.visible_at.filter(|at| *at > now) {
-                    self.timers.push(Reverse((at, stored.seq, id.to_string())));
-                }
-            }
             return None;
         }
         self.next_seq += 1;
@@ -205,6 +199,20 @@ impl Hub {
         };
         self.leases.insert(id.to_string(), real_now + lease);
         Some(item)
+    }
+
+    /// Fails with `LeaseLost` unless every message `consumed` names is still queued for `id`:
+    /// otherwise another turn took them, or the instance was replaced, and this turn is stale.
+    pub(super) fn check_consumed(&self, id: &str, consumed: &[u64]) -> Result<(), StoreError> {
+        let entry = self.instances.get(id).ok_or(StoreError::LeaseLost)?;
+        if consumed
+            .iter()
+            .all(|seq| entry.messages.iter().any(|m| m.seq == *seq))
+        {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        }
     }
 
     /// Applies a turn's changes to `id` (which exists: its lease was checked, or it was read).
@@ -258,8 +266,17 @@ impl Hub {
             .any(|l| l.token == item.lock.0)
     }
 
+    /// Fails with `LeaseLost` unless `item` is still held: by its lease, or, for an item read
+    /// without one (an empty token), by its partition's lease while no other host leased the
+    /// instance.
     pub(super) fn check_lock(&self, item: &OrchestrationWorkItem) -> Result<(), StoreError> {
+        let read = item.lock.0.is_empty();
         match self.instances.get(&item.instance_id) {
+            Some(_) if read => {
+                if item.fence.is_none() || self.leased(&item.instance_id, Instant::now()) {
+                    return Err(StoreError::LeaseLost);
+                }
+            }
             Some(entry) if entry.lock.as_deref() == Some(item.lock.0.as_str()) => {}
             _ => return Err(StoreError::LeaseLost),
         }
@@ -283,10 +300,62 @@ impl Hub {
         self.leases.remove(instance_id);
         if let Some(entry) = self.instances.get_mut(instance_id) {
             entry.lock = None;
-            if !entry.messages.is_empty() {
-                self.ready.push_back(instance_id.to_string());
+        }
+    }
+
+    /// Whether `id` is leased and its lease has not run out.
+    pub(super) fn leased(&self, id: &str, real_now: Instant) -> bool {
+        self.instances.get(id).is_some_and(|e| e.lock.is_some())
+            && self
+                .leases
+                .get(id)
+                .is_some_and(|deadline| *deadline > real_now)
+    }
+
+    /// Moves the timers due at `now` to the due messages.
+    pub(super) fn timers_due(&mut self, now: DateTime<Utc>) {
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, seq, id)) = self.timers.pop().expect("peeked");
+            self.due.insert(seq, id);
+        }
+    }
+
+    /// The instances with messages visible at `now` that `eligible` accepts, by their oldest
+    /// visible message, at most `limit`.
+    pub(super) fn visible_instances(
+        &mut self,
+        now: DateTime<Utc>,
+        real_now: Instant,
+        limit: usize,
+        eligible: impl Fn(&str, &Entry) -> bool,
+    ) -> Vec<String> {
+        self.timers_due(now);
+        let mut gone = Vec::new();
+        let mut seen = HashSet::new();
+        let mut found = Vec::new();
+        for (seq, id) in &self.due {
+            if found.len() >= limit {
+                break;
+            }
+            let Some(entry) = self.instances.get(id) else {
+                gone.push(*seq);
+                continue;
+            };
+            let Some(message) = entry.messages.iter().find(|m| m.seq == *seq) else {
+                gone.push(*seq);
+                continue;
+            };
+            if message.visible(now, real_now) && seen.insert(id.as_str()) && eligible(id, entry) {
+                found.push(id.clone());
             }
         }
+        for seq in gone {
+            self.due.remove(&seq);
+        }
+        found
     }
 
     pub(super) fn expire_leases(&mut self, real_now: Instant) {
@@ -299,14 +368,6 @@ impl Hub {
         for id in expired {
             self.unlock(&id);
         }
-        let due: Vec<String> = {
-            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
-                .into_iter()
-                .partition(|(at, _)| *at <= real_now);
-            self.delayed = later;
-            due.into_iter().map(|(_, id)| id).collect()
-        };
-        self.ready.extend(due);
         let expired: Vec<u64> = self
             .leased_activities
             .iter()

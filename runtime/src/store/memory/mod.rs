@@ -4,7 +4,7 @@ mod activities;
 mod hub;
 mod import;
 
-use hub::{Hub, LeasedActivity, QueuedActivity, Shared};
+use hub::{Entry, Hub, LeasedActivity, QueuedActivity, Shared};
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -18,9 +18,10 @@ use chrono::{DateTime, Utc};
 
 use super::ownership::{PartitionRow, apply_claim};
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionTable, ResultsCommit,
-    Store, StoreError, TurnCommit, WorkSignal, paging,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, LockToken, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionTable, QueuedMessage, ReadyInstances, ResultsCommit, Store,
+    StoreError, TurnCommit, WorkSignal, paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -199,45 +200,134 @@ impl Store for Memory {
         let mut guard = self.hub();
         let hub = &mut *guard;
         hub.expire_leases(real_now);
-        while let Some(Reverse((at, _, _))) = hub.timers.peek() {
-            if *at > now {
-                break;
+        let host = owned.host();
+        // Of the partitions owned; work a host left is anyone's, except that host's while it
+        // waits out its back-off.
+        let fence_of = |id: &str, entry: &Entry| -> Option<Option<PartitionLease>> {
+            let left = entry.left.as_ref();
+            let waiting =
+                left.is_some_and(|(by, until)| Some(by.as_str()) == host && *until > real_now);
+            if waiting {
+                return None;
             }
-            let Reverse((_, _, id)) = hub.timers.pop().expect("peeked");
-            hub.ready.push_back(id);
-        }
-        // Instances of partitions another host owns stay ready for it.
-        let mut others = Vec::new();
-        let mut found = None;
-        while let Some(id) = hub.ready.pop_front() {
-            let left = hub.instances.get(&id).and_then(|e| e.left.as_ref());
-            // Work this host left waits out its back-off here; elsewhere it is anyone's.
-            let waiting = left
-                .is_some_and(|(by, until)| Some(by.as_str()) == owned.host() && *until > real_now);
-            let fence = if waiting {
-                None
-            } else {
-                owned.fence(&id).or(left.is_some().then_some(None))
-            };
-            let Some(fence) = fence else {
-                others.push(id);
-                continue;
-            };
-            if let Some(mut item) = hub.lease_instance(&id, now, real_now, lease) {
-                item.fence = fence;
-                found = Some(item);
-                break;
-            }
-        }
-        for id in others.into_iter().rev() {
-            hub.ready.push_front(id);
-        }
+            owned.fence(id).or(left.is_some().then_some(None))
+        };
+        let first = hub.visible_instances(now, real_now, 1, |id, entry| {
+            entry.lock.is_none() && fence_of(id, entry).is_some()
+        });
+        let found = first.into_iter().next().and_then(|id| {
+            let fence = fence_of(&id, hub.instances.get(&id)?)?;
+            let mut item = hub.lease_instance(&id, now, real_now, lease)?;
+            item.fence = fence;
+            Some(item)
+        });
         Ok(match found {
             Some(item) => Fetched::Item(item),
             None => Fetched::Empty {
                 next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
             },
         })
+    }
+
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        if matches!(owned, Owned::Everything) {
+            return Ok(None);
+        }
+        let real_now = Instant::now();
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        hub.expire_leases(real_now);
+        let host = owned.host();
+        let left = hub.visible_instances(now, real_now, 1, |id, entry| {
+            entry.lock.is_none()
+                && owned.fence(id).is_none()
+                && entry
+                    .left
+                    .as_ref()
+                    .is_some_and(|(by, until)| Some(by.as_str()) != host || *until <= real_now)
+        });
+        Ok(left
+            .into_iter()
+            .next()
+            .and_then(|id| hub.lease_instance(&id, now, real_now, lease)))
+    }
+
+    fn reads_owned_work(&self) -> bool {
+        true
+    }
+
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        let real_now = Instant::now();
+        let mut guard = self.hub();
+        let hub = &mut *guard;
+        hub.expire_leases(real_now);
+        let host = owned.host();
+        let instance_ids = hub.visible_instances(now, real_now, limit, |id, entry| {
+            let waiting = entry
+                .left
+                .as_ref()
+                .is_some_and(|(by, until)| Some(by.as_str()) == host && *until > real_now);
+            entry.lock.is_none() && !waiting && owned.fence(id).is_some()
+        });
+        Ok(ReadyInstances {
+            instance_ids,
+            next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
+        })
+    }
+
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let real_now = Instant::now();
+        let hub = self.hub();
+        if hub.leased(instance_id, real_now) {
+            // Another host holds it (work left for it).
+            return Ok(None);
+        }
+        let Some(entry) = hub.instances.get(instance_id) else {
+            return Ok(None);
+        };
+        let visible: Vec<&hub::Stored> = entry
+            .messages
+            .iter()
+            .filter(|m| m.visible(now, real_now))
+            .collect();
+        if visible.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(OrchestrationWorkItem {
+            instance_id: instance_id.to_string(),
+            instance: entry.status.clone(),
+            history_len: entry.history.len(),
+            // This read is one more delivery (counted in the store only if it is abandoned).
+            dequeue_count: visible
+                .iter()
+                .map(|m| m.dequeue_count + 1)
+                .max()
+                .unwrap_or(1),
+            messages: visible
+                .into_iter()
+                .map(|m| QueuedMessage {
+                    seq: m.seq,
+                    message: m.message.clone(),
+                })
+                .collect(),
+            lock: LockToken(String::new()),
+            fence: Some(fence),
+        }))
     }
 
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
@@ -273,15 +363,19 @@ impl Store for Memory {
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let queued_activities = !commit.activities.is_empty();
+        let wake = commit.sends_messages() || !item.lock.0.is_empty();
         let held = {
             let mut guard = self.hub();
             let hub = &mut *guard;
             hub.check_lock(item)?;
+            hub.check_consumed(&item.instance_id, &commit.consumed)?;
             hub.unlock(&item.instance_id);
             hub.apply(&item.instance_id, commit);
             activities::hold(hub, run_here, lease)
         };
-        self.shared.signal.turn_committed(queued_activities);
+        self.shared
+            .signal
+            .turn_committed_for(wake, queued_activities);
         Ok(held)
     }
 
@@ -292,8 +386,11 @@ impl Store for Memory {
     ) -> Result<(), StoreError> {
         let mut hub = self.hub();
         hub.check_lock(item)?;
-        hub.leases
-            .insert(item.instance_id.clone(), Instant::now() + lease);
+        // An item read without a lease is held by its partition's lease: nothing to extend.
+        if !item.lock.0.is_empty() {
+            hub.leases
+                .insert(item.instance_id.clone(), Instant::now() + lease);
+        }
         Ok(())
     }
 
@@ -306,17 +403,16 @@ impl Store for Memory {
             let mut hub = self.hub();
             hub.check_lock(item)?;
             let not_before = Instant::now() + retry_after;
+            // A read counted no delivery: the abandon does.
+            let counted = u32::from(item.lock.0.is_empty());
             let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
             for m in entry.messages.iter_mut() {
                 if item.messages.iter().any(|q| q.seq == m.seq) {
                     m.not_before = Some(not_before);
+                    m.dequeue_count += counted;
                 }
             }
-            hub.leases.remove(&item.instance_id);
-            if let Some(entry) = hub.instances.get_mut(&item.instance_id) {
-                entry.lock = None;
-            }
-            hub.delayed.push((not_before, item.instance_id.clone()));
+            hub.unlock(&item.instance_id);
         }
         self.wake_later(retry_after);
         Ok(())
@@ -332,20 +428,19 @@ impl Store for Memory {
         hub.check_lock(item)?;
         let now = Instant::now();
         let not_before = now + retry_after.min(super::LEFT_PAUSE);
+        // A leased fetch counted a delivery, which is taken back; a read counted none.
+        let uncounted = u32::from(!item.lock.0.is_empty());
         let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
         for m in entry.messages.iter_mut() {
             if item.messages.iter().any(|q| q.seq == m.seq) {
                 m.not_before = Some(not_before);
-                m.dequeue_count = m.dequeue_count.saturating_sub(1);
+                m.dequeue_count = m.dequeue_count.saturating_sub(uncounted);
             }
         }
         // Left for another host: any host but `by` may fetch it, whoever owns its partition.
         entry.lock = None;
         entry.left = Some((by.to_string(), now + retry_after));
         hub.leases.remove(&item.instance_id);
-        hub.delayed.push((not_before, item.instance_id.clone()));
-        hub.delayed
-            .push((now + retry_after, item.instance_id.clone()));
         Ok(())
     }
 
@@ -415,6 +510,7 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
+        let sends = commit.sends_messages();
         let queued_activities = !commit.activities.is_empty();
         let done = {
             let mut guard = self.hub();
@@ -454,7 +550,10 @@ impl Store for Memory {
             }
         };
         match &done {
-            ResultsCommit::Committed(_) => self.shared.signal.turn_committed(queued_activities),
+            ResultsCommit::Committed(_) => self
+                .shared
+                .signal
+                .turn_committed_for(sends, queued_activities),
             ResultsCommit::Queued => self.shared.signal.orchestration_work(),
         }
         Ok(done)

@@ -142,7 +142,8 @@ pub(super) async fn complete_and_commit(
         && super::partitions::fence_holds(&tx, hub, expected.fence.as_ref()).await?;
     let (done, wake) = if unchanged {
         let wake = Wake {
-            orchestrations: true,
+            // The instance was not leased: only what the turn sent is new work.
+            orchestrations: commit.sends_messages(),
             activities: !commit.activities.is_empty(),
             instances: true,
         };

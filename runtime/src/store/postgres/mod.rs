@@ -413,7 +413,9 @@ impl Store for Postgres {
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
         let wake = Wake {
-            orchestrations: true,
+            // What the turn sent is new work; so is what came in for its instance meanwhile
+            // when the turn held a lease (a read's owner looks at its instance again itself).
+            orchestrations: commit.sends_messages() || !item.lock.0.is_empty(),
             activities: !commit.activities.is_empty(),
             instances: true,
         };

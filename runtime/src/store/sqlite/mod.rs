@@ -305,13 +305,16 @@ impl Store for Sqlite {
         let token = item.lock.0.clone();
         let fence = item.fence;
         let queued_activities = !commit.activities.is_empty();
+        let wake = commit.sends_messages() || !token.is_empty();
         let held = self
             .write(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.inner.signal.turn_committed(queued_activities);
+        self.inner
+            .signal
+            .turn_committed_for(wake, queued_activities);
         Ok(held)
     }
 
@@ -419,6 +422,7 @@ impl Store for Sqlite {
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
         let queued_activities = !commit.activities.is_empty();
+        let sends = commit.sends_messages();
         let done = self
             .write(move |conn, hub| {
                 for (item, _) in &results {
@@ -435,7 +439,10 @@ impl Store for Sqlite {
             })
             .await?;
         match &done {
-            ResultsCommit::Committed(_) => self.inner.signal.turn_committed(queued_activities),
+            ResultsCommit::Committed(_) => self
+                .inner
+                .signal
+                .turn_committed_for(sends, queued_activities),
             ResultsCommit::Queued => self.inner.signal.orchestration_work(),
         }
         Ok(done)
