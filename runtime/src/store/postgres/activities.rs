@@ -9,7 +9,7 @@ use super::Postgres;
 use super::db::{Fail, execute, micros, nanos, row, rows, storable};
 use super::listener::Wake;
 use super::turns::apply_turn;
-use super::work::{deliver_one, notify};
+use super::work::deliver_one;
 use crate::store::{
     ActivityTask, ActivityWorkItem, InstanceVersion, LockToken, OrchestrationMessage,
     ResultsCommit, StoreError, TurnCommit,
@@ -76,8 +76,8 @@ pub(super) async fn complete(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, store, wake).await?;
     tx.commit().await?;
+    store.announce(wake);
     Ok(())
 }
 
@@ -160,8 +160,8 @@ pub(super) async fn complete_and_commit(
         };
         (ResultsCommit::Queued, wake)
     };
-    notify(&tx, store, wake).await?;
     tx.commit().await?;
+    store.announce(wake);
     Ok((done, wake))
 }
 

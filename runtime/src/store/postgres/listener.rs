@@ -1,6 +1,8 @@
-//! Wake-ups across hosts: every write that queues work or changes a status sends a
-//! `NOTIFY durable_work` in its transaction, and each store listens on a dedicated connection
-//! and raises the in-process [`WorkSignal`] of the task hub named in the payload.
+//! Wake-ups across hosts: every write that queues work or changes a status is announced once it
+//! committed, by a `NOTIFY durable_work` that a task per pool sends for many writes at a time
+//! ([`Announcer`]); each store listens on a dedicated connection and raises the in-process
+//! [`WorkSignal`] of the task hub named in the payload, unless the payload came from its own
+//! pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,6 +36,15 @@ pub(super) struct Wake {
 }
 
 impl Wake {
+    /// What either asks for.
+    pub fn or(self, other: Wake) -> Wake {
+        Wake {
+            orchestrations: self.orchestrations || other.orchestrations,
+            activities: self.activities || other.activities,
+            instances: self.instances || other.instances,
+        }
+    }
+
     /// Everything.
     pub const ALL: Wake = Wake {
         orchestrations: true,
@@ -135,6 +146,72 @@ impl Signals {
         };
         for signal in targets {
             wake.raise(&signal);
+        }
+    }
+}
+
+/// Wake-ups for other processes, sent once the writes that raised them committed, on a
+/// connection of their own: the writes' transactions send no `NOTIFY` (a transaction that
+/// does serializes with every other one that does, at its commit), and the wake-ups of many
+/// writes go out together, one per task hub. A process that dies between a commit and its
+/// wake-up leaves the work to the other hosts' polling.
+pub(super) struct Announcer {
+    queue: tokio::sync::mpsc::UnboundedSender<(String, Wake)>,
+}
+
+impl Announcer {
+    /// Starts the task that sends the wake-ups of `origin` (a pool's name) over `pool`; it
+    /// ends when the announcer is dropped.
+    pub fn start(pool: deadpool_postgres::Pool, origin: String) -> Announcer {
+        let (queue, pending) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(announce(pool, origin, pending));
+        Announcer { queue }
+    }
+
+    /// Sends `wake` for `hub` to the other processes soon.
+    pub fn announce(&self, hub: &str, wake: Wake) {
+        let _ = self.queue.send((hub.to_string(), wake));
+    }
+}
+
+async fn announce(
+    pool: deadpool_postgres::Pool,
+    origin: String,
+    mut pending: tokio::sync::mpsc::UnboundedReceiver<(String, Wake)>,
+) {
+    let mut failures = 0u32;
+    while let Some((hub, wake)) = pending.recv().await {
+        let mut hubs = std::collections::BTreeMap::from([(hub, wake)]);
+        while let Ok((hub, wake)) = pending.try_recv() {
+            let merged = hubs.get(&hub).map_or(wake, |w| w.or(wake));
+            hubs.insert(hub, merged);
+        }
+        let payloads: Vec<String> = hubs
+            .iter()
+            .map(|(hub, wake)| wake.payload(&origin, hub))
+            .collect();
+        let sent = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .execute(
+                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                    &[&CHANNEL, &payloads],
+                )
+                .await
+                .map_err(|e| describe_pg(&e))
+        };
+        match sent.await {
+            Ok(_) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                // Other hosts find the work on their next poll.
+                if failures == 1 {
+                    tracing::warn!(
+                        error = ?error,
+                        "sending wake-ups to other hosts failed; they poll meanwhile"
+                    );
+                }
+            }
         }
     }
 }

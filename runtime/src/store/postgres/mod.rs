@@ -91,6 +91,7 @@ struct Shared {
     target: String,
     signals: Arc<Signals>,
     listener: tokio::task::AbortHandle,
+    announcer: listener::Announcer,
 }
 
 impl Drop for Shared {
@@ -184,6 +185,7 @@ impl Postgres {
         ))
         .abort_handle();
         let hub = "default".to_string();
+        let announcer = listener::Announcer::start(pool.clone(), signals.origin.clone());
         Ok(Postgres {
             signal: signals.for_hub(&hub),
             shared: Arc::new(Shared {
@@ -191,6 +193,7 @@ impl Postgres {
                 target,
                 signals,
                 listener,
+                announcer,
             }),
             hub,
         })
@@ -243,6 +246,11 @@ impl Postgres {
             drop(deadpool_postgres::Object::take(connection));
         }
         result.map_err(|e| e.report(operation, &self.shared.target))
+    }
+
+    /// Tells the other processes on this database about a write that committed.
+    fn announce(&self, wake: Wake) {
+        self.shared.announcer.announce(&self.hub, wake);
     }
 
     /// Raises this process's signals at once (other processes hear the `NOTIFY`).

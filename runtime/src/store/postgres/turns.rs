@@ -8,7 +8,7 @@ use deadpool_postgres::{Client, GenericClient};
 use super::Postgres;
 use super::db::{Fail, event_json, execute, failure_json, micros, nanos, row};
 use super::listener::Wake;
-use super::work::{create, deliver, notify};
+use super::work::{create, deliver};
 use crate::store::{
     ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, OrchestrationWorkItem, StoreError,
     TurnCommit,
@@ -60,8 +60,8 @@ pub(super) async fn commit(
         return Err(StoreError::LeaseLost.into());
     }
     let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
-    notify(&tx, store, wake).await?;
     tx.commit().await?;
+    store.announce(wake);
     Ok(held)
 }
 

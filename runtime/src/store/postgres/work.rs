@@ -13,7 +13,7 @@ use super::db::{
     Fail, STATUS_COLUMNS, event_json, execute, instant, micros, nanos, row, rows, status_from_row,
     storable,
 };
-use super::listener::{CHANNEL, Wake};
+use super::listener::Wake;
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
 use crate::store::{
@@ -163,17 +163,6 @@ const RENEW: &str = "UPDATE durable_instances
 SET lock_expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
 
-/// Sends the cross-host wake-up with the transaction (delivered only if it commits).
-pub(super) async fn notify(
-    client: &impl GenericClient,
-    store: &Postgres,
-    wake: Wake,
-) -> Result<(), Fail> {
-    let payload = wake.payload(&store.shared.signals.origin, &store.hub);
-    execute(client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-    Ok(())
-}
-
 /// Creates an instance row for `instance` unless a pending or running one is in the way.
 pub(super) async fn create(
     client: &impl GenericClient,
@@ -293,8 +282,8 @@ pub(super) async fn create_instance(
         return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
     }
     deliver(&tx, &store.hub, &[instance.start_message()]).await?;
-    notify(&tx, store, Wake::ALL).await?;
     tx.commit().await?;
+    store.announce(Wake::ALL);
     Ok(())
 }
 
@@ -312,8 +301,8 @@ pub(super) async fn enqueue(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, store, wake).await?;
     tx.commit().await?;
+    store.announce(wake);
     Ok(())
 }
 
@@ -600,8 +589,8 @@ pub(super) async fn park(
         orchestrations: true,
         ..Wake::default()
     };
-    notify(&tx, store, wake).await?;
     tx.commit().await?;
+    store.announce(wake);
     Ok(())
 }
 
