@@ -96,11 +96,7 @@ pub(super) async fn read(
     let Some(messages) = found.try_get::<_, Option<String>>(13)? else {
         return Ok(None);
     };
-    let messages: Vec<Taken> = serde_json::from_str(&messages).map_err(|e| {
-        Fail::Described(format!(
-            "a stored message of instance `{id}` does not decode: {e}"
-        ))
-    })?;
+    let messages = Taken::decode(id, &messages)?;
     // This read is one more delivery (counted in the store only if it is abandoned).
     let dequeue_count = messages
         .iter()

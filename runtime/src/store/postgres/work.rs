@@ -136,6 +136,15 @@ pub(super) struct Taken {
 }
 
 impl Taken {
+    /// The messages of instance `id` as a statement returned them (a JSON array).
+    pub(super) fn decode(id: &str, json: &str) -> Result<Vec<Taken>, Fail> {
+        serde_json::from_str(json).map_err(|e| {
+            Fail::Described(format!(
+                "a stored message of instance `{id}` does not decode: {e}"
+            ))
+        })
+    }
+
     /// The message of instance `id`.
     pub(super) fn queued(self, id: &str) -> QueuedMessage {
         QueuedMessage {
@@ -401,11 +410,7 @@ async fn leased_item(
             execute(client, RELEASE, &[&hub, &id, &token]).await?;
             return Ok(None);
         };
-        let taken: Vec<Taken> = serde_json::from_str(&taken).map_err(|e| {
-            Fail::Described(format!(
-                "a stored message of instance `{id}` does not decode: {e}"
-            ))
-        })?;
+        let taken = Taken::decode(&id, &taken)?;
         let dequeue_count = taken
             .iter()
             .map(|m| m.dequeue_count.max(0) as u32)
