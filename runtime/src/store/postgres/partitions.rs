@@ -9,7 +9,9 @@ use deadpool_postgres::{Client, GenericClient};
 use super::Postgres;
 use super::db::{Fail, execute, row, rows};
 use crate::store::ownership::{HostRow, PartitionRow, apply_claim};
-use crate::store::{PartitionClaim, PartitionLease, PartitionTable};
+use crate::store::{
+    OrchestrationWorkItem, PartitionClaim, PartitionLease, PartitionTable, StoreError,
+};
 
 const NOW_MS: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
@@ -135,4 +137,17 @@ pub(super) async fn fence_holds(
         epoch.map(|e| e as u64),
         fence,
     ))
+}
+
+/// Fails with [`StoreError::LeaseLost`] unless the lease on the partition of `item` (read
+/// without a lease of its own) still holds.
+pub(super) async fn check_fence(
+    client: &impl GenericClient,
+    hub: &str,
+    item: &OrchestrationWorkItem,
+) -> Result<(), Fail> {
+    match item.fence.as_ref() {
+        Some(fence) if fence_holds(client, hub, Some(fence)).await? => Ok(()),
+        _ => Err(StoreError::LeaseLost.into()),
+    }
 }

@@ -7,14 +7,12 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Client, GenericClient};
+use deadpool_postgres::Client;
 
 use super::Postgres;
 use super::db::{Fail, STATUS_COLUMNS, instant, nanos, row, status_from_row};
 use super::work::{Taken, partition_params};
-use crate::store::{
-    LockToken, OrchestrationWorkItem, Owned, PartitionLease, ReadyInstances, StoreError,
-};
+use crate::store::{LockToken, OrchestrationWorkItem, Owned, PartitionLease, ReadyInstances};
 
 /// The instances of the owned partitions (`$3`, `$4`) with visible messages and no live lease,
 /// by their oldest visible message, at most `$6`; work this host (`$5`) left waits out its
@@ -112,17 +110,4 @@ pub(super) async fn read(
         dequeue_count,
         fence: Some(fence),
     }))
-}
-
-/// Fails with [`StoreError::LeaseLost`] unless the lease on the partition of `item` (read
-/// without a lease of its own) still holds.
-pub(super) async fn check_fence(
-    client: &impl GenericClient,
-    hub: &str,
-    item: &OrchestrationWorkItem,
-) -> Result<(), Fail> {
-    match item.fence.as_ref() {
-        Some(fence) if super::partitions::fence_holds(client, hub, Some(fence)).await? => Ok(()),
-        _ => Err(StoreError::LeaseLost.into()),
-    }
 }

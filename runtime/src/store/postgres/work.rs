@@ -438,7 +438,7 @@ async fn release(
     item: &OrchestrationWorkItem,
 ) -> Result<(), Fail> {
     if read_without_lease(item) {
-        return super::reads::check_fence(client, hub, item).await;
+        return super::partitions::check_fence(client, hub, item).await;
     }
     if execute(client, RELEASE, &[&hub, &item.instance_id, &item.lock.0]).await? == 0 {
         return Err(StoreError::LeaseLost.into());
@@ -459,7 +459,7 @@ pub(super) async fn renew(
 ) -> Result<(), Fail> {
     if read_without_lease(item) {
         // Held by its partition's lease, which the host renews: nothing to extend.
-        return super::reads::check_fence(&*client, &store.hub, item).await;
+        return super::partitions::check_fence(&*client, &store.hub, item).await;
     }
     let renewed = execute(
         &*client,
