@@ -211,7 +211,9 @@ impl Client {
                 return Ok(status);
             }
             let poll = self.store.poll_interval().unwrap_or(FALLBACK_POLL);
+            // Biased, as the host's: the same wake-ups take the same branch in every run.
             tokio::select! {
+                biased;
                 _ = notified => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = tokio::time::sleep_until(deadline) => {
