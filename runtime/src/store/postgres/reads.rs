@@ -1,7 +1,7 @@
 //! The work of owned partitions, read without a lease: which instances are ready, and one
 //! instance's work item as it stands. Only the partition's owner reads it; the partition's
 //! epoch, which every commit of such an item checks, keeps every other host out, and a host
-//! that leased the instance as work left for it ([`super::work::fetch_left`]) keeps the owner
+//! that leased the instance as work left for it ([`super::lease::fetch_left`]) keeps the owner
 //! out while its lease lives.
 
 use std::sync::LazyLock;
@@ -11,7 +11,7 @@ use deadpool_postgres::Client;
 
 use super::Postgres;
 use super::db::{Fail, STATUS_COLUMNS, instant, nanos, row, status_from_row};
-use super::work::{Taken, partition_params};
+use super::lease::{Taken, partition_params};
 use crate::store::{LockToken, OrchestrationWorkItem, Owned, PartitionLease, ReadyInstances};
 
 /// The instances of the owned partitions (`$3`, `$4`) with visible messages and no live lease,
