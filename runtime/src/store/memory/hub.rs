@@ -53,6 +53,15 @@ pub(super) struct Entry {
     pub(super) left: Option<(String, Instant)>,
 }
 
+impl Entry {
+    /// Whether `host` left this instance's work and still waits before it may take it back.
+    pub(super) fn left_waiting_for(&self, host: Option<&str>, real_now: Instant) -> bool {
+        self.left
+            .as_ref()
+            .is_some_and(|(by, until)| Some(by.as_str()) == host && *until > real_now)
+    }
+}
+
 pub(super) struct QueuedActivity {
     pub(super) seq: u64,
     pub(super) task: ActivityTask,
@@ -310,6 +319,11 @@ impl Hub {
                 .leases
                 .get(id)
                 .is_some_and(|deadline| *deadline > real_now)
+    }
+
+    /// When the next timer is due.
+    pub(super) fn next_timer(&self) -> Option<DateTime<Utc>> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Moves the timers due at `now` to the due messages.

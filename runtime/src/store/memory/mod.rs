@@ -3,10 +3,10 @@
 mod activities;
 mod hub;
 mod import;
+mod work;
 
-use hub::{Entry, Hub, LeasedActivity, QueuedActivity, Shared};
+use hub::{Hub, LeasedActivity, QueuedActivity, Shared};
 
-use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -18,10 +18,9 @@ use chrono::{DateTime, Utc};
 
 use super::ownership::{PartitionRow, apply_claim};
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
-    PartitionLease, PartitionTable, QueuedMessage, ReadyInstances, ResultsCommit, Store,
-    StoreError, TurnCommit, WorkSignal, paging,
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal, paging,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -196,37 +195,7 @@ impl Store for Memory {
         lease: Duration,
         owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
-        let real_now = Instant::now();
-        let mut guard = self.hub();
-        let hub = &mut *guard;
-        hub.expire_leases(real_now);
-        let host = owned.host();
-        // Of the partitions owned; work a host left is anyone's, except that host's while it
-        // waits out its back-off.
-        let fence_of = |id: &str, entry: &Entry| -> Option<Option<PartitionLease>> {
-            let left = entry.left.as_ref();
-            let waiting =
-                left.is_some_and(|(by, until)| Some(by.as_str()) == host && *until > real_now);
-            if waiting {
-                return None;
-            }
-            owned.fence(id).or(left.is_some().then_some(None))
-        };
-        let first = hub.visible_instances(now, real_now, 1, |id, entry| {
-            entry.lock.is_none() && fence_of(id, entry).is_some()
-        });
-        let found = first.into_iter().next().and_then(|id| {
-            let fence = fence_of(&id, hub.instances.get(&id)?)?;
-            let mut item = hub.lease_instance(&id, now, real_now, lease)?;
-            item.fence = fence;
-            Some(item)
-        });
-        Ok(match found {
-            Some(item) => Fetched::Item(item),
-            None => Fetched::Empty {
-                next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
-            },
-        })
+        work::fetch_orchestration(self, now, lease, owned).await
     }
 
     async fn fetch_left_orchestration(
@@ -235,26 +204,7 @@ impl Store for Memory {
         lease: Duration,
         owned: &Owned,
     ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        if matches!(owned, Owned::Everything) {
-            return Ok(None);
-        }
-        let real_now = Instant::now();
-        let mut guard = self.hub();
-        let hub = &mut *guard;
-        hub.expire_leases(real_now);
-        let host = owned.host();
-        let left = hub.visible_instances(now, real_now, 1, |id, entry| {
-            entry.lock.is_none()
-                && owned.fence(id).is_none()
-                && entry
-                    .left
-                    .as_ref()
-                    .is_some_and(|(by, until)| Some(by.as_str()) != host || *until <= real_now)
-        });
-        Ok(left
-            .into_iter()
-            .next()
-            .and_then(|id| hub.lease_instance(&id, now, real_now, lease)))
+        work::fetch_left_orchestration(self, now, lease, owned).await
     }
 
     fn reads_owned_work(&self) -> bool {
@@ -267,22 +217,7 @@ impl Store for Memory {
         owned: &Owned,
         limit: usize,
     ) -> Result<ReadyInstances, StoreError> {
-        let real_now = Instant::now();
-        let mut guard = self.hub();
-        let hub = &mut *guard;
-        hub.expire_leases(real_now);
-        let host = owned.host();
-        let instance_ids = hub.visible_instances(now, real_now, limit, |id, entry| {
-            let waiting = entry
-                .left
-                .as_ref()
-                .is_some_and(|(by, until)| Some(by.as_str()) == host && *until > real_now);
-            entry.lock.is_none() && !waiting && owned.fence(id).is_some()
-        });
-        Ok(ReadyInstances {
-            instance_ids,
-            next_visible: hub.timers.peek().map(|Reverse((at, _, _))| *at),
-        })
+        work::ready_instances(self, now, owned, limit).await
     }
 
     async fn read_orchestration(
@@ -291,43 +226,7 @@ impl Store for Memory {
         now: DateTime<Utc>,
         fence: PartitionLease,
     ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-        let real_now = Instant::now();
-        let hub = self.hub();
-        if hub.leased(instance_id, real_now) {
-            // Another host holds it (work left for it).
-            return Ok(None);
-        }
-        let Some(entry) = hub.instances.get(instance_id) else {
-            return Ok(None);
-        };
-        let visible: Vec<&hub::Stored> = entry
-            .messages
-            .iter()
-            .filter(|m| m.visible(now, real_now))
-            .collect();
-        if visible.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(OrchestrationWorkItem {
-            instance_id: instance_id.to_string(),
-            instance: entry.status.clone(),
-            history_len: entry.history.len(),
-            // This read is one more delivery (counted in the store only if it is abandoned).
-            dequeue_count: visible
-                .iter()
-                .map(|m| m.dequeue_count + 1)
-                .max()
-                .unwrap_or(1),
-            messages: visible
-                .into_iter()
-                .map(|m| QueuedMessage {
-                    seq: m.seq,
-                    message: m.message.clone(),
-                })
-                .collect(),
-            lock: LockToken(String::new()),
-            fence: Some(fence),
-        }))
+        work::read_orchestration(self, instance_id, now, fence).await
     }
 
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
@@ -399,23 +298,7 @@ impl Store for Memory {
         item: &OrchestrationWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        {
-            let mut hub = self.hub();
-            hub.check_lock(item)?;
-            let not_before = Instant::now() + retry_after;
-            // A read counted no delivery: the abandon does.
-            let counted = u32::from(item.lock.0.is_empty());
-            let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
-            for m in entry.messages.iter_mut() {
-                if item.messages.iter().any(|q| q.seq == m.seq) {
-                    m.not_before = Some(not_before);
-                    m.dequeue_count += counted;
-                }
-            }
-            hub.unlock(&item.instance_id);
-        }
-        self.wake_later(retry_after);
-        Ok(())
+        work::abandon_orchestration(self, item, retry_after).await
     }
 
     async fn release_orchestration(
@@ -424,24 +307,7 @@ impl Store for Memory {
         retry_after: Duration,
         by: &str,
     ) -> Result<(), StoreError> {
-        let mut hub = self.hub();
-        hub.check_lock(item)?;
-        let now = Instant::now();
-        let not_before = now + retry_after.min(super::LEFT_PAUSE);
-        // A leased fetch counted a delivery, which is taken back; a read counted none.
-        let uncounted = u32::from(!item.lock.0.is_empty());
-        let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
-        for m in entry.messages.iter_mut() {
-            if item.messages.iter().any(|q| q.seq == m.seq) {
-                m.not_before = Some(not_before);
-                m.dequeue_count = m.dequeue_count.saturating_sub(uncounted);
-            }
-        }
-        // Left for another host: any host but `by` may fetch it, whoever owns its partition.
-        entry.lock = None;
-        entry.left = Some((by.to_string(), now + retry_after));
-        hub.leases.remove(&item.instance_id);
-        Ok(())
+        work::release_orchestration(self, item, retry_after, by).await
     }
 
     async fn park_orchestration(
@@ -450,25 +316,7 @@ impl Store for Memory {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut hub = self.hub();
-        hub.check_lock(item)?;
-        let entry = hub.instances.get_mut(&item.instance_id).expect("checked");
-        let mut parked = Vec::new();
-        entry.messages.retain(|m| {
-            let take = item.messages.iter().any(|q| q.seq == m.seq);
-            if take {
-                parked.push(ParkedMessage {
-                    instance_id: item.instance_id.clone(),
-                    message: format!("{:?}", m.message.event),
-                    error: error.to_string(),
-                    parked_at: now,
-                });
-            }
-            !take
-        });
-        hub.parked.extend(parked);
-        hub.unlock(&item.instance_id);
-        Ok(())
+        work::park_orchestration(self, item, error, now).await
     }
 
     async fn fetch_activity(
