@@ -1,5 +1,5 @@
 //! Injected store faults on a real SQLite file: one host, in real time, on a SQLite store
-//! wrapped in the simulator's fault-injecting store (`tests/src/sim.rs`), whose commits fail
+//! wrapped in the simulator's fault-injecting store (`tests/src/sim/`), whose commits fail
 //! before they are applied or are applied and reported failed, whose fetches and reads of work
 //! fail, and whose wake-ups are lost. SQLite reads owned work instead of leasing it, a path
 //! the simulator's memory store does not take. A few seeds, each a small load of orchestrations
