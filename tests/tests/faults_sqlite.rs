@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::store::Sqlite;
-use durable_tests::sim::{FaultRates, Faults, history_problems};
+use durable_tests::sim::{FaultRates, Faults, instance_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -190,33 +190,11 @@ async fn load_and_check(faults: &Faults, runtime: &Runtime) -> Result<(), String
         problems.push("no wake-up was lost: the load is too small".into());
     }
 
-    for (n, id) in ids.iter().enumerate() {
-        let status = client
-            .status(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{id} is gone"))?;
-        if status.runtime_status != RuntimeStatus::Completed {
-            problems.push(format!(
-                "{id} ended {:?}: {:?}",
-                status.runtime_status, status.failure
-            ));
-            continue;
-        }
-        let output: u64 = status.output().map_err(|e| e.to_string())?;
-        if output != expected_output(n as u64) {
-            problems.push(format!(
-                "{id} returned {output}, expected {}",
-                expected_output(n as u64)
-            ));
-        }
-        let history = client
-            .store()
-            .history(id)
-            .await
-            .map_err(|e| e.to_string())?;
-        problems.extend(history_problems(id, &history));
-    }
+    problems.extend(
+        instance_problems(client, &ids, expected_output)
+            .await?
+            .problems,
+    );
     let counts = client
         .store()
         .count_by_status()

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use durable::Clock;
 use durable::history::{EventKind, HistoryEvent};
+use durable::{Client, Clock, RuntimeStatus};
 use tokio::time::Instant;
 
 pub use faults::{FaultRates, Faults};
@@ -152,4 +152,58 @@ pub fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// The end-of-run check of a load's instances: what [`instance_problems`] found, and the
+/// histories it read.
+pub struct Checked {
+    /// An instance that did not complete, returned the wrong output, or has a history
+    /// [`history_problems`] finds wrong.
+    pub problems: Vec<String>,
+    /// The history of each instance that completed, in the order of the ids.
+    pub histories: Vec<(String, Vec<HistoryEvent>)>,
+}
+
+/// Checks the instances of `ids` once everything has finished: the `n`th must have completed
+/// with `expected(n)`, and its history must have nothing [`history_problems`] finds wrong.
+/// An error is a read that failed or an instance that is gone.
+pub async fn instance_problems(
+    client: &Client,
+    ids: &[String],
+    expected: impl Fn(u64) -> u64,
+) -> Result<Checked, String> {
+    let mut checked = Checked {
+        problems: Vec::new(),
+        histories: Vec::new(),
+    };
+    let problems = &mut checked.problems;
+    for (n, id) in ids.iter().enumerate() {
+        let status = client
+            .status(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{id} is gone"))?;
+        if status.runtime_status != RuntimeStatus::Completed {
+            problems.push(format!(
+                "{id} ended {:?}: {:?}",
+                status.runtime_status, status.failure
+            ));
+            continue;
+        }
+        let output: u64 = status.output().map_err(|e| e.to_string())?;
+        if output != expected(n as u64) {
+            problems.push(format!(
+                "{id} returned {output}, expected {}",
+                expected(n as u64)
+            ));
+        }
+        let history = client
+            .store()
+            .history(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        problems.extend(history_problems(id, &history));
+        checked.histories.push((id.clone(), history));
+    }
+    Ok(checked)
 }
