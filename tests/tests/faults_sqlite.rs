@@ -1,5 +1,5 @@
 //! Injected store faults on a real SQLite file: one host, in real time, on a SQLite store
-//! wrapped in the simulator's fault-injecting store (`tests/src/sim.rs`), whose commits fail
+//! wrapped in the simulator's fault-injecting store (`tests/src/sim/`), whose commits fail
 //! before they are applied or are applied and reported failed, whose fetches and reads of work
 //! fail, and whose wake-ups are lost. SQLite reads owned work instead of leasing it, a path
 //! the simulator's memory store does not take. A few seeds, each a small load of orchestrations
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::store::Sqlite;
-use durable_tests::sim::{FaultRates, Faults, history_problems};
+use durable_tests::sim::{FaultRates, Faults, instance_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -190,33 +190,11 @@ async fn load_and_check(faults: &Faults, runtime: &Runtime) -> Result<(), String
         problems.push("no wake-up was lost: the load is too small".into());
     }
 
-    for (n, id) in ids.iter().enumerate() {
-        let status = client
-            .status(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{id} is gone"))?;
-        if status.runtime_status != RuntimeStatus::Completed {
-            problems.push(format!(
-                "{id} ended {:?}: {:?}",
-                status.runtime_status, status.failure
-            ));
-            continue;
-        }
-        let output: u64 = status.output().map_err(|e| e.to_string())?;
-        if output != expected_output(n as u64) {
-            problems.push(format!(
-                "{id} returned {output}, expected {}",
-                expected_output(n as u64)
-            ));
-        }
-        let history = client
-            .store()
-            .history(id)
-            .await
-            .map_err(|e| e.to_string())?;
-        problems.extend(history_problems(id, &history));
-    }
+    problems.extend(
+        instance_problems(client, &ids, expected_output)
+            .await?
+            .problems,
+    );
     let counts = client
         .store()
         .count_by_status()

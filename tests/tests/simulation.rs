@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use durable::prelude::*;
 use durable::store::{Memory, Store};
-use durable_tests::sim::{FaultRates, Faults, Rng, SimClock, history_problems};
+use durable_tests::sim::{FaultRates, Faults, Rng, SimClock, instance_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -315,33 +315,9 @@ async fn drive(world: &mut World, plan: &mut Rng, client: &Client) -> Result<(),
         runtime.idle().await;
     }
 
-    let mut problems = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let status = client
-            .status(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{id} is gone"))?;
-        if status.runtime_status != RuntimeStatus::Completed {
-            problems.push(format!(
-                "{id} ended {:?}: {:?}",
-                status.runtime_status, status.failure
-            ));
-            continue;
-        }
-        let output: u64 = status.output().map_err(|e| e.to_string())?;
-        if output != expected_output(n as u64) {
-            problems.push(format!(
-                "{id} returned {output}, expected {}",
-                expected_output(n as u64)
-            ));
-        }
-        let history = client
-            .store()
-            .history(id)
-            .await
-            .map_err(|e| e.to_string())?;
-        problems.extend(history_problems(id, &history));
+    let checked = instance_problems(client, &ids, expected_output).await?;
+    let mut problems = checked.problems;
+    for (id, history) in &checked.histories {
         // The whole history, ids and timestamps included, so that two runs of a seed compare
         // what they stored, not only what they did.
         let mut digest = std::hash::DefaultHasher::new();

@@ -1,329 +1,32 @@
-//! The parts of the simulator (`tests/tests/simulation.rs`): a seeded random source, a clock on
-//! tokio's (paused) time, a store that injects faults into the hosts' reads and writes of work
-//! and checks that commits under a stale partition epoch are refused, and the check of an
-//! instance's history. The faulty store wraps any store: the simulator's memory store, or a
-//! real SQLite file (`tests/tests/faults_sqlite.rs`, which checks histories the same way).
+//! The fault-injecting store: one host's handle on a store shared by all, its wake-up relay,
+//! and its `Store` implementation.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex};
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use durable::history::{EventKind, HistoryEvent};
+use chrono::{DateTime, Utc};
+use durable::history::HistoryEvent;
 use durable::store::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
     ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
 };
-use durable::{Clock, InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
+use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use tokio::time::Instant;
 
-/// A small deterministic random source (splitmix64): the same seed, the same draws.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A source seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A number in `low..=high`.
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.below(high - low + 1)
-    }
-
-    /// True with probability `per_mille / 1000`.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
-
-/// Orchestration time on tokio's clock: `base` plus the time since the clock was made, so
-/// paused tokio time moves it and its timers.
-#[derive(Clone)]
-pub struct SimClock {
-    base: DateTime<Utc>,
-    started: Instant,
-}
-
-impl SimClock {
-    /// A clock at a fixed date (the same in every run) now.
-    pub fn new() -> Self {
-        SimClock {
-            base: DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(365 * 60),
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Default for SimClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for SimClock {
-    fn now(&self) -> DateTime<Utc> {
-        let since = TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX);
-        self.base + since
-    }
-
-    fn sleep_until(&self, at: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let left = (at - self.now()).to_std().unwrap_or_default();
-        Box::pin(tokio::time::sleep(left))
-    }
-}
-
-/// What is wrong with an instance's history: a step completed twice, a completion of a step
-/// never scheduled, steps out of order, a start or an end that is not exactly once.
-pub fn history_problems(id: &str, history: &[HistoryEvent]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut scheduled = BTreeSet::new();
-    let mut completed = BTreeMap::new();
-    let mut last_step = -1;
-    let (mut starts, mut ends) = (0, 0);
-    for (at, event) in history.iter().enumerate() {
-        if event.event_id >= 0 {
-            if event.event_id <= last_step {
-                problems.push(format!(
-                    "{id}: step {} at position {at} after step {last_step}",
-                    event.event_id
-                ));
-            }
-            last_step = event.event_id;
-            scheduled.insert(event.event_id);
-        }
-        let completes = match &event.kind {
-            EventKind::ExecutionStarted { .. } => {
-                starts += 1;
-                None
-            }
-            EventKind::ExecutionCompleted { .. } => {
-                ends += 1;
-                None
-            }
-            EventKind::TaskCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::TaskFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
-            EventKind::SubOrchestrationInstanceCompleted {
-                task_scheduled_id, ..
-            }
-            | EventKind::SubOrchestrationInstanceFailed {
-                task_scheduled_id, ..
-            } => Some(*task_scheduled_id),
-            _ => None,
-        };
-        if let Some(step) = completes {
-            if !scheduled.contains(&step) {
-                problems.push(format!(
-                    "{id}: step {step} completed at position {at} before it was scheduled"
-                ));
-            }
-            *completed.entry(step).or_insert(0) += 1;
-        }
-    }
-    for (step, times) in completed {
-        if times > 1 {
-            problems.push(format!("{id}: step {step} completed {times} times"));
-        }
-    }
-    if starts != 1 || ends != 1 {
-        problems.push(format!(
-            "{id}: {starts} ExecutionStarted and {ends} ExecutionCompleted events"
-        ));
-    }
-    problems
-}
-
-/// How often (per thousand calls) each fault is injected while faults are on. The default
-/// injects none.
-#[derive(Clone, Debug, Default)]
-pub struct FaultRates {
-    /// A fetch, a read of ready work or of an instance's work item, or a read of a history,
-    /// fails.
-    pub fetch_fails: u64,
-    /// A commit (or an abandon, a release, a park) fails before anything is applied.
-    pub commit_fails: u64,
-    /// A commit (or an abandon, a release, a park) is applied, then reported failed.
-    pub commit_applied_but_fails: u64,
-    /// A commit waits first (up to `slow_max`).
-    pub commit_slow: u64,
-    /// The longest wait of a slow commit.
-    pub slow_max: Duration,
-    /// A lease renewal fails.
-    pub renew_fails: u64,
-    /// A partition claim (the host's renewal of its ownership) fails.
-    pub claim_fails: u64,
-    /// Every claim of the host fails for a while (longer than a lease: its partitions
-    /// expire and move to other hosts).
-    pub claim_outage: u64,
-    /// How long such an outage lasts at most.
-    pub outage_max: Duration,
-    /// A wake-up the store raises (new work, a changed status) never reaches the host, which
-    /// then finds the work by polling (the store asks for a short poll interval).
-    pub wake_lost: u64,
-}
-
-/// What the store saw across all hosts.
-#[derive(Default)]
-struct State {
-    rng: Option<Rng>,
-    on: bool,
-    started: Option<Instant>,
-    trace: Vec<String>,
-    /// The highest epoch seen per partition (epochs only go up).
-    epochs: BTreeMap<u32, u64>,
-    /// Commits fenced by an epoch older than the partition's, and how many were refused.
-    stale_commits: u64,
-    stale_refused: u64,
-    /// Stale commits that were applied: each one is a broken fence.
-    violations: Vec<String>,
-    /// Wake-ups dropped on their way to a host.
-    wakes_lost: u64,
-    /// How many times each fault was injected, by call and fault.
-    injected: BTreeMap<String, u64>,
-    /// Per host: claims fail until then.
-    outages: BTreeMap<String, Instant>,
-    /// Per host: the partitions it held after its last claim.
-    held: BTreeMap<String, Vec<u32>>,
-}
-
-/// The fault-injecting store's shared part: its random source, the trace and the counts.
-#[derive(Clone)]
-pub struct Faults {
-    state: Arc<Mutex<State>>,
-    rates: Arc<FaultRates>,
-}
-
-impl Faults {
-    /// Faults drawn from `seed` at `rates`, on from the start.
-    pub fn new(seed: u64, rates: FaultRates) -> Self {
-        let state = State {
-            rng: Some(Rng::new(seed)),
-            on: true,
-            started: Some(Instant::now()),
-            ..State::default()
-        };
-        Faults {
-            state: Arc::new(Mutex::new(state)),
-            rates: Arc::new(rates),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Stops injecting faults (the checks go on).
-    pub fn stop(&self) {
-        let mut state = self.lock();
-        state.on = false;
-        state.outages.clear();
-    }
-
-    /// Adds a line to the trace, stamped with the time since the faults began (on tokio's
-    /// clock: virtual in the simulator).
-    pub fn record(&self, line: impl AsRef<str>) {
-        let mut state = self.lock();
-        let at = state.started.map_or(0, |s| s.elapsed().as_millis());
-        state.trace.push(format!("{at:>7}ms {}", line.as_ref()));
-    }
-
-    /// Everything recorded so far.
-    pub fn trace(&self) -> Vec<String> {
-        self.lock().trace.clone()
-    }
-
-    /// Commits under a stale epoch seen, and how many were refused.
-    pub fn stale_commits(&self) -> (u64, u64) {
-        let state = self.lock();
-        (state.stale_commits, state.stale_refused)
-    }
-
-    /// Stale commits that were applied.
-    pub fn violations(&self) -> Vec<String> {
-        self.lock().violations.clone()
-    }
-
-    /// How many wake-ups were dropped.
-    pub fn wakes_lost(&self) -> u64 {
-        self.lock().wakes_lost
-    }
-
-    /// How many times each fault was injected, by call and fault (`"commit_turn: applied,
-    /// reported failed"`, `"wake-up lost: Activities"`).
-    pub fn injected(&self) -> BTreeMap<String, u64> {
-        self.lock().injected.clone()
-    }
-
-    fn count(&self, what: String) {
-        *self.lock().injected.entry(what).or_default() += 1;
-    }
-
-    /// A handle for one host, on `inner` (any store: the simulator's [`durable::store::Memory`],
-    /// a SQLite file). Call it inside a tokio runtime: when wake-ups may be lost, the handle
-    /// relays them in a task of its own.
-    pub fn store(&self, inner: impl Store, host: impl Into<String>) -> FaultStore {
-        self.wrap(Arc::new(inner), host)
-    }
-
-    /// A handle for one host, on a store already shared.
-    pub fn wrap(&self, inner: Arc<dyn Store>, host: impl Into<String>) -> FaultStore {
-        let host = host.into();
-        let wakes = (self.rates.wake_lost > 0).then(|| Wakes::relay(&inner, self, &host));
-        FaultStore {
-            inner,
-            faults: self.clone(),
-            host,
-            wakes,
-        }
-    }
-
-    fn draw(&self, per_mille: u64) -> bool {
-        let mut state = self.lock();
-        state.on && per_mille > 0 && state.rng.as_mut().is_some_and(|r| r.chance(per_mille))
-    }
-
-    fn delay(&self, max: Duration) -> Duration {
-        let mut state = self.lock();
-        let ms = state
-            .rng
-            .as_mut()
-            .map_or(0, |r| r.between(1, max.as_millis().max(1) as u64));
-        Duration::from_millis(ms)
-    }
-}
+use super::faults::Faults;
 
 /// A store, as one host sees it, that injects faults into the reads and writes of work.
 /// Every other call, and every choice the engine makes from the store (whether it reads owned
 /// work, owns the hub alone, how often to poll), goes to the inner store unchanged, so the
 /// wrapper never moves a store onto another path through the engine.
 pub struct FaultStore {
-    inner: Arc<dyn Store>,
-    faults: Faults,
-    host: String,
+    pub(super) inner: Arc<dyn Store>,
+    pub(super) faults: Faults,
+    pub(super) host: String,
     /// The host's own wake-ups, when some may be lost (else the inner store's own).
-    wakes: Option<Wakes>,
+    pub(super) wakes: Option<Wakes>,
 }
 
 /// How often a host polls for work when wake-ups may be lost (at most: a store that polls more
@@ -335,7 +38,7 @@ const LOST_WAKE_POLL: Duration = Duration::from_millis(500);
 /// are on. A host takes a wake-up only from this signal, so a dropped one is lost to it, as a
 /// notification a database drops is lost to a listener. The task ends when the store is
 /// dropped.
-struct Wakes {
+pub(super) struct Wakes {
     signal: Arc<WorkSignal>,
     relay: tokio::task::AbortHandle,
 }
@@ -349,7 +52,7 @@ enum Wake {
 }
 
 impl Wakes {
-    fn relay(inner: &Arc<dyn Store>, faults: &Faults, host: &str) -> Wakes {
+    pub(super) fn relay(inner: &Arc<dyn Store>, faults: &Faults, host: &str) -> Wakes {
         let signal = Arc::new(WorkSignal::default());
         let (inner, faults, host, to) = (
             inner.clone(),
