@@ -346,4 +346,40 @@ mod tests {
         assert!(all && keep.is_empty() && release.is_empty());
         assert_eq!(take, vec![1, 2]);
     }
+
+    #[test]
+    fn a_refused_fence_stops_reads_of_its_partition_and_wakes_the_keeper() {
+        use futures::FutureExt;
+
+        let own = Ownership::new(&crate::model::Ids::seeded(7));
+        let lease = |partition, epoch| PartitionLease { partition, epoch };
+        *own.owned.write().unwrap() = Arc::new(Owned::Partitions {
+            count: 2,
+            leases: vec![lease(0, 3), lease(1, 1)],
+            host: own.owner.clone(),
+        });
+        let leases = |own: &Ownership| match &*own.owned() {
+            Owned::Partitions { leases, .. } => leases.clone(),
+            Owned::Everything => panic!("a host owns partitions"),
+        };
+
+        // A fence of an epoch the host no longer holds leaves its current lease alone.
+        own.refused(lease(0, 2));
+        assert_eq!(leases(&own), vec![lease(0, 3), lease(1, 1)]);
+        assert!(
+            own.suspect.notified().now_or_never().is_some(),
+            "the keeper is woken"
+        );
+
+        own.refused(lease(0, 3));
+        assert_eq!(leases(&own), vec![lease(1, 1)], "partition 0 is not read");
+        assert!(
+            own.suspect.notified().now_or_never().is_some(),
+            "the keeper is woken"
+        );
+        assert!(
+            own.suspect.notified().now_or_never().is_none(),
+            "one wake-up per refusal"
+        );
+    }
 }

@@ -31,19 +31,13 @@ impl WorkSignal {
         self.instances.notify_waiters();
     }
 
-    /// After a turn's commit: wakes an orchestration dispatcher (the instance is free again,
-    /// and may have messages that came in meanwhile), the activity dispatcher only when the
-    /// turn queued activities for any host, and every client waiting on a status.
-    pub fn turn_committed(&self, queued_activities: bool) {
-        self.turn_committed_for(true, queued_activities);
-    }
-
-    /// After a turn's commit, like [`WorkSignal::turn_committed`], but wakes an orchestration
-    /// dispatcher only when `orchestrations`: the turn sent messages or started instances, or
-    /// it released a lease on its instance (messages that came in meanwhile were passed over).
-    /// A turn of work read without a lease needs no wake-up for its own instance: the host
-    /// that ran it looks at it again when messages came in meanwhile.
-    pub fn turn_committed_for(&self, orchestrations: bool, queued_activities: bool) {
+    /// After a turn's commit: wakes an orchestration dispatcher when `orchestrations` (the
+    /// turn sent messages or started instances, or it released a lease on its instance, whose
+    /// messages that came in meanwhile were passed over; a turn of work read without a lease
+    /// needs none for its own instance, which the host that ran it looks at again), the
+    /// activity dispatcher when the turn queued activities for any host, and every client
+    /// waiting on a status.
+    pub fn turn_committed(&self, orchestrations: bool, queued_activities: bool) {
         if orchestrations {
             self.orchestration_work();
         }

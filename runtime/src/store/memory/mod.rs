@@ -272,9 +272,7 @@ impl Store for Memory {
             hub.apply(&item.instance_id, commit);
             activities::hold(hub, run_here, lease)
         };
-        self.shared
-            .signal
-            .turn_committed_for(wake, queued_activities);
+        self.shared.signal.turn_committed(wake, queued_activities);
         Ok(held)
     }
 
@@ -398,10 +396,9 @@ impl Store for Memory {
             }
         };
         match &done {
-            ResultsCommit::Committed(_) => self
-                .shared
-                .signal
-                .turn_committed_for(sends, queued_activities),
+            ResultsCommit::Committed(_) => {
+                self.shared.signal.turn_committed(sends, queued_activities)
+            }
             ResultsCommit::Queued => self.shared.signal.orchestration_work(),
         }
         Ok(done)

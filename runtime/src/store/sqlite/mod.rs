@@ -312,9 +312,7 @@ impl Store for Sqlite {
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.inner
-            .signal
-            .turn_committed_for(wake, queued_activities);
+        self.inner.signal.turn_committed(wake, queued_activities);
         Ok(held)
     }
 
@@ -439,10 +437,9 @@ impl Store for Sqlite {
             })
             .await?;
         match &done {
-            ResultsCommit::Committed(_) => self
-                .inner
-                .signal
-                .turn_committed_for(sends, queued_activities),
+            ResultsCommit::Committed(_) => {
+                self.inner.signal.turn_committed(sends, queued_activities)
+            }
             ResultsCommit::Queued => self.inner.signal.orchestration_work(),
         }
         Ok(done)
