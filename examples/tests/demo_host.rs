@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The bound on a restarted host taking over the work a killed one held. The killed host's
-/// partition leases run for 30 s (the default), but the restarted host knows from the file's
-/// owner lock that their owner is gone and takes them at once: waiting out a lease would take
-/// 20 s or more after the kill.
+/// partition leases, and the lease on the activity its first turn started, run for 30 s (the
+/// default), but the restarted host knows from the file's owner lock that their owner is gone
+/// and takes them at once: waiting out a lease would take 20 s or more after the kill.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(15);
 
 /// Between two polls.

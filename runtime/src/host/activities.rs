@@ -41,11 +41,17 @@ impl Inner {
             while let Ok(more) = self.activity_slots.clone().try_acquire_owned() {
                 permits.push(more);
             }
-            match self
-                .store
-                .fetch_activities(self.config.lease, permits.len())
-                .await
-            {
+            // A host waiting for a store one host owns at a time runs nothing, activities
+            // included: when it takes the store over, every lease in it is a dead host's.
+            let waiting = self.store.single_owner() && self.ownership.owned().is_empty();
+            let fetched = if waiting {
+                Ok(Vec::new())
+            } else {
+                self.store
+                    .fetch_activities(self.config.lease, permits.len())
+                    .await
+            };
+            match fetched {
                 Ok(items) if !items.is_empty() => {
                     errors = 0;
                     // Unused slots go back when `permits` drops.

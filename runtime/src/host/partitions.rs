@@ -152,6 +152,7 @@ impl Inner {
             );
             *own.owned.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(now);
             self.store.signal().orchestration_work();
+            self.store.signal().activity_work();
         }
         if table.held.is_empty() && self.store.single_owner() {
             let holder = table.partitions.iter().find_map(|p| p.owner.clone());

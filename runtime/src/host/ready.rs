@@ -87,16 +87,15 @@ impl Inner {
             });
         if look {
             queue.left_looked_at = Some(now);
-        }
-        if look
-            && let Some(item) = self
+            let left = self
                 .store
-                .fetch_left_orchestration(self.clock.now(), self.config.lease, &owned)
-                .await?
-        {
-            // There may be more: the next refill looks again.
-            queue.left_looked_at = None;
-            return Ok(Next::Left(Box::new(item)));
+                .fetch_left_orchestration(now, self.config.lease, &owned)
+                .await?;
+            if let Some(item) = left {
+                // There may be more: the next refill looks again.
+                queue.left_looked_at = None;
+                return Ok(Next::Left(Box::new(item)));
+            }
         }
         Ok(match self.take_first(&mut queue.ids) {
             Some(id) => Next::Instance(id),

@@ -1,8 +1,9 @@
 //! Which process owns the file: an exclusive lock on `<file>-owner`, taken by the first claim
 //! that holds partitions and kept until the store is dropped. The operating system releases it
 //! when the process ends, however it ends, so a host that gets the lock knows that whoever held
-//! the partitions before is gone: it takes them at once instead of waiting for their leases to
-//! run out (a host restarted after a crash resumes in milliseconds, not after a lease). A host
+//! the partitions before is gone: it takes them, and the activities that process was running,
+//! at once instead of waiting for their leases to run out (a host restarted after a crash
+//! resumes in milliseconds, not after a lease). A host
 //! that does not get the lock waits for the leases as before: another live process owns the
 //! file.
 

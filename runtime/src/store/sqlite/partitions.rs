@@ -125,14 +125,20 @@ pub(super) fn fence_holds(
     ))
 }
 
-/// Expires every partition lease and heartbeat in the file, of every hub: called once the
-/// file's owner lock is held, when every process that held them has ended.
+/// Expires every partition lease, activity lease and heartbeat in the file, of every hub:
+/// called once the file's owner lock is held, when every process that held them has ended (a
+/// host that does not own the file runs no activities either).
 pub(super) fn forget_ended_owners(conn: &Connection) -> Result<(), StoreError> {
     let what = "letting go of ended hosts' partitions";
-    conn.prepare_cached("UPDATE partitions SET lease_expires = 0 WHERE owner IS NOT NULL")
-        .map_err(db(what))?
-        .execute([])
-        .map_err(db(what))?;
+    for sql in [
+        "UPDATE partitions SET lease_expires = 0 WHERE owner IS NOT NULL",
+        "UPDATE activities SET lock_expires = 0 WHERE lock_token IS NOT NULL",
+    ] {
+        conn.prepare_cached(sql)
+            .map_err(db(what))?
+            .execute([])
+            .map_err(db(what))?;
+    }
     conn.prepare_cached("DELETE FROM hosts")
         .map_err(db(what))?
         .execute([])
