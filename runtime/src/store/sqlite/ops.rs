@@ -340,8 +340,12 @@ pub(super) fn connect(path: &Path, durability: Durability) -> Result<Connection,
         true,
     )
     .map_err(db("asking for stable query plans"))?;
+    // Every write runs in a savepoint of the writer's group transaction: its statement
+    // journal is kept in memory instead of a temporary file opened for each. A page cache of
+    // 32 MiB (instead of 2 MiB) keeps a busy hub's index pages in memory between commits.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(|e| {
         StoreError::Backend(format!(
