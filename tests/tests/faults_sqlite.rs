@@ -7,13 +7,14 @@
 //! and everything must finish: every instance with the right output, each step completed once,
 //! every entity operation applied once, nothing parked.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use durable::prelude::*;
 use durable::store::Sqlite;
-use durable_tests::sim::{FaultRates, Faults, instance_problems};
+use durable_tests::sim::{self, FaultRates, Faults, instance_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -134,11 +135,13 @@ async fn load_and_check(faults: &Faults, runtime: &Runtime) -> Result<(), String
     let client = &runtime.client();
     let ids: Vec<String> = (0..INSTANCES).map(|n| format!("faulty-{n}")).collect();
     for (n, id) in ids.iter().enumerate() {
-        client
-            .start(fault_flow, n as u64)
-            .instance_id(id.clone())
-            .await
-            .map_err(|e| format!("starting {id}: {e}"))?;
+        sim::start_retrying(client, id, || {
+            client
+                .start(fault_flow, n as u64)
+                .instance_id(id.clone())
+                .into_future()
+        })
+        .await?;
     }
     for _ in 0..CLIENT_SIGNALS {
         client

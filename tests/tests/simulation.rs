@@ -9,13 +9,14 @@
 //! seeds (default 1,000: about 40 s in a debug build) from `DURABLE_SIM_FIRST_SEED` (default 1).
 
 use std::collections::BTreeSet;
+use std::future::IntoFuture;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use durable::prelude::*;
 use durable::store::{Memory, Store};
-use durable_tests::sim::{FaultRates, Faults, Rng, SimClock, instance_problems};
+use durable_tests::sim::{self, FaultRates, Faults, Rng, SimClock, instance_problems};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -237,11 +238,14 @@ async fn simulate(seed: u64) -> Result<Run, (String, Vec<String>)> {
 async fn drive(world: &mut World, plan: &mut Rng, client: &Client) -> Result<(), String> {
     let instances = plan.between(4, 10);
     for n in 0..instances {
-        client
-            .start(sim_flow, n)
-            .instance_id(format!("sim-{n}"))
-            .await
-            .map_err(|e| format!("starting sim-{n}: {e}"))?;
+        let id = format!("sim-{n}");
+        sim::start_retrying(client, &id, || {
+            client
+                .start(sim_flow, n)
+                .instance_id(id.clone())
+                .into_future()
+        })
+        .await?;
     }
     let client_signals = plan.between(0, 4);
     for _ in 0..client_signals {

@@ -74,6 +74,16 @@ pub struct Client {
     default_version: Option<String>,
     /// Ids of the instances and executions it starts (its host's, when it has one).
     ids: Arc<crate::model::Ids>,
+    /// The host that starts its instances, when it has one (see [`Starter`]).
+    starter: Option<Arc<dyn Starter>>,
+}
+
+/// Where a client a host handed out starts instances: the host writes a start together with
+/// the instance's first turn when it can run that turn at once.
+#[async_trait::async_trait]
+pub(crate) trait Starter: Send + Sync {
+    /// Creates `instance`, refused as [`Store::create_instance`] refuses.
+    async fn start(&self, instance: crate::store::NewInstance) -> Result<(), StoreError>;
 }
 
 /// How often waits re-read the status when the store cannot signal changes from other
@@ -89,6 +99,7 @@ impl Client {
             registry: None,
             default_version: None,
             ids: Arc::new(crate::model::Ids::random()),
+            starter: None,
         }
     }
 
@@ -98,6 +109,7 @@ impl Client {
         registry: Option<Arc<Registry>>,
         default_version: Option<String>,
         ids: Arc<crate::model::Ids>,
+        starter: Option<Arc<dyn Starter>>,
     ) -> Self {
         Client {
             store,
@@ -105,6 +117,7 @@ impl Client {
             registry,
             default_version,
             ids,
+            starter,
         }
     }
 

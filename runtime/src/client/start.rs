@@ -80,20 +80,22 @@ impl Client {
             Some(id) => validate_id(id)?,
             None => InstanceId::new(self.ids.next()),
         };
-        self.store
-            .create_instance(NewInstance {
-                instance_id: id.to_string(),
-                name,
-                input,
-                execution_id: self.ids.next(),
-                parent: None,
-                created_at: self.clock.now(),
-                start_at: options.start_at,
-                replace_running: options.replace,
-                version: options.version,
-            })
-            .await
-            .map_err(StoreError::into_error)?;
+        let instance = NewInstance {
+            instance_id: id.to_string(),
+            name,
+            input,
+            execution_id: self.ids.next(),
+            parent: None,
+            created_at: self.clock.now(),
+            start_at: options.start_at,
+            replace_running: options.replace,
+            version: options.version,
+        };
+        match &self.starter {
+            Some(host) => host.start(instance).await,
+            None => self.store.create_instance(instance).await,
+        }
+        .map_err(StoreError::into_error)?;
         Ok(id)
     }
 }

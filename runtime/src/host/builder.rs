@@ -10,8 +10,6 @@ use tokio::sync::{Semaphore, watch};
 use super::Inner;
 use super::Runtime;
 use super::leases::LeaseKeeper;
-#[cfg(feature = "http")]
-use crate::client::Client;
 use crate::context::Entity;
 use crate::model::{Clock, Error, ErrorKind, Ids, VersionFailure, VersionMatch, validate_version};
 use crate::registry::{Register, Registry};
@@ -344,13 +342,7 @@ impl RuntimeBuilder {
         let http = match self.http {
             None => None,
             Some(options) => {
-                let client = Client::with_parts(
-                    inner.store.clone(),
-                    inner.clock.clone(),
-                    Some(inner.registry.clone()),
-                    inner.config.version.clone(),
-                    inner.ids.clone(),
-                );
+                let client = inner.client();
                 match crate::http::HttpServer::start(client, options).await {
                     Ok(server) => Some(server),
                     Err(e) => {

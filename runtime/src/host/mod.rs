@@ -29,6 +29,7 @@ mod ready;
 mod results;
 mod rewind;
 mod runtime;
+mod starts;
 mod tasks;
 mod versions;
 
@@ -86,6 +87,23 @@ struct Inner {
 
 /// A safety net for missed wake-ups; the hot path never waits on it.
 const SAFETY_POLL: Duration = Duration::from_secs(1);
+
+impl Inner {
+    /// A client on this host's store whose starts go through the host (see `starts.rs`).
+    fn client(self: &Arc<Self>) -> crate::client::Client {
+        crate::client::Client::with_parts(
+            self.store.clone(),
+            self.clock.clone(),
+            Some(self.registry.clone()),
+            self.config.version.clone(),
+            self.ids.clone(),
+            Some(Arc::new(starts::HostStarter {
+                host: Arc::downgrade(self),
+                store: self.store.clone(),
+            })),
+        )
+    }
+}
 
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64.saturating_mul(1 << attempt.min(10))).min(Duration::from_secs(30))

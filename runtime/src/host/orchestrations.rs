@@ -263,9 +263,11 @@ impl Inner {
         let mut executor = match cached {
             Some(cached) => cached.executor,
             None => {
-                let history = self.store.history(&item.instance_id).await?;
                 let mut executor = Executor::new(&item.instance_id, code);
-                executor.replay(&history);
+                // A new instance has no history to read.
+                if item.history_len > 0 {
+                    executor.replay(&self.store.history(&item.instance_id).await?);
+                }
                 executor
             }
         };

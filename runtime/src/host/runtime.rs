@@ -89,13 +89,7 @@ impl Runtime {
 
     /// A client on this host's store and task hub.
     pub fn client(&self) -> Client {
-        Client::with_parts(
-            self.inner.store.clone(),
-            self.inner.clock.clone(),
-            Some(self.inner.registry.clone()),
-            self.inner.config.version.clone(),
-            self.inner.ids.clone(),
-        )
+        self.inner.client()
     }
 
     /// The work this host fetched and left for another host, because it has no orchestrator

@@ -228,6 +228,33 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError>;
 
+    /// Whether [`Store::create_with_turn`] writes an instance together with its first turn.
+    /// The default is no: hosts then create instances with [`Store::create_instance`] and run
+    /// their first turn when they read them.
+    fn starts_with_turn(&self) -> bool {
+        false
+    }
+
+    /// Creates an instance and commits its first turn (`commit`, which consumes the start
+    /// message, so that none is queued) in one write: a start costs the host no read and no
+    /// write of its own. Refused as [`Store::create_instance`] refuses, and with
+    /// [`StoreError::LeaseLost`] when `fence`, the caller's lease on the instance's partition,
+    /// no longer holds; nothing is then applied. `run_here` is held for the caller for `lease`
+    /// as by [`Store::commit_turn_holding`]. Returns the held activities' work items, or
+    /// `None` when the store only created the instance (the default, which ignores the turn:
+    /// the instance's first turn then runs when a host reads its start message).
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let _ = (fence, commit, run_here, lease);
+        self.create_instance(instance).await.map(|()| None)
+    }
+
     /// Commits a turn that holds no activities for the caller (see
     /// [`Store::commit_turn_holding`]).
     async fn commit_turn(

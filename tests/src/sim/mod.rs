@@ -207,3 +207,29 @@ pub async fn instance_problems(
     }
     Ok(checked)
 }
+
+/// Starts an instance as a careful client does while the store fails now and then: after a
+/// start that failed it looks whether the instance exists (the failed start may have been
+/// applied all the same: a commit applied but reported failed) and starts it again only if
+/// not. Starting again blindly could replace an instance that already finished.
+pub async fn start_retrying<F, Fut>(client: &Client, id: &str, start: F) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<durable::InstanceId, durable::Error>>,
+{
+    for _ in 0..100 {
+        match start().await {
+            Ok(_) => return Ok(()),
+            Err(e) if *e.kind() == durable::ErrorKind::Store => loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                match client.status(id).await {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => break,
+                    Err(_) => continue,
+                }
+            },
+            Err(e) => return Err(format!("starting {id}: {e}")),
+        }
+    }
+    Err(format!("starting {id}: the store kept failing"))
+}

@@ -344,6 +344,28 @@ impl Store for FaultStore {
         )
         .await
     }
+    fn starts_with_turn(&self) -> bool {
+        self.inner.starts_with_turn()
+    }
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let id = instance.instance_id.clone();
+        self.commit(
+            "create_with_turn",
+            &id,
+            Some(fence),
+            self.inner
+                .create_with_turn(instance, fence, commit, run_here, lease),
+            |_| true,
+        )
+        .await
+    }
     async fn commit_turn(
         &self,
         item: &OrchestrationWorkItem,

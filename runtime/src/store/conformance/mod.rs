@@ -110,8 +110,8 @@ pub use instances::{
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
-    claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
-    reads_give_way, stale_epoch_refused,
+    claim_partitions, create_with_turn, fetch_owned_partitions, partition_lease_expiry,
+    read_owned_work, reads_give_way, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -190,6 +190,7 @@ macro_rules! __store_conformance_check_names {
             partition_lease_expiry,
             fetch_owned_partitions,
             stale_epoch_refused,
+            create_with_turn,
             read_owned_work,
             reads_give_way,
             query_filters,

@@ -145,6 +145,15 @@ impl Hub {
     }
 
     pub(super) fn create(&mut self, instance: NewInstance) -> Result<(), StoreError> {
+        let start = instance.start_message();
+        self.insert_new(instance)?;
+        self.deliver(start);
+        Ok(())
+    }
+
+    /// Writes a new instance, replacing a finished one with its id (or a running one, with
+    /// `replace_running`); its start message is the caller's to queue.
+    pub(super) fn insert_new(&mut self, instance: NewInstance) -> Result<(), StoreError> {
         if let Some(existing) = self.instances.get(&instance.instance_id)
             && !existing.status.runtime_status.is_terminal()
             && !instance.replace_running
@@ -162,7 +171,6 @@ impl Hub {
                 left: None,
             },
         );
-        self.deliver(instance.start_message());
         Ok(())
     }
 

@@ -276,6 +276,35 @@ impl Store for Memory {
         Ok(held)
     }
 
+    fn starts_with_turn(&self) -> bool {
+        true
+    }
+
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let queued_activities = !commit.activities.is_empty();
+        let wake = commit.sends_messages();
+        let held = {
+            let mut guard = self.hub();
+            let hub = &mut *guard;
+            if !hub.fence_holds(&fence) {
+                return Err(StoreError::LeaseLost);
+            }
+            let id = instance.instance_id.clone();
+            hub.insert_new(instance)?;
+            hub.apply(&id, commit);
+            activities::hold(hub, run_here, lease)
+        };
+        self.shared.signal.turn_committed(wake, queued_activities);
+        Ok(Some(held))
+    }
+
     async fn renew_orchestration_lease(
         &self,
         item: &OrchestrationWorkItem,

@@ -239,6 +239,41 @@ impl Store for Postgres {
         Ok(held)
     }
 
+    fn starts_with_turn(&self) -> bool {
+        true
+    }
+
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let wake = Wake {
+            orchestrations: commit.sends_messages(),
+            activities: !commit.activities.is_empty(),
+            instances: true,
+        };
+        const OP: &str = "starting an instance";
+        let mut connection = self.connection(OP).await?;
+        let result = turns::create_with_turn(
+            self,
+            &mut connection,
+            instance,
+            fence,
+            commit,
+            run_here,
+            lease,
+            wake,
+        )
+        .await;
+        let held = self.finish(OP, connection, result)?;
+        self.wake(wake);
+        Ok(Some(held))
+    }
+
     async fn renew_orchestration_lease(
         &self,
         item: &OrchestrationWorkItem,

@@ -10,8 +10,8 @@ use super::db::{Fail, event_json, execute, failure_json, micros, nanos, row};
 use super::listener::Wake;
 use super::work::{create, deliver};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, OrchestrationWorkItem, StoreError,
-    TurnCommit,
+    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationWorkItem,
+    PartitionLease, StoreError, TurnCommit,
 };
 
 /// A turn's new status (creation time kept), history length, and the lease released; no row
@@ -60,6 +60,42 @@ pub(super) async fn commit(
         return Err(StoreError::LeaseLost.into());
     }
     let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
+    tx.commit().await?;
+    store.announce(wake);
+    Ok(held)
+}
+
+/// Creates `instance` with its first turn applied, in one transaction: no start message is
+/// queued. Refused as a create is, and with [`StoreError::LeaseLost`] when `fence` moved on.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn create_with_turn(
+    store: &Postgres,
+    client: &mut Client,
+    instance: NewInstance,
+    fence: PartitionLease,
+    commit: TurnCommit,
+    run_here: Vec<ActivityTask>,
+    lease: Duration,
+    wake: Wake,
+) -> Result<Vec<ActivityWorkItem>, Fail> {
+    let hub = store.hub.as_str();
+    let tx = client.transaction().await?;
+    if !super::partitions::fence_holds(&tx, hub, Some(&fence)).await? {
+        return Err(StoreError::LeaseLost.into());
+    }
+    if !create(&tx, hub, &instance).await? {
+        return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
+    }
+    let held = apply_turn(
+        &tx,
+        hub,
+        &instance.instance_id,
+        None,
+        commit,
+        run_here,
+        lease,
+    )
+    .await?;
     tx.commit().await?;
     store.announce(wake);
     Ok(held)

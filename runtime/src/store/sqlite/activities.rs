@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::ops::{self, db, millis, real_millis};
-use super::{Sqlite, activity_seq, new_token};
+use super::{Sqlite, new_token};
 use crate::store::{ActivityTask, ActivityWorkItem, LockToken, OrchestrationMessage, StoreError};
 
 pub(super) async fn fetch_activity(
@@ -76,7 +76,7 @@ fn lease_activities(
         .map_err(db("leasing an activity"))?;
     let mut items = Vec::with_capacity(found.len());
     for (seq, task, count) in found {
-        let token = format!("{seq}:{}", new_token());
+        let token = new_token();
         lease_one
             .execute(params![seq, token, real_now + millis(lease)])
             .map_err(db("leasing an activity"))?;
@@ -94,17 +94,15 @@ pub(super) async fn renew_activity_lease(
     item: &ActivityWorkItem,
     lease: Duration,
 ) -> Result<(), StoreError> {
-    let seq = activity_seq(&item.lock)?;
     let token = item.lock.0.clone();
     store
         .write(move |conn, hub| {
             let renewed = conn
                 .prepare_cached(
-                    "UPDATE activities SET lock_expires = ?4 \
-                 WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                    "UPDATE activities SET lock_expires = ?3 WHERE hub = ?1 AND lock_token = ?2",
                 )
                 .map_err(db("renewing an activity's lease"))?
-                .execute(params![hub, seq, token, real_millis() + millis(lease)])
+                .execute(params![hub, token, real_millis() + millis(lease)])
                 .map_err(db("renewing an activity's lease"))?;
             if renewed == 0 {
                 return Err(StoreError::LeaseLost);
@@ -149,8 +147,7 @@ pub(super) fn hold(
         .map_err(db("queueing activities"))?;
     let mut items = Vec::with_capacity(tasks.len());
     for task in tasks {
-        // The token names the row, which is only known once inserted: a placeholder first.
-        let random = new_token();
+        let token = new_token();
         insert
             .execute(params![
                 hub,
@@ -159,16 +156,10 @@ pub(super) fn hold(
                 task.task_id,
                 task.name,
                 task.input,
-                random,
+                token,
                 expires
             ])
             .map_err(db("queueing activities"))?;
-        let seq = conn.last_insert_rowid();
-        let token = format!("{seq}:{random}");
-        conn.prepare_cached("UPDATE activities SET lock_token = ?2 WHERE seq = ?1")
-            .map_err(db("leasing an activity"))?
-            .execute(params![seq, token])
-            .map_err(db("leasing an activity"))?;
         items.push(ActivityWorkItem {
             task,
             lock: LockToken(token),
@@ -184,11 +175,10 @@ pub(super) fn take(
     hub: &str,
     item: &ActivityWorkItem,
 ) -> Result<(), StoreError> {
-    let seq = activity_seq(&item.lock)?;
     let deleted = conn
-        .prepare_cached("DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3")
+        .prepare_cached("DELETE FROM activities WHERE hub = ?1 AND lock_token = ?2")
         .map_err(db("completing an activity"))?
-        .execute(params![hub, seq, item.lock.0])
+        .execute(params![hub, item.lock.0])
         .map_err(db("completing an activity"))?;
     if deleted == 0 {
         return Err(StoreError::LeaseLost);
@@ -201,22 +191,16 @@ pub(super) async fn abandon_activity(
     item: &ActivityWorkItem,
     retry_after: Duration,
 ) -> Result<(), StoreError> {
-    let seq = activity_seq(&item.lock)?;
     let token = item.lock.0.clone();
     store
         .write(move |conn, hub| {
             let updated = conn
                 .prepare_cached(
-                    "UPDATE activities SET lock_token = NULL, lock_expires = NULL, not_before = ?4 \
-                 WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
+                    "UPDATE activities SET lock_token = NULL, lock_expires = NULL, not_before = ?3 \
+                 WHERE hub = ?1 AND lock_token = ?2",
                 )
                 .map_err(db("abandoning an activity"))?
-                .execute(params![
-                    hub,
-                    seq,
-                    token,
-                    real_millis() + millis(retry_after)
-                ])
+                .execute(params![hub, token, real_millis() + millis(retry_after)])
                 .map_err(db("abandoning an activity"))?;
             if updated == 0 {
                 return Err(StoreError::LeaseLost);
@@ -234,7 +218,6 @@ pub(super) async fn park_activity(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let seq = activity_seq(&item.lock)?;
     let token = item.lock.0.clone();
     let text = format!("{:?}", item.task);
     let instance_id = item.task.instance_id.clone();
@@ -242,11 +225,9 @@ pub(super) async fn park_activity(
     store
         .write(move |conn, hub| {
             let deleted = conn
-                .prepare_cached(
-                    "DELETE FROM activities WHERE hub = ?1 AND seq = ?2 AND lock_token = ?3",
-                )
+                .prepare_cached("DELETE FROM activities WHERE hub = ?1 AND lock_token = ?2")
                 .map_err(db("parking an activity"))?
-                .execute(params![hub, seq, token])
+                .execute(params![hub, token])
                 .map_err(db("parking an activity"))?;
             if deleted == 0 {
                 return Err(StoreError::LeaseLost);

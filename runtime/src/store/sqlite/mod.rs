@@ -19,9 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use self::ops::{
-    activity_seq, connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis,
-};
+use self::ops::{connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis};
 use self::turns::{apply_turn, commit_turn, unchanged};
 use self::writer::Writer;
 use super::{
@@ -314,6 +312,30 @@ impl Store for Sqlite {
             .await?;
         self.inner.signal.turn_committed(wake, queued_activities);
         Ok(held)
+    }
+
+    fn starts_with_turn(&self) -> bool {
+        true
+    }
+
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let queued_activities = !commit.activities.is_empty();
+        let wake = commit.sends_messages();
+        let held = self
+            .write(move |conn, hub| {
+                turns::create_with_turn(conn, hub, &instance, &fence, commit)?;
+                activities::hold(conn, hub, run_here, lease)
+            })
+            .await?;
+        self.inner.signal.turn_committed(wake, queued_activities);
+        Ok(Some(held))
     }
 
     async fn renew_orchestration_lease(

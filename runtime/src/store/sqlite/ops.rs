@@ -244,14 +244,20 @@ pub(super) fn instance_exists(conn: &Connection, hub: &str, id: &str) -> Result<
 
 /// Creates (or re-creates) an instance and queues its start.
 pub(super) fn create(conn: &Connection, hub: &str, ni: &NewInstance) -> Result<(), StoreError> {
+    insert_new(conn, hub, ni)?;
+    deliver(conn, hub, &ni.start_message())
+}
+
+/// Writes a new instance's status, replacing a finished one with its id (or a running one, with
+/// `replace_running`); its start message is the caller's to queue.
+pub(super) fn insert_new(conn: &Connection, hub: &str, ni: &NewInstance) -> Result<(), StoreError> {
     if let Some((status, _, _)) = instance(conn, hub, &ni.instance_id)? {
         if !status.runtime_status.is_terminal() && !ni.replace_running {
             return Err(StoreError::InstanceAlreadyExists(ni.instance_id.clone()));
         }
         delete_instance(conn, hub, &ni.instance_id)?;
     }
-    insert_status(conn, hub, &ni.initial_status())?;
-    deliver(conn, hub, &ni.start_message())
+    insert_status(conn, hub, &ni.initial_status())
 }
 
 /// Fails with `LeaseLost` unless the instance is leased under `token`.
@@ -357,14 +363,6 @@ pub(super) fn connect(path: &Path, durability: Durability) -> Result<Connection,
 
 pub(super) fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Activity lock tokens carry the task's row: `<seq>:<random>`.
-pub(super) fn activity_seq(lock: &LockToken) -> Result<i64, StoreError> {
-    lock.0
-        .split_once(':')
-        .and_then(|(seq, _)| seq.parse().ok())
-        .ok_or(StoreError::LeaseLost)
 }
 
 pub(super) fn read_messages(

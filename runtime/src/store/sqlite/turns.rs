@@ -7,7 +7,9 @@ use super::ops::{self, db, nanos, real_millis};
 use super::partitions;
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
-use crate::store::{HistoryWrite, InstanceVersion, PartitionLease, StoreError, TurnCommit};
+use crate::store::{
+    HistoryWrite, InstanceVersion, NewInstance, PartitionLease, StoreError, TurnCommit,
+};
 
 /// Applies a turn under the instance's lease (refused with `LeaseLost` without it) and
 /// releases the lease.
@@ -21,6 +23,22 @@ pub(super) fn commit_turn(
 ) -> Result<(), StoreError> {
     partitions::check_hold(conn, hub, id, token, fence)?;
     apply_turn(conn, hub, id, commit)
+}
+
+/// Creates `instance` (refused as `ops::create` refuses) with `commit`, its first turn, applied
+/// at once: no start message is queued. Refused with `LeaseLost` when `fence` moved on.
+pub(super) fn create_with_turn(
+    conn: &Connection,
+    hub: &str,
+    instance: &NewInstance,
+    fence: &PartitionLease,
+    commit: TurnCommit,
+) -> Result<(), StoreError> {
+    if !partitions::fence_holds(conn, hub, Some(fence))? {
+        return Err(StoreError::LeaseLost);
+    }
+    ops::insert_new(conn, hub, instance)?;
+    apply_turn(conn, hub, &instance.instance_id, commit)
 }
 
 /// Whether the instance is unleased (or its lease ran out) and still at `expected`.
