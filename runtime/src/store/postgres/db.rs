@@ -122,6 +122,21 @@ pub(super) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
 /// Parameters of a statement.
 pub(super) type Params<'a> = [&'a (dyn ToSql + Sync)];
 
+/// Ends `tx` without applying it, waiting until the server has, and returns `outcome`.
+///
+/// A transaction that is merely dropped only queues its `ROLLBACK` on the connection, which
+/// goes back to the pool at once: until the server gets to it, the rows the transaction locked
+/// stay locked, and the caller's next operation, on another pooled connection, can pass them
+/// over (`SKIP LOCKED`) as if another host held them. Used where an operation refuses after
+/// its transaction locked an instance's row.
+pub(super) async fn roll_back<T>(
+    tx: deadpool_postgres::Transaction<'_>,
+    outcome: Result<T, Fail>,
+) -> Result<T, Fail> {
+    tx.rollback().await?;
+    outcome
+}
+
 /// Runs a statement (prepared once per connection) and returns its rows.
 pub(super) async fn rows<C: GenericClient>(
     client: &C,

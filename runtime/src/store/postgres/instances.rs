@@ -7,7 +7,8 @@ use deadpool_postgres::Client;
 
 use super::Postgres;
 use super::db::{
-    Fail, STATUS_COLUMNS, TERMINAL, event_from_json, instant, nanos, row, rows, status_from_row,
+    Fail, STATUS_COLUMNS, TERMINAL, event_from_json, instant, nanos, roll_back, row, rows,
+    status_from_row,
 };
 use crate::model::EntityId;
 use crate::model::history::HistoryEvent;
@@ -226,7 +227,8 @@ pub(super) async fn remove_entity(
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
     // The row lock waits for transactions that are queueing messages for the entity, so the
-    // check for messages below sees them.
+    // check for messages below sees them. A refusal once the row is locked ends the transaction
+    // before it answers, or the entity would stay locked, and unfetchable, after the answer.
     let Some(entity) = row(
         &tx,
         "SELECT last_updated_at_ns, lock_token IS NULL OR lock_expires_at <= now()
@@ -240,7 +242,7 @@ pub(super) async fn remove_entity(
     let unchanged = entity.try_get::<_, i64>(0)? == nanos(if_last_updated);
     let unleased: bool = entity.try_get(1)?;
     if !unchanged || !unleased {
-        return Ok(false);
+        return roll_back(tx, Ok(false)).await;
     }
     let queued = row(
         &tx,
@@ -250,7 +252,7 @@ pub(super) async fn remove_entity(
     .await?
     .is_some_and(|r| r.get::<_, bool>(0));
     if queued {
-        return Ok(false);
+        return roll_back(tx, Ok(false)).await;
     }
     super::db::execute(
         &tx,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
-use super::db::{Fail, event_json, execute, micros, nanos, rows, storable};
+use super::db::{Fail, event_json, execute, micros, nanos, roll_back, rows, storable};
 use super::lease::RELEASE;
 use super::listener::Wake;
 use crate::model::EntityId;
@@ -176,7 +176,9 @@ pub(super) async fn create_instance(
 ) -> Result<(), Fail> {
     let tx = client.transaction().await?;
     if !create(&tx, &store.hub, &instance).await? {
-        return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
+        // The refused upsert still locked the existing row.
+        let refused = StoreError::InstanceAlreadyExists(instance.instance_id);
+        return roll_back(tx, Err(refused.into())).await;
     }
     deliver(&tx, &store.hub, &[instance.start_message()]).await?;
     tx.commit().await?;
