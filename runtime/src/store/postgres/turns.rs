@@ -84,7 +84,9 @@ pub(super) async fn create_with_turn(
         return Err(StoreError::LeaseLost.into());
     }
     if !create(&tx, hub, &instance).await? {
-        return Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
+        // The refused create locked the existing row: unlocked before the answer.
+        let refused = Err(StoreError::InstanceAlreadyExists(instance.instance_id).into());
+        return super::db::roll_back(tx, refused).await;
     }
     let held = apply_turn(
         &tx,
