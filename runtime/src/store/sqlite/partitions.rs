@@ -44,26 +44,53 @@ pub(super) fn ready_instances(
     limit: usize,
 ) -> Result<ReadyInstances, StoreError> {
     let what = "looking for work";
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT m.instance_id, MIN(m.seq) AS first FROM messages m \
-             JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
-             WHERE m.hub = ?1 AND (m.visible_at IS NULL OR m.visible_at <= ?2) \
-             AND (m.not_before IS NULL OR m.not_before <= ?3) \
-             AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
-             GROUP BY m.instance_id ORDER BY first",
-        )
-        .map_err(db(what))?;
-    let mut rows = stmt.query(params![hub, now, real_now]).map_err(db(what))?;
-    let mut instance_ids = Vec::new();
-    while instance_ids.len() < limit
-        && let Some(row) = rows.next().map_err(db(what))?
-    {
-        let id: String = row.get(0).map_err(db(what))?;
-        if owned.fence(&id).is_some() {
-            instance_ids.push(id);
+    // Two ranges of the visible-time index, each already in the order wanted and read only
+    // as far as needed: immediate messages by arrival, then due timers by due time (each
+    // instance kept at its oldest message). A look with nothing ready costs two index probes,
+    // however many timers wait; grouping every message of the hub first cost a fifth of the
+    // host's work with a thousand timers set.
+    let first = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        let mut stmt = conn.prepare_cached(sql).map_err(db(what))?;
+        let mut rows = stmt.query(params).map_err(db(what))?;
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while found.len() < limit
+            && let Some(row) = rows.next().map_err(db(what))?
+        {
+            let id: String = row.get(0).map_err(db(what))?;
+            if seen.insert(id.clone()) && owned.fence(&id).is_some() {
+                found.push((id, row.get(1).map_err(db(what))?));
+            }
         }
-    }
+        Ok::<_, StoreError>(found)
+    };
+    let immediate = first(
+        "SELECT m.instance_id, m.seq FROM messages AS m INDEXED BY messages_by_visible \
+         JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+         WHERE m.hub = ?1 AND m.visible_at IS NULL \
+         AND (m.not_before IS NULL OR m.not_before <= ?2) \
+         AND (i.lock_token IS NULL OR i.lock_expires <= ?2) \
+         ORDER BY m.visible_at, m.seq",
+        params![hub, real_now],
+    )?;
+    let due = first(
+        "SELECT m.instance_id, m.seq FROM messages AS m INDEXED BY messages_by_visible \
+         JOIN instances i ON i.hub = m.hub AND i.instance_id = m.instance_id \
+         WHERE m.hub = ?1 AND m.visible_at <= ?2 \
+         AND (m.not_before IS NULL OR m.not_before <= ?3) \
+         AND (i.lock_token IS NULL OR i.lock_expires <= ?3) \
+         ORDER BY m.visible_at, m.seq",
+        params![hub, now, real_now],
+    )?;
+    let mut both: Vec<(String, i64)> = immediate.into_iter().chain(due).collect();
+    both.sort_by_key(|(_, seq)| *seq);
+    let mut seen = std::collections::HashSet::new();
+    let instance_ids: Vec<String> = both
+        .into_iter()
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .map(|(id, _)| id)
+        .take(limit)
+        .collect();
     let next: Option<i64> = conn
         .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE hub = ?1 AND visible_at > ?2")
         .map_err(db("looking for timers"))?
