@@ -65,10 +65,14 @@ struct Inner {
     durability: Durability,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// One per reader connection: reads beyond them wait for one instead of opening (and
+    /// closing) connections of their own, each with a cold page cache.
+    read_slots: tokio::sync::Semaphore,
     signal: WorkSignal,
     owner: owner::OwnerLock,
 }
 
+/// How many reads run at once, each on its own connection, kept open.
 const READER_POOL: usize = 4;
 
 impl Sqlite {
@@ -94,6 +98,7 @@ impl Sqlite {
                     durability,
                     writer: Writer::start(conn),
                     readers: Mutex::new(Vec::new()),
+                    read_slots: tokio::sync::Semaphore::new(READER_POOL),
                     signal: WorkSignal::default(),
                     owner: Default::default(),
                 }),
@@ -132,6 +137,12 @@ impl Sqlite {
     {
         let inner = self.inner.clone();
         let hub = self.hub.clone();
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite readers have stopped".into()))?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner
                 .readers
