@@ -8,7 +8,7 @@
 //! [`Store::reads_owned_work`]: crate::store::Store::reads_owned_work
 //! [`Store::fetch_left_orchestration`]: crate::store::Store::fetch_left_orchestration
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,12 +21,29 @@ use crate::store::{LEFT_PAUSE, OrchestrationWorkItem};
 /// How many ready instances one read takes.
 const READ_AHEAD: usize = 256;
 
+/// How long instances this process gave work (taken from the store's signal, without a look)
+/// may keep the store from being looked at: timers that came due and work other processes
+/// queued are found at the latest then.
+const LOOK_EVERY: chrono::TimeDelta = chrono::TimeDelta::milliseconds(10);
+
 /// The instances found ready and not yet taken.
 #[derive(Default)]
 pub(super) struct ReadyQueue {
     ids: VecDeque<String>,
+    /// The same ids, to keep each once.
+    queued: HashSet<String>,
+    /// When the store was last looked at for ready instances.
+    looked_at: Option<DateTime<Utc>>,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
+}
+
+impl ReadyQueue {
+    fn push(&mut self, id: String) {
+        if self.queued.insert(id.clone()) {
+            self.ids.push_back(id);
+        }
+    }
 }
 
 enum Next {
@@ -64,17 +81,26 @@ impl Inner {
     /// Instances busy here are left out and marked to be looked at again when their turn ends.
     async fn next_ready(&self) -> Result<Next, crate::store::StoreError> {
         let mut queue = self.ready.lock().await;
-        if let Some(id) = self.take_first(&mut queue.ids) {
+        // What this process's own writes gave work to, told by the store after each commit:
+        // taken without looking for it.
+        for id in self.store.signal().take_ready() {
+            if self.ownership.fence(&id).is_some() {
+                queue.push(id);
+            }
+        }
+        let now = self.clock.now();
+        let look_due = queue.looked_at.is_none_or(|at| now - at >= LOOK_EVERY);
+        if !look_due && let Some(id) = self.take_first(&mut queue) {
             return Ok(Next::Instance(id));
         }
         let owned = self.ownership.owned();
         let mut next_visible = None;
         if !owned.is_empty() {
-            let found = self
-                .store
-                .ready_instances(self.clock.now(), &owned, READ_AHEAD)
-                .await?;
-            queue.ids.extend(found.instance_ids);
+            let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
+            queue.looked_at = Some(now);
+            for id in found.instance_ids {
+                queue.push(id);
+            }
             next_visible = found.next_visible;
         }
         // Where several hosts share the hub, work left in their partitions by a host that
@@ -97,16 +123,17 @@ impl Inner {
                 return Ok(Next::Left(Box::new(item)));
             }
         }
-        Ok(match self.take_first(&mut queue.ids) {
+        Ok(match self.take_first(&mut queue) {
             Some(id) => Next::Instance(id),
             None => Next::Empty(next_visible),
         })
     }
 
     /// Pops instances until one is free, and marks it busy.
-    fn take_first(&self, ids: &mut VecDeque<String>) -> Option<String> {
+    fn take_first(&self, queue: &mut ReadyQueue) -> Option<String> {
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(id) = ids.pop_front() {
+        while let Some(id) = queue.ids.pop_front() {
+            queue.queued.remove(&id);
             if busy.contains_key(&id) {
                 self.recheck
                     .lock()

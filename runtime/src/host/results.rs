@@ -90,7 +90,7 @@ impl Inner {
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(id)
                     {
-                        self.store.signal().orchestration_work();
+                        self.store.signal().work_for([id.to_string()]);
                     }
                     return;
                 }

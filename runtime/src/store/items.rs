@@ -234,6 +234,28 @@ impl TurnCommit {
     pub fn sends_messages(&self) -> bool {
         !self.messages.is_empty() || !self.new_instances.is_empty()
     }
+
+    /// The instances this turn gives work visible at once: those it sends messages without a
+    /// visible time to, and the children it starts without a start time.
+    pub fn gives_work_to(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let immediate = self
+            .messages
+            .iter()
+            .filter(|m| m.visible_at.is_none())
+            .map(|m| &m.instance_id);
+        let children = self
+            .new_instances
+            .iter()
+            .filter(|c| c.start_at.is_none())
+            .map(|c| &c.instance_id);
+        for id in immediate.chain(children) {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
 }
 
 /// Where an instance stood when a turn was computed without a lease on it: its execution, how

@@ -77,12 +77,13 @@ pub(super) async fn complete_activity(
     item: &ActivityWorkItem,
     response: OrchestrationMessage,
 ) -> Result<(), StoreError> {
+    let ready = response.instance_id.clone();
     {
         let mut hub = store.hub();
         take_leased(&mut hub, item)?;
         hub.deliver(response);
     }
-    store.shared.signal.orchestration_work();
+    store.shared.signal.work_for([ready]);
     Ok(())
 }
 

@@ -170,12 +170,21 @@ impl Store for Memory {
     }
 
     async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError> {
+        let ready = instance
+            .start_at
+            .is_none()
+            .then(|| instance.instance_id.clone());
         self.hub().create(instance)?;
+        self.shared.signal.keep_ready(ready);
         self.notify_all();
         Ok(())
     }
 
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
+        let ready = message
+            .visible_at
+            .is_none()
+            .then(|| message.instance_id.clone());
         {
             let mut hub = self.hub();
             if !hub.instances.contains_key(&message.instance_id)
@@ -185,7 +194,7 @@ impl Store for Memory {
             }
             hub.deliver(message);
         }
-        self.shared.signal.orchestration_work();
+        self.shared.signal.work_for(ready);
         Ok(())
     }
 
@@ -261,6 +270,7 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !item.lock.0.is_empty();
         let held = {
@@ -272,7 +282,9 @@ impl Store for Memory {
             hub.apply(&item.instance_id, commit);
             activities::hold(hub, run_here, lease)
         };
-        self.shared.signal.turn_committed(wake, queued_activities);
+        self.shared
+            .signal
+            .turn_committed(ready, wake, queued_activities);
         Ok(held)
     }
 
@@ -288,6 +300,7 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let held = {
@@ -301,7 +314,9 @@ impl Store for Memory {
             hub.apply(&id, commit);
             activities::hold(hub, run_here, lease)
         };
-        self.shared.signal.turn_committed(wake, queued_activities);
+        self.shared
+            .signal
+            .turn_committed(ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -386,6 +401,8 @@ impl Store for Memory {
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
         let sends = commit.sends_messages();
+        let expected_id = expected.instance_id.clone();
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let done = {
             let mut guard = self.hub();
@@ -426,9 +443,11 @@ impl Store for Memory {
         };
         match &done {
             ResultsCommit::Committed(_) => {
-                self.shared.signal.turn_committed(sends, queued_activities)
+                self.shared
+                    .signal
+                    .turn_committed(ready, sends, queued_activities)
             }
-            ResultsCommit::Queued => self.shared.signal.orchestration_work(),
+            ResultsCommit::Queued => self.shared.signal.work_for([expected_id]),
         }
         Ok(done)
     }

@@ -137,9 +137,14 @@ impl Store for Postgres {
 
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
         const OP: &str = "queueing a message";
+        let ready = message
+            .visible_at
+            .is_none()
+            .then(|| message.instance_id.clone());
         let mut connection = self.connection(OP).await?;
         let result = work::enqueue(self, &mut connection, message).await;
         self.finish(OP, connection, result)?;
+        self.signal().keep_ready(ready);
         self.wake(Wake {
             orchestrations: true,
             ..Wake::default()
@@ -231,10 +236,12 @@ impl Store for Postgres {
             instances: true,
         };
         const OP: &str = "committing a turn";
+        let ready = commit.gives_work_to();
         let mut connection = self.connection(OP).await?;
         let result =
             turns::commit(self, &mut connection, item, commit, run_here, lease, wake).await;
         let held = self.finish(OP, connection, result)?;
+        self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(held)
     }
@@ -257,6 +264,7 @@ impl Store for Postgres {
             instances: true,
         };
         const OP: &str = "starting an instance";
+        let ready = commit.gives_work_to();
         let mut connection = self.connection(OP).await?;
         let result = turns::create_with_turn(
             self,
@@ -270,6 +278,7 @@ impl Store for Postgres {
         )
         .await;
         let held = self.finish(OP, connection, result)?;
+        self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(Some(held))
     }
@@ -360,9 +369,11 @@ impl Store for Postgres {
         response: OrchestrationMessage,
     ) -> Result<(), StoreError> {
         const OP: &str = "completing an activity";
+        let ready = response.instance_id.clone();
         let mut connection = self.connection(OP).await?;
         let result = activities::complete(self, &mut connection, item, response).await;
         self.finish(OP, connection, result)?;
+        self.signal().keep_ready([ready]);
         self.wake(Wake {
             orchestrations: true,
             ..Wake::default()

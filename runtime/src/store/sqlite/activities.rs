@@ -118,13 +118,14 @@ pub(super) async fn complete_activity(
     response: OrchestrationMessage,
 ) -> Result<(), StoreError> {
     let item = item.clone();
+    let ready = response.instance_id.clone();
     store
         .write(move |conn, hub| {
             take(conn, hub, &item)?;
             ops::deliver(conn, hub, &response)
         })
         .await?;
-    store.inner.signal.orchestration_work();
+    store.inner.signal.work_for([ready]);
     Ok(())
 }
 

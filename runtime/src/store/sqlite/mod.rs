@@ -198,13 +198,22 @@ impl Store for Sqlite {
     }
 
     async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError> {
+        let ready = instance
+            .start_at
+            .is_none()
+            .then(|| instance.instance_id.clone());
         self.write(move |conn, hub| ops::create(conn, hub, &instance))
             .await?;
+        self.inner.signal.keep_ready(ready);
         self.notify_all();
         Ok(())
     }
 
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
+        let ready = message
+            .visible_at
+            .is_none()
+            .then(|| message.instance_id.clone());
         self.write(move |conn, hub| {
             if !ops::instance_exists(conn, hub, &message.instance_id)?
                 && !crate::model::EntityId::is_entity_instance(&message.instance_id)
@@ -214,7 +223,7 @@ impl Store for Sqlite {
             ops::deliver(conn, hub, &message)
         })
         .await?;
-        self.inner.signal.orchestration_work();
+        self.inner.signal.work_for(ready);
         Ok(())
     }
 
@@ -313,6 +322,7 @@ impl Store for Sqlite {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let fence = item.fence;
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
         let held = self
@@ -321,7 +331,9 @@ impl Store for Sqlite {
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.inner.signal.turn_committed(wake, queued_activities);
+        self.inner
+            .signal
+            .turn_committed(ready, wake, queued_activities);
         Ok(held)
     }
 
@@ -337,6 +349,7 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let held = self
@@ -345,7 +358,9 @@ impl Store for Sqlite {
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.inner.signal.turn_committed(wake, queued_activities);
+        self.inner
+            .signal
+            .turn_committed(ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -452,8 +467,10 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
+        let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let sends = commit.sends_messages();
+        let expected_id = expected.instance_id.clone();
         let done = self
             .write(move |conn, hub| {
                 for (item, _) in &results {
@@ -471,9 +488,11 @@ impl Store for Sqlite {
             .await?;
         match &done {
             ResultsCommit::Committed(_) => {
-                self.inner.signal.turn_committed(sends, queued_activities)
+                self.inner
+                    .signal
+                    .turn_committed(ready, sends, queued_activities)
             }
-            ResultsCommit::Queued => self.inner.signal.orchestration_work(),
+            ResultsCommit::Queued => self.inner.signal.work_for([expected_id]),
         }
         Ok(done)
     }
