@@ -120,15 +120,7 @@ impl Inner {
     /// meanwhile wait for it and go into the next turn together.
     pub(super) async fn process(self: &Arc<Self>, item: OrchestrationWorkItem) {
         let id = item.instance_id.clone();
-        let registered = {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            if busy.contains_key(&id) {
-                false
-            } else {
-                busy.insert(id.clone(), Vec::new());
-                true
-            }
-        };
+        let registered = self.mark_busy(&id);
         self.process_item(item).await;
         if registered {
             self.drain(&id, Vec::new()).await;
@@ -212,6 +204,16 @@ impl Inner {
         {
             tracing::warn!(instance_id = ?id, error = ?e.to_string(), "abandoning the work item failed");
         }
+    }
+
+    /// Marks `id` busy on this host; false when a turn of it already runs here.
+    pub(super) fn mark_busy(&self, id: &str) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if busy.contains_key(id) {
+            return false;
+        }
+        busy.insert(id.to_string(), Vec::new());
+        true
     }
 
     pub(super) fn evict(&self, instance_id: &str) {

@@ -9,7 +9,6 @@
 //! start message and no write of its own; the activities the turn schedules start right after.
 //! Anything else is created as before, for the dispatchers.
 
-use std::collections::hash_map::Entry;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -59,17 +58,7 @@ impl Inner {
         let Ok(slot) = self.turn_slots.clone().acquire_owned().await else {
             return self.store.create_instance(instance).await;
         };
-        let free = {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            match busy.entry(id.clone()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(Vec::new());
-                    true
-                }
-                Entry::Occupied(_) => false,
-            }
-        };
-        if !free {
+        if !self.mark_busy(&id) {
             // A turn of an instance with this id runs here: the store decides.
             return self.store.create_instance(instance).await;
         }

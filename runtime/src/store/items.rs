@@ -238,7 +238,7 @@ impl TurnCommit {
     /// The instances this turn gives work visible at once: those it sends messages without a
     /// visible time to, and the children it starts without a start time.
     pub fn gives_work_to(&self) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let immediate = self
             .messages
             .iter()
@@ -249,12 +249,11 @@ impl TurnCommit {
             .iter()
             .filter(|c| c.start_at.is_none())
             .map(|c| &c.instance_id);
-        for id in immediate.chain(children) {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        ids
+        immediate
+            .chain(children)
+            .filter(|id| seen.insert(*id))
+            .cloned()
+            .collect()
     }
 }
 

@@ -76,6 +76,7 @@ mod payloads;
 mod pipeline;
 mod purge;
 mod queries;
+mod starts;
 mod support;
 mod task_hubs;
 mod versions;
@@ -110,8 +111,8 @@ pub use instances::{
     enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
-    claim_partitions, create_with_turn, fetch_owned_partitions, partition_lease_expiry,
-    read_owned_work, reads_give_way, stale_epoch_refused,
+    claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
+    reads_give_way, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -121,6 +122,7 @@ pub use purge::{purge, purge_where, remove_entity};
 pub use queries::{
     count_by_status, query_filters, query_invalid_continuation, query_newest_first, query_paging,
 };
+pub use starts::create_with_turn;
 pub use task_hubs::{is_idle, signals, task_hubs};
 pub use versions::{instance_version, query_by_version, release_orchestration};
 
