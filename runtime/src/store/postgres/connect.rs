@@ -99,6 +99,7 @@ impl Postgres {
                 signals,
                 listener,
                 announcer,
+                committer: Default::default(),
             }),
             hub,
         })

@@ -13,6 +13,7 @@
 mod activities;
 mod connect;
 mod db;
+mod group;
 mod import;
 mod instances;
 mod lease;
@@ -91,6 +92,8 @@ struct Shared {
     signals: Arc<Signals>,
     listener: tokio::task::AbortHandle,
     announcer: listener::Announcer,
+    /// Turns and activity results waiting for the next batch.
+    committer: group::Committer,
 }
 
 impl Drop for Shared {
@@ -235,12 +238,16 @@ impl Store for Postgres {
             activities: !commit.activities.is_empty(),
             instances: true,
         };
-        const OP: &str = "committing a turn";
         let ready = commit.gives_work_to();
-        let mut connection = self.connection(OP).await?;
-        let result =
-            turns::commit(self, &mut connection, item, commit, run_here, lease, wake).await;
-        let held = self.finish(OP, connection, result)?;
+        let turn = group::TurnJob {
+            instance_id: item.instance_id.clone(),
+            lock: (!item.lock.0.is_empty()).then(|| item.lock.0.clone()),
+            fence: item.fence,
+            commit,
+            run_here,
+            lease,
+        };
+        let held = group::submit(self, group::Work::Turn(turn), wake).await?;
         self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(held)
@@ -368,16 +375,18 @@ impl Store for Postgres {
         item: &ActivityWorkItem,
         response: OrchestrationMessage,
     ) -> Result<(), StoreError> {
-        const OP: &str = "completing an activity";
         let ready = response.instance_id.clone();
-        let mut connection = self.connection(OP).await?;
-        let result = activities::complete(self, &mut connection, item, response).await;
-        self.finish(OP, connection, result)?;
-        self.signal().keep_ready([ready]);
-        self.wake(Wake {
+        let wake = Wake {
             orchestrations: true,
             ..Wake::default()
-        });
+        };
+        let result = group::ResultJob {
+            item: item.clone(),
+            response,
+        };
+        group::submit(self, group::Work::Result(result), wake).await?;
+        self.signal().keep_ready([ready]);
+        self.wake(wake);
         Ok(())
     }
 

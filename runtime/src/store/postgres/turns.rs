@@ -7,11 +7,12 @@ use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
 use super::db::{Fail, event_json, execute, failure_json, micros, nanos, row};
+use super::group::TurnJob;
 use super::listener::Wake;
 use super::work::{create, deliver};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationWorkItem,
-    PartitionLease, StoreError, TurnCommit,
+    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, PartitionLease,
+    StoreError, TurnCommit,
 };
 
 /// A turn's new status (creation time kept), history length, and the lease released; no row
@@ -40,26 +41,32 @@ FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
     WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, ord)
 ORDER BY t.ord";
 
+/// Commits `turn` in a transaction of its own (the group commit's way when its batch
+/// failed).
 pub(super) async fn commit(
     store: &Postgres,
     client: &mut Client,
-    item: &OrchestrationWorkItem,
-    commit: TurnCommit,
-    run_here: Vec<ActivityTask>,
-    lease: Duration,
+    turn: TurnJob,
     wake: Wake,
 ) -> Result<Vec<ActivityWorkItem>, Fail> {
     let hub = store.hub.as_str();
     let tx = client.transaction().await?;
     // An item read without a lease is held by its partition's lease alone.
-    let read = super::work::read_without_lease(item);
-    let lock = (!read).then_some(item.lock.0.as_str());
-    if (read && item.fence.is_none())
-        || !super::partitions::fence_holds(&tx, hub, item.fence.as_ref()).await?
+    if (turn.lock.is_none() && turn.fence.is_none())
+        || !super::partitions::fence_holds(&tx, hub, turn.fence.as_ref()).await?
     {
         return Err(StoreError::LeaseLost.into());
     }
-    let held = apply_turn(&tx, hub, &item.instance_id, lock, commit, run_here, lease).await?;
+    let held = apply_turn(
+        &tx,
+        hub,
+        &turn.instance_id,
+        turn.lock.as_deref(),
+        turn.commit,
+        turn.run_here,
+        turn.lease,
+    )
+    .await?;
     tx.commit().await?;
     store.announce(wake);
     Ok(held)

@@ -1,0 +1,650 @@
+//! Group commit: turns and activity results that arrive while another batch is being written
+//! wait in a queue and are written together, in one transaction of a few statements that each
+//! carry the whole batch (arrays), instead of a transaction of about seven statements each.
+//!
+//! A batch holds one task hub's work and at most one turn per instance. What one job cannot do
+//! (a lost lease, a moved fence, messages another turn consumed) is refused for that job
+//! alone: a lease or fence found lost before anything of the job was written just leaves the
+//! job out; a consumed message found missing after its turn was written rolls the batch back
+//! and writes it again without that job. When a statement fails, nothing was applied and each
+//! job is written again on its own, so that every caller gets its own answer. When the
+//! connection breaks, or the commit itself fails (the outcome then unknown), every job of the
+//! batch reports the failure.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::Client;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::db::{Fail, event_json, execute, failure_json, micros, nanos, rows};
+use super::listener::Wake;
+use super::work::{create, deliver};
+use super::{Postgres, Shared};
+use crate::store::{
+    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, OrchestrationMessage, PartitionLease,
+    StoreError, TurnCommit,
+};
+
+/// Batches written at the same time: one fills while the other is written.
+const WRITERS: usize = 2;
+
+/// Jobs in one batch at most.
+const MAX_BATCH: usize = 128;
+
+/// A turn to commit.
+pub(super) struct TurnJob {
+    pub(super) instance_id: String,
+    /// The lease the turn holds on its instance; `None` for an item read under its partition's
+    /// lease (then `fence` must be set).
+    pub(super) lock: Option<String>,
+    pub(super) fence: Option<PartitionLease>,
+    pub(super) commit: TurnCommit,
+    pub(super) run_here: Vec<ActivityTask>,
+    pub(super) lease: Duration,
+}
+
+/// A finished activity whose result becomes a message to its instance.
+pub(super) struct ResultJob {
+    pub(super) item: ActivityWorkItem,
+    pub(super) response: OrchestrationMessage,
+}
+
+pub(super) enum Work {
+    Turn(TurnJob),
+    Result(ResultJob),
+}
+
+impl Work {
+    fn operation(&self) -> &'static str {
+        match self {
+            Work::Turn(_) => "committing a turn",
+            Work::Result(_) => "completing an activity",
+        }
+    }
+
+    fn turn_instance(&self) -> Option<&str> {
+        match self {
+            Work::Turn(t) => Some(&t.instance_id),
+            Work::Result(_) => None,
+        }
+    }
+}
+
+type Answer = Result<Vec<ActivityWorkItem>, StoreError>;
+
+struct Job {
+    store: Postgres,
+    work: Work,
+    /// What the job's write asks other processes to look at.
+    wake: Wake,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The queue of jobs waiting for a batch, and the writers' permits.
+pub(super) struct Committer {
+    queue: Mutex<VecDeque<Job>>,
+    writers: Arc<Semaphore>,
+}
+
+impl Default for Committer {
+    fn default() -> Self {
+        Committer {
+            queue: Mutex::new(VecDeque::new()),
+            writers: Arc::new(Semaphore::new(WRITERS)),
+        }
+    }
+}
+
+impl Committer {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next batch: the oldest job, and the jobs after it of the same hub, skipping a
+    /// second turn of an instance already in the batch (it waits for the next one).
+    fn take(&self) -> Vec<Job> {
+        let mut queue = self.queue();
+        let Some(first) = queue.pop_front() else {
+            return Vec::new();
+        };
+        let hub = first.store.hub.clone();
+        let mut turns: HashSet<String> = first
+            .work
+            .turn_instance()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        let mut batch = vec![first];
+        let mut rest = VecDeque::with_capacity(queue.len());
+        while let Some(job) = queue.pop_front() {
+            let fits = batch.len() < MAX_BATCH
+                && job.store.hub == hub
+                && job
+                    .work
+                    .turn_instance()
+                    .is_none_or(|id| turns.insert(id.to_string()));
+            if fits {
+                batch.push(job);
+            } else {
+                rest.push_back(job);
+            }
+        }
+        *queue = rest;
+        batch
+    }
+}
+
+/// Writes `work` in the next batch; its answer once the batch committed.
+pub(super) async fn submit(store: &Postgres, work: Work, wake: Wake) -> Answer {
+    let (reply, answer) = oneshot::channel();
+    let shared = &store.shared;
+    shared.committer.queue().push_back(Job {
+        store: store.clone(),
+        work,
+        wake,
+        reply,
+    });
+    if let Ok(permit) = shared.committer.writers.clone().try_acquire_owned() {
+        tokio::spawn(drain(shared.clone(), permit));
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Backend(format!(
+            "postgres {}: the batch holding this write was dropped before it finished (the \
+             runtime is shutting down); it may or may not have been applied",
+            shared.target
+        )))
+    })
+}
+
+/// Writes batches while jobs are queued.
+async fn drain(shared: Arc<Shared>, mut permit: OwnedSemaphorePermit) {
+    loop {
+        let batch = shared.committer.take();
+        if batch.is_empty() {
+            drop(permit);
+            // A job queued after the take found no free writer: take it on.
+            if shared.committer.queue().is_empty() {
+                return;
+            }
+            match shared.committer.writers.clone().try_acquire_owned() {
+                Ok(p) => permit = p,
+                Err(_) => return,
+            }
+            continue;
+        }
+        write(batch).await;
+    }
+}
+
+/// Why a batch was not committed as it stands.
+enum Attempt {
+    /// Job `.0`'s turn found its consumed messages gone after it was written: the batch was
+    /// rolled back and goes again without it.
+    Stale(usize),
+    /// A statement failed: nothing was applied.
+    Failed(Fail),
+    /// The commit failed: the outcome is unknown.
+    Commit(Fail),
+}
+
+impl From<Fail> for Attempt {
+    fn from(e: Fail) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Attempt::Failed(Fail::Db(e))
+    }
+}
+
+fn broken(fail: &Fail) -> bool {
+    matches!(fail, Fail::Db(e) if super::db::connection_broken(e))
+}
+
+/// Writes one batch and answers each of its jobs.
+async fn write(mut jobs: Vec<Job>) {
+    let store = jobs[0].store.clone();
+    let mut client = match store.shared.pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let why = super::db::describe(&e);
+            for job in jobs {
+                let fail = Fail::Described(format!("could not get a database connection: {why}"));
+                let _ = job
+                    .reply
+                    .send(Err(fail.report(job.work.operation(), &store.shared.target)));
+            }
+            return;
+        }
+    };
+    loop {
+        match write_batch(&mut client, &store.hub, &jobs).await {
+            Ok(answers) => {
+                let wake = jobs
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, a)| a.is_some())
+                    .fold(Wake::default(), |w, (job, _)| w.or(job.wake));
+                store.announce(wake);
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    let _ = job.reply.send(answer.ok_or(StoreError::LeaseLost));
+                }
+                return;
+            }
+            Err(Attempt::Stale(i)) => {
+                let job = jobs.remove(i);
+                let _ = job.reply.send(Err(StoreError::LeaseLost));
+                if jobs.is_empty() {
+                    return;
+                }
+            }
+            Err(Attempt::Failed(fail)) if !broken(&fail) => {
+                drop(client);
+                // Nothing was applied: each job goes again in a transaction of its own, so
+                // that its caller gets its own answer.
+                for job in jobs {
+                    one_by_one(job).await;
+                }
+                return;
+            }
+            // The connection broke: nothing was applied, and the database may be gone, so
+            // every job fails at once rather than each waiting for a connection of its own.
+            Err(Attempt::Failed(fail)) | Err(Attempt::Commit(fail)) => {
+                let target = store.shared.target.as_str();
+                let why = match &fail {
+                    Fail::Db(e) => super::db::describe_pg(e),
+                    _ => "the commit failed".to_string(),
+                };
+                if broken(&fail) {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                for job in jobs {
+                    let operation = job.work.operation();
+                    let fail = Fail::Described(why.clone());
+                    let _ = job.reply.send(Err(fail.report(operation, target)));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Writes one job in a transaction of its own (after its batch failed) and answers it.
+async fn one_by_one(job: Job) {
+    let Job {
+        store,
+        work,
+        wake,
+        reply,
+    } = job;
+    let operation = work.operation();
+    let mut client = match store.connection(operation).await {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    let result = match work {
+        Work::Turn(turn) => super::turns::commit(&store, &mut client, turn, wake).await,
+        Work::Result(result) => {
+            super::activities::complete(&store, &mut client, &result.item, result.response)
+                .await
+                .map(|()| Vec::new())
+        }
+    };
+    let _ = reply.send(store.finish(operation, client, result));
+}
+
+/// Takes the partitions' shared locks in partition order (a claim that moves one waits for
+/// the commits in flight).
+const LOCK_PARTITIONS: &str = "
+SELECT count(pg_advisory_xact_lock_shared(hashtext('durable-partition:' || $1), p))
+FROM unnest($2::integer[]) AS p";
+
+/// The partitions' epochs, read after their locks are held.
+const EPOCHS: &str =
+    "SELECT partition, epoch FROM durable_partitions WHERE hub = $1 AND partition = ANY($2)";
+
+const TAKE_ACTIVITIES: &str =
+    "DELETE FROM durable_activities WHERE hub = $1 AND lock_token = ANY($2) RETURNING lock_token";
+
+/// Every turn's new status and history length, with its lease released; no row for a turn
+/// whose lease `lock` was lost, or, without one, when another host holds the instance under a
+/// live lease.
+const UPDATE_STATUSES: &str = "
+UPDATE durable_instances AS i SET name = t.name, execution_id = t.execution_id,
+    runtime_status = t.runtime_status, input = t.input, output = t.output,
+    custom_status = t.custom_status, failure = t.failure::json,
+    last_updated_at_ns = t.updated_ns, parent_instance_id = t.parent,
+    history_len = CASE WHEN t.reset THEN t.appended ELSE i.history_len + t.appended END,
+    lock_token = NULL, lock_expires_at = NULL, left_by = NULL, left_until = NULL
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::bool[],
+        $14::integer[])
+    AS t(instance_id, lock, name, execution_id, runtime_status, input, output, custom_status,
+        failure, updated_ns, parent, reset, appended)
+WHERE i.hub = $1 AND i.instance_id = t.instance_id
+  AND (i.lock_token = t.lock
+       OR (t.lock IS NULL AND (i.lock_token IS NULL OR i.lock_expires_at <= now())))
+RETURNING i.instance_id, i.history_len";
+
+const CLEAR_HISTORIES: &str =
+    "DELETE FROM durable_history WHERE hub = $1 AND instance_id = ANY($2)";
+
+const APPEND_HISTORIES: &str = "
+INSERT INTO durable_history (hub, instance_id, seq, event)
+SELECT $1, t.instance_id, t.seq, t.event::json
+FROM unnest($2::text[], $3::integer[], $4::text[]) AS t(instance_id, seq, event)";
+
+const CONSUME: &str =
+    "DELETE FROM durable_messages WHERE hub = $1 AND seq = ANY($2) RETURNING instance_id, seq";
+
+const INSERT_ACTIVITIES: &str = "
+INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input,
+    lock_token, lock_expires_at, dequeue_count)
+SELECT $1, t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.token,
+    now() + t.lease * interval '1 microsecond', CASE WHEN t.token IS NULL THEN 0 ELSE 1 END
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+        $8::bigint[])
+    WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, token, lease, ord)
+ORDER BY t.ord";
+
+/// Writes the batch in one transaction; for each job, the activities held for it, or `None`
+/// when its lease or fence was lost (nothing of it written).
+async fn write_batch(
+    client: &mut Client,
+    hub: &str,
+    jobs: &[Job],
+) -> Result<Vec<Option<Vec<ActivityWorkItem>>>, Attempt> {
+    let tx = client.transaction().await?;
+    let mut live = vec![true; jobs.len()];
+
+    // Fences.
+    let mut partitions: Vec<i32> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Work::Turn(turn) = &job.work {
+            match turn.fence {
+                Some(fence) => partitions.push(fence.partition as i32),
+                None if turn.lock.is_none() => live[i] = false,
+                None => {}
+            }
+        }
+    }
+    partitions.sort_unstable();
+    partitions.dedup();
+    if !partitions.is_empty() {
+        execute(&tx, LOCK_PARTITIONS, &[&hub, &partitions]).await?;
+        let epochs: HashMap<i32, i64> = rows(&tx, EPOCHS, &[&hub, &partitions])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            if let Work::Turn(TurnJob {
+                fence: Some(fence), ..
+            }) = &job.work
+            {
+                let epoch = epochs.get(&(fence.partition as i32)).map(|&e| e as u64);
+                if !crate::store::ownership::fence_holds(epoch, fence) {
+                    live[i] = false;
+                }
+            }
+        }
+    }
+
+    // Activity results: each job's activity must still be held under its token.
+    let tokens: Vec<&str> = results(jobs, &live)
+        .map(|(_, r)| r.item.lock.0.as_str())
+        .collect();
+    if !tokens.is_empty() {
+        let taken: HashSet<String> = rows(&tx, TAKE_ACTIVITIES, &[&hub, &tokens])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            if let Work::Result(r) = &job.work
+                && !taken.contains(&r.item.lock.0)
+            {
+                live[i] = false;
+            }
+        }
+    }
+
+    // Statuses.
+    let mut ids = Vec::new();
+    let mut locks = Vec::new();
+    let mut names = Vec::new();
+    let mut executions = Vec::new();
+    let mut statuses = Vec::new();
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    let mut customs = Vec::new();
+    let mut failures = Vec::new();
+    let mut updated_ns = Vec::new();
+    let mut parents = Vec::new();
+    let mut resets = Vec::new();
+    let mut appended = Vec::new();
+    for (_, turn) in turns(jobs, &live) {
+        let status = &turn.commit.status;
+        ids.push(turn.instance_id.as_str());
+        locks.push(turn.lock.as_deref());
+        names.push(status.name.as_str());
+        executions.push(status.execution_id.as_str());
+        statuses.push(status.runtime_status.as_str());
+        inputs.push(status.input.as_deref());
+        outputs.push(status.output.as_deref());
+        customs.push(status.custom_status.as_deref());
+        failures.push(failure_json(status.failure.as_ref())?);
+        updated_ns.push(nanos(status.last_updated_at));
+        parents.push(status.parent_instance_id.as_deref());
+        let (reset, events) = history_write(&turn.commit.history);
+        resets.push(reset);
+        appended.push(
+            i32::try_from(events.len())
+                .map_err(|_| Fail::Described("a turn appended more than 2^31 events".into()))?,
+        );
+    }
+    let mut lengths: HashMap<String, i32> = HashMap::new();
+    if !ids.is_empty() {
+        let updated = rows(
+            &tx,
+            UPDATE_STATUSES,
+            &[
+                &hub,
+                &ids,
+                &locks,
+                &names,
+                &executions,
+                &statuses,
+                &inputs,
+                &outputs,
+                &customs,
+                &failures,
+                &updated_ns,
+                &parents,
+                &resets,
+                &appended,
+            ],
+        )
+        .await?;
+        lengths = updated.iter().map(|r| (r.get(0), r.get(1))).collect();
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        if let Work::Turn(turn) = &job.work
+            && live[i]
+            && !lengths.contains_key(&turn.instance_id)
+        {
+            live[i] = false;
+        }
+    }
+
+    // Consumed messages: every one must still be there, or the turn is stale.
+    let consumed: Vec<i64> = turns(jobs, &live)
+        .flat_map(|(_, t)| t.commit.consumed.iter().map(|&s| s as i64))
+        .collect();
+    if !consumed.is_empty() {
+        let mut removed: HashMap<String, usize> = HashMap::new();
+        let mut seqs: HashSet<i64> = HashSet::new();
+        for r in rows(&tx, CONSUME, &[&hub, &consumed]).await? {
+            *removed.entry(r.get(0)).or_default() += 1;
+            seqs.insert(r.get(1));
+        }
+        let stale = turns(jobs, &live).find(|(_, t)| {
+            let mine = t
+                .commit
+                .consumed
+                .iter()
+                .filter(|&&s| seqs.contains(&(s as i64)));
+            mine.count() != t.commit.consumed.len()
+                || removed.get(&t.instance_id).copied().unwrap_or(0) != t.commit.consumed.len()
+        });
+        if let Some((i, _)) = stale {
+            tx.rollback().await?;
+            return Err(Attempt::Stale(i));
+        }
+    }
+
+    // Histories.
+    let resets: Vec<&str> = turns(jobs, &live)
+        .filter(|(_, t)| history_write(&t.commit.history).0)
+        .map(|(_, t)| t.instance_id.as_str())
+        .collect();
+    if !resets.is_empty() {
+        execute(&tx, CLEAR_HISTORIES, &[&hub, &resets]).await?;
+    }
+    let mut history_ids = Vec::new();
+    let mut history_seqs = Vec::new();
+    let mut history_events = Vec::new();
+    for (_, turn) in turns(jobs, &live) {
+        let (_, events) = history_write(&turn.commit.history);
+        let start = lengths[&turn.instance_id] - events.len() as i32;
+        for (k, event) in events.iter().enumerate() {
+            history_ids.push(turn.instance_id.as_str());
+            history_seqs.push(start + k as i32);
+            history_events.push(event_json(event)?);
+        }
+    }
+    if !history_ids.is_empty() {
+        execute(
+            &tx,
+            APPEND_HISTORIES,
+            &[&hub, &history_ids, &history_seqs, &history_events],
+        )
+        .await?;
+    }
+
+    // Activities, queued or held for the committing host.
+    let mut held: Vec<Vec<ActivityWorkItem>> = jobs.iter().map(|_| Vec::new()).collect();
+    let mut a_ids = Vec::new();
+    let mut a_executions = Vec::new();
+    let mut a_task_ids = Vec::new();
+    let mut a_names = Vec::new();
+    let mut a_inputs = Vec::new();
+    let mut a_tokens: Vec<Option<String>> = Vec::new();
+    let mut a_leases: Vec<Option<i64>> = Vec::new();
+    for (i, turn) in turns(jobs, &live) {
+        let queued = turn.commit.activities.iter().map(|t| (t, None));
+        let here = turn.run_here.iter().map(|t| {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            (t, Some(token))
+        });
+        for (task, token) in queued.chain(here) {
+            a_ids.push(task.instance_id.as_str());
+            a_executions.push(task.execution_id.as_str());
+            a_task_ids.push(task.task_id);
+            a_names.push(task.name.as_str());
+            a_inputs.push(task.input.as_str());
+            a_leases.push(token.as_ref().map(|_| micros(turn.lease)));
+            if let Some(token) = &token {
+                held[i].push(ActivityWorkItem {
+                    task: task.clone(),
+                    lock: LockToken(token.clone()),
+                    dequeue_count: 1,
+                });
+            }
+            a_tokens.push(token);
+        }
+    }
+    if !a_ids.is_empty() {
+        execute(
+            &tx,
+            INSERT_ACTIVITIES,
+            &[
+                &hub,
+                &a_ids,
+                &a_executions,
+                &a_task_ids,
+                &a_names,
+                &a_inputs,
+                &a_tokens,
+                &a_leases,
+            ],
+        )
+        .await?;
+    }
+
+    // Children first, so that the messages sent to them find them.
+    for (_, turn) in turns(jobs, &live) {
+        for child in &turn.commit.new_instances {
+            if create(&tx, hub, child).await? {
+                deliver(&tx, hub, &[child.start_message()]).await?;
+            } else if let Some(response) = child.conflict_response() {
+                deliver(&tx, hub, &[response]).await?;
+            }
+        }
+    }
+    let mut messages: Vec<OrchestrationMessage> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        match &job.work {
+            Work::Turn(turn) => messages.extend(turn.commit.messages.iter().cloned()),
+            Work::Result(result) => messages.push(result.response.clone()),
+        }
+    }
+    deliver(&tx, hub, &messages).await?;
+
+    tx.commit()
+        .await
+        .map_err(|e| Attempt::Commit(Fail::Db(e)))?;
+    Ok(live
+        .into_iter()
+        .zip(held)
+        .map(|(live, held)| live.then_some(held))
+        .collect())
+}
+
+fn history_write(history: &HistoryWrite) -> (bool, &[crate::model::history::HistoryEvent]) {
+    match history {
+        HistoryWrite::Reset => (true, &[]),
+        HistoryWrite::Replace(events) => (true, events),
+        HistoryWrite::Append(events) => (false, events),
+    }
+}
+
+/// The batch's turns still in it, with their places.
+fn turns<'a>(jobs: &'a [Job], live: &'a [bool]) -> impl Iterator<Item = (usize, &'a TurnJob)> {
+    jobs.iter()
+        .enumerate()
+        .filter_map(|(i, job)| match &job.work {
+            Work::Turn(turn) if live[i] => Some((i, turn)),
+            _ => None,
+        })
+}
+
+/// The batch's activity results still in it, with their places.
+fn results<'a>(jobs: &'a [Job], live: &'a [bool]) -> impl Iterator<Item = (usize, &'a ResultJob)> {
+    jobs.iter()
+        .enumerate()
+        .filter_map(|(i, job)| match &job.work {
+            Work::Result(result) if live[i] => Some((i, result)),
+            _ => None,
+        })
+}
