@@ -148,7 +148,9 @@ impl<O> StartRequest<'_, O> {
         self
     }
 
-    /// Starts no earlier than `at` (the instance is Pending until then).
+    /// Starts no earlier than `at` (the instance is Pending until then). Events and
+    /// suspensions sent to the instance before then wait, queued, and reach the orchestrator
+    /// once it has started; a termination ends it at once.
     pub fn start_at(mut self, at: DateTime<Utc>) -> Self {
         self.start_at = Some(at);
         self

@@ -5,6 +5,7 @@
 //! - `orchestrations.rs`: the orchestration dispatchers, the executor cache, one turn;
 //! - `commit.rs`: a turn's commit, built from what the replay core produced;
 //! - `rewind.rs`: putting a failed instance back to running;
+//! - `scheduled.rs`: messages sent to an instance before its scheduled start, kept for it;
 //! - `entities.rs`: entity batches;
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
@@ -29,6 +30,7 @@ mod ready;
 mod results;
 mod rewind;
 mod runtime;
+mod scheduled;
 mod starts;
 mod tasks;
 mod versions;

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::commit::{build_commit, unlock_messages};
 use super::leases::Leased;
+use super::scheduled::waits_for_start;
 use super::versions::Admission;
 use super::{Inner, SAFETY_POLL, backoff};
 use crate::context::OrchestrationContext;
@@ -247,6 +248,10 @@ impl Inner {
         if status.runtime_status.is_terminal() {
             // Late messages for a finished instance: acknowledged and dropped.
             return self.commit(item, unchanged(status, consumed)).await;
+        }
+        if waits_for_start(item) {
+            // Sent before a scheduled start: kept for the execution that starts then.
+            return self.wait_for_start(item, now).await;
         }
         let cached = self
             .cache

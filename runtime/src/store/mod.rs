@@ -204,6 +204,24 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// When the first of `instance_id`'s queued messages that `now` does not reach yet becomes
+    /// visible: the earliest visible time after `now` among them (a timer's, a scheduled
+    /// start's); `None` when it has none. Only reads. A host asks this of an instance that was
+    /// sent messages before its scheduled start: they wait, queued, until the start is due.
+    ///
+    /// The default knows none: the host then sets such messages aside for a while at a time
+    /// (as long as they have waited, from a second up to a minute; a write each time), and
+    /// they may reach the orchestrator up to that long after its start. A store answers it
+    /// with one indexed read.
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let _ = (instance_id, now);
+        Ok(None)
+    }
+
     /// Whether one host at a time owns the whole hub (a store in a local file: a second host
     /// on it waits until the first is gone).
     fn single_owner(&self) -> bool {

@@ -278,6 +278,18 @@ impl Store for FaultStore {
         )?;
         self.inner.fetch_left_orchestration(now, lease, owned).await
     }
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.fail(
+            self.faults.rates.fetch_fails,
+            "next_visible_for",
+            instance_id,
+        )?;
+        self.inner.next_visible_for(instance_id, now).await
+    }
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let releasing = claim.lease.is_zero();
         if !releasing {

@@ -290,6 +290,75 @@ pub async fn scheduled_start(store: Arc<dyn Store>) {
     assert_eq!(messages(&item), vec![later.start_message()]);
 }
 
+/// `next_visible_for` tells when an instance's next hidden message becomes visible: the
+/// earliest visible time after `now` among its messages (a scheduled start, a message queued
+/// for later), never another instance's; `None` for an instance whose messages are all
+/// visible, for an unknown id, and once none is hidden. A store that does not tell (the
+/// trait's default, `None` throughout) passes: hosts then look again later.
+pub async fn next_visible_for(store: Arc<dyn Store>) {
+    let s = &*store;
+    let mut later = new_instance("later", t(0));
+    later.start_at = Some(t(600));
+    ok(s.create_instance(later).await, "create_instance");
+    let answer = ok(s.next_visible_for("later", t(0)).await, "next_visible_for");
+    if answer.is_none() {
+        // The trait's default: this store does not tell.
+        return;
+    }
+    assert_eq!(
+        answer,
+        Some(t(600)),
+        "a scheduled instance's next visible message is its start"
+    );
+    ok(
+        s.create_instance(new_instance("now", t(0))).await,
+        "create_instance",
+    );
+    ok(s.enqueue(event("now", "Ping", t(0))).await, "enqueue");
+    let mut sooner = new_instance("sooner", t(0));
+    sooner.start_at = Some(t(100));
+    ok(s.create_instance(sooner).await, "create_instance");
+    let mut early = event("later", "Early", t(0));
+    early.visible_at = Some(t(300));
+    ok(s.enqueue(early).await, "enqueue");
+
+    for (id, now, expected, what) in [
+        (
+            "now",
+            t(0),
+            None,
+            "an instance whose messages are all visible",
+        ),
+        ("missing", t(0), None, "an unknown id"),
+        ("sooner", t(0), Some(t(100)), "another scheduled instance"),
+        (
+            "later",
+            t(0),
+            Some(t(300)),
+            "a message queued for before the start",
+        ),
+        (
+            "later",
+            t(300),
+            Some(t(600)),
+            "the start, once the earlier message is visible",
+        ),
+        (
+            "later",
+            t(600) - TimeDelta::milliseconds(1),
+            Some(t(600)),
+            "the start, 1 ms before it",
+        ),
+        ("later", t(600), None, "nothing, once everything is visible"),
+    ] {
+        assert_eq!(
+            ok(s.next_visible_for(id, now).await, "next_visible_for"),
+            expected,
+            "next_visible_for({id:?}) at {now}: {what}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Enqueue and entities.
 

@@ -4,7 +4,8 @@
 //! # What it checks
 //!
 //! Each check runs against a fresh, empty store and drives the [`Store`] trait directly, as a
-//! host would: creating instances (existing ids, replacing running ones, scheduled starts),
+//! host would: creating instances (existing ids, replacing running ones, scheduled starts, when
+//! an instance's next hidden message becomes visible),
 //! enqueueing messages (entities created by their first message), fetching work under a lease
 //! (batching, expiry, renewal, `LeaseLost` for stale tokens), committing turns atomically
 //! (history appends, resets and replacements, activities, messages, child instances), the
@@ -108,7 +109,7 @@ pub use history::history_round_trip;
 pub use import::import_instance;
 pub use instances::{
     create_existing_instance, create_instance, create_replace_running, enqueue_creates_entity,
-    enqueue_missing_instance, recreate_terminal_instance, scheduled_start,
+    enqueue_missing_instance, next_visible_for, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
     claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
@@ -161,6 +162,7 @@ macro_rules! __store_conformance_check_names {
             create_replace_running,
             recreate_terminal_instance,
             scheduled_start,
+            next_visible_for,
             enqueue_missing_instance,
             enqueue_creates_entity,
             fetch_leases_one_instance,

@@ -238,6 +238,21 @@ impl Store for Memory {
         work::read_orchestration(self, instance_id, now, fence).await
     }
 
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.hub().instances.get(instance_id).and_then(|entry| {
+            entry
+                .messages
+                .iter()
+                .filter_map(|m| m.message.visible_at)
+                .filter(|at| *at > now)
+                .min()
+        }))
+    }
+
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let now_ms = lease_clock_ms(&self.shared);
         let mut guard = self.hub();

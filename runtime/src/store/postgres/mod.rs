@@ -207,6 +207,17 @@ impl Store for Postgres {
         self.finish(OP, connection, result)
     }
 
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        const OP: &str = "looking for an instance's next message";
+        let mut connection = self.connection(OP).await?;
+        let result = reads::next_visible_for(self, &mut connection, instance_id, now).await;
+        self.finish(OP, connection, result)
+    }
+
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         const OP: &str = "claiming partitions";
         let mut connection = self.connection(OP).await?;

@@ -111,3 +111,23 @@ pub(super) async fn read(
         fence: Some(fence),
     }))
 }
+
+/// When the first of an instance's messages not visible at `$3` becomes visible.
+const NEXT_VISIBLE_FOR: &str = "SELECT min(visible_at_ns) FROM durable_messages
+WHERE hub = $1 AND instance_id = $2 AND visible_at_ns > $3";
+
+/// See [`crate::store::Store::next_visible_for`].
+pub(super) async fn next_visible_for(
+    store: &Postgres,
+    client: &mut Client,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, Fail> {
+    let hub = store.hub.as_str();
+    Ok(row(&*client, NEXT_VISIBLE_FOR, &[&hub, &id, &nanos(now)])
+        .await?
+        .map(|r| r.try_get::<_, Option<i64>>(0))
+        .transpose()?
+        .flatten()
+        .map(instant))
+}

@@ -291,6 +291,27 @@ impl Store for Sqlite {
         .await
     }
 
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let id = instance_id.to_string();
+        let now = nanos(now);
+        self.read(move |conn, hub| {
+            let next: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MIN(visible_at) FROM messages INDEXED BY messages_by_instance \
+                     WHERE hub = ?1 AND instance_id = ?2 AND visible_at > ?3",
+                )
+                .map_err(db("looking for an instance's next message"))?
+                .query_row(params![hub, id, now], |r| r.get(0))
+                .map_err(db("looking for an instance's next message"))?;
+            Ok(next.map(from_nanos))
+        })
+        .await
+    }
+
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
         let id = instance_id.to_string();
         self.read(move |conn, hub| {
