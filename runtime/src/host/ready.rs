@@ -23,8 +23,16 @@ const READ_AHEAD: usize = 256;
 
 /// How long instances this process gave work (taken from the store's signal, without a look)
 /// may keep the store from being looked at: timers that came due and work other processes
-/// queued are found at the latest then.
+/// queued are found at the latest then. At least: a look that takes long (a store with much
+/// queued, or busy) waits [`LOOK_SHARE`] times as long as it took, so that looking costs the
+/// store a tenth of a connection at most, up to [`LOOK_EVERY_MAX`].
 const LOOK_EVERY: chrono::TimeDelta = chrono::TimeDelta::milliseconds(10);
+
+/// How many times its own duration the next look waits, at least.
+const LOOK_SHARE: i32 = 10;
+
+/// The longest wait between looks while instances are taken without one.
+const LOOK_EVERY_MAX: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
 
 /// The instances found ready and not yet taken.
 #[derive(Default)]
@@ -34,6 +42,8 @@ pub(super) struct ReadyQueue {
     queued: HashSet<String>,
     /// When the store was last looked at for ready instances.
     looked_at: Option<DateTime<Utc>>,
+    /// How long the last look took.
+    look_took: chrono::TimeDelta,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
 }
@@ -89,7 +99,8 @@ impl Inner {
             }
         }
         let now = self.clock.now();
-        let look_due = queue.looked_at.is_none_or(|at| now - at >= LOOK_EVERY);
+        let every = (queue.look_took * LOOK_SHARE).clamp(LOOK_EVERY, LOOK_EVERY_MAX);
+        let look_due = queue.looked_at.is_none_or(|at| now - at >= every);
         if !look_due && let Some(id) = self.take_first(&mut queue) {
             return Ok(Next::Instance(id));
         }
@@ -98,6 +109,7 @@ impl Inner {
         if !owned.is_empty() {
             let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
             queue.looked_at = Some(now);
+            queue.look_took = self.clock.now() - now;
             for id in found.instance_ids {
                 queue.push(id);
             }

@@ -12,6 +12,7 @@
 //! batch reports the failure.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +87,8 @@ struct Job {
 pub(super) struct Committer {
     queue: Mutex<VecDeque<Job>>,
     writers: Arc<Semaphore>,
+    /// Jobs this pool committed, for [`ANALYZE_AFTER`].
+    written: AtomicU64,
 }
 
 impl Default for Committer {
@@ -93,8 +96,47 @@ impl Default for Committer {
         Committer {
             queue: Mutex::new(VecDeque::new()),
             writers: Arc::new(Semaphore::new(WRITERS)),
+            written: AtomicU64::new(0),
         }
     }
+}
+
+/// After how many committed jobs the store has the database gather statistics on its tables.
+///
+/// Tables fresh from the schema's creation have none until autovacuum's first pass (a minute
+/// or more after they fill), and without them the planner takes any index that starts with the
+/// hub as good as the key: looking up one instance then reads every instance of the hub, and a
+/// plan made that way stays cached on the connection. Statistics gathered as the tables first
+/// fill (a few milliseconds each time) replace those plans; autovacuum keeps them current after.
+const ANALYZE_AFTER: [u64; 3] = [500, 5_000, 50_000];
+
+const ANALYZE: &str =
+    "ANALYZE durable_instances, durable_messages, durable_activities, durable_history";
+
+/// Counts `jobs` more committed jobs, and gathers statistics when that crossed a threshold.
+fn count_written(store: &Postgres, jobs: usize) {
+    let before = store
+        .shared
+        .committer
+        .written
+        .fetch_add(jobs as u64, Ordering::Relaxed);
+    let after = before + jobs as u64;
+    if !ANALYZE_AFTER.iter().any(|&t| before < t && t <= after) {
+        return;
+    }
+    let pool = store.shared.pool.clone();
+    tokio::spawn(async move {
+        let analyzed = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .batch_execute(ANALYZE)
+                .await
+                .map_err(|e| super::db::describe_pg(&e))
+        };
+        if let Err(error) = analyzed.await {
+            tracing::debug!(?error, "gathering statistics on durable's tables failed");
+        }
+    });
 }
 
 impl Committer {
@@ -230,6 +272,7 @@ async fn write(mut jobs: Vec<Job>) {
                     .filter(|(_, a)| a.is_some())
                     .fold(Wake::default(), |w, (job, _)| w.or(job.wake));
                 store.announce(wake);
+                count_written(&store, jobs.len());
                 for (job, answer) in jobs.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.ok_or(StoreError::LeaseLost));
                 }

@@ -17,19 +17,30 @@ use crate::store::{LockToken, OrchestrationWorkItem, Owned, PartitionLease, Read
 /// The instances of the owned partitions (`$3`, `$4`) with visible messages and no live lease,
 /// by their oldest visible message, at most `$6`; work this host (`$5`) left waits out its
 /// pause. And when the next timer is due. One statement, one round trip.
+///
+/// Driven by the messages, whatever the planner knows of the tables (a new hub's tables have
+/// no statistics): the visible messages are grouped by instance, oldest first, and each
+/// instance is then found by its key (`LIMIT 1` keeps that lookup from being turned into a
+/// join that reads every instance of the hub), until `$6` are found.
 const READY: &str = "
+WITH waiting AS MATERIALIZED (
+    SELECT instance_id, min(seq) AS first
+    FROM durable_messages
+    WHERE hub = $1
+      AND (visible_at_ns IS NULL OR visible_at_ns <= $2)
+      AND (not_before IS NULL OR not_before <= now())
+    GROUP BY instance_id
+    ORDER BY first)
 SELECT array(
-    SELECT m.instance_id
-    FROM durable_messages m
-    JOIN durable_instances i ON i.hub = m.hub AND i.instance_id = m.instance_id
-    WHERE m.hub = $1
-      AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= $2)
-      AND (m.not_before IS NULL OR m.not_before <= now())
-      AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
-      AND i.id_hash % $3 = ANY($4)
-      AND NOT (i.left_by IS NOT NULL AND i.left_by = $5 AND i.left_until > now())
-    GROUP BY m.instance_id
-    ORDER BY min(m.seq)
+    SELECT w.instance_id
+    FROM waiting w
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM durable_instances i
+        WHERE i.hub = $1 AND i.instance_id = w.instance_id
+          AND (i.lock_token IS NULL OR i.lock_expires_at <= now())
+          AND i.id_hash % $3 = ANY($4)
+          AND NOT (i.left_by IS NOT NULL AND i.left_by = $5 AND i.left_until > now())
+        LIMIT 1) free
     LIMIT $6),
   (SELECT min(visible_at_ns) FROM durable_messages WHERE hub = $1 AND visible_at_ns > $2)";
 
