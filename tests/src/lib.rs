@@ -109,6 +109,7 @@ pub mod hooked {
         inner: Memory,
         on_commit: CommitHook,
         read_error: Option<String>,
+        extra_activities: usize,
     }
 
     impl HookedStore {
@@ -118,7 +119,15 @@ pub mod hooked {
                 inner,
                 on_commit,
                 read_error: None,
+                extra_activities: 0,
             }
+        }
+
+        /// Makes every batch fetch of activities lease up to `extra` more than asked for, as
+        /// a store at fault would.
+        pub fn leasing_extra_activities(mut self, extra: usize) -> Self {
+            self.extra_activities = extra;
+            self
         }
 
         /// Makes every read of an instance (status, query) fail with this backend message.
@@ -145,6 +154,7 @@ pub mod hooked {
                 inner: self.inner.in_task_hub(hub),
                 on_commit: self.on_commit.clone(),
                 read_error: self.read_error.clone(),
+                extra_activities: self.extra_activities,
             })
         }
         fn signal(&self) -> &WorkSignal {
@@ -212,6 +222,15 @@ pub mod hooked {
             lease: Duration,
         ) -> Result<Option<ActivityWorkItem>, StoreError> {
             self.inner.fetch_activity(lease).await
+        }
+        async fn fetch_activities(
+            &self,
+            lease: Duration,
+            max: usize,
+        ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+            self.inner
+                .fetch_activities(lease, max + self.extra_activities)
+                .await
         }
         async fn renew_activity_lease(
             &self,

@@ -272,6 +272,69 @@ async fn misconfigured_builders_are_refused() {
     second.shutdown().await;
 }
 
+/// Activities of [`slow_step`] running right now, and the most that ever ran at once.
+static SLOW_STEPS: AtomicUsize = AtomicUsize::new(0);
+static MOST_SLOW_STEPS: AtomicUsize = AtomicUsize::new(0);
+
+#[activity]
+async fn slow_step(_ctx: ActivityContext, n: u32) -> Result<u32, Error> {
+    let running = SLOW_STEPS.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_SLOW_STEPS.fetch_max(running, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    SLOW_STEPS.fetch_sub(1, Ordering::SeqCst);
+    Ok(n + 1)
+}
+
+#[orchestrator]
+async fn three_slow_steps(ctx: OrchestrationContext, n: u32) -> Result<u32, Error> {
+    let mut n = n;
+    for _ in 0..3 {
+        n = ctx.call_activity(slow_step, n).await?;
+    }
+    Ok(n)
+}
+
+/// A store that leases more activities than the host asked for (PostgreSQL did, under some
+/// query plans) neither stops the host's activity dispatcher nor makes it run more activities
+/// than its limit: the extra ones run as slots free up, and every instance finishes.
+#[tokio::test]
+async fn activities_leased_beyond_the_free_slots_run_within_the_limit() {
+    let store =
+        HookedStore::new(Memory::new(), Arc::new(|_, _| Ok(()))).leasing_extra_activities(5);
+    let rt = Runtime::builder()
+        .store(store)
+        .register(three_slow_steps)
+        .register(slow_step)
+        .max_concurrent_activities(1)
+        .start()
+        .await
+        .unwrap();
+    let client = rt.client();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(client.start(three_slow_steps, i * 10).await.unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let done = client
+            .wait_for_completion(id, WAIT)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("instance {i} did not finish (the activity dispatcher stopped?): {e}")
+            });
+        assert_eq!(done.output::<u32>().unwrap(), i as u32 * 10 + 3);
+    }
+    assert_eq!(
+        MOST_SLOW_STEPS.load(Ordering::SeqCst),
+        1,
+        "no more activities ran at once than the host's limit"
+    );
+    assert!(
+        rt.store().parked().await.unwrap().is_empty(),
+        "nothing was parked"
+    );
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn messages_that_keep_failing_are_parked_with_their_error() {
     let rt = Runtime::builder()

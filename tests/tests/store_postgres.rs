@@ -213,6 +213,99 @@ async fn a_commit_that_fails_half_way_applies_nothing() {
     assert!(store.is_idle(t(0)).await.is_ok());
 }
 
+/// A batch fetch leases at most as many activities as asked for, whatever plan PostgreSQL
+/// picks for it. With statistics that say the activity table is empty (as when an autovacuum
+/// `ANALYZE` ran while the queue was drained), the planner runs the pick of activities once
+/// per row of the table; picked by `IN (SELECT … LIMIT …)`, every queued activity was then
+/// leased, and a host's activity dispatcher, given more activities than it had slots for,
+/// stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fetch_leases_no_more_activities_than_asked_for() {
+    let url = url_or_skip!();
+    let admin = admin(&url).await;
+    let schema = unique("durable_fetch_limit");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let result = async {
+        let store = Postgres::connect(&in_schema(&url, &schema))
+            .await
+            .expect("the store connects")
+            .in_task_hub(&unique("hub"));
+        let lease = Duration::from_secs(300);
+        // Queues 40 activities for instance `id` in its first turn.
+        let fan_out = async |id: &str| {
+            store.create_instance(new_instance(id)).await.unwrap();
+            let item = fetch(&store, lease).await.unwrap();
+            let tasks: Vec<ActivityTask> = (0..40)
+                .map(|i| ActivityTask {
+                    instance_id: id.into(),
+                    execution_id: item.instance.execution_id.clone(),
+                    task_id: i,
+                    name: "Step".into(),
+                    input: "null".into(),
+                })
+                .collect();
+            let commit = TurnCommit {
+                activities: tasks.clone(),
+                ..first_turn(&item)
+            };
+            store.commit_turn(&item, commit).await.unwrap();
+            tasks
+        };
+        // A queue that filled and drained, and statistics taken then.
+        fan_out("drained").await;
+        let all = store.fetch_activities(lease, 40).await.unwrap();
+        assert_eq!(all.len(), 40);
+        for activity in all {
+            let result = durable::store::OrchestrationMessage {
+                instance_id: "drained".into(),
+                execution_id: Some(activity.task.execution_id.clone()),
+                event: HistoryEvent::new(
+                    t(2),
+                    EventKind::TaskCompleted {
+                        task_scheduled_id: activity.task.task_id,
+                        result: "null".into(),
+                    },
+                ),
+                visible_at: None,
+            };
+            store.complete_activity(&activity, result).await.unwrap();
+        }
+        admin
+            .batch_execute(&format!("ANALYZE {schema}.durable_activities"))
+            .await
+            .unwrap();
+        let tasks = fan_out("fan").await;
+
+        let mut fetched = Vec::new();
+        for _ in 0..tasks.len() {
+            let batch = store
+                .fetch_activities(lease, 3)
+                .await
+                .expect("fetch_activities");
+            assert!(
+                batch.len() <= 3,
+                "asked for 3 activities, leased {}",
+                batch.len()
+            );
+            if batch.is_empty() {
+                break;
+            }
+            fetched.extend(batch.into_iter().map(|a| a.task));
+        }
+        assert_eq!(fetched, tasks, "every activity is leased once, in order");
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    let _ = admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Poison messages are parked even when their error has a character PostgreSQL's text cannot
 /// hold (NUL): parking must never fail, or the message would be retried forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,12 +52,15 @@ impl Inner {
                     .await
             };
             match fetched {
-                Ok(items) if !items.is_empty() => {
+                Ok(mut items) if !items.is_empty() => {
                     errors = 0;
-                    // Unused slots go back when `permits` drops.
-                    for item in items {
-                        let permit = permits.pop().expect("no more items than slots");
+                    let extra = items.split_off(items.len().min(permits.len()));
+                    // Unused slots go back when the rest of `permits` drops.
+                    for (item, permit) in items.into_iter().zip(permits) {
                         self.spawn_activity(item, permit);
+                    }
+                    if !extra.is_empty() && !self.run_extra(extra, &mut shutdown).await {
+                        return;
                     }
                 }
                 Ok(_) => {
@@ -83,6 +86,38 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Runs activities a store leased beyond the slots it was asked for (a store at fault),
+    /// each once a slot is free, their leases kept meanwhile: the host never runs more
+    /// activities than its limit, and goes on fetching. False when the host stops first (the
+    /// leases then run out, and the activities are fetched again).
+    async fn run_extra(
+        self: &Arc<Self>,
+        extra: Vec<ActivityWorkItem>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        tracing::error!(
+            extra = extra.len(),
+            "the store leased more activities than asked for; they wait for free slots"
+        );
+        let held: Vec<_> = extra
+            .iter()
+            .map(|item| self.leases.hold(Leased::Activity(Arc::new(item.clone()))))
+            .collect();
+        for item in extra {
+            let permit = tokio::select! {
+                biased;
+                permit = self.activity_slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return false,
+                },
+                _ = shutdown.changed() => return false,
+            };
+            self.spawn_activity(item, permit);
+        }
+        drop(held);
+        true
     }
 
     /// Runs an activity leased to this host in a task of its own, holding `slot` while it

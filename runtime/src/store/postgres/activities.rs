@@ -17,19 +17,26 @@ use crate::store::{
 
 /// Leases the oldest activities (up to `$4`) that are neither leased nor waiting to be
 /// retried; each token is `$2` and the activity's row.
+///
+/// The activities are picked by an `ARRAY(…)` subquery, which PostgreSQL runs once, before the
+/// update. Picked by `seq IN (SELECT … LIMIT $4 …)` instead, they may be many more than `$4`:
+/// the planner may make that subquery the inner side of a nested loop (it does when the
+/// table's statistics say it is nearly empty, as after an autovacuum `ANALYZE` while the queue
+/// was drained) and run it again for every row of the table, and each run skips the rows the
+/// update has already changed and locks the next ones.
 const LEASE: &str = "
 UPDATE durable_activities
 SET lock_token = $2 || ':' || seq::text,
     lock_expires_at = now() + $3::bigint * interval '1 microsecond',
     dequeue_count = dequeue_count + 1
-WHERE seq IN (
+WHERE seq = ANY(ARRAY(
     SELECT seq FROM durable_activities
     WHERE hub = $1
       AND (lock_token IS NULL OR lock_expires_at <= now())
       AND (not_before IS NULL OR not_before <= now())
     ORDER BY seq
     LIMIT $4
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED))
 RETURNING seq, instance_id, execution_id, task_id, name, input, dequeue_count, lock_token";
 
 pub(super) async fn fetch(
