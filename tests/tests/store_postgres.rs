@@ -149,6 +149,58 @@ async fn a_late_commit_after_a_takeover_is_refused() {
     assert_eq!(b.history("slow").await.unwrap().len(), 1);
 }
 
+/// Commits that arrive together are written together, and a commit that may not apply is
+/// refused alone: thirty turns committed at once all apply, while a second commit of a turn
+/// already committed (its lease released) is refused with `LeaseLost` and applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_that_arrive_together_apply_each_or_are_refused_alone() {
+    let url = url_or_skip!();
+    let store = store_in_fresh_hub(&url).await;
+    for i in 0..31 {
+        store
+            .create_instance(new_instance(&format!("g{i}")))
+            .await
+            .unwrap();
+    }
+    let mut items = Vec::new();
+    while let Some(item) = fetch(&store, Duration::from_secs(300)).await {
+        items.push(item);
+    }
+    assert_eq!(items.len(), 31);
+    let done = items.pop().unwrap();
+    store
+        .commit_turn(&done, first_turn(&done))
+        .await
+        .expect("the first commit applies");
+    let mut commits = Vec::new();
+    for item in items.into_iter().chain([done.clone()]) {
+        let store = store.clone();
+        commits.push(tokio::spawn(async move {
+            let result = store.commit_turn(&item, first_turn(&item)).await;
+            (item.instance_id, result)
+        }));
+    }
+    for commit in commits {
+        let (id, result) = commit.await.unwrap();
+        if id == done.instance_id {
+            assert!(
+                matches!(result, Err(StoreError::LeaseLost)),
+                "a turn committed twice is refused: {result:?}"
+            );
+        } else {
+            result.unwrap_or_else(|e| panic!("{id}'s commit applies: {e}"));
+            let status = store.instance(&id).await.unwrap().unwrap();
+            assert_eq!(status.runtime_status, RuntimeStatus::Running, "{id}");
+            assert_eq!(store.history(&id).await.unwrap().len(), 1, "{id}");
+        }
+    }
+    assert_eq!(
+        store.history(&done.instance_id).await.unwrap().len(),
+        1,
+        "the refused commit appended nothing"
+    );
+}
+
 /// A commit that fails half-way (here: an activity name PostgreSQL cannot store, after the
 /// status, history and consumed messages were already written) leaves nothing behind and keeps
 /// the lease, so the host can retry.

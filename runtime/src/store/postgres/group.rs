@@ -24,8 +24,8 @@ use super::listener::Wake;
 use super::work::{create, deliver};
 use super::{Postgres, Shared};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, OrchestrationMessage, PartitionLease,
-    StoreError, TurnCommit,
+    ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
+    PartitionLease, StoreError, TurnCommit,
 };
 
 /// Batches written at the same time: one fills while the other is written.
@@ -52,8 +52,17 @@ pub(super) struct ResultJob {
     pub(super) response: OrchestrationMessage,
 }
 
+/// A new instance written with its first turn (no start message queued).
+pub(super) struct StartJob {
+    /// Never one that replaces a running instance: such a start takes the way of its own.
+    pub(super) instance: Box<NewInstance>,
+    /// The first turn: no lease, fenced by the instance's partition.
+    pub(super) turn: TurnJob,
+}
+
 pub(super) enum Work {
     Turn(TurnJob),
+    Start(StartJob),
     Result(ResultJob),
 }
 
@@ -61,13 +70,20 @@ impl Work {
     fn operation(&self) -> &'static str {
         match self {
             Work::Turn(_) => "committing a turn",
+            Work::Start(_) => "starting an instance",
             Work::Result(_) => "completing an activity",
         }
     }
 
     fn turn_instance(&self) -> Option<&str> {
+        self.turn().map(|t| t.instance_id.as_str())
+    }
+
+    /// The turn to commit, of a turn or a start.
+    fn turn(&self) -> Option<&TurnJob> {
         match self {
-            Work::Turn(t) => Some(&t.instance_id),
+            Work::Turn(t) => Some(t),
+            Work::Start(s) => Some(&s.turn),
             Work::Result(_) => None,
         }
     }
@@ -269,12 +285,12 @@ async fn write(mut jobs: Vec<Job>) {
                 let wake = jobs
                     .iter()
                     .zip(&answers)
-                    .filter(|(_, a)| a.is_some())
+                    .filter(|(_, a)| a.is_ok())
                     .fold(Wake::default(), |w, (job, _)| w.or(job.wake));
                 store.announce(wake);
                 count_written(&store, jobs.len());
                 for (job, answer) in jobs.into_iter().zip(answers) {
-                    let _ = job.reply.send(answer.ok_or(StoreError::LeaseLost));
+                    let _ = job.reply.send(answer);
                 }
                 return;
             }
@@ -334,6 +350,20 @@ async fn one_by_one(job: Job) {
     };
     let result = match work {
         Work::Turn(turn) => super::turns::commit(&store, &mut client, turn, wake).await,
+        Work::Start(StartJob { instance, turn }) => {
+            let fence = turn.fence.expect("a start written with its turn is fenced");
+            super::turns::create_with_turn(
+                &store,
+                &mut client,
+                *instance,
+                fence,
+                turn.commit,
+                turn.run_here,
+                turn.lease,
+                wake,
+            )
+            .await
+        }
         Work::Result(result) => {
             super::activities::complete(&store, &mut client, &result.item, result.response)
                 .await
@@ -379,6 +409,29 @@ RETURNING i.instance_id, i.history_len";
 const CLEAR_HISTORIES: &str =
     "DELETE FROM durable_history WHERE hub = $1 AND instance_id = ANY($2)";
 
+const CLEAR_MESSAGES: &str =
+    "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = ANY($2)";
+
+/// Creates each instance, or replaces a finished one with its id; the ids created. One with
+/// the id of a pending or running instance is refused (not returned).
+const CREATE_INSTANCES: &str = r#"
+INSERT INTO durable_instances AS i (hub, instance_id, name, execution_id, runtime_status, input,
+    created_at_ns, last_updated_at_ns, parent_instance_id, version)
+SELECT $1, t.instance_id, t.name, t.execution_id, t.runtime_status, t.input, t.created_ns,
+    t.created_ns, t.parent, t.version
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+        $8::text[], $9::text[])
+    AS t(instance_id, name, execution_id, runtime_status, input, created_ns, parent, version)
+ON CONFLICT (hub, instance_id) DO UPDATE SET
+    name = excluded.name, execution_id = excluded.execution_id,
+    runtime_status = excluded.runtime_status, input = excluded.input, output = NULL,
+    custom_status = NULL, failure = NULL, created_at_ns = excluded.created_at_ns,
+    last_updated_at_ns = excluded.last_updated_at_ns,
+    parent_instance_id = excluded.parent_instance_id, version = excluded.version,
+    history_len = 0, lock_token = NULL, lock_expires_at = NULL
+WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated')
+RETURNING i.instance_id"#;
+
 const APPEND_HISTORIES: &str = "
 INSERT INTO durable_history (hub, instance_id, seq, event)
 SELECT $1, t.instance_id, t.seq, t.event::json
@@ -397,20 +450,19 @@ FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::te
     WITH ORDINALITY AS t(instance_id, execution_id, task_id, name, input, token, lease, ord)
 ORDER BY t.ord";
 
-/// Writes the batch in one transaction; for each job, the activities held for it, or `None`
-/// when its lease or fence was lost (nothing of it written).
-async fn write_batch(
-    client: &mut Client,
-    hub: &str,
-    jobs: &[Job],
-) -> Result<Vec<Option<Vec<ActivityWorkItem>>>, Attempt> {
+/// Writes the batch in one transaction; for each job, the activities held for it, or why it
+/// was refused (nothing of it written): its lease or fence lost, or, for a start, an instance
+/// with its id in the way.
+async fn write_batch(client: &mut Client, hub: &str, jobs: &[Job]) -> Result<Vec<Answer>, Attempt> {
     let tx = client.transaction().await?;
     let mut live = vec![true; jobs.len()];
+    // Why a job left out was refused, when not for a lost lease or fence.
+    let mut refused: Vec<Option<StoreError>> = jobs.iter().map(|_| None).collect();
 
     // Fences.
     let mut partitions: Vec<i32> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        if let Work::Turn(turn) = &job.work {
+        if let Some(turn) = job.work.turn() {
             match turn.fence {
                 Some(fence) => partitions.push(fence.partition as i32),
                 None if turn.lock.is_none() => live[i] = false,
@@ -428,15 +480,74 @@ async fn write_batch(
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         for (i, job) in jobs.iter().enumerate() {
-            if let Work::Turn(TurnJob {
+            if let Some(TurnJob {
                 fence: Some(fence), ..
-            }) = &job.work
+            }) = job.work.turn()
             {
                 let epoch = epochs.get(&(fence.partition as i32)).map(|&e| e as u64);
                 if !crate::store::ownership::fence_holds(epoch, fence) {
                     live[i] = false;
                 }
             }
+        }
+    }
+
+    // New instances, unless one with the same id is pending or running.
+    let starts: Vec<(usize, &NewInstance)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| match &job.work {
+            Work::Start(start) if live[i] => Some((i, &*start.instance)),
+            _ => None,
+        })
+        .collect();
+    if !starts.is_empty() {
+        let statuses: Vec<_> = starts.iter().map(|(_, n)| n.initial_status()).collect();
+        let ids: Vec<&str> = statuses.iter().map(|s| s.instance_id.as_str()).collect();
+        let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+        let executions: Vec<&str> = statuses.iter().map(|s| s.execution_id.as_str()).collect();
+        let runtime: Vec<&str> = statuses.iter().map(|s| s.runtime_status.as_str()).collect();
+        let inputs: Vec<Option<&str>> = statuses.iter().map(|s| s.input.as_deref()).collect();
+        let created: Vec<i64> = statuses.iter().map(|s| nanos(s.created_at)).collect();
+        let parents: Vec<Option<&str>> = statuses
+            .iter()
+            .map(|s| s.parent_instance_id.as_deref())
+            .collect();
+        let versions: Vec<Option<&str>> = statuses.iter().map(|s| s.version.as_deref()).collect();
+        let made: HashSet<String> = rows(
+            &tx,
+            CREATE_INSTANCES,
+            &[
+                &hub,
+                &ids,
+                &names,
+                &executions,
+                &runtime,
+                &inputs,
+                &created,
+                &parents,
+                &versions,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        let mut replaced = Vec::new();
+        for (i, instance) in &starts {
+            if made.contains(&instance.instance_id) {
+                replaced.push(instance.instance_id.as_str());
+            } else {
+                live[*i] = false;
+                refused[*i] = Some(StoreError::InstanceAlreadyExists(
+                    instance.instance_id.clone(),
+                ));
+            }
+        }
+        if !replaced.is_empty() {
+            // A finished instance replaced starts over: no history, no queued messages.
+            execute(&tx, CLEAR_HISTORIES, &[&hub, &replaced]).await?;
+            execute(&tx, CLEAR_MESSAGES, &[&hub, &replaced]).await?;
         }
     }
 
@@ -519,7 +630,7 @@ async fn write_batch(
         lengths = updated.iter().map(|r| (r.get(0), r.get(1))).collect();
     }
     for (i, job) in jobs.iter().enumerate() {
-        if let Work::Turn(turn) = &job.work
+        if let Some(turn) = job.work.turn()
             && live[i]
             && !lengths.contains_key(&turn.instance_id)
         {
@@ -648,7 +759,9 @@ async fn write_batch(
             continue;
         }
         match &job.work {
-            Work::Turn(turn) => messages.extend(turn.commit.messages.iter().cloned()),
+            Work::Turn(turn) | Work::Start(StartJob { turn, .. }) => {
+                messages.extend(turn.commit.messages.iter().cloned())
+            }
             Work::Result(result) => messages.push(result.response.clone()),
         }
     }
@@ -660,7 +773,14 @@ async fn write_batch(
     Ok(live
         .into_iter()
         .zip(held)
-        .map(|(live, held)| live.then_some(held))
+        .zip(refused)
+        .map(|((live, held), refused)| {
+            if live {
+                Ok(held)
+            } else {
+                Err(refused.unwrap_or(StoreError::LeaseLost))
+            }
+        })
         .collect())
 }
 
@@ -677,7 +797,7 @@ fn turns<'a>(jobs: &'a [Job], live: &'a [bool]) -> impl Iterator<Item = (usize, 
     jobs.iter()
         .enumerate()
         .filter_map(|(i, job)| match &job.work {
-            Work::Turn(turn) if live[i] => Some((i, turn)),
+            Work::Turn(turn) | Work::Start(StartJob { turn, .. }) if live[i] => Some((i, turn)),
             _ => None,
         })
 }

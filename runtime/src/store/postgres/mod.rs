@@ -2,9 +2,11 @@
 //!
 //! Work is leased with `SELECT … FOR NO KEY UPDATE SKIP LOCKED`, so hosts never wait on each
 //! other's work items; leases expire on the database's clock, so a crashed host's work is taken
-//! over; every turn commits in one transaction that first checks the lease's token. Writes that
-//! queue work send a `NOTIFY` with their transaction, and every store listens on a dedicated
-//! connection, so idle dispatchers wake at once when any host queues work.
+//! over; every turn commits in one transaction that first checks the lease's token or its
+//! partition's epoch. Turns, starts and activity results that come in together are written
+//! in one transaction of a few statements for the whole group (`group.rs`). Writes that queue
+//! work send a `NOTIFY`, and every store listens on a dedicated connection, so idle dispatchers
+//! wake at once when any host queues work.
 //!
 //! Tables (created and migrated on connect, see `schema.rs`): `durable_instances`,
 //! `durable_history`, `durable_messages`, `durable_activities`, `durable_parked` and
@@ -281,21 +283,37 @@ impl Store for Postgres {
             activities: !commit.activities.is_empty(),
             instances: true,
         };
-        const OP: &str = "starting an instance";
         let ready = commit.gives_work_to();
-        let mut connection = self.connection(OP).await?;
-        let result = turns::create_with_turn(
-            self,
-            &mut connection,
-            instance,
-            fence,
-            commit,
-            run_here,
-            lease,
-            wake,
-        )
-        .await;
-        let held = self.finish(OP, connection, result)?;
+        let held = if instance.replace_running {
+            const OP: &str = "starting an instance";
+            let mut connection = self.connection(OP).await?;
+            let result = turns::create_with_turn(
+                self,
+                &mut connection,
+                instance,
+                fence,
+                commit,
+                run_here,
+                lease,
+                wake,
+            )
+            .await;
+            self.finish(OP, connection, result)?
+        } else {
+            let turn = group::TurnJob {
+                instance_id: instance.instance_id.clone(),
+                lock: None,
+                fence: Some(fence),
+                commit,
+                run_here,
+                lease,
+            };
+            let start = group::StartJob {
+                instance: Box::new(instance),
+                turn,
+            };
+            group::submit(self, group::Work::Start(start), wake).await?
+        };
         self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(Some(held))
