@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::db::{Fail, event_json, execute, failure_json, micros, nanos, rows};
 use super::listener::Wake;
-use super::work::{create, deliver};
+use super::work::{CREATE, create, deliver};
 use super::{Postgres, Shared};
 use crate::store::{
     ActivityTask, ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage,
@@ -412,26 +412,6 @@ const CLEAR_HISTORIES: &str =
 const CLEAR_MESSAGES: &str =
     "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = ANY($2)";
 
-/// Creates each instance, or replaces a finished one with its id; the ids created. One with
-/// the id of a pending or running instance is refused (not returned).
-const CREATE_INSTANCES: &str = r#"
-INSERT INTO durable_instances AS i (hub, instance_id, name, execution_id, runtime_status, input,
-    created_at_ns, last_updated_at_ns, parent_instance_id, version)
-SELECT $1, t.instance_id, t.name, t.execution_id, t.runtime_status, t.input, t.created_ns,
-    t.created_ns, t.parent, t.version
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-        $8::text[], $9::text[])
-    AS t(instance_id, name, execution_id, runtime_status, input, created_ns, parent, version)
-ON CONFLICT (hub, instance_id) DO UPDATE SET
-    name = excluded.name, execution_id = excluded.execution_id,
-    runtime_status = excluded.runtime_status, input = excluded.input, output = NULL,
-    custom_status = NULL, failure = NULL, created_at_ns = excluded.created_at_ns,
-    last_updated_at_ns = excluded.last_updated_at_ns,
-    parent_instance_id = excluded.parent_instance_id, version = excluded.version,
-    history_len = 0, lock_token = NULL, lock_expires_at = NULL
-WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated')
-RETURNING i.instance_id"#;
-
 const APPEND_HISTORIES: &str = "
 INSERT INTO durable_history (hub, instance_id, seq, event)
 SELECT $1, t.instance_id, t.seq, t.event::json
@@ -516,7 +496,7 @@ async fn write_batch(client: &mut Client, hub: &str, jobs: &[Job]) -> Result<Vec
         let versions: Vec<Option<&str>> = statuses.iter().map(|s| s.version.as_deref()).collect();
         let made: HashSet<String> = rows(
             &tx,
-            CREATE_INSTANCES,
+            CREATE,
             &[
                 &hub,
                 &ids,
@@ -527,6 +507,7 @@ async fn write_batch(client: &mut Client, hub: &str, jobs: &[Job]) -> Result<Vec
                 &created,
                 &parents,
                 &versions,
+                &false,
             ],
         )
         .await?

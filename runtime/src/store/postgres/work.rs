@@ -18,22 +18,26 @@ use crate::store::{
     new_entity_status,
 };
 
-/// Creates (or replaces a finished) instance, unless one with its id is pending or running and
-/// `replace_running` is unset. Returns whether it was created; the caller delivers its start.
-const CREATE: &str = r#"
+/// Creates each instance (or replaces a finished one with its id), unless one with its id is
+/// pending or running and `$10` (replace running ones) is unset. Returns the ids created; the
+/// caller delivers their starts or writes their first turns.
+pub(super) const CREATE: &str = r#"
 INSERT INTO durable_instances AS i (hub, instance_id, name, execution_id, runtime_status, input,
     created_at_ns, last_updated_at_ns, parent_instance_id, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $10)
+SELECT $1, t.instance_id, t.name, t.execution_id, t.runtime_status, t.input, t.created_ns,
+    t.created_ns, t.parent, t.version
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+        $8::text[], $9::text[])
+    AS t(instance_id, name, execution_id, runtime_status, input, created_ns, parent, version)
 ON CONFLICT (hub, instance_id) DO UPDATE SET
     name = excluded.name, execution_id = excluded.execution_id,
     runtime_status = excluded.runtime_status, input = excluded.input, output = NULL,
     custom_status = NULL, failure = NULL, created_at_ns = excluded.created_at_ns,
     last_updated_at_ns = excluded.last_updated_at_ns,
     parent_instance_id = excluded.parent_instance_id, version = excluded.version,
-    history_len = 0, lock_token = NULL,
-    lock_expires_at = NULL
-WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $9
-"#;
+    history_len = 0, lock_token = NULL, lock_expires_at = NULL
+WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $10
+RETURNING i.instance_id"#;
 
 /// An entity's instance, created by the first message for it.
 const CREATE_ENTITY: &str = "
@@ -72,15 +76,15 @@ pub(super) async fn create(
         CREATE,
         &[
             &hub,
-            &status.instance_id,
-            &status.name,
-            &status.execution_id,
-            &status.runtime_status.as_str(),
-            &status.input,
-            &nanos(status.created_at),
-            &status.parent_instance_id,
+            &[status.instance_id.as_str()].as_slice(),
+            &[status.name.as_str()].as_slice(),
+            &[status.execution_id.as_str()].as_slice(),
+            &[status.runtime_status.as_str()].as_slice(),
+            &[status.input.as_deref()].as_slice(),
+            &[nanos(status.created_at)].as_slice(),
+            &[status.parent_instance_id.as_deref()].as_slice(),
+            &[status.version.as_deref()].as_slice(),
             &instance.replace_running,
-            &status.version,
         ],
     )
     .await?
