@@ -130,6 +130,20 @@ impl Sqlite {
         self.inner.writer.write(move |conn| f(conn, &hub)).await
     }
 
+    /// [`Sqlite::write`] without a savepoint: for writes that refuse, when they refuse, before
+    /// they change anything (see [`Writer::write_checked`]).
+    async fn write_checked<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let hub = self.hub.clone();
+        self.inner
+            .writer
+            .write_checked(move |conn| f(conn, &hub))
+            .await
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -202,7 +216,7 @@ impl Store for Sqlite {
             .start_at
             .is_none()
             .then(|| instance.instance_id.clone());
-        self.write(move |conn, hub| ops::create(conn, hub, &instance))
+        self.write_checked(move |conn, hub| ops::create(conn, hub, &instance))
             .await?;
         self.inner.signal.keep_ready(ready);
         self.notify_all();
@@ -214,7 +228,7 @@ impl Store for Sqlite {
             .visible_at
             .is_none()
             .then(|| message.instance_id.clone());
-        self.write(move |conn, hub| {
+        self.write_checked(move |conn, hub| {
             if !ops::instance_exists(conn, hub, &message.instance_id)?
                 && !crate::model::EntityId::is_entity_instance(&message.instance_id)
             {
@@ -326,7 +340,7 @@ impl Store for Sqlite {
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
         let held = self
-            .write(move |conn, hub| {
+            .write_checked(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
@@ -353,7 +367,7 @@ impl Store for Sqlite {
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let held = self
-            .write(move |conn, hub| {
+            .write_checked(move |conn, hub| {
                 turns::create_with_turn(conn, hub, &instance, &fence, commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
@@ -472,10 +486,8 @@ impl Store for Sqlite {
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
         let done = self
-            .write(move |conn, hub| {
-                for (item, _) in &results {
-                    activities::take(conn, hub, item)?;
-                }
+            .write_checked(move |conn, hub| {
+                activities::take_all(conn, hub, results.iter().map(|(item, _)| item))?;
                 if !unchanged(conn, hub, &expected)? {
                     for (_, response) in &results {
                         ops::deliver(conn, hub, response)?;

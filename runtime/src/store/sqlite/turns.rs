@@ -73,7 +73,9 @@ pub(super) fn unchanged(
     })
 }
 
-/// Applies a turn's changes and releases any lease on the instance.
+/// Applies a turn's changes and releases any lease on the instance. Refused with `LeaseLost`
+/// when the turn's messages are gone (another turn took them, or the instance was replaced):
+/// before anything changed, when its first one is.
 pub(super) fn apply_turn(
     conn: &Connection,
     hub: &str,
@@ -83,16 +85,15 @@ pub(super) fn apply_turn(
     let mut delete = conn
         .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
         .map_err(db("consuming messages"))?;
-    let mut removed = 0;
     for seq in &commit.consumed {
-        removed += delete
+        let removed = delete
             .execute(params![hub, *seq as i64])
             .map_err(db("consuming messages"))?;
-    }
-    if removed != commit.consumed.len() {
-        // Another turn took them (or the instance was replaced): this one is stale, and the
-        // caller's savepoint is rolled back.
-        return Err(StoreError::LeaseLost);
+        if removed == 0 {
+            // This turn is stale. A turn that took the same messages took all of them, so the
+            // first is the one found missing, before this write changed anything.
+            return Err(StoreError::LeaseLost);
+        }
     }
     let (current, _, len) = ops::instance(conn, hub, id)?.ok_or(StoreError::LeaseLost)?;
     let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
