@@ -119,10 +119,11 @@ pub(super) async fn complete_activity(
 ) -> Result<(), StoreError> {
     let item = item.clone();
     let ready = response.instance_id.clone();
+    let event = ops::event_json(&response);
     store
         .write_checked(move |conn, hub| {
             take(conn, hub, &item)?;
-            ops::deliver(conn, hub, &response)
+            ops::deliver_serialized(conn, hub, &response, &event)
         })
         .await?;
     store.inner.signal.work_for([ready]);
