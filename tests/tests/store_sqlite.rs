@@ -92,6 +92,96 @@ async fn a_workflow_survives_closing_and_reopening_the_file() {
     assert_eq!(history.last().unwrap().kind.name(), "OrchestratorCompleted");
 }
 
+/// Every instance's history, as the store reads it.
+async fn histories(
+    runtime: &TestRuntime,
+    ids: &[InstanceId],
+) -> Vec<Vec<durable::history::HistoryEvent>> {
+    let mut all = Vec::new();
+    for id in ids {
+        let status = runtime.client().status_with_history(id).await.unwrap();
+        all.push(status.unwrap().history.unwrap());
+    }
+    all
+}
+
+/// A file of schema version 4 (history one row per event, keyed by instance) is upgraded when
+/// opened: every history reads back as it was, a waiting instance carries on after it, and a
+/// purge removes an upgraded history whole.
+#[tokio::test]
+async fn a_file_of_schema_version_4_keeps_every_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let first = TestRuntime::start(builder(Sqlite::open(&path).unwrap()))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let words = (0..=n).map(|i| format!("w{i}")).collect::<Vec<_>>();
+        let id = first.client().start(pipeline, words).await.unwrap();
+        ids.push(id);
+    }
+    first.idle().await;
+    for id in &ids[..2] {
+        first.client().raise_event(id, "Go", "done").await.unwrap();
+        finished(&first, id).await;
+    }
+    first.idle().await;
+    let before = histories(&first, &ids).await;
+    first.shutdown().await;
+    drop(first);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE history_v4 (hub TEXT NOT NULL, instance_id TEXT NOT NULL, \
+                 idx INTEGER NOT NULL, event TEXT NOT NULL, \
+                 PRIMARY KEY (hub, instance_id, idx)) WITHOUT ROWID; \
+             INSERT INTO history_v4 SELECT h.hub, h.instance_id, h.idx + e.key, e.value \
+                 FROM history AS h, json_each(h.events) AS e; \
+             DROP TABLE history; ALTER TABLE history_v4 RENAME TO history; \
+             ALTER TABLE instances DROP COLUMN history_last; \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+
+    let second = TestRuntime::start(builder(Sqlite::open(&path).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        histories(&second, &ids).await,
+        before,
+        "the histories read back"
+    );
+    second
+        .client()
+        .raise_event(&ids[2], "Go", "later")
+        .await
+        .unwrap();
+    let status = finished(&second, &ids[2]).await;
+    assert_eq!(status.output::<String>().unwrap(), "W0 W1 W2 later");
+    let after = histories(&second, &ids[2..]).await.remove(0);
+    assert_eq!(
+        after[..before[2].len()],
+        before[2][..],
+        "appended to, not rewritten"
+    );
+    assert!(second.client().purge(&ids[0]).await.unwrap());
+    second.shutdown().await;
+    drop(second);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows = |id: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM history WHERE instance_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(rows(&ids[0]), 0, "the purged history is gone");
+    assert!(rows(&ids[1]) > 0 && rows(&ids[2]) > 1);
+}
+
 /// A file the first schema version wrote (its indexes, `user_version` 1) is upgraded when
 /// opened: its waiting instance carries on, and the file is at the current version.
 #[tokio::test]
@@ -109,6 +199,14 @@ async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
         .await
         .unwrap();
     first.idle().await;
+    let before = first
+        .client()
+        .status_with_history(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .history
+        .unwrap();
     first.shutdown().await;
     drop(first);
     let current: i64 = {
@@ -117,12 +215,19 @@ async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         // Back to what version 1 left: its index on visible times, none of the later
-        // indexes and tables, and no versions.
+        // indexes and tables, no versions, and history one row per event.
         conn.execute_batch(
             "DROP INDEX messages_by_visible; DROP INDEX activities_free; \
              DROP INDEX activities_by_expiry; DROP TABLE partitions; DROP TABLE hosts; \
              DROP INDEX instances_by_version; ALTER TABLE instances DROP COLUMN version; \
              CREATE INDEX messages_by_visible ON messages (hub, visible_at); \
+             CREATE TABLE history_v1 (hub TEXT NOT NULL, instance_id TEXT NOT NULL, \
+                 idx INTEGER NOT NULL, event TEXT NOT NULL, \
+                 PRIMARY KEY (hub, instance_id, idx)) WITHOUT ROWID; \
+             INSERT INTO history_v1 SELECT h.hub, h.instance_id, h.idx + e.key, e.value \
+                 FROM history AS h, json_each(h.events) AS e; \
+             DROP TABLE history; ALTER TABLE history_v1 RENAME TO history; \
+             ALTER TABLE instances DROP COLUMN history_last; \
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -133,6 +238,15 @@ async fn a_file_of_the_first_schema_version_is_upgraded_and_carries_on() {
     let second = TestRuntime::start(builder(Sqlite::open(&path).unwrap()).version("2.0"))
         .await
         .unwrap();
+    let upgraded = second
+        .client()
+        .status_with_history(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .history
+        .unwrap();
+    assert_eq!(upgraded, before, "the history reads back as it was written");
     second.client().raise_event(&id, "Go", "now").await.unwrap();
     let status = finished(&second, &id).await;
     assert_eq!(status.output::<String>().unwrap(), "OLD FILE now");
@@ -244,7 +358,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 fn add_history(conn: &rusqlite::Connection, from: usize, rows: usize) {
     for i in from..from + rows {
         conn.execute(
-            "INSERT INTO history (hub, instance_id, idx, event) VALUES ('default', ?1, ?2, ?3)",
+            "INSERT INTO history (hub, instance_id, idx, events) VALUES ('default', ?1, ?2, ?3)",
             rusqlite::params![format!("i-{}", i / 50), i as i64, format!("{i:0>300}")],
         )
         .unwrap();

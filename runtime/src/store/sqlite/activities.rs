@@ -22,7 +22,7 @@ pub(super) async fn fetch_activities(
     max: usize,
 ) -> Result<Vec<ActivityWorkItem>, StoreError> {
     store
-        .write(move |conn, hub| lease_activities(conn, hub, lease, max))
+        .write_checked(move |conn, hub| lease_activities(conn, hub, lease, max))
         .await
 }
 
@@ -119,10 +119,11 @@ pub(super) async fn complete_activity(
 ) -> Result<(), StoreError> {
     let item = item.clone();
     let ready = response.instance_id.clone();
+    let event = ops::event_json(&response);
     store
-        .write(move |conn, hub| {
+        .write_checked(move |conn, hub| {
             take(conn, hub, &item)?;
-            ops::deliver(conn, hub, &response)
+            ops::deliver_serialized(conn, hub, &response, &event)
         })
         .await?;
     store.inner.signal.work_for([ready]);
@@ -168,6 +169,32 @@ pub(super) fn hold(
         });
     }
     Ok(items)
+}
+
+/// Removes the activities held under `items`' tokens; `LeaseLost`, before anything changed,
+/// when one is not.
+pub(super) fn take_all<'a>(
+    conn: &Connection,
+    hub: &str,
+    items: impl ExactSizeIterator<Item = &'a ActivityWorkItem> + Clone,
+) -> Result<(), StoreError> {
+    if items.len() > 1 {
+        let mut held = conn
+            .prepare_cached("SELECT 1 FROM activities WHERE hub = ?1 AND lock_token = ?2")
+            .map_err(db("completing an activity"))?;
+        for item in items.clone() {
+            if !held
+                .exists(params![hub, item.lock.0])
+                .map_err(db("completing an activity"))?
+            {
+                return Err(StoreError::LeaseLost);
+            }
+        }
+    }
+    for item in items {
+        take(conn, hub, item)?;
+    }
+    Ok(())
 }
 
 /// Removes an activity held under `item`'s token; `LeaseLost` when it is not.

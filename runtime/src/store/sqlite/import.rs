@@ -4,7 +4,9 @@
 use rusqlite::params;
 
 use super::Sqlite;
-use super::ops::{append_history, db, delete_instance, insert_status, instance_exists};
+use super::ops::{
+    append_history, db, delete_instance, history_json, insert_status, instance_exists,
+};
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
 use crate::store::StoreError;
@@ -15,6 +17,9 @@ pub(super) async fn import(
     history: Vec<HistoryEvent>,
     replace: bool,
 ) -> Result<(), StoreError> {
+    let len = history.len() as i64;
+    // Serialized here, not on the writer's thread.
+    let events = (!history.is_empty()).then(|| history_json(&history));
     store
         .write(move |conn, hub| {
             let id = status.instance_id.as_str();
@@ -25,13 +30,18 @@ pub(super) async fn import(
                 delete_instance(conn, hub, id)?;
             }
             insert_status(conn, hub, &status)?;
+            let last = match &events {
+                Some(events) => append_history(conn, hub, id, true, events)?,
+                None => None,
+            };
             conn.prepare_cached(
-                "UPDATE instances SET history_len = ?3 WHERE hub = ?1 AND instance_id = ?2",
+                "UPDATE instances SET history_len = ?3, history_last = ?4 \
+                 WHERE hub = ?1 AND instance_id = ?2",
             )
             .map_err(db("importing an instance"))?
-            .execute(params![hub, id, history.len() as i64])
+            .execute(params![hub, id, len, last])
             .map_err(db("importing an instance"))?;
-            append_history(conn, hub, id, 0, &history)
+            Ok(())
         })
         .await
 }

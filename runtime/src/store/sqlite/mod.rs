@@ -19,8 +19,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use self::ops::{connect, db, from_nanos, json_err, millis, nanos, new_token, real_millis};
-use self::turns::{apply_turn, commit_turn, unchanged};
+use self::ops::{connect, db, from_nanos, millis, nanos, new_token, real_millis};
+use self::turns::{PreparedTurn, apply_turn, commit_turn, unchanged};
 use self::writer::Writer;
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
@@ -130,6 +130,20 @@ impl Sqlite {
         self.inner.writer.write(move |conn| f(conn, &hub)).await
     }
 
+    /// [`Sqlite::write`] without a savepoint: for writes that refuse, when they refuse, before
+    /// they change anything (see [`Writer::write_checked`]).
+    async fn write_checked<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let hub = self.hub.clone();
+        self.inner
+            .writer
+            .write_checked(move |conn| f(conn, &hub))
+            .await
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -202,7 +216,7 @@ impl Store for Sqlite {
             .start_at
             .is_none()
             .then(|| instance.instance_id.clone());
-        self.write(move |conn, hub| ops::create(conn, hub, &instance))
+        self.write_checked(move |conn, hub| ops::create(conn, hub, &instance))
             .await?;
         self.inner.signal.keep_ready(ready);
         self.notify_all();
@@ -214,13 +228,14 @@ impl Store for Sqlite {
             .visible_at
             .is_none()
             .then(|| message.instance_id.clone());
-        self.write(move |conn, hub| {
+        let event = ops::event_json(&message);
+        self.write_checked(move |conn, hub| {
             if !ops::instance_exists(conn, hub, &message.instance_id)?
                 && !crate::model::EntityId::is_entity_instance(&message.instance_id)
             {
                 return Err(StoreError::InstanceNotFound(message.instance_id));
             }
-            ops::deliver(conn, hub, &message)
+            ops::deliver_serialized(conn, hub, &message, &event)
         })
         .await?;
         self.inner.signal.work_for(ready);
@@ -314,23 +329,8 @@ impl Store for Sqlite {
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
         let id = instance_id.to_string();
-        self.read(move |conn, hub| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT event FROM history WHERE hub = ?1 AND instance_id = ?2 ORDER BY idx",
-                )
-                .map_err(db("reading history"))?;
-            let rows = stmt
-                .query_map(params![hub, id], |r| r.get::<_, String>(0))
-                .map_err(db("reading history"))?;
-            let mut events = Vec::new();
-            for row in rows {
-                let json = row.map_err(db("reading history"))?;
-                events.push(serde_json::from_str(&json).map_err(json_err("history event"))?);
-            }
-            Ok(events)
-        })
-        .await
+        self.read(move |conn, hub| ops::read_history(conn, hub, &id))
+            .await
     }
 
     async fn commit_turn_holding(
@@ -346,8 +346,9 @@ impl Store for Sqlite {
         let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
+        let commit = PreparedTurn::new(commit);
         let held = self
-            .write(move |conn, hub| {
+            .write_checked(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
@@ -373,8 +374,9 @@ impl Store for Sqlite {
         let ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
+        let commit = PreparedTurn::new(commit);
         let held = self
-            .write(move |conn, hub| {
+            .write_checked(move |conn, hub| {
                 turns::create_with_turn(conn, hub, &instance, &fence, commit)?;
                 activities::hold(conn, hub, run_here, lease)
             })
@@ -492,11 +494,10 @@ impl Store for Sqlite {
         let queued_activities = !commit.activities.is_empty();
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
+        let commit = PreparedTurn::new(commit);
         let done = self
-            .write(move |conn, hub| {
-                for (item, _) in &results {
-                    activities::take(conn, hub, item)?;
-                }
+            .write_checked(move |conn, hub| {
+                activities::take_all(conn, hub, results.iter().map(|(item, _)| item))?;
                 if !unchanged(conn, hub, &expected)? {
                     for (_, response) in &results {
                         ops::deliver(conn, hub, response)?;

@@ -145,13 +145,18 @@ pub(super) fn insert_status(
     Ok(())
 }
 
-/// Replaces an instance's status and releases its lease.
+/// Replaces an instance's status (all but its creation time) and releases its lease. Its
+/// history grows by `added` events, or is now `added` long when not `kept`; `last` is the
+/// history row appended, if any (see [`append_history`]). Returns whether the instance
+/// exists.
 pub(super) fn update_status_and_unlock(
     conn: &Connection,
     hub: &str,
     s: &InstanceStatus,
-    history_len: i64,
-) -> Result<(), StoreError> {
+    kept: bool,
+    added: i64,
+    last: Option<i64>,
+) -> Result<bool, StoreError> {
     let failure = s
         .failure
         .as_ref()
@@ -159,7 +164,10 @@ pub(super) fn update_status_and_unlock(
     conn.prepare_cached(
         "UPDATE instances SET name = ?3, execution_id = ?4, runtime_status = ?5, input = ?6, \
          output = ?7, custom_status = ?8, failure = ?9, last_updated_at = ?10, \
-         parent_instance_id = ?11, history_len = ?12, lock_token = NULL, lock_expires = NULL \
+         parent_instance_id = ?11, \
+         history_len = CASE WHEN ?12 THEN history_len + ?13 ELSE ?13 END, \
+         history_last = CASE WHEN ?14 IS NOT NULL THEN ?14 WHEN ?12 THEN history_last END, \
+         lock_token = NULL, lock_expires = NULL \
          WHERE hub = ?1 AND instance_id = ?2",
     )
     .map_err(db("updating an instance"))?
@@ -175,15 +183,19 @@ pub(super) fn update_status_and_unlock(
         failure,
         nanos(s.last_updated_at),
         s.parent_instance_id,
-        history_len,
+        kept,
+        added,
+        last,
     ])
-    .map_err(db("updating an instance"))?;
-    Ok(())
+    .map(|updated| updated == 1)
+    .map_err(db("updating an instance"))
 }
 
 /// Removes an instance and everything it owns.
 pub(super) fn delete_instance(conn: &Connection, hub: &str, id: &str) -> Result<(), StoreError> {
-    for table in ["instances", "history", "messages", "activities", "parked"] {
+    // Its history first: the instance's row points to it.
+    delete_history(conn, hub, id)?;
+    for table in ["instances", "messages", "activities", "parked"] {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE hub = ?1 AND instance_id = ?2"
         ))
@@ -200,6 +212,21 @@ pub(super) fn deliver(
     conn: &Connection,
     hub: &str,
     m: &OrchestrationMessage,
+) -> Result<(), StoreError> {
+    deliver_serialized(conn, hub, m, &event_json(m))
+}
+
+/// A message's event as it is queued.
+pub(super) fn event_json(m: &OrchestrationMessage) -> String {
+    serde_json::to_string(&m.event).expect("history events serialize")
+}
+
+/// [`deliver`] with the message's event already serialized (see [`event_json`]).
+pub(super) fn deliver_serialized(
+    conn: &Connection,
+    hub: &str,
+    m: &OrchestrationMessage,
+    event: &str,
 ) -> Result<(), StoreError> {
     let exists = instance_exists(conn, hub, &m.instance_id)?;
     if !exists {
@@ -218,7 +245,6 @@ pub(super) fn deliver(
             return Ok(());
         }
     }
-    let event = serde_json::to_string(&m.event).expect("history events serialize");
     conn.prepare_cached(
         "INSERT INTO messages (hub, instance_id, execution_id, event, visible_at) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -290,25 +316,82 @@ pub(super) fn unlock(conn: &Connection, hub: &str, id: &str) -> Result<(), Store
     Ok(())
 }
 
+/// Events as one history row holds them: a JSON array.
+pub(super) fn history_json(events: &[HistoryEvent]) -> String {
+    serde_json::to_string(events).expect("history events serialize")
+}
+
+/// Appends one history row holding `events`, a JSON array (see [`history_json`]): after the
+/// instance's history so far when it is `kept`, or as the first row of a history discarded
+/// before. Returns the new row's id, which the instance must point to as its last (see
+/// [`update_status_and_unlock`]), or `None` when the instance does not exist.
 pub(super) fn append_history(
     conn: &Connection,
     hub: &str,
     id: &str,
-    start: i64,
-    events: &[HistoryEvent],
-) -> Result<(), StoreError> {
-    let mut insert = conn
+    kept: bool,
+    events: &str,
+) -> Result<Option<i64>, StoreError> {
+    let inserted = conn
         .prepare_cached(
-            "INSERT INTO history (hub, instance_id, idx, event) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO history (hub, instance_id, idx, prev, events) \
+             SELECT hub, instance_id, CASE WHEN ?3 THEN history_len ELSE 0 END, \
+             CASE WHEN ?3 THEN history_last END, ?4 \
+             FROM instances WHERE hub = ?1 AND instance_id = ?2",
         )
+        .map_err(db("appending history"))?
+        .execute(params![hub, id, kept, events])
         .map_err(db("appending history"))?;
-    for (i, event) in events.iter().enumerate() {
-        let json = serde_json::to_string(event).expect("history events serialize");
-        insert
-            .execute(params![hub, id, start + i as i64, json])
-            .map_err(db("appending history"))?;
-    }
+    // Not `RETURNING`, which costs a temporary table per statement.
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// The ids of an instance's history rows, from its last back to its first: `?1` the hub,
+/// `?2` the instance.
+const HISTORY_ROWS: &str = "WITH RECURSIVE chain (seq) AS ( \
+         SELECT history_last FROM instances WHERE hub = ?1 AND instance_id = ?2 \
+         UNION ALL \
+         SELECT h.prev FROM history AS h JOIN chain ON h.seq = chain.seq \
+     ) SELECT seq FROM chain";
+
+/// Deletes an instance's history (its instance row keeps pointing to it: the caller's to
+/// change or delete).
+pub(super) fn delete_history(conn: &Connection, hub: &str, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM history WHERE seq IN ({HISTORY_ROWS})"
+    ))
+    .map_err(db("deleting history"))?
+    .execute(params![hub, id])
+    .map_err(db("deleting history"))?;
     Ok(())
+}
+
+/// An instance's history: its rows' events, in order. One statement, so one snapshot of the
+/// file however many rows it reads.
+pub(super) fn read_history(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT h.events FROM history AS h WHERE h.seq IN ({HISTORY_ROWS}) ORDER BY h.idx"
+        ))
+        .map_err(db("reading history"))?;
+    let mut rows = stmt
+        .query(params![hub, id])
+        .map_err(db("reading history"))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(db("reading history"))? {
+        let json = row.get_ref(0).map_err(db("reading history"))?;
+        let json = json
+            .as_str()
+            .map_err(|e| StoreError::Backend(format!("SQLite reading history: {e}")))?;
+        let mut row_events: Vec<HistoryEvent> =
+            serde_json::from_str(json).map_err(json_err("history event"))?;
+        events.append(&mut row_events);
+    }
+    Ok(events)
 }
 
 pub(super) fn park(

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// The schema version this code writes. Version `n` is reached by applying `MIGRATIONS[..n]`.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// An id stored in the file so a durable database is told apart from any other SQLite file.
 const APPLICATION_ID: i64 = 0x4455_5241; // "DURA"
@@ -107,6 +107,43 @@ const MIGRATIONS: &[&str] = &[
         expires INTEGER NOT NULL,
         PRIMARY KEY (hub, host)
     ) WITHOUT ROWID;
+    ",
+    // 5: history in the order it is written, one row per write instead of one per event: a
+    // turn's events are one row (`events`, a JSON array, the first of them the instance's
+    // `idx`th event), appended at the end of the table, and each row points to the instance's
+    // row before (`prev`); the instance points to its last (`history_last`). A commit of many
+    // instances' turns writes their history to a few pages at the end of the table instead of
+    // one page per instance (keyed by instance, history was half the pages a commit wrote).
+    // Histories written before become one row per instance.
+    "
+    CREATE TABLE history_rows (
+        seq INTEGER PRIMARY KEY,
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        prev INTEGER,
+        events TEXT NOT NULL
+    );
+    INSERT INTO history_rows (hub, instance_id, idx, prev, events)
+        SELECT h.hub, h.instance_id, 0, NULL, '[' || group_concat(h.event, ',' ORDER BY h.idx) || ']'
+        FROM history AS h
+        WHERE EXISTS (SELECT 1 FROM instances AS i WHERE i.hub = h.hub AND i.instance_id = h.instance_id)
+        GROUP BY h.hub, h.instance_id;
+    CREATE TEMP TABLE history_last (
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (hub, instance_id)
+    ) WITHOUT ROWID;
+    INSERT INTO temp.history_last SELECT hub, instance_id, seq FROM history_rows;
+    ALTER TABLE instances ADD COLUMN history_last INTEGER;
+    UPDATE instances SET history_last = (
+        SELECT l.seq FROM temp.history_last AS l
+        WHERE l.hub = instances.hub AND l.instance_id = instances.instance_id
+    );
+    DROP TABLE temp.history_last;
+    DROP TABLE history;
+    ALTER TABLE history_rows RENAME TO history;
     ",
 ];
 

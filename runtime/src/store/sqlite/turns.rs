@@ -6,10 +6,52 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::ops::{self, db, nanos, real_millis};
 use super::partitions;
 use crate::model::InstanceStatus;
-use crate::model::history::HistoryEvent;
 use crate::store::{
-    HistoryWrite, InstanceVersion, NewInstance, PartitionLease, StoreError, TurnCommit,
+    ActivityTask, HistoryWrite, InstanceVersion, NewInstance, OrchestrationMessage, PartitionLease,
+    StoreError, TurnCommit,
 };
+
+/// A turn's commit made ready on the caller's thread: its history events and messages
+/// serialized, so that the single writer spends its time on SQL.
+pub(super) struct PreparedTurn {
+    consumed: Vec<u64>,
+    /// Whether the history so far is kept (appended to) or discarded.
+    keep_history: bool,
+    /// The events the turn writes, as one history row, and how many they are.
+    events: Option<(String, i64)>,
+    status: InstanceStatus,
+    activities: Vec<ActivityTask>,
+    messages: Vec<(OrchestrationMessage, String)>,
+    new_instances: Vec<NewInstance>,
+}
+
+impl PreparedTurn {
+    pub(super) fn new(commit: TurnCommit) -> PreparedTurn {
+        let (keep_history, events) = match &commit.history {
+            HistoryWrite::Append(events) => (true, events.as_slice()),
+            HistoryWrite::Reset => (false, &[][..]),
+            HistoryWrite::Replace(events) => (false, events.as_slice()),
+        };
+        let events = (!events.is_empty()).then(|| (ops::history_json(events), events.len() as i64));
+        let messages = commit
+            .messages
+            .into_iter()
+            .map(|m| {
+                let event = ops::event_json(&m);
+                (m, event)
+            })
+            .collect();
+        PreparedTurn {
+            consumed: commit.consumed,
+            keep_history,
+            events,
+            status: commit.status,
+            activities: commit.activities,
+            messages,
+            new_instances: commit.new_instances,
+        }
+    }
+}
 
 /// Applies a turn under the instance's lease (refused with `LeaseLost` without it) and
 /// releases the lease.
@@ -19,7 +61,7 @@ pub(super) fn commit_turn(
     id: &str,
     token: &str,
     fence: Option<&PartitionLease>,
-    commit: TurnCommit,
+    commit: PreparedTurn,
 ) -> Result<(), StoreError> {
     partitions::check_hold(conn, hub, id, token, fence)?;
     apply_turn(conn, hub, id, commit)
@@ -32,7 +74,7 @@ pub(super) fn create_with_turn(
     hub: &str,
     instance: &NewInstance,
     fence: &PartitionLease,
-    commit: TurnCommit,
+    commit: PreparedTurn,
 ) -> Result<(), StoreError> {
     if !partitions::fence_holds(conn, hub, Some(fence))? {
         return Err(StoreError::LeaseLost);
@@ -73,50 +115,42 @@ pub(super) fn unchanged(
     })
 }
 
-/// Applies a turn's changes and releases any lease on the instance.
+/// Applies a turn's changes and releases any lease on the instance. Refused with `LeaseLost`
+/// when the turn's messages are gone (another turn took them, or the instance was replaced):
+/// before anything changed, when its first one is.
 pub(super) fn apply_turn(
     conn: &Connection,
     hub: &str,
     id: &str,
-    commit: TurnCommit,
+    commit: PreparedTurn,
 ) -> Result<(), StoreError> {
     let mut delete = conn
         .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
         .map_err(db("consuming messages"))?;
-    let mut removed = 0;
     for seq in &commit.consumed {
-        removed += delete
+        let removed = delete
             .execute(params![hub, *seq as i64])
             .map_err(db("consuming messages"))?;
+        if removed == 0 {
+            // This turn is stale. A turn that took the same messages took all of them, so the
+            // first is the one found missing, before this write changed anything.
+            return Err(StoreError::LeaseLost);
+        }
     }
-    if removed != commit.consumed.len() {
-        // Another turn took them (or the instance was replaced): this one is stale, and the
-        // caller's savepoint is rolled back.
+    if !commit.keep_history {
+        ops::delete_history(conn, hub, id)?;
+    }
+    let (count, last) = match &commit.events {
+        Some((events, count)) => {
+            let row = ops::append_history(conn, hub, id, commit.keep_history, events)?;
+            (*count, Some(row.ok_or(StoreError::LeaseLost)?))
+        }
+        None => (0, None),
+    };
+    if !ops::update_status_and_unlock(conn, hub, &commit.status, commit.keep_history, count, last)?
+    {
         return Err(StoreError::LeaseLost);
     }
-    let (current, _, len) = ops::instance(conn, hub, id)?.ok_or(StoreError::LeaseLost)?;
-    let (keep, events): (bool, &[HistoryEvent]) = match &commit.history {
-        HistoryWrite::Append(events) => (true, events),
-        HistoryWrite::Reset => (false, &[]),
-        HistoryWrite::Replace(events) => (false, events),
-    };
-    let start = if keep {
-        len
-    } else {
-        conn.prepare_cached("DELETE FROM history WHERE hub = ?1 AND instance_id = ?2")
-            .map_err(db("resetting history"))?
-            .execute(params![hub, id])
-            .map_err(db("resetting history"))?;
-        0
-    };
-    ops::append_history(conn, hub, id, start, events)?;
-    let history_len = start + events.len() as i64;
-    let status = InstanceStatus {
-        created_at: current.created_at,
-        history: None,
-        ..commit.status
-    };
-    ops::update_status_and_unlock(conn, hub, &status, history_len)?;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO activities (hub, instance_id, execution_id, task_id, name, input) \
@@ -146,8 +180,8 @@ pub(super) fn apply_turn(
             other => other?,
         }
     }
-    for m in &commit.messages {
-        ops::deliver(conn, hub, m)?;
+    for (m, event) in &commit.messages {
+        ops::deliver_serialized(conn, hub, m, event)?;
     }
     Ok(())
 }
