@@ -24,6 +24,22 @@ fn spawn_host(url: &str, hub: &str) -> Child {
         .expect("the crash host starts")
 }
 
+/// Starts every instance the hosts wait for, before any host runs. A host starts each one
+/// itself when it finds none with its id; a host paused between that look and its start would,
+/// once resumed, start again an instance the other host had meanwhile finished, and starting
+/// with the id of a finished instance replaces it (a second execution, with its own signals).
+async fn start_instances(url: &str, hub: &str) {
+    let store: Arc<dyn Store> = Postgres::connect(url).await.unwrap().with_task_hub(hub);
+    let client = Client::new(store);
+    for i in 0..INSTANCES {
+        client
+            .start(crash_chain, STEPS)
+            .instance_id(format!("c{i}"))
+            .await
+            .expect("the instance starts");
+    }
+}
+
 /// How many partitions each live host holds, by host.
 async fn partition_owners(url: &str, hub: &str) -> BTreeMap<String, usize> {
     let store = Postgres::connect(url).await.unwrap().with_task_hub(hub);
@@ -177,6 +193,7 @@ impl Drop for Paused {
 async fn a_host_paused_past_its_lease_applies_nothing_twice() {
     let Some(url) = skip() else { return };
     let hub = format!("paused{}", std::process::id());
+    start_instances(&url, &hub).await;
     let mut paused = Paused(spawn_host(&url, &hub));
     let mut other = Paused(spawn_host(&url, &hub));
     until_owners(&url, &hub, 2).await;
