@@ -4,7 +4,7 @@
 //! other's work items; leases expire on the database's clock, so a crashed host's work is taken
 //! over; every turn commits in one transaction that first checks the lease's token or its
 //! partition's epoch. Turns, starts and activity results that come in together are written
-//! in one transaction of a few statements for the whole group (`group.rs`). Writes that queue
+//! in one transaction of a few statements for the whole group (`group/`). Writes that queue
 //! work send a `NOTIFY`, and every store listens on a dedicated connection, so idle dispatchers
 //! wake at once when any host queues work.
 //!
