@@ -1,0 +1,302 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use durable::history::HistoryEvent;
+use durable::store::{
+    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
+    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
+    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+};
+use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
+
+/// What a [`Counted`] store counted so far.
+#[derive(Debug, Default)]
+pub struct Counts {
+    items: AtomicUsize,
+    commits: AtomicUsize,
+}
+
+impl Counts {
+    /// Orchestration work items handed out (fetched, read or left work leased).
+    pub fn items(&self) -> usize {
+        self.items.load(Ordering::SeqCst)
+    }
+
+    /// Orchestration turns committed (through any of the commit calls, applied or not).
+    pub fn commits(&self) -> usize {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    fn item<T>(&self, found: bool, value: T) -> T {
+        if found {
+            self.items.fetch_add(1, Ordering::SeqCst);
+        }
+        value
+    }
+
+    fn commit(&self) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A store wrapped to count what it does (see [`Counts`]).
+pub struct Counted {
+    inner: Arc<dyn Store>,
+    counts: Arc<Counts>,
+}
+
+impl Counted {
+    /// Wraps `inner`; the counts are shared with every task hub handle made from it.
+    pub fn wrap(inner: Arc<dyn Store>) -> (Arc<dyn Store>, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let store = Arc::new(Counted {
+            inner,
+            counts: counts.clone(),
+        });
+        (store, counts)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counted {
+    fn task_hub(&self) -> &str {
+        self.inner.task_hub()
+    }
+    fn with_task_hub(&self, hub: &str) -> Arc<dyn Store> {
+        Arc::new(Counted {
+            inner: self.inner.with_task_hub(hub),
+            counts: self.counts.clone(),
+        })
+    }
+    fn signal(&self) -> &WorkSignal {
+        self.inner.signal()
+    }
+    fn poll_interval(&self) -> Option<Duration> {
+        self.inner.poll_interval()
+    }
+    fn reads_owned_work(&self) -> bool {
+        self.inner.reads_owned_work()
+    }
+    fn single_owner(&self) -> bool {
+        self.inner.single_owner()
+    }
+    fn starts_with_turn(&self) -> bool {
+        self.inner.starts_with_turn()
+    }
+    async fn create_instance(&self, i: NewInstance) -> Result<(), StoreError> {
+        self.inner.create_instance(i).await
+    }
+    async fn enqueue(&self, m: OrchestrationMessage) -> Result<(), StoreError> {
+        self.inner.enqueue(m).await
+    }
+    async fn fetch_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        let fetched = self.inner.fetch_orchestration(now, lease, owned).await;
+        let found = matches!(fetched, Ok(Fetched::Item(_)));
+        self.counts.item(found, fetched)
+    }
+    async fn ready_instances(
+        &self,
+        now: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<ReadyInstances, StoreError> {
+        self.inner.ready_instances(now, owned, limit).await
+    }
+    async fn read_orchestration(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        fence: PartitionLease,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let read = self.inner.read_orchestration(instance_id, now, fence).await;
+        let found = matches!(read, Ok(Some(_)));
+        self.counts.item(found, read)
+    }
+    async fn fetch_left_orchestration(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        owned: &Owned,
+    ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+        let left = self.inner.fetch_left_orchestration(now, lease, owned).await;
+        let found = matches!(left, Ok(Some(_)));
+        self.counts.item(found, left)
+    }
+    async fn next_visible_for(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.next_visible_for(instance_id, now).await
+    }
+    async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
+        self.inner.claim_partitions(claim).await
+    }
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.inner.history(id).await
+    }
+    async fn commit_turn_holding(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.counts.commit();
+        self.inner
+            .commit_turn_holding(item, commit, run_here, lease)
+            .await
+    }
+    async fn create_with_turn(
+        &self,
+        instance: NewInstance,
+        fence: PartitionLease,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
+        self.counts.commit();
+        self.inner
+            .create_with_turn(instance, fence, commit, run_here, lease)
+            .await
+    }
+    async fn commit_turn(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+    ) -> Result<(), StoreError> {
+        self.counts.commit();
+        self.inner.commit_turn(item, commit).await
+    }
+    async fn renew_orchestration_lease(
+        &self,
+        item: &OrchestrationWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_orchestration_lease(item, lease).await
+    }
+    async fn abandon_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.abandon_orchestration(item, after).await
+    }
+    async fn release_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        after: Duration,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.release_orchestration(item, after, by).await
+    }
+    async fn park_orchestration(
+        &self,
+        item: &OrchestrationWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.park_orchestration(item, error, now).await
+    }
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ActivityWorkItem>, StoreError> {
+        self.inner.fetch_activity(lease).await
+    }
+    async fn fetch_activities(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.inner.fetch_activities(lease, max).await
+    }
+    async fn renew_activity_lease(
+        &self,
+        item: &ActivityWorkItem,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_activity_lease(item, lease).await
+    }
+    async fn complete_activity(
+        &self,
+        item: &ActivityWorkItem,
+        response: OrchestrationMessage,
+    ) -> Result<(), StoreError> {
+        self.inner.complete_activity(item, response).await
+    }
+    async fn complete_activities_and_commit(
+        &self,
+        results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+        expected: InstanceVersion,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> Result<ResultsCommit, StoreError> {
+        self.counts.commit();
+        self.inner
+            .complete_activities_and_commit(results, expected, commit, run_here, lease)
+            .await
+    }
+    async fn abandon_activity(
+        &self,
+        item: &ActivityWorkItem,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.abandon_activity(item, after).await
+    }
+    async fn park_activity(
+        &self,
+        item: &ActivityWorkItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.park_activity(item, error, now).await
+    }
+    async fn parked(&self) -> Result<Vec<ParkedMessage>, StoreError> {
+        self.inner.parked().await
+    }
+    async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        self.inner.instance(id).await
+    }
+    async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.inner.query(q).await
+    }
+    async fn query_newest_first(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {
+        self.inner.query_newest_first(q).await
+    }
+    async fn count_by_status(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        self.inner.count_by_status().await
+    }
+    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.purge(id).await
+    }
+    async fn purge_where(&self, f: &PurgeFilter) -> Result<u64, StoreError> {
+        self.inner.purge_where(f).await
+    }
+    async fn remove_entity(
+        &self,
+        id: &str,
+        if_last_updated: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.remove_entity(id, if_last_updated).await
+    }
+    async fn is_idle(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.is_idle(now).await
+    }
+    async fn import_instance(
+        &self,
+        status: InstanceStatus,
+        history: Vec<HistoryEvent>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.import_instance(status, history, replace).await
+    }
+}
