@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ pub struct HookedStore {
     on_commit: CommitHook,
     read_error: Option<String>,
     extra_activities: usize,
+    /// How many more fetches (orchestration work, activities) panic, shared by every hub.
+    panics_left: Arc<AtomicUsize>,
 }
 
 impl HookedStore {
@@ -30,6 +33,23 @@ impl HookedStore {
             on_commit,
             read_error: None,
             extra_activities: 0,
+            panics_left: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Makes the next `count` fetches of work (orchestration work or activities) panic, as
+    /// a bug in a store would: the host's dispatchers must survive it.
+    pub fn panicking_fetches(self, count: usize) -> Self {
+        self.panics_left.store(count, Ordering::SeqCst);
+        self
+    }
+
+    fn maybe_panic(&self, what: &str) {
+        let left = self
+            .panics_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_ok() {
+            panic!("a store bug while fetching {what}");
         }
     }
 
@@ -65,6 +85,7 @@ impl Store for HookedStore {
             on_commit: self.on_commit.clone(),
             read_error: self.read_error.clone(),
             extra_activities: self.extra_activities,
+            panics_left: self.panics_left.clone(),
         })
     }
     fn signal(&self) -> &WorkSignal {
@@ -82,6 +103,7 @@ impl Store for HookedStore {
         lease: Duration,
         owned: &Owned,
     ) -> Result<Fetched<OrchestrationWorkItem>, StoreError> {
+        self.maybe_panic("orchestration work");
         self.inner.fetch_orchestration(now, lease, owned).await
     }
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
@@ -135,6 +157,7 @@ impl Store for HookedStore {
         lease: Duration,
         max: usize,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.maybe_panic("activities");
         self.inner
             .fetch_activities(lease, max + self.extra_activities)
             .await

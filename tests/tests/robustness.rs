@@ -335,6 +335,38 @@ async fn activities_leased_beyond_the_free_slots_run_within_the_limit() {
     rt.shutdown().await;
 }
 
+/// A panic in the host's own code (here a store that panics while fetching, as a bug would)
+/// does not end a dispatcher for good: with one orchestration dispatcher and one activity
+/// slot, the host would otherwise stop taking work while still looking alive.
+#[tokio::test]
+async fn dispatchers_that_panic_start_again_and_the_work_finishes() {
+    let store = HookedStore::new(Memory::new(), Arc::new(|_, _| Ok(()))).panicking_fetches(2);
+    let rt = Runtime::builder()
+        .store(store)
+        .register(three_slow_steps)
+        .register(slow_step)
+        .max_concurrent_orchestrations(1)
+        .max_concurrent_activities(1)
+        .start()
+        .await
+        .unwrap();
+    let client = rt.client();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(client.start(three_slow_steps, i * 10).await.unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let done = client
+            .wait_for_completion(id, WAIT)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("instance {i} did not finish (a dispatcher stopped for good?): {e}")
+            });
+        assert_eq!(done.output::<u32>().unwrap(), i as u32 * 10 + 3);
+    }
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn messages_that_keep_failing_are_parked_with_their_error() {
     let rt = Runtime::builder()

@@ -323,21 +323,32 @@ impl RuntimeBuilder {
         inner.claim_round().await;
         inner.claim_round().await;
         let group = inner.tasks.clone();
-        group.spawn(inner.clone().keep_partitions());
+        // Each long-lived task starts again if it panics (a bug in the host, logged).
+        let keeper = inner.clone();
+        group.spawn_restarting("partition keeper", move || keeper.clone().keep_partitions());
         let mut tasks = Vec::new();
         let reads = inner.store.reads_owned_work();
         for _ in 0..inner.config.max_orchestrations {
+            let (inner, stop) = (inner.clone(), shutdown.subscribe());
             let worker = if reads {
-                group.spawn(inner.clone().read_worker(shutdown.subscribe()))
+                group.spawn_restarting("orchestration dispatcher", move || {
+                    inner.clone().read_worker(stop.clone())
+                })
             } else {
-                group.spawn(inner.clone().orchestration_worker(shutdown.subscribe()))
+                group.spawn_restarting("orchestration dispatcher", move || {
+                    inner.clone().orchestration_worker(stop.clone())
+                })
             };
             tasks.push(worker);
         }
-        tasks.push(group.spawn(inner.clone().activity_dispatcher(shutdown.subscribe())));
+        let (activities, stop) = (inner.clone(), shutdown.subscribe());
+        tasks.push(group.spawn_restarting("activity dispatcher", move || {
+            activities.clone().activity_dispatcher(stop.clone())
+        }));
         // Not one of `tasks`: it keeps renewing through shutdown's grace period, and stops
         // when the leases are released.
-        group.spawn(inner.clone().keep_leases());
+        let keeper = inner.clone();
+        group.spawn_restarting("lease keeper", move || keeper.clone().keep_leases());
         #[cfg(feature = "http")]
         let http = match self.http {
             None => None,

@@ -2,6 +2,10 @@
 //! keepers, activities and the turns their results start) goes through it, so the host can be
 //! stopped as a whole at whatever await point each task is (a crash), or paused (its tasks are
 //! no longer polled, as in a long stall of the process) and resumed.
+//!
+//! A task that panics is logged as an error, never lost silently; the long-lived ones (the
+//! dispatchers and keepers) start again after a backoff, so one bug in the host's own code
+//! cannot stop a host from taking work while it looks alive.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,7 +14,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
+use futures::FutureExt;
 use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::model::real_sleep;
+use crate::replay::panic_message;
+
+/// How long a restarted task must run before its next panic counts as the first again.
+const HEALTHY_RUN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The tasks of one host.
 #[derive(Default)]
@@ -45,7 +56,12 @@ impl TaskGroup {
         let handle = tokio::spawn(async move {
             // Removed from the group when it ends (finished, or dropped when aborted).
             let _done = Done { group, key };
-            gated.await;
+            if let Err(panic) = std::panic::AssertUnwindSafe(gated).catch_unwind().await {
+                tracing::error!(
+                    panic = ?panic_message(&*panic),
+                    "a host task panicked and ended"
+                );
+            }
         });
         if self.aborted.load(Ordering::Acquire) {
             handle.abort();
@@ -53,6 +69,44 @@ impl TaskGroup {
             running.insert(key, handle.abort_handle());
         }
         handle
+    }
+
+    /// Spawns the long-lived task `make` gives (`what` names it in logs), and starts it again
+    /// with a fresh `make()` whenever it panics, after a backoff that grows with the panics in
+    /// a row. It ends when a run of it ends without a panic (the host stopping).
+    pub(super) fn spawn_restarting<F, Fut>(
+        self: &std::sync::Arc<Self>,
+        what: &'static str,
+        make: F,
+    ) -> JoinHandle<()>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn(async move {
+            let mut panics = 0u32;
+            loop {
+                let started = tokio::time::Instant::now();
+                match std::panic::AssertUnwindSafe(make()).catch_unwind().await {
+                    Ok(()) => return,
+                    Err(panic) => {
+                        // A panic after a long healthy run starts the backoff over.
+                        if started.elapsed() > HEALTHY_RUN {
+                            panics = 0;
+                        }
+                        panics += 1;
+                        let after = super::backoff(panics);
+                        tracing::error!(
+                            task = what,
+                            panic = ?panic_message(&*panic),
+                            restart_in = ?after,
+                            "a host task panicked; it starts again"
+                        );
+                        real_sleep(after).await;
+                    }
+                }
+            }
+        })
     }
 
     /// Ends every task of the group at its current await point, in the order they were
@@ -154,6 +208,36 @@ mod tests {
         // Nothing starts after a crash.
         let late = group.spawn(async {});
         assert!(late.await.unwrap_err().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarting_task_starts_again_after_each_panic_until_it_ends() {
+        let group = Arc::new(TaskGroup::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let task = group.spawn_restarting("test task", move || {
+            let runs = counted.clone();
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) < 3 {
+                    panic!("a bug");
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the task ends once a run ends without a panic")
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(group.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_leaves_the_group() {
+        let group = Arc::new(TaskGroup::default());
+        let task = group.spawn(async { panic!("a bug") });
+        // Caught and logged: the handle reports a normal end.
+        task.await.unwrap();
+        assert_eq!(group.len(), 0);
     }
 
     #[tokio::test(start_paused = true)]
