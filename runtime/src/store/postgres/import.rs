@@ -32,8 +32,13 @@ pub(super) async fn import(
     let id = status.instance_id.as_str();
     let tx = client.transaction().await?;
     if replace {
-        // History and messages go with the instance's row (ON DELETE CASCADE).
-        for table in ["durable_activities", "durable_parked", "durable_instances"] {
+        for table in [
+            "durable_activities",
+            "durable_parked",
+            "durable_instances",
+            "durable_history",
+            "durable_messages",
+        ] {
             execute(
                 &tx,
                 &format!("DELETE FROM {table} WHERE hub = $1 AND instance_id = $2"),

@@ -48,8 +48,8 @@ const COUNT_BY_STATUS: &str = "SELECT runtime_status, COUNT(*) FROM durable_inst
 WHERE hub = $1 AND NOT starts_with(instance_id, '@')
 GROUP BY runtime_status";
 
-/// Deletes finished, unleased instances matching the filter, with everything that refers to
-/// them (history and messages go by cascade). Returns how many.
+/// Deletes finished, unleased instances matching the filter, with their activities and parked
+/// messages. Returns their ids: their history and messages go in [`PURGE_REST`].
 const PURGE: &str = "
 WITH gone AS (
     DELETE FROM durable_instances
@@ -67,7 +67,16 @@ activities AS (
 parked AS (
     DELETE FROM durable_parked p USING gone
     WHERE p.hub = $1 AND p.instance_id = gone.instance_id)
-SELECT count(*) FROM gone";
+SELECT instance_id FROM gone";
+
+/// Deletes the history and messages of removed instances. A statement of its own, after the
+/// instances' deletion: it sees the messages that a transaction holding an instance's row
+/// (queueing to it) committed while the deletion waited for it; any later one finds the
+/// instance gone and queues nothing.
+const PURGE_REST: &str = "
+WITH history AS (
+    DELETE FROM durable_history WHERE hub = $1 AND instance_id = ANY($2))
+DELETE FROM durable_messages WHERE hub = $1 AND instance_id = ANY($2)";
 
 const IS_BUSY: &str = "
 SELECT EXISTS (SELECT 1 FROM durable_instances
@@ -181,8 +190,9 @@ async fn purge_matching(
             .filter(|s| TERMINAL.contains(s))
             .collect()
     };
-    let purged: i64 = row(
-        &*client,
+    let tx = client.transaction().await?;
+    let gone: Vec<String> = rows(
+        &tx,
         PURGE,
         &[
             &store.hub,
@@ -195,8 +205,14 @@ async fn purge_matching(
         ],
     )
     .await?
-    .map_or(0, |r| r.get(0));
-    Ok(purged.max(0) as u64)
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, _>>()?;
+    if !gone.is_empty() {
+        super::db::execute(&tx, PURGE_REST, &[&store.hub, &gone]).await?;
+    }
+    tx.commit().await?;
+    Ok(gone.len() as u64)
 }
 
 pub(super) async fn purge(
@@ -260,6 +276,7 @@ pub(super) async fn remove_entity(
         &[&hub, &instance_id],
     )
     .await?;
+    super::db::execute(&tx, PURGE_REST, &[&hub, &[instance_id].as_slice()]).await?;
     tx.commit().await?;
     Ok(true)
 }
