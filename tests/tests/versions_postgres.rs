@@ -210,3 +210,121 @@ async fn a_database_from_before_versions_is_upgraded() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[orchestrator]
+async fn doubled_after_go(ctx: OrchestrationContext, n: u32) -> Result<u32, Error> {
+    let first = ctx.call_activity(double, n).await?;
+    let go: u32 = ctx.wait_for_event("go").await?;
+    ctx.call_activity(double, first + go).await
+}
+
+/// A database of schema version 4 (history one row per event, foreign keys on history and
+/// messages) is upgraded when a store connects, and its instances go on: their history reads
+/// back whole, old rows and the new turns' rows together, and replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_written_before_schema_5_go_on_after_the_upgrade() {
+    let url = url_or_skip!();
+    let admin = admin(&url).await;
+    let schema = unique("durable_before_turn_rows");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let scoped = in_schema(&url, &schema);
+    let host = async |scoped: &str| {
+        Runtime::builder()
+            .store(Postgres::connect(scoped).await.expect("connects"))
+            .register(doubled_after_go)
+            .register(double)
+            .start()
+            .await
+            .unwrap()
+    };
+    let result = async {
+        let rt = host(&scoped).await;
+        let id = rt.client().start(doubled_after_go, 5).await.unwrap();
+        let mut before = Vec::new();
+        for _ in 0..200 {
+            before = rt.store().history(&id).await.unwrap();
+            if before
+                .iter()
+                .any(|e| matches!(e.kind, durable::history::EventKind::TaskCompleted { .. }))
+                && rt.store().is_idle(chrono::Utc::now()).await.unwrap()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rt.shutdown().await;
+        // Back to what version 4 wrote: one row per event, and the foreign keys.
+        admin
+            .batch_execute(&format!(
+                "CREATE TABLE {schema}.per_event AS
+                     SELECT h.hub, h.instance_id, h.seq + e.ord::integer - 1 AS seq, e.event
+                     FROM {schema}.durable_history h,
+                          json_array_elements(h.event) WITH ORDINALITY AS e(event, ord);
+                 DELETE FROM {schema}.durable_history;
+                 INSERT INTO {schema}.durable_history SELECT * FROM {schema}.per_event;
+                 DROP TABLE {schema}.per_event;
+                 ALTER TABLE {schema}.durable_history ADD CONSTRAINT durable_history_hub_instance_id_fkey
+                     FOREIGN KEY (hub, instance_id) REFERENCES {schema}.durable_instances (hub, instance_id)
+                     ON DELETE CASCADE;
+                 ALTER TABLE {schema}.durable_messages ADD CONSTRAINT durable_messages_hub_instance_id_fkey
+                     FOREIGN KEY (hub, instance_id) REFERENCES {schema}.durable_instances (hub, instance_id)
+                     ON DELETE CASCADE;
+                 DELETE FROM {schema}.durable_schema_version WHERE version > 4;"
+            ))
+            .await
+            .unwrap();
+        let rows: i64 = admin
+            .query_one(
+                &format!("SELECT count(*) FROM {schema}.durable_history"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows as usize, before.len(), "one row per event, as before");
+
+        let rt = host(&scoped).await;
+        assert_eq!(
+            rt.store().history(&id).await.unwrap(),
+            before,
+            "the old rows read back as they were written"
+        );
+        let keys: i64 = admin
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM information_schema.table_constraints
+                     WHERE table_schema = '{schema}' AND constraint_type = 'FOREIGN KEY'"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(keys, 0, "schema 5 has no foreign keys");
+        rt.client().raise_event(&id, "go", 1).await.unwrap();
+        let done = rt
+            .client()
+            .wait_for_completion(&id, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert_eq!(done.output::<u32>().unwrap(), 22, "(5 * 2 + 1) * 2");
+        let after = rt.store().history(&id).await.unwrap();
+        assert_eq!(
+            after[..before.len()],
+            before[..],
+            "the old events come first"
+        );
+        assert!(after.len() > before.len());
+        rt.shutdown().await;
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    let _ = admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

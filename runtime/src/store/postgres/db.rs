@@ -239,6 +239,32 @@ pub(super) fn event_json(event: &HistoryEvent) -> Result<String, Fail> {
         .map_err(|e| Fail::Described(format!("a history event does not serialize: {e}")))
 }
 
+/// A turn's events as one history row: a JSON array.
+pub(super) fn events_json(events: &[HistoryEvent]) -> Result<String, Fail> {
+    serde_json::to_string(events)
+        .map_err(|e| Fail::Described(format!("a history event does not serialize: {e}")))
+}
+
+/// The events of one history row: a JSON array of a turn's events (schema 5 on), or the
+/// single event of a row written before.
+pub(super) fn history_row_events(
+    instance_id: &str,
+    json: &str,
+    into: &mut Vec<HistoryEvent>,
+) -> Result<(), Fail> {
+    if json.trim_start().starts_with('[') {
+        let events: Vec<HistoryEvent> = serde_json::from_str(json).map_err(|e| {
+            Fail::Described(format!(
+                "a stored turn of instance `{instance_id}` does not decode: {e}"
+            ))
+        })?;
+        into.extend(events);
+    } else {
+        into.push(event_from_json(instance_id, json)?);
+    }
+    Ok(())
+}
+
 /// An event read back.
 pub(super) fn event_from_json(instance_id: &str, json: &str) -> Result<HistoryEvent, Fail> {
     serde_json::from_str(json).map_err(|e| {

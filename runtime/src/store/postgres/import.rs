@@ -4,7 +4,7 @@
 use deadpool_postgres::Client;
 
 use super::Postgres;
-use super::db::{Fail, event_json, execute, failure_json, nanos};
+use super::db::{Fail, events_json, execute, failure_json, nanos};
 use crate::model::InstanceStatus;
 use crate::model::history::HistoryEvent;
 use crate::store::StoreError;
@@ -16,10 +16,9 @@ INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_sta
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json, $10, $11, $12, $13, $14)
 ON CONFLICT (hub, instance_id) DO NOTHING";
 
+/// The imported history, one row (as one turn).
 const INSERT_HISTORY: &str = "
-INSERT INTO durable_history (hub, instance_id, seq, event)
-SELECT $1, $2, t.ord::integer - 1, t.event::json
-FROM unnest($3::text[]) WITH ORDINALITY AS t(event, ord)";
+INSERT INTO durable_history (hub, instance_id, seq, event) VALUES ($1, $2, 0, $3::text::json)";
 
 pub(super) async fn import(
     store: &Postgres,
@@ -73,11 +72,9 @@ pub(super) async fn import(
     if inserted == 0 {
         return Err(StoreError::InstanceAlreadyExists(id.to_string()).into());
     }
-    let events = history
-        .iter()
-        .map(event_json)
-        .collect::<Result<Vec<String>, Fail>>()?;
-    execute(&tx, INSERT_HISTORY, &[&hub, &id, &events]).await?;
+    if !history.is_empty() {
+        execute(&tx, INSERT_HISTORY, &[&hub, &id, &events_json(&history)?]).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

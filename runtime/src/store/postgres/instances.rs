@@ -7,7 +7,7 @@ use deadpool_postgres::Client;
 
 use super::Postgres;
 use super::db::{
-    Fail, STATUS_COLUMNS, TERMINAL, event_from_json, instant, nanos, roll_back, row, rows,
+    Fail, STATUS_COLUMNS, TERMINAL, history_row_events, instant, nanos, roll_back, row, rows,
     status_from_row,
 };
 use crate::model::EntityId;
@@ -92,15 +92,17 @@ pub(super) async fn history(
     client: &mut Client,
     instance_id: &str,
 ) -> Result<Vec<HistoryEvent>, Fail> {
-    rows(
+    let mut events = Vec::new();
+    for r in rows(
         &*client,
         "SELECT event::text FROM durable_history WHERE hub = $1 AND instance_id = $2 ORDER BY seq",
         &[&store.hub, &instance_id],
     )
     .await?
-    .iter()
-    .map(|r| event_from_json(instance_id, r.try_get(0)?))
-    .collect()
+    {
+        history_row_events(instance_id, r.try_get(0)?, &mut events)?;
+    }
+    Ok(events)
 }
 
 pub(super) async fn status(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
-use super::db::{Fail, event_json, execute, failure_json, micros, nanos, row};
+use super::db::{Fail, events_json, execute, failure_json, micros, nanos, row};
 use super::group::TurnJob;
 use super::listener::Wake;
 use super::work::{create, deliver};
@@ -29,10 +29,9 @@ WHERE hub = $1 AND instance_id = $2
        OR ($3::text IS NULL AND (lock_token IS NULL OR lock_expires_at <= now())))
 RETURNING history_len";
 
+/// A turn's events, one row keyed by the sequence number of the first.
 const APPEND_HISTORY: &str = "
-INSERT INTO durable_history (hub, instance_id, seq, event)
-SELECT $1, $2, $3::integer + t.ord::integer - 1, t.event::json
-FROM unnest($4::text[]) WITH ORDINALITY AS t(event, ord)";
+INSERT INTO durable_history (hub, instance_id, seq, event) VALUES ($1, $2, $3, $4::text::json)";
 
 const INSERT_ACTIVITIES: &str = "
 INSERT INTO durable_activities (hub, instance_id, execution_id, task_id, name, input)
@@ -164,14 +163,15 @@ pub(super) async fn apply_turn(
     }
     if !appended.is_empty() {
         let history_len: i32 = updated.try_get(0)?;
-        let events = appended
-            .iter()
-            .map(event_json)
-            .collect::<Result<Vec<_>, _>>()?;
         execute(
             tx,
             APPEND_HISTORY,
-            &[&hub, &id, &(history_len - appended_len), &events],
+            &[
+                &hub,
+                &id,
+                &(history_len - appended_len),
+                &events_json(appended)?,
+            ],
         )
         .await?;
     }

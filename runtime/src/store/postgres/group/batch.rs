@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Client;
 
-use super::super::db::{Fail, event_json, execute, failure_json, micros, nanos, rows};
+use super::super::db::{Fail, events_json, execute, failure_json, micros, nanos, rows};
 use super::super::work::{CREATE, create, deliver};
 use super::{Answer, Attempt, Job, ResultJob, StartJob, TurnJob, Work};
 use crate::store::{
@@ -300,12 +300,12 @@ pub(super) async fn write_batch(
     let mut history_seqs = Vec::new();
     let mut history_events = Vec::new();
     for (_, turn) in turns(jobs, &live) {
+        // One row per turn, keyed by the sequence number of its first event.
         let (_, events) = history_write(&turn.commit.history);
-        let start = lengths[&turn.instance_id] - events.len() as i32;
-        for (k, event) in events.iter().enumerate() {
+        if !events.is_empty() {
             history_ids.push(turn.instance_id.as_str());
-            history_seqs.push(start + k as i32);
-            history_events.push(event_json(event)?);
+            history_seqs.push(lengths[&turn.instance_id] - events.len() as i32);
+            history_events.push(events_json(events)?);
         }
     }
     if !history_ids.is_empty() {
