@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, GenericClient};
 
 use super::Postgres;
-use super::db::{Fail, event_json, execute, micros, nanos, roll_back, rows, storable};
+use super::db::{Fail, event_json, execute, micros, nanos, roll_back, row, rows, storable};
 use super::lease::RELEASE;
 use super::listener::Wake;
 use crate::model::EntityId;
@@ -37,7 +37,7 @@ ON CONFLICT (hub, instance_id) DO UPDATE SET
     parent_instance_id = excluded.parent_instance_id, version = excluded.version,
     history_len = 0, lock_token = NULL, lock_expires_at = NULL
 WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $10
-RETURNING i.instance_id"#;
+RETURNING i.instance_id, i.xmax <> 0 AS replaced"#;
 
 /// An entity's instance, created by the first message for it.
 const CREATE_ENTITY: &str = "
@@ -65,13 +65,16 @@ SET lock_expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE hub = $1 AND instance_id = $2 AND lock_token = $3";
 
 /// Creates an instance row for `instance` unless a pending or running one is in the way.
+/// Each created row says whether it replaced one (a row version an upsert updated has its
+/// transaction as `xmax`; a new one has none): only a replaced instance has history and
+/// messages to clear.
 pub(super) async fn create(
     client: &impl GenericClient,
     hub: &str,
     instance: &NewInstance,
 ) -> Result<bool, Fail> {
     let status = instance.initial_status();
-    let created = execute(
+    let created = row(
         client,
         CREATE,
         &[
@@ -87,9 +90,11 @@ pub(super) async fn create(
             &instance.replace_running,
         ],
     )
-    .await?
-        == 1;
-    if created {
+    .await?;
+    let Some(created) = created else {
+        return Ok(false);
+    };
+    if created.try_get::<_, bool>(1)? {
         // A replaced instance starts over: no history, no queued messages.
         for table in ["durable_history", "durable_messages"] {
             execute(
@@ -100,7 +105,7 @@ pub(super) async fn create(
             .await?;
         }
     }
-    Ok(created)
+    Ok(true)
 }
 
 /// Queues messages, creating entities on first use. Returns the targets that do not exist

@@ -137,7 +137,7 @@ pub(super) async fn write_batch(
             .map(|s| s.parent_instance_id.as_deref())
             .collect();
         let versions: Vec<Option<&str>> = statuses.iter().map(|s| s.version.as_deref()).collect();
-        let made: HashSet<String> = rows(
+        let made: HashMap<String, bool> = rows(
             &tx,
             CREATE,
             &[
@@ -155,12 +155,14 @@ pub(super) async fn write_batch(
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
         let mut replaced = Vec::new();
         for (i, instance) in &starts {
-            if made.contains(&instance.instance_id) {
-                replaced.push(instance.instance_id.as_str());
+            if let Some(&was_there) = made.get(&instance.instance_id) {
+                if was_there {
+                    replaced.push(instance.instance_id.as_str());
+                }
             } else {
                 live[*i] = false;
                 refused[*i] = Some(StoreError::InstanceAlreadyExists(
