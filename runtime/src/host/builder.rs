@@ -311,6 +311,7 @@ impl RuntimeBuilder {
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
+            stop_waiting: Default::default(),
             ownership: super::partitions::Ownership::new(&ids),
             ready: Default::default(),
             recheck: Default::default(),

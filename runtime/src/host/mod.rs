@@ -70,6 +70,8 @@ struct Inner {
     turn_slots: Arc<Semaphore>,
     /// Set once shutdown begins: finished activities no longer start turns.
     stopping: std::sync::atomic::AtomicBool,
+    /// Notified when shutdown begins: results waiting for a turn slot go to the store.
+    stop_waiting: tokio::sync::Notify,
     /// Raised once the host has stopped (shut down, or dropped): leases are no longer renewed.
     leases_released: watch::Sender<bool>,
     /// The leases held on work in progress.

@@ -40,9 +40,11 @@ impl From<StoreError> for NotHere {
 }
 
 impl Inner {
-    /// Takes a finished activity's result to its instance: runs the turn it unblocks at once
-    /// when a turn slot is free, adds it to the next turn when one of the instance's turns is
-    /// running here, or queues it.
+    /// Takes a finished activity's result to its instance: adds it to the next turn when one
+    /// of the instance's turns is running or waiting here, or else runs the turn it unblocks
+    /// once a turn slot is free (the instance meanwhile busy here, so that other results join
+    /// it). Only when the host stops are results queued in the store for the dispatchers,
+    /// which costs a write, a read and a turn of its own.
     pub(super) async fn deliver_result(self: &Arc<Self>, finished: Finished) {
         let id = finished.response.instance_id.clone();
         let slot = {
@@ -51,23 +53,69 @@ impl Inner {
                 waiting.push(finished);
                 return;
             }
-            let slot = if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
-                None
+            if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                Err(finished)
             } else {
-                self.turn_slots.clone().try_acquire_owned().ok()
-            };
-            if slot.is_some() {
-                busy.insert(id.clone(), Vec::new());
+                let slot = self.turn_slots.clone().try_acquire_owned().ok();
+                busy.insert(id.clone(), vec![finished]);
+                Ok(slot)
             }
-            slot
+        };
+        let slot = match slot {
+            Ok(Some(slot)) => Some(slot),
+            Ok(None) => self.wait_for_turn_slot().await,
+            Err(finished) => return self.queue_results(vec![finished]).await,
         };
         match slot {
             Some(slot) => {
-                self.drain(&id, vec![finished]).await;
+                let results = self.waiting_results(&id);
+                self.drain(&id, results).await;
                 drop(slot);
             }
-            None => self.queue_results(vec![finished]).await,
+            None => {
+                // The host is stopping: the results (with any that joined them) go to the
+                // store, and the instance is free for whoever runs it next.
+                let results = {
+                    let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+                    busy.remove(&id).unwrap_or_default()
+                };
+                self.queue_results(results).await;
+                if self
+                    .recheck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id)
+                {
+                    self.store.signal().work_for([id]);
+                }
+            }
         }
+    }
+
+    /// A turn slot, waited for as the dispatchers wait (first come, first served); `None`
+    /// once the host is stopping.
+    async fn wait_for_turn_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let stop = self.stop_waiting.notified();
+        tokio::pin!(stop);
+        stop.as_mut().enable();
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let slot = tokio::select! {
+            biased;
+            _ = stop => return None,
+            slot = self.turn_slots.clone().acquire_owned() => slot.ok()?,
+        };
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// The results waiting in `id`'s busy entry, taken out.
+    fn waiting_results(&self, id: &str) -> Vec<Finished> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.get_mut(id).map(std::mem::take).unwrap_or_default()
     }
 
     /// Runs turns of `id` with `results` and with whatever results come in meanwhile, until

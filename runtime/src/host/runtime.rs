@@ -160,6 +160,7 @@ impl Runtime {
         self.inner
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
+        self.inner.stop_waiting.notify_waiters();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             let _ = task.await;
