@@ -18,3 +18,11 @@ async fn run_all_on_a_named_task_hub() {
 async fn results_commit_with_their_turn_in_one_write() {
     durable_tests::one_write::results_commit_with_their_turn(&Memory::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_turns_arriving_together_each_get_their_own_answer() {
+    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
+        Arc::new(Memory::new()),
+    )
+    .await;
+}

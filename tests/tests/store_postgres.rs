@@ -645,3 +645,14 @@ async fn results_commit_with_their_turn_in_one_write() {
     let store = store_in_fresh_hub(&url).await;
     durable_tests::one_write::results_commit_with_their_turn(&store).await;
 }
+
+/// Result turns written in one batch each get their own answer (see the shared scenario).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_turns_arriving_together_each_get_their_own_answer() {
+    let url = url_or_skip!();
+    let store = store_in_fresh_hub(&url).await;
+    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
+        Arc::new(store),
+    )
+    .await;
+}

@@ -563,3 +563,13 @@ async fn results_commit_with_their_turn_in_one_write() {
     let store = Sqlite::open(dir.path().join("one-write.db")).unwrap();
     durable_tests::one_write::results_commit_with_their_turn(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_turns_arriving_together_each_get_their_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(dir.path().join("result-turns.db")).unwrap();
+    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
+        Arc::new(store),
+    )
+    .await;
+}

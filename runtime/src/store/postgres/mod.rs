@@ -260,7 +260,9 @@ impl Store for Postgres {
             run_here,
             lease,
         };
-        let held = group::submit(self, group::Work::Turn(turn), wake).await?;
+        let held = group::submit(self, group::Work::Turn(turn), wake)
+            .await?
+            .held();
         self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(held)
@@ -312,7 +314,9 @@ impl Store for Postgres {
                 instance: Box::new(instance),
                 turn,
             };
-            group::submit(self, group::Work::Start(start), wake).await?
+            group::submit(self, group::Work::Start(start), wake)
+                .await?
+                .held()
         };
         self.signal().keep_ready(ready);
         self.wake(wake);
@@ -427,19 +431,32 @@ impl Store for Postgres {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
-        const OP: &str = "committing a turn with activity results";
-        let mut connection = self.connection(OP).await?;
-        let result = activities::complete_and_commit(
-            self,
-            &mut connection,
+        // Either the turn applies (what it sent is new work) or the results go in as messages
+        // (new work for the instance): the wake-up covers both.
+        let wake = Wake {
+            orchestrations: true,
+            activities: !commit.activities.is_empty(),
+            instances: true,
+        };
+        let id = expected.instance_id.clone();
+        let ready = commit.gives_work_to();
+        let job = group::ResultTurnJob {
             results,
+            turn: group::TurnJob {
+                instance_id: id.clone(),
+                lock: None,
+                fence: expected.fence,
+                commit,
+                run_here,
+                lease,
+            },
             expected,
-            commit,
-            run_here,
-            lease,
-        )
-        .await;
-        let (done, wake) = self.finish(OP, connection, result)?;
+        };
+        let done = group::submit(self, group::Work::ResultTurn(job), wake).await?;
+        match &done {
+            ResultsCommit::Committed(_) => self.signal().keep_ready(ready),
+            ResultsCommit::Queued => self.signal().keep_ready([id]),
+        }
         self.wake(wake);
         Ok(done)
     }

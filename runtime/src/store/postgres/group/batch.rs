@@ -7,9 +7,10 @@ use deadpool_postgres::Client;
 
 use super::super::db::{Fail, events_json, execute, failure_json, micros, nanos, rows};
 use super::super::work::{CREATE, create, deliver};
-use super::{Answer, Attempt, Job, ResultJob, StartJob, TurnJob, Work};
+use super::{Answer, Attempt, Job, ResultJob, ResultTurnJob, StartJob, TurnJob, Work};
 use crate::store::{
-    ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage, StoreError,
+    ActivityWorkItem, HistoryWrite, LockToken, NewInstance, OrchestrationMessage, ResultsCommit,
+    StoreError,
 };
 
 /// Takes the partitions' shared locks in partition order (a claim that moves one waits for
@@ -27,7 +28,8 @@ const TAKE_ACTIVITIES: &str =
 
 /// Every turn's new status and history length, with its lease released; no row for a turn
 /// whose lease `lock` was lost, or, without one, when another host holds the instance under a
-/// live lease.
+/// live lease, or, for a result turn, when the instance is no longer at the version the turn
+/// was computed from (history length, execution, last update).
 const UPDATE_STATUSES: &str = "
 UPDATE durable_instances AS i SET name = t.name, execution_id = t.execution_id,
     runtime_status = t.runtime_status, input = t.input, output = t.output,
@@ -37,12 +39,16 @@ UPDATE durable_instances AS i SET name = t.name, execution_id = t.execution_id,
     lock_token = NULL, lock_expires_at = NULL, left_by = NULL, left_until = NULL
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::bool[],
-        $14::integer[])
+        $14::integer[], $15::integer[], $16::text[], $17::bigint[])
     AS t(instance_id, lock, name, execution_id, runtime_status, input, output, custom_status,
-        failure, updated_ns, parent, reset, appended)
+        failure, updated_ns, parent, reset, appended, expect_len, expect_execution,
+        expect_updated)
 WHERE i.hub = $1 AND i.instance_id = t.instance_id
   AND (i.lock_token = t.lock
        OR (t.lock IS NULL AND (i.lock_token IS NULL OR i.lock_expires_at <= now())))
+  AND (t.expect_len IS NULL
+       OR (i.history_len = t.expect_len AND i.execution_id = t.expect_execution
+           AND i.last_updated_at_ns = t.expect_updated))
 RETURNING i.instance_id, i.history_len";
 
 const CLEAR_HISTORIES: &str =
@@ -79,6 +85,9 @@ pub(super) async fn write_batch(
 ) -> Result<Vec<Answer>, Attempt> {
     let tx = client.transaction().await?;
     let mut live = vec![true; jobs.len()];
+    // Result turns whose results go in as messages instead (their instance moved on, or their
+    // fence no longer holds), as `Store::complete_activities_and_commit` does.
+    let mut queued = vec![false; jobs.len()];
     // Why a job left out was refused, when not for a lost lease or fence.
     let mut refused: Vec<Option<StoreError>> = jobs.iter().map(|_| None).collect();
 
@@ -88,7 +97,10 @@ pub(super) async fn write_batch(
         if let Some(turn) = job.work.turn() {
             match turn.fence {
                 Some(fence) => partitions.push(fence.partition as i32),
-                None if turn.lock.is_none() => live[i] = false,
+                // A result turn's fence is optional (unchecked without one).
+                None if turn.lock.is_none() && !matches!(job.work, Work::ResultTurn(_)) => {
+                    live[i] = false
+                }
                 None => {}
             }
         }
@@ -109,7 +121,10 @@ pub(super) async fn write_batch(
             {
                 let epoch = epochs.get(&(fence.partition as i32)).map(|&e| e as u64);
                 if !crate::store::ownership::fence_holds(epoch, fence) {
-                    live[i] = false;
+                    match job.work {
+                        Work::ResultTurn(_) => queued[i] = true,
+                        _ => live[i] = false,
+                    }
                 }
             }
         }
@@ -177,10 +192,14 @@ pub(super) async fn write_batch(
         }
     }
 
-    // Activity results: each job's activity must still be held under its token.
-    let tokens: Vec<&str> = results(jobs, &live)
+    // Activity results: each job's activities must still be held under their tokens.
+    let mut tokens: Vec<&str> = results(jobs, &live)
         .map(|(_, r)| r.item.lock.0.as_str())
         .collect();
+    tokens.extend(
+        result_turns(jobs, &live)
+            .flat_map(|(_, r)| r.results.iter().map(|(item, _)| item.lock.0.as_str())),
+    );
     if !tokens.is_empty() {
         let taken: HashSet<String> = rows(&tx, TAKE_ACTIVITIES, &[&hub, &tokens])
             .await?
@@ -188,10 +207,23 @@ pub(super) async fn write_batch(
             .map(|r| r.get(0))
             .collect();
         for (i, job) in jobs.iter().enumerate() {
-            if let Work::Result(r) = &job.work
-                && !taken.contains(&r.item.lock.0)
-            {
-                live[i] = false;
+            match &job.work {
+                Work::Result(r) if !taken.contains(&r.item.lock.0) => live[i] = false,
+                Work::ResultTurn(r) if live[i] => {
+                    let held = r
+                        .results
+                        .iter()
+                        .filter(|(item, _)| taken.contains(&item.lock.0))
+                        .count();
+                    if held == 0 {
+                        live[i] = false;
+                    } else if held < r.results.len() {
+                        // Some taken, some lost: nothing of the job may stay.
+                        tx.rollback().await?;
+                        return Err(Attempt::Stale(i));
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -210,7 +242,24 @@ pub(super) async fn write_batch(
     let mut parents = Vec::new();
     let mut resets = Vec::new();
     let mut appended = Vec::new();
-    for (_, turn) in turns(jobs, &live) {
+    let mut expect_lens: Vec<Option<i32>> = Vec::new();
+    let mut expect_executions: Vec<Option<&str>> = Vec::new();
+    let mut expect_updated: Vec<Option<i64>> = Vec::new();
+    for (i, turn) in turns(jobs, &live, &queued) {
+        match &jobs[i].work {
+            Work::ResultTurn(r) => {
+                expect_lens.push(Some(i32::try_from(r.expected.history_len).map_err(
+                    |_| Fail::Described("a history longer than 2^31 events".into()),
+                )?));
+                expect_executions.push(Some(r.expected.execution_id.as_str()));
+                expect_updated.push(Some(nanos(r.expected.last_updated_at)));
+            }
+            _ => {
+                expect_lens.push(None);
+                expect_executions.push(None);
+                expect_updated.push(None);
+            }
+        }
         let status = &turn.commit.status;
         ids.push(turn.instance_id.as_str());
         locks.push(turn.lock.as_deref());
@@ -250,6 +299,9 @@ pub(super) async fn write_batch(
                 &parents,
                 &resets,
                 &appended,
+                &expect_lens,
+                &expect_executions,
+                &expect_updated,
             ],
         )
         .await?;
@@ -258,14 +310,19 @@ pub(super) async fn write_batch(
     for (i, job) in jobs.iter().enumerate() {
         if let Some(turn) = job.work.turn()
             && live[i]
+            && !queued[i]
             && !lengths.contains_key(&turn.instance_id)
         {
-            live[i] = false;
+            match job.work {
+                // Another turn got there first: the results go in as messages.
+                Work::ResultTurn(_) => queued[i] = true,
+                _ => live[i] = false,
+            }
         }
     }
 
     // Consumed messages: every one must still be there, or the turn is stale.
-    let consumed: Vec<i64> = turns(jobs, &live)
+    let consumed: Vec<i64> = turns(jobs, &live, &queued)
         .flat_map(|(_, t)| t.commit.consumed.iter().map(|&s| s as i64))
         .collect();
     if !consumed.is_empty() {
@@ -275,7 +332,7 @@ pub(super) async fn write_batch(
             *removed.entry(r.get(0)).or_default() += 1;
             seqs.insert(r.get(1));
         }
-        let stale = turns(jobs, &live).find(|(_, t)| {
+        let stale = turns(jobs, &live, &queued).find(|(_, t)| {
             let mine = t
                 .commit
                 .consumed
@@ -291,7 +348,7 @@ pub(super) async fn write_batch(
     }
 
     // Histories.
-    let resets: Vec<&str> = turns(jobs, &live)
+    let resets: Vec<&str> = turns(jobs, &live, &queued)
         .filter(|(_, t)| history_write(&t.commit.history).0)
         .map(|(_, t)| t.instance_id.as_str())
         .collect();
@@ -301,7 +358,7 @@ pub(super) async fn write_batch(
     let mut history_ids = Vec::new();
     let mut history_seqs = Vec::new();
     let mut history_events = Vec::new();
-    for (_, turn) in turns(jobs, &live) {
+    for (_, turn) in turns(jobs, &live, &queued) {
         // One row per turn, keyed by the sequence number of its first event.
         let (_, events) = history_write(&turn.commit.history);
         if !events.is_empty() {
@@ -328,7 +385,7 @@ pub(super) async fn write_batch(
     let mut a_inputs = Vec::new();
     let mut a_tokens: Vec<Option<String>> = Vec::new();
     let mut a_leases: Vec<Option<i64>> = Vec::new();
-    for (i, turn) in turns(jobs, &live) {
+    for (i, turn) in turns(jobs, &live, &queued) {
         let queued = turn.commit.activities.iter().map(|t| (t, None));
         let here = turn.run_here.iter().map(|t| {
             let token = uuid::Uuid::new_v4().simple().to_string();
@@ -370,7 +427,7 @@ pub(super) async fn write_batch(
     }
 
     // Children first, so that the messages sent to them find them.
-    for (_, turn) in turns(jobs, &live) {
+    for (_, turn) in turns(jobs, &live, &queued) {
         for child in &turn.commit.new_instances {
             if create(&tx, hub, child).await? {
                 deliver(&tx, hub, &[child.start_message()]).await?;
@@ -388,6 +445,10 @@ pub(super) async fn write_batch(
             Work::Turn(turn) | Work::Start(StartJob { turn, .. }) => {
                 messages.extend(turn.commit.messages.iter().cloned())
             }
+            Work::ResultTurn(r) if queued[i] => {
+                messages.extend(r.results.iter().map(|(_, response)| response.clone()))
+            }
+            Work::ResultTurn(r) => messages.extend(r.turn.commit.messages.iter().cloned()),
             Work::Result(result) => messages.push(result.response.clone()),
         }
     }
@@ -398,14 +459,13 @@ pub(super) async fn write_batch(
         .map_err(|e| Attempt::Commit(Fail::Db(e)))?;
     Ok(live
         .into_iter()
+        .zip(queued)
         .zip(held)
         .zip(refused)
-        .map(|((live, held), refused)| {
-            if live {
-                Ok(held)
-            } else {
-                Err(refused.unwrap_or(StoreError::LeaseLost))
-            }
+        .map(|(((live, queued), held), refused)| match (live, queued) {
+            (true, false) => Ok(ResultsCommit::Committed(held)),
+            (true, true) => Ok(ResultsCommit::Queued),
+            (false, _) => Err(refused.unwrap_or(StoreError::LeaseLost)),
         })
         .collect())
 }
@@ -418,12 +478,33 @@ fn history_write(history: &HistoryWrite) -> (bool, &[crate::model::history::Hist
     }
 }
 
-/// The batch's turns still in it, with their places.
-fn turns<'a>(jobs: &'a [Job], live: &'a [bool]) -> impl Iterator<Item = (usize, &'a TurnJob)> {
+/// The batch's turns still in it (a result turn's unless its results are `queued` instead),
+/// with their places.
+fn turns<'a>(
+    jobs: &'a [Job],
+    live: &'a [bool],
+    queued: &'a [bool],
+) -> impl Iterator<Item = (usize, &'a TurnJob)> {
     jobs.iter()
         .enumerate()
         .filter_map(|(i, job)| match &job.work {
             Work::Turn(turn) | Work::Start(StartJob { turn, .. }) if live[i] => Some((i, turn)),
+            Work::ResultTurn(ResultTurnJob { turn, .. }) if live[i] && !queued[i] => {
+                Some((i, turn))
+            }
+            _ => None,
+        })
+}
+
+/// The batch's result turns still in it, with their places.
+fn result_turns<'a>(
+    jobs: &'a [Job],
+    live: &'a [bool],
+) -> impl Iterator<Item = (usize, &'a ResultTurnJob)> {
+    jobs.iter()
+        .enumerate()
+        .filter_map(|(i, job)| match &job.work {
+            Work::ResultTurn(r) if live[i] => Some((i, r)),
             _ => None,
         })
 }

@@ -24,8 +24,8 @@ use super::db::Fail;
 use super::listener::Wake;
 use super::{Postgres, Shared};
 use crate::store::{
-    ActivityTask, ActivityWorkItem, NewInstance, OrchestrationMessage, PartitionLease, StoreError,
-    TurnCommit,
+    ActivityTask, ActivityWorkItem, InstanceVersion, NewInstance, OrchestrationMessage,
+    PartitionLease, ResultsCommit, StoreError, TurnCommit,
 };
 
 /// Batches written at the same time: one fills while the other is written.
@@ -52,6 +52,16 @@ pub(super) struct ResultJob {
     pub(super) response: OrchestrationMessage,
 }
 
+/// Finished activities and the turn their results unblock, computed without a lease: the turn
+/// applies only if its instance is still as `expected` (else the results are queued as
+/// messages instead).
+pub(super) struct ResultTurnJob {
+    pub(super) results: Vec<(ActivityWorkItem, OrchestrationMessage)>,
+    pub(super) expected: InstanceVersion,
+    /// No lease; fenced by `expected.fence`, when set.
+    pub(super) turn: TurnJob,
+}
+
 /// A new instance written with its first turn (no start message queued).
 pub(super) struct StartJob {
     /// Never one that replaces a running instance: such a start takes the way of its own.
@@ -64,6 +74,7 @@ pub(super) enum Work {
     Turn(TurnJob),
     Start(StartJob),
     Result(ResultJob),
+    ResultTurn(ResultTurnJob),
 }
 
 impl Work {
@@ -72,6 +83,7 @@ impl Work {
             Work::Turn(_) => "committing a turn",
             Work::Start(_) => "starting an instance",
             Work::Result(_) => "completing an activity",
+            Work::ResultTurn(_) => "committing a turn with activity results",
         }
     }
 
@@ -84,12 +96,15 @@ impl Work {
         match self {
             Work::Turn(t) => Some(t),
             Work::Start(s) => Some(&s.turn),
+            Work::ResultTurn(r) => Some(&r.turn),
             Work::Result(_) => None,
         }
     }
 }
 
-pub(super) type Answer = Result<Vec<ActivityWorkItem>, StoreError>;
+/// What a job did: the activities held for its host, or (a result turn only) its results
+/// queued as messages instead of its turn.
+pub(super) type Answer = Result<ResultsCommit, StoreError>;
 
 pub(super) struct Job {
     store: Postgres,
@@ -349,7 +364,9 @@ async fn one_by_one(job: Job) {
         }
     };
     let result = match work {
-        Work::Turn(turn) => super::turns::commit(&store, &mut client, turn, wake).await,
+        Work::Turn(turn) => super::turns::commit(&store, &mut client, turn, wake)
+            .await
+            .map(ResultsCommit::Committed),
         Work::Start(StartJob { instance, turn }) => {
             let fence = turn.fence.expect("a start written with its turn is fenced");
             super::turns::create_with_turn(
@@ -363,12 +380,24 @@ async fn one_by_one(job: Job) {
                 wake,
             )
             .await
+            .map(ResultsCommit::Committed)
         }
         Work::Result(result) => {
             super::activities::complete(&store, &mut client, &result.item, result.response)
                 .await
-                .map(|()| Vec::new())
+                .map(|()| ResultsCommit::Committed(Vec::new()))
         }
+        Work::ResultTurn(job) => super::activities::complete_and_commit(
+            &store,
+            &mut client,
+            job.results,
+            job.expected,
+            job.turn.commit,
+            job.turn.run_here,
+            job.turn.lease,
+        )
+        .await
+        .map(|(done, _)| done),
     };
     let _ = reply.send(store.finish(operation, client, result));
 }
