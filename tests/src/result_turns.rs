@@ -63,16 +63,14 @@ fn completed(id: &str, task_id: i64) -> OrchestrationMessage {
 async fn started(store: &dyn Store, id: &str, activities: i64) -> Vec<ActivityWorkItem> {
     let new = new_instance(id);
     store.create_instance(new.clone()).await.unwrap();
-    let item = loop {
-        match store
-            .fetch_orchestration(at(0), LEASE, &Owned::Everything)
-            .await
-            .unwrap()
-        {
-            Fetched::Item(item) if item.instance_id == id => break item,
-            Fetched::Item(other) => panic!("fetched {} instead of {id}", other.instance_id),
-            Fetched::Empty { .. } => panic!("{id}'s start is not fetched"),
-        }
+    let item = match store
+        .fetch_orchestration(at(0), LEASE, &Owned::Everything)
+        .await
+        .unwrap()
+    {
+        Fetched::Item(item) if item.instance_id == id => item,
+        Fetched::Item(other) => panic!("fetched {} instead of {id}", other.instance_id),
+        Fetched::Empty { .. } => panic!("{id}'s start is not fetched"),
     };
     let tasks = (0..activities)
         .map(|task_id| ActivityTask {

@@ -290,16 +290,6 @@ pub enum ResultsCommit {
     Queued,
 }
 
-impl ResultsCommit {
-    /// The activities held for the caller (none when the results were queued).
-    pub(crate) fn held(self) -> Vec<ActivityWorkItem> {
-        match self {
-            ResultsCommit::Committed(held) => held,
-            ResultsCommit::Queued => Vec::new(),
-        }
-    }
-}
-
 /// A message taken out of circulation because processing it kept failing.
 #[derive(Clone, Debug)]
 pub struct ParkedMessage {

@@ -260,9 +260,7 @@ impl Store for Postgres {
             run_here,
             lease,
         };
-        let held = group::submit(self, group::Work::Turn(turn), wake)
-            .await?
-            .held();
+        let held = group::held(group::submit(self, group::Work::Turn(turn), wake).await?);
         self.signal().keep_ready(ready);
         self.wake(wake);
         Ok(held)
@@ -314,9 +312,7 @@ impl Store for Postgres {
                 instance: Box::new(instance),
                 turn,
             };
-            group::submit(self, group::Work::Start(start), wake)
-                .await?
-                .held()
+            group::held(group::submit(self, group::Work::Start(start), wake).await?)
         };
         self.signal().keep_ready(ready);
         self.wake(wake);

@@ -209,6 +209,15 @@ impl Committer {
     }
 }
 
+/// The activities a turn or start holds for its host (a result turn may have been queued
+/// instead: then none).
+pub(super) fn held(done: ResultsCommit) -> Vec<ActivityWorkItem> {
+    match done {
+        ResultsCommit::Committed(held) => held,
+        ResultsCommit::Queued => Vec::new(),
+    }
+}
+
 /// Writes `work` in the next batch; its answer once the batch committed.
 pub(super) async fn submit(store: &Postgres, work: Work, wake: Wake) -> Answer {
     let (reply, answer) = oneshot::channel();
