@@ -12,7 +12,7 @@ use super::Postgres;
 use super::db::{Fail, event_json, execute, micros, nanos, roll_back, row, rows, storable};
 use super::lease::RELEASE;
 use super::listener::Wake;
-use crate::model::EntityId;
+use crate::model::{EntityId, InstanceStatus};
 use crate::store::{
     LEFT_PAUSE, NewInstance, OrchestrationMessage, OrchestrationWorkItem, StoreError,
     new_entity_status,
@@ -39,11 +39,20 @@ ON CONFLICT (hub, instance_id) DO UPDATE SET
 WHERE i.runtime_status IN ('Completed', 'Failed', 'Terminated') OR $10
 RETURNING i.instance_id, i.xmax <> 0 AS replaced"#;
 
-/// An entity's instance, created by the first message for it.
-const CREATE_ENTITY: &str = "
+/// Entities' instances, created by the first message for each (in the order given: callers
+/// sort them, so that two transactions creating the same entities never wait on each other in
+/// a circle). Only those not already there are inserted: an insert that meets an existing row
+/// would wait for any transaction updating that row (an entity's turn being committed) before
+/// doing nothing, a wait per message to a busy entity.
+const CREATE_ENTITIES: &str = "
 INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_status,
     created_at_ns, last_updated_at_ns)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
+SELECT $1, t.instance_id, t.name, '', $4, t.created_ns, t.created_ns
+FROM unnest($2::text[], $3::text[], $5::bigint[]) WITH ORDINALITY
+    AS t(instance_id, name, created_ns, ord)
+WHERE NOT EXISTS (SELECT 1 FROM durable_instances AS i
+                  WHERE i.hub = $1 AND i.instance_id = t.instance_id)
+ORDER BY t.ord
 ON CONFLICT (hub, instance_id) DO NOTHING";
 
 /// Which targets exist; locks them against removal (not against updates, so two instances
@@ -119,6 +128,7 @@ pub(super) async fn deliver(
         return Ok(Vec::new());
     }
     let mut targets: Vec<&str> = Vec::new();
+    let mut entities: Vec<InstanceStatus> = Vec::new();
     for message in messages {
         let id = message.instance_id.as_str();
         if targets.contains(&id) {
@@ -126,21 +136,26 @@ pub(super) async fn deliver(
         }
         targets.push(id);
         if EntityId::is_entity_instance(id) {
-            let status = new_entity_status(id, message.event.timestamp);
-            execute(
-                client,
-                CREATE_ENTITY,
-                &[
-                    &hub,
-                    &status.instance_id,
-                    &status.name,
-                    &status.execution_id,
-                    &status.runtime_status.as_str(),
-                    &nanos(status.created_at),
-                ],
-            )
-            .await?;
+            entities.push(new_entity_status(id, message.event.timestamp));
         }
+    }
+    if !entities.is_empty() {
+        entities.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        let ids: Vec<&str> = entities.iter().map(|e| e.instance_id.as_str()).collect();
+        let names: Vec<&str> = entities.iter().map(|e| e.name.as_str()).collect();
+        let created: Vec<i64> = entities.iter().map(|e| nanos(e.created_at)).collect();
+        execute(
+            client,
+            CREATE_ENTITIES,
+            &[
+                &hub,
+                &ids,
+                &names,
+                &entities[0].runtime_status.as_str(),
+                &created,
+            ],
+        )
+        .await?;
     }
     let existing: HashSet<String> = rows(client, LOCK_TARGETS, &[&hub, &targets])
         .await?
