@@ -136,7 +136,7 @@ pub mod crash {
     }
 }
 
-pub mod result_turns;
+pub mod together;
 
 /// The built-in stores take the one-write path: the conformance suite accepts a store that
 /// queues results instead of committing them with their turn (the trait's default), so this

@@ -21,8 +21,16 @@ async fn results_commit_with_their_turn_in_one_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_turns_arriving_together_each_get_their_own_answer() {
-    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
-        Arc::new(Memory::new()),
-    )
+    durable_tests::together::result_turns_arriving_together_each_get_their_own_answer(Arc::new(
+        Memory::new(),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_together_each_get_their_own_answer() {
+    durable_tests::together::messages_arriving_together_each_get_their_own_answer(Arc::new(
+        Memory::new(),
+    ))
     .await;
 }

@@ -651,8 +651,17 @@ async fn results_commit_with_their_turn_in_one_write() {
 async fn result_turns_arriving_together_each_get_their_own_answer() {
     let url = url_or_skip!();
     let store = store_in_fresh_hub(&url).await;
-    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
-        Arc::new(store),
-    )
+    durable_tests::together::result_turns_arriving_together_each_get_their_own_answer(Arc::new(
+        store,
+    ))
     .await;
+}
+
+/// Client messages written in one batch each get their own answer (see the shared scenario).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_together_each_get_their_own_answer() {
+    let url = url_or_skip!();
+    let store = store_in_fresh_hub(&url).await;
+    durable_tests::together::messages_arriving_together_each_get_their_own_answer(Arc::new(store))
+        .await;
 }

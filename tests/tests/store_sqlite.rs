@@ -568,8 +568,16 @@ async fn results_commit_with_their_turn_in_one_write() {
 async fn result_turns_arriving_together_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();
     let store = Sqlite::open(dir.path().join("result-turns.db")).unwrap();
-    durable_tests::result_turns::result_turns_arriving_together_each_get_their_own_answer(
-        Arc::new(store),
-    )
+    durable_tests::together::result_turns_arriving_together_each_get_their_own_answer(Arc::new(
+        store,
+    ))
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_together_each_get_their_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(dir.path().join("messages.db")).unwrap();
+    durable_tests::together::messages_arriving_together_each_get_their_own_answer(Arc::new(store))
+        .await;
 }

@@ -141,19 +141,17 @@ impl Store for Postgres {
     }
 
     async fn enqueue(&self, message: OrchestrationMessage) -> Result<(), StoreError> {
-        const OP: &str = "queueing a message";
         let ready = message
             .visible_at
             .is_none()
             .then(|| message.instance_id.clone());
-        let mut connection = self.connection(OP).await?;
-        let result = work::enqueue(self, &mut connection, message).await;
-        self.finish(OP, connection, result)?;
-        self.signal().keep_ready(ready);
-        self.wake(Wake {
+        let wake = Wake {
             orchestrations: true,
             ..Wake::default()
-        });
+        };
+        group::submit(self, group::Work::Message(message), wake).await?;
+        self.signal().keep_ready(ready);
+        self.wake(wake);
         Ok(())
     }
 

@@ -450,9 +450,20 @@ pub(super) async fn write_batch(
             }
             Work::ResultTurn(r) => messages.extend(r.turn.commit.messages.iter().cloned()),
             Work::Result(result) => messages.push(result.response.clone()),
+            Work::Message(message) => messages.push(message.clone()),
         }
     }
-    deliver(&tx, hub, &messages).await?;
+    let missing = deliver(&tx, hub, &messages).await?;
+    // A client's message to an orchestration that does not exist was not queued: refused.
+    for (i, job) in jobs.iter().enumerate() {
+        if let Work::Message(message) = &job.work
+            && live[i]
+            && missing.contains(&message.instance_id)
+        {
+            live[i] = false;
+            refused[i] = Some(StoreError::InstanceNotFound(message.instance_id.clone()));
+        }
+    }
 
     tx.commit()
         .await

@@ -75,6 +75,9 @@ pub(super) enum Work {
     Start(StartJob),
     Result(ResultJob),
     ResultTurn(ResultTurnJob),
+    /// A message a client sends (an event, a signal, a termination): refused with
+    /// `InstanceNotFound` when its orchestration does not exist.
+    Message(OrchestrationMessage),
 }
 
 impl Work {
@@ -84,6 +87,7 @@ impl Work {
             Work::Start(_) => "starting an instance",
             Work::Result(_) => "completing an activity",
             Work::ResultTurn(_) => "committing a turn with activity results",
+            Work::Message(_) => "queueing a message",
         }
     }
 
@@ -97,7 +101,7 @@ impl Work {
             Work::Turn(t) => Some(t),
             Work::Start(s) => Some(&s.turn),
             Work::ResultTurn(r) => Some(&r.turn),
-            Work::Result(_) => None,
+            Work::Result(_) | Work::Message(_) => None,
         }
     }
 }
@@ -396,6 +400,9 @@ async fn one_by_one(job: Job) {
                 .await
                 .map(|()| ResultsCommit::Committed(Vec::new()))
         }
+        Work::Message(message) => super::work::enqueue(&store, &mut client, message)
+            .await
+            .map(|()| ResultsCommit::Committed(Vec::new())),
         Work::ResultTurn(job) => super::activities::complete_and_commit(
             &store,
             &mut client,

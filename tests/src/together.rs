@@ -1,6 +1,5 @@
-//! Result turns that reach a store together (a store may write them in one batch) each get
-//! their own answer: committed, queued because their instance moved on, or refused because an
-//! activity's lease is gone; a refused one leaves nothing behind.
+//! Writes that reach a store together (a store may write them in one batch) each get their own
+//! answer, and a refused one leaves nothing behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,7 +126,8 @@ fn result_turn(
     (results, version, commit)
 }
 
-/// See the module's documentation.
+/// Result turns: committed, queued because their instance moved on, or refused because an
+/// activity's lease is gone (all of its activities, or one of two).
 pub async fn result_turns_arriving_together_each_get_their_own_answer(store: Arc<dyn Store>) {
     let mut jobs = Vec::new();
     for i in 0..COMMITTED {
@@ -214,4 +214,76 @@ pub async fn result_turns_arriving_together_each_get_their_own_answer(store: Arc
         .complete_activity(&still_held, completed("rt-half", 1))
         .await
         .expect("the refused turn's other activity is still held");
+}
+
+/// Messages from clients: each is queued, in the order each sender sent them, except those to
+/// an orchestration that does not exist, refused with `InstanceNotFound`.
+pub async fn messages_arriving_together_each_get_their_own_answer(store: Arc<dyn Store>) {
+    for i in 0..4 {
+        store
+            .create_instance(new_instance(&format!("m-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut senders = Vec::new();
+    for i in 0..4 {
+        for target in [format!("m-{i}"), format!("m-missing-{i}")] {
+            let store = store.clone();
+            senders.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in 0..5 {
+                    let message = OrchestrationMessage {
+                        instance_id: target.clone(),
+                        execution_id: None,
+                        event: HistoryEvent::new(
+                            at(1),
+                            EventKind::EventRaised {
+                                name: "e".into(),
+                                input: n.to_string(),
+                            },
+                        ),
+                        visible_at: None,
+                    };
+                    answers.push(store.enqueue(message).await);
+                }
+                (target, answers)
+            }));
+        }
+    }
+    for sender in senders {
+        let (target, answers) = sender.await.unwrap();
+        for answer in answers {
+            if target.starts_with("m-missing") {
+                assert!(
+                    matches!(&answer, Err(StoreError::InstanceNotFound(id)) if *id == target),
+                    "{target}: {answer:?}"
+                );
+            } else {
+                answer.unwrap_or_else(|e| panic!("{target}: {e}"));
+            }
+        }
+    }
+    let mut seen = 0;
+    while let Fetched::Item(item) = store
+        .fetch_orchestration(at(2), LEASE, &Owned::Everything)
+        .await
+        .unwrap()
+    {
+        let events: Vec<String> = item
+            .messages
+            .iter()
+            .filter_map(|m| match &m.message.event.kind {
+                EventKind::EventRaised { input, .. } => Some(input.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            events,
+            ["0", "1", "2", "3", "4"],
+            "{}: every event, in the order sent",
+            item.instance_id
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 4, "each existing instance has its events");
 }
