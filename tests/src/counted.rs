@@ -16,6 +16,7 @@ use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStat
 pub struct Counts {
     items: AtomicUsize,
     commits: AtomicUsize,
+    looks: AtomicUsize,
 }
 
 impl Counts {
@@ -27,6 +28,11 @@ impl Counts {
     /// Orchestration turns committed (through any of the commit calls, applied or not).
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Looks at the store for ready instances.
+    pub fn looks(&self) -> usize {
+        self.looks.load(Ordering::SeqCst)
     }
 
     fn item<T>(&self, found: bool, value: T) -> T {
@@ -107,6 +113,7 @@ impl Store for Counted {
         owned: &Owned,
         limit: usize,
     ) -> Result<ReadyInstances, StoreError> {
+        self.counts.looks.fetch_add(1, Ordering::SeqCst);
         self.inner.ready_instances(now, owned, limit).await
     }
     async fn read_orchestration(

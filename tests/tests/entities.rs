@@ -240,6 +240,41 @@ async fn queued_operations_run_as_one_batch_with_one_commit() {
     assert_eq!(commits.load(Ordering::SeqCst), 1);
 }
 
+/// Calls counter `key` `times` times, one call after the other.
+#[orchestrator]
+async fn count_up(ctx: OrchestrationContext, (key, times): (String, u32)) -> Result<i64, Error> {
+    for _ in 0..times {
+        ctx.call_entity::<Counter>(key.clone()).add(1).await?;
+    }
+    ctx.call_entity::<Counter>(key).get().await
+}
+
+/// Every turn here gives the next one its work, which the host takes as its commit tells it,
+/// without looking at the store for it: the host looks for ready instances now and then (for
+/// timers and other processes' work), not at each of the ~200 turns.
+#[tokio::test(start_paused = true)]
+async fn a_host_busy_with_its_own_work_does_not_look_at_the_store_for_each_turn() {
+    let (store, counts) = durable_tests::counted::Counted::wrap(Arc::new(Memory::new()));
+    let builder = with_counter(Runtime::builder())
+        .register(count_up)
+        .shared_store(store);
+    let rt = TestRuntime::start(builder).await.unwrap();
+    let client = rt.client();
+    let id = client
+        .start(count_up, ("chain".to_string(), 100))
+        .await
+        .unwrap();
+    let status = client.wait_for_completion(&id, WAIT).await.unwrap();
+    assert_eq!(status.output::<i64>().unwrap(), 100);
+    assert!(counts.commits() >= 200, "{} turns", counts.commits());
+    assert!(
+        counts.looks() <= 20,
+        "{} looks for {} turns",
+        counts.looks(),
+        counts.commits()
+    );
+}
+
 #[tokio::test]
 async fn a_scheduled_signal_arrives_at_its_time() {
     let rt = TestRuntime::start(with_counter(Runtime::builder()))

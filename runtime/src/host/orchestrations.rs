@@ -104,6 +104,15 @@ impl Inner {
                         _ = shutdown.changed() => {}
                     }
                 }
+                Round::LookIn(after) => {
+                    errors = 0;
+                    tokio::select! {
+                        biased;
+                        _ = notified => {}
+                        _ = real_sleep(after) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 Round::Failed(err) => {
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "looking for orchestration work failed");
@@ -430,6 +439,8 @@ pub(super) enum Round {
     Worked,
     /// It found nothing; the next message becomes visible then.
     Empty(Option<DateTime<Utc>>),
+    /// It found nothing, and the store is not to be looked at again before this long.
+    LookIn(std::time::Duration),
     /// Looking for work failed.
     Failed(StoreError),
 }
