@@ -17,10 +17,12 @@ pub struct Counts {
     items: AtomicUsize,
     commits: AtomicUsize,
     looks: AtomicUsize,
+    handed: AtomicUsize,
 }
 
 impl Counts {
-    /// Orchestration work items handed out (fetched, read or left work leased).
+    /// Orchestration work items handed out (fetched, read or left work leased), not counting
+    /// those read by commits ([`Counts::handed`]).
     pub fn items(&self) -> usize {
         self.items.load(Ordering::SeqCst)
     }
@@ -28,6 +30,11 @@ impl Counts {
     /// Orchestration turns committed (through any of the commit calls, applied or not).
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Work items read by commits for the instances they gave work.
+    pub fn handed(&self) -> usize {
+        self.handed.load(Ordering::SeqCst)
     }
 
     /// Looks at the store for ready instances.
@@ -160,6 +167,28 @@ impl Store for Counted {
         self.inner
             .commit_turn_holding(item, commit, run_here, lease)
             .await
+    }
+    fn reads_with_commit(&self) -> bool {
+        self.inner.reads_with_commit()
+    }
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        self.counts.commit();
+        let committed = self
+            .inner
+            .commit_turn_reading(item, commit, run_here, lease, read, now)
+            .await;
+        if let Ok((_, items)) = &committed {
+            self.counts.handed.fetch_add(items.len(), Ordering::SeqCst);
+        }
+        committed
     }
     async fn create_with_turn(
         &self,

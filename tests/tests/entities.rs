@@ -275,6 +275,43 @@ async fn a_host_busy_with_its_own_work_does_not_look_at_the_store_for_each_turn(
     );
 }
 
+/// Runs `count_up` 100 times on `store` and returns (work read by commits, work read alone).
+async fn chain_reads(store: Arc<dyn durable::store::Store>) -> (usize, usize) {
+    let (store, counts) = durable_tests::counted::Counted::wrap(store);
+    let builder = with_counter(Runtime::builder())
+        .register(count_up)
+        .shared_store(store);
+    let rt = TestRuntime::start(builder).await.unwrap();
+    let client = rt.client();
+    let id = client
+        .start(count_up, ("chain".to_string(), 100))
+        .await
+        .unwrap();
+    let status = client.wait_for_completion(&id, WAIT).await.unwrap();
+    assert_eq!(status.output::<i64>().unwrap(), 100);
+    rt.shutdown().await;
+    (counts.handed(), counts.items())
+}
+
+/// Each turn's commit gives the next turn's instance its work, and reads that work in the same
+/// transaction: the host runs the ~200 turns without reading any of them on its own.
+#[tokio::test]
+async fn a_commit_reads_the_work_it_gives_the_hosts_idle_instances() {
+    let (handed, read) = chain_reads(Arc::new(Memory::new())).await;
+    assert!(
+        handed >= 195 && read <= 5,
+        "{handed} handed over, {read} read"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = durable::store::Sqlite::open(dir.path().join("chain.db")).unwrap();
+    let (handed, read) = chain_reads(Arc::new(sqlite)).await;
+    assert!(
+        handed >= 195 && read <= 5,
+        "{handed} handed over, {read} read"
+    );
+}
+
 #[tokio::test]
 async fn a_scheduled_signal_arrives_at_its_time() {
     let rt = TestRuntime::start(with_counter(Runtime::builder()))

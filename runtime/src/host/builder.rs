@@ -314,6 +314,7 @@ impl RuntimeBuilder {
             ownership: super::partitions::Ownership::new(&ids),
             ready: Default::default(),
             recheck: Default::default(),
+            handed: Default::default(),
             config: self.config,
             tasks: Default::default(),
             ids,

@@ -318,7 +318,7 @@ impl Inner {
     /// Runs a batch of messages against an entity and commits its new record together with
     /// everything the batch sends.
     pub(super) async fn run_entity_batch(
-        &self,
+        self: &Arc<Self>,
         item: &OrchestrationWorkItem,
         consumed: Vec<u64>,
         now: chrono::DateTime<chrono::Utc>,
@@ -364,6 +364,10 @@ impl Inner {
             messages,
             new_instances,
         };
-        self.commit(item, commit).await
+        let (_, handover) = self
+            .commit_handing_over(item, commit, Vec::new(), std::time::Duration::ZERO, now)
+            .await?;
+        self.hand_over(handover).await;
+        Ok(())
     }
 }

@@ -304,13 +304,13 @@ impl Inner {
             .map(|m| m.event.clone())
             .collect();
         let turn = self.turn(item, &mut executor, events, consumed, now);
-        let held = self
-            .store
-            .commit_turn_holding(item, turn.commit, turn.run_here, self.config.lease)
+        let (held, handover) = self
+            .commit_handing_over(item, turn.commit, turn.run_here, self.config.lease, now)
             .await?;
         self.keep(executor, turn.status);
-        // Cached first: a result that comes back at once finds the executor.
+        // Cached first: a result or a response that comes back at once finds the executor.
         self.start_held(held, turn.slots);
+        self.hand_over(handover).await;
         Ok(())
     }
 

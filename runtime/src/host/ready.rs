@@ -73,6 +73,16 @@ enum Next {
 impl Inner {
     pub(super) async fn read_worker(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         self.dispatcher(shutdown, |inner| async move {
+            // Work a commit read for an instance it gave work, already busy here: first.
+            if let Some(item) = inner.take_handed() {
+                if inner.has_handed() {
+                    inner.store.signal().orchestration_work();
+                }
+                let id = item.instance_id.clone();
+                inner.process_item(item).await;
+                inner.drain(&id, Vec::new()).await;
+                return Round::Worked;
+            }
             match inner.next_ready().await {
                 Ok(Next::Instance(id, more)) => {
                     if more {

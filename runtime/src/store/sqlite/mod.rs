@@ -340,23 +340,64 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            Vec::new(),
+            DateTime::UNIX_EPOCH,
+        )
+        .await
+        .map(|(held, _)| held)
+    }
+
+    fn reads_with_commit(&self) -> bool {
+        // The writer's connection has the pages the commit just wrote in its cache; a reader's
+        // cache is emptied by every commit, so its read of the same work costs file reads.
+        true
+    }
+
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let fence = item.fence;
-        let ready = commit.gives_work_to();
+        let mut ready = commit.gives_work_to();
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
         let commit = PreparedTurn::new(commit);
-        let held = self
+        let now = nanos(now);
+        let (held, items) = self
             .write_checked(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
-                activities::hold(conn, hub, run_here, lease)
+                let held = activities::hold(conn, hub, run_here, lease)?;
+                let real_now = real_millis();
+                // Only reads, after every change: one that fails leaves its instance to be
+                // read the usual way.
+                let items: Vec<OrchestrationWorkItem> = read
+                    .iter()
+                    .filter_map(|(id, fence)| {
+                        partitions::read_instance(conn, hub, id, now, real_now, *fence)
+                            .ok()
+                            .flatten()
+                    })
+                    .collect();
+                Ok((held, items))
             })
             .await?;
+        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
         self.inner
             .signal
             .turn_committed(ready, wake, queued_activities);
-        Ok(held)
+        Ok((held, items))
     }
 
     fn starts_with_turn(&self) -> bool {
