@@ -18,6 +18,7 @@ pub struct Counts {
     commits: AtomicUsize,
     looks: AtomicUsize,
     handed: AtomicUsize,
+    statuses: AtomicUsize,
 }
 
 impl Counts {
@@ -35,6 +36,11 @@ impl Counts {
     /// Work items read by commits for the instances they gave work.
     pub fn handed(&self) -> usize {
         self.handed.load(Ordering::SeqCst)
+    }
+
+    /// Reads of one instance's status.
+    pub fn statuses(&self) -> usize {
+        self.statuses.load(Ordering::SeqCst)
     }
 
     /// Looks at the store for ready instances.
@@ -300,6 +306,7 @@ impl Store for Counted {
         self.inner.parked().await
     }
     async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        self.counts.statuses.fetch_add(1, Ordering::SeqCst);
         self.inner.instance(id).await
     }
     async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {

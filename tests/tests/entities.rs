@@ -312,6 +312,50 @@ async fn a_commit_reads_the_work_it_gives_the_hosts_idle_instances() {
     );
 }
 
+/// Waits for the event "go".
+#[orchestrator]
+async fn wait_for_go(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.wait_for_event::<()>("go").await
+}
+
+/// A client waiting for one instance reads its status again when that instance changes, not
+/// at each of the ~200 commits other instances make meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_waiting_for_one_instance_sleeps_through_other_instances_turns() {
+    let (store, counts) = durable_tests::counted::Counted::wrap(Arc::new(Memory::new()));
+    let builder = with_counter(Runtime::builder())
+        .register(count_up)
+        .register(wait_for_go)
+        .shared_store(store);
+    let rt = TestRuntime::start(builder).await.unwrap();
+    let client = rt.client();
+    let waiting = client.start(wait_for_go, ()).await.unwrap();
+    rt.idle().await;
+    let waiter = {
+        let (client, id) = (client.clone(), waiting.clone());
+        tokio::spawn(async move { client.wait_for_completion(&id, WAIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = counts.statuses();
+    let chain = client
+        .start(count_up, ("busy".to_string(), 100))
+        .await
+        .unwrap();
+    rt.idle().await;
+    assert_eq!(
+        client.status(&chain).await.unwrap().unwrap().runtime_status,
+        RuntimeStatus::Completed
+    );
+    let during = counts.statuses() - before;
+    assert!(
+        during <= 5,
+        "{during} status reads while other instances ran"
+    );
+    client.raise_event(&waiting, "go", ()).await.unwrap();
+    let done = waiter.await.unwrap().unwrap();
+    assert_eq!(done.runtime_status, RuntimeStatus::Completed);
+}
+
 #[tokio::test]
 async fn a_scheduled_signal_arrives_at_its_time() {
     let rt = TestRuntime::start(with_counter(Runtime::builder()))

@@ -44,7 +44,7 @@ pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, Sqlite};
 
-pub use signal::WorkSignal;
+pub use signal::{InstanceWatch, WorkSignal};
 
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};

@@ -311,6 +311,7 @@ impl Store for Memory {
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
         let mut ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&item.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !item.lock.0.is_empty();
         let (held, items) = {
@@ -330,7 +331,7 @@ impl Store for Memory {
         ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
         self.shared
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok((held, items))
     }
 
@@ -347,6 +348,7 @@ impl Store for Memory {
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&instance.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let held = {
@@ -362,7 +364,7 @@ impl Store for Memory {
         };
         self.shared
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -449,6 +451,7 @@ impl Store for Memory {
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&expected.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let done = {
             let mut guard = self.hub();
@@ -491,7 +494,7 @@ impl Store for Memory {
             ResultsCommit::Committed(_) => {
                 self.shared
                     .signal
-                    .turn_committed(ready, sends, queued_activities)
+                    .turn_committed_for(&changed, ready, sends, queued_activities)
             }
             ResultsCommit::Queued => self.shared.signal.work_for([expected_id]),
         }

@@ -371,6 +371,7 @@ impl Store for Sqlite {
         let token = item.lock.0.clone();
         let fence = item.fence;
         let mut ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&item.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
         let commit = PreparedTurn::new(commit);
@@ -396,7 +397,7 @@ impl Store for Sqlite {
         ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
         self.inner
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok((held, items))
     }
 
@@ -413,6 +414,7 @@ impl Store for Sqlite {
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&instance.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let commit = PreparedTurn::new(commit);
@@ -424,7 +426,7 @@ impl Store for Sqlite {
             .await?;
         self.inner
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -532,6 +534,7 @@ impl Store for Sqlite {
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&expected.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
@@ -553,7 +556,7 @@ impl Store for Sqlite {
             ResultsCommit::Committed(_) => {
                 self.inner
                     .signal
-                    .turn_committed(ready, sends, queued_activities)
+                    .turn_committed_for(&changed, ready, sends, queued_activities)
             }
             ResultsCommit::Queued => self.inner.signal.work_for([expected_id]),
         }
