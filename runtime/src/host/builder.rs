@@ -315,6 +315,7 @@ impl RuntimeBuilder {
             ready: Default::default(),
             recheck: Default::default(),
             handed: Default::default(),
+            records: Default::default(),
             config: self.config,
             tasks: Default::default(),
             ids,

@@ -327,8 +327,11 @@ impl Inner {
             tracing::warn!(instance_id = ?item.instance_id, "dropped messages for a malformed entity id");
             return self.commit(item, unchanged(&item.instance, consumed)).await;
         };
-        let record = EntityRecord::from_status(&item.instance)
-            .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?;
+        let record = match self.cached_record(item) {
+            Some(record) => record,
+            None => EntityRecord::from_status(&item.instance)
+                .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?,
+        };
         let events = item
             .messages
             .iter()
@@ -341,13 +344,14 @@ impl Inner {
             // An orchestration an entity starts runs under this host's version.
             started.version = self.config.version.clone();
         }
+        let json = record.to_json();
         let status = InstanceStatus {
             instance_id: item.instance_id.clone(),
             name: id.name().to_string(),
             execution_id: String::new(),
             runtime_status: RuntimeStatus::Running,
             input: None,
-            output: Some(record.to_json()),
+            output: Some(json.clone()),
             custom_status: None,
             failure: None,
             created_at: item.instance.created_at,
@@ -367,7 +371,35 @@ impl Inner {
         let (_, handover) = self
             .commit_handing_over(item, commit, Vec::new(), std::time::Duration::ZERO, now)
             .await?;
+        self.keep_record(&item.instance_id, json, record);
         self.hand_over(handover).await;
         Ok(())
+    }
+
+    /// The entity's record as this host's last batch of it wrote it, when the work item's
+    /// status still holds exactly that: its next batch does not parse it again (a record with
+    /// many deferred requests is long).
+    fn cached_record(&self, item: &OrchestrationWorkItem) -> Option<EntityRecord> {
+        let (json, record) = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&item.instance_id)?;
+        (item.instance.output.as_deref() == Some(json.as_str())).then_some(record)
+    }
+
+    /// Keeps a committed record with its JSON (see [`Inner::cached_record`]), as the instance
+    /// cache keeps executions.
+    fn keep_record(&self, instance_id: &str, json: String, record: EntityRecord) {
+        if self.config.always_replay || self.config.cache_capacity == 0 {
+            return;
+        }
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() >= self.config.cache_capacity
+            && let Some(victim) = records.keys().next().cloned()
+        {
+            records.remove(&victim);
+        }
+        records.insert(instance_id.to_string(), (json, record));
     }
 }

@@ -82,6 +82,9 @@ struct Inner {
     ready: tokio::sync::Mutex<ready::ReadyQueue>,
     /// Instances found ready while busy here: looked at again when their turn ends.
     recheck: Mutex<std::collections::HashSet<String>>,
+    /// Entity records as this host's last batch of each wrote them, with their JSON (see
+    /// `entities.rs`).
+    records: Mutex<HashMap<String, (String, crate::model::EntityRecord)>>,
     /// Work read by the commits that gave it, its instances busy here (see `handover.rs`).
     handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
     config: Config,
