@@ -60,18 +60,41 @@ impl Counts {
     }
 }
 
-/// A store wrapped to count what it does (see [`Counts`]).
+impl Counted {
+    /// Counts a turn commit and passes it through the hook.
+    fn check(&self, item: &OrchestrationWorkItem, commit: &TurnCommit) -> Result<(), StoreError> {
+        self.counts.commit();
+        match &self.on_commit {
+            Some(hook) => hook(item, commit),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A store wrapped to count what it does (see [`Counts`]), and to fail the turn commits a
+/// hook refuses (before they are applied).
 pub struct Counted {
     inner: Arc<dyn Store>,
     counts: Arc<Counts>,
+    on_commit: Option<crate::hooked::CommitHook>,
 }
 
 impl Counted {
     /// Wraps `inner`; the counts are shared with every task hub handle made from it.
     pub fn wrap(inner: Arc<dyn Store>) -> (Arc<dyn Store>, Arc<Counts>) {
+        Self::wrap_failing(inner, None)
+    }
+
+    /// [`Counted::wrap`], with every turn commit passed through `on_commit` first: an `Err`
+    /// fails the commit before it is applied.
+    pub fn wrap_failing(
+        inner: Arc<dyn Store>,
+        on_commit: Option<crate::hooked::CommitHook>,
+    ) -> (Arc<dyn Store>, Arc<Counts>) {
         let counts = Arc::new(Counts::default());
         let store = Arc::new(Counted {
             inner,
+            on_commit,
             counts: counts.clone(),
         });
         (store, counts)
@@ -87,6 +110,7 @@ impl Store for Counted {
         Arc::new(Counted {
             inner: self.inner.with_task_hub(hub),
             counts: self.counts.clone(),
+            on_commit: self.on_commit.clone(),
         })
     }
     fn signal(&self) -> &WorkSignal {
@@ -169,7 +193,7 @@ impl Store for Counted {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        self.counts.commit();
+        self.check(item, &commit)?;
         self.inner
             .commit_turn_holding(item, commit, run_here, lease)
             .await
@@ -186,7 +210,7 @@ impl Store for Counted {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
-        self.counts.commit();
+        self.check(item, &commit)?;
         let committed = self
             .inner
             .commit_turn_reading(item, commit, run_here, lease, read, now)

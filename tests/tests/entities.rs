@@ -312,6 +312,39 @@ async fn a_commit_reads_the_work_it_gives_the_hosts_idle_instances() {
     );
 }
 
+/// A turn whose commit fails lets go of the instances it was to give work to: every fifth
+/// commit of the orchestration fails, is retried, and the calls all arrive, each once.
+#[tokio::test]
+async fn a_failed_commit_leaves_the_instances_it_was_to_give_work_free() {
+    let commits = Arc::new(AtomicUsize::new(0));
+    let counted = commits.clone();
+    let (store, counts) = durable_tests::counted::Counted::wrap_failing(
+        Arc::new(Memory::new()),
+        Some(Arc::new(move |item, _| {
+            if item.instance_id == "flaky" && counted.fetch_add(1, Ordering::SeqCst) % 5 == 4 {
+                return Err(durable::store::StoreError::Backend(
+                    "the disk hiccuped".into(),
+                ));
+            }
+            Ok(())
+        })),
+    );
+    let builder = with_counter(Runtime::builder())
+        .register(count_up)
+        .shared_store(store);
+    let rt = TestRuntime::start(builder).await.unwrap();
+    let client = rt.client();
+    client
+        .start(count_up, ("flaky".to_string(), 20))
+        .instance_id("flaky")
+        .await
+        .unwrap();
+    let status = client.wait_for_completion("flaky", WAIT).await.unwrap();
+    assert_eq!(status.output::<i64>().unwrap(), 20, "{status:?}");
+    assert!(commits.load(Ordering::SeqCst) > 20, "some commits failed");
+    assert!(counts.handed() > 0, "the work was handed over");
+}
+
 /// Waits for the event "go".
 #[orchestrator]
 async fn wait_for_go(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {

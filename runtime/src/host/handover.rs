@@ -9,9 +9,11 @@
 //!
 //! [reads with the commit]: crate::store::Store::reads_with_commit
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 
 use super::Inner;
 use crate::store::{
@@ -44,20 +46,34 @@ impl Inner {
                 .await?;
             return Ok((held, Handover::default()));
         }
-        let committed = self
-            .store
-            .commit_turn_reading(item, commit, run_here, lease, claimed.clone(), now)
-            .await;
-        match committed {
-            Ok((held, items)) => Ok((held, Handover { claimed, items })),
-            Err(e) => {
-                self.hand_over(Handover {
-                    claimed,
-                    items: Vec::new(),
-                })
-                .await;
-                Err(e)
-            }
+        let committed = AssertUnwindSafe(self.store.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            claimed.clone(),
+            now,
+        ))
+        .catch_unwind()
+        .await;
+        let failure = match committed {
+            Ok(Ok((held, items))) => return Ok((held, Handover { claimed, items })),
+            Ok(Err(e)) => Ok(e),
+            Err(panic) => Err(panic),
+        };
+        // Let go of the instances, and of what came in for them meanwhile, before the failure
+        // (or the panic, which the turn's caller handles) goes on. The commit may have been
+        // applied all the same, without telling of the work it gave them: look at them again.
+        let ids: Vec<String> = claimed.iter().map(|(id, _)| id.clone()).collect();
+        let none = Handover {
+            claimed,
+            items: Vec::new(),
+        };
+        self.hand_over(none).await;
+        self.store.signal().work_for(ids);
+        match failure {
+            Ok(e) => Err(e),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 
