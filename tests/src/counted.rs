@@ -16,10 +16,14 @@ use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStat
 pub struct Counts {
     items: AtomicUsize,
     commits: AtomicUsize,
+    looks: AtomicUsize,
+    handed: AtomicUsize,
+    statuses: AtomicUsize,
 }
 
 impl Counts {
-    /// Orchestration work items handed out (fetched, read or left work leased).
+    /// Orchestration work items handed out (fetched, read or left work leased), not counting
+    /// those read by commits ([`Counts::handed`]).
     pub fn items(&self) -> usize {
         self.items.load(Ordering::SeqCst)
     }
@@ -27,6 +31,21 @@ impl Counts {
     /// Orchestration turns committed (through any of the commit calls, applied or not).
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Work items read by commits for the instances they gave work.
+    pub fn handed(&self) -> usize {
+        self.handed.load(Ordering::SeqCst)
+    }
+
+    /// Reads of one instance's status.
+    pub fn statuses(&self) -> usize {
+        self.statuses.load(Ordering::SeqCst)
+    }
+
+    /// Looks at the store for ready instances.
+    pub fn looks(&self) -> usize {
+        self.looks.load(Ordering::SeqCst)
     }
 
     fn item<T>(&self, found: bool, value: T) -> T {
@@ -41,18 +60,41 @@ impl Counts {
     }
 }
 
-/// A store wrapped to count what it does (see [`Counts`]).
+impl Counted {
+    /// Counts a turn commit and passes it through the hook.
+    fn check(&self, item: &OrchestrationWorkItem, commit: &TurnCommit) -> Result<(), StoreError> {
+        self.counts.commit();
+        match &self.on_commit {
+            Some(hook) => hook(item, commit),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A store wrapped to count what it does (see [`Counts`]), and to fail the turn commits a
+/// hook refuses (before they are applied).
 pub struct Counted {
     inner: Arc<dyn Store>,
     counts: Arc<Counts>,
+    on_commit: Option<crate::hooked::CommitHook>,
 }
 
 impl Counted {
     /// Wraps `inner`; the counts are shared with every task hub handle made from it.
     pub fn wrap(inner: Arc<dyn Store>) -> (Arc<dyn Store>, Arc<Counts>) {
+        Self::wrap_failing(inner, None)
+    }
+
+    /// [`Counted::wrap`], with every turn commit passed through `on_commit` first: an `Err`
+    /// fails the commit before it is applied.
+    pub fn wrap_failing(
+        inner: Arc<dyn Store>,
+        on_commit: Option<crate::hooked::CommitHook>,
+    ) -> (Arc<dyn Store>, Arc<Counts>) {
         let counts = Arc::new(Counts::default());
         let store = Arc::new(Counted {
             inner,
+            on_commit,
             counts: counts.clone(),
         });
         (store, counts)
@@ -68,6 +110,7 @@ impl Store for Counted {
         Arc::new(Counted {
             inner: self.inner.with_task_hub(hub),
             counts: self.counts.clone(),
+            on_commit: self.on_commit.clone(),
         })
     }
     fn signal(&self) -> &WorkSignal {
@@ -107,6 +150,7 @@ impl Store for Counted {
         owned: &Owned,
         limit: usize,
     ) -> Result<ReadyInstances, StoreError> {
+        self.counts.looks.fetch_add(1, Ordering::SeqCst);
         self.inner.ready_instances(now, owned, limit).await
     }
     async fn read_orchestration(
@@ -149,10 +193,32 @@ impl Store for Counted {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        self.counts.commit();
+        self.check(item, &commit)?;
         self.inner
             .commit_turn_holding(item, commit, run_here, lease)
             .await
+    }
+    fn reads_with_commit(&self) -> bool {
+        self.inner.reads_with_commit()
+    }
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        self.check(item, &commit)?;
+        let committed = self
+            .inner
+            .commit_turn_reading(item, commit, run_here, lease, read, now)
+            .await;
+        if let Ok((_, items)) = &committed {
+            self.counts.handed.fetch_add(items.len(), Ordering::SeqCst);
+        }
+        committed
     }
     async fn create_with_turn(
         &self,
@@ -264,6 +330,7 @@ impl Store for Counted {
         self.inner.parked().await
     }
     async fn instance(&self, id: &str) -> Result<Option<InstanceStatus>, StoreError> {
+        self.counts.statuses.fetch_add(1, Ordering::SeqCst);
         self.inner.instance(id).await
     }
     async fn query(&self, q: &InstanceQuery) -> Result<QueryPage, StoreError> {

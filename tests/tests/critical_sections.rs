@@ -1,5 +1,6 @@
 //! Critical sections over entities: mutual exclusion, durable locks released on every ending,
-//! and the five rules, each refused with an error that names it.
+//! the order in which waiting sections get a lock, and the five rules, each refused with an
+//! error that names it.
 
 use durable::prelude::*;
 use durable::store::Memory;
@@ -165,6 +166,140 @@ async fn a_locked_entity_runs_only_its_holders_operations_until_released() {
             finished(&rt, &id).await;
             rt.idle().await;
             assert_eq!(balance(&rt, "x").await, 1006);
+        },
+    )
+    .await;
+}
+
+/// An entity that keeps, in order, who wrote to it.
+#[derive(Default, Serialize, Deserialize, Debug)]
+pub struct Log {
+    entries: Vec<String>,
+}
+
+#[entity]
+impl Log {
+    pub fn add(&mut self, entry: String) {
+        self.entries.push(entry);
+    }
+}
+
+/// Locks the logs `keys` (in the global order, as every section does) and writes `name` to
+/// each.
+#[orchestrator]
+async fn write_locked(
+    ctx: OrchestrationContext,
+    (keys, name): (Vec<String>, String),
+) -> Result<(), Error> {
+    let _section = ctx
+        .lock_entities(keys.iter().map(|k| EntityId::of::<Log>(k.clone())))
+        .await?;
+    for key in keys {
+        ctx.call_entity::<Log>(key).add(name.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Locks log `key`, writes to it, and keeps it locked until told to let go.
+#[orchestrator]
+async fn hold_log(ctx: OrchestrationContext, key: String) -> Result<(), Error> {
+    let _section = ctx
+        .lock_entities([EntityId::of::<Log>(key.clone())])
+        .await?;
+    ctx.call_entity::<Log>(key)
+        .add("holder".to_string())
+        .await?;
+    ctx.wait_for_event::<()>("Release").await?;
+    Ok(())
+}
+
+/// Log `b` is locked; first a section over `b` alone asks for it, then `pairs` sections over
+/// `aN` and `b` (each locks its `aN` first, then waits for `b` with it held). Once `b` is
+/// released, returns who wrote to `b`, in order.
+async fn grants_after_release(rt: &TestRuntime, pairs: usize) -> Vec<String> {
+    let client = rt.client();
+    let holder = client
+        .start(hold_log, "b".to_string())
+        .instance_id("holder")
+        .await
+        .unwrap();
+    rt.idle().await;
+    let mut ids = Vec::new();
+    let alone = (vec!["b".to_string()], "alone".to_string());
+    ids.push(client.start(write_locked, alone).await.unwrap());
+    rt.idle().await;
+    for n in 0..pairs {
+        let keys = vec![format!("a{n}"), "b".to_string()];
+        ids.push(
+            client
+                .start(write_locked, (keys, format!("pair{n}")))
+                .await
+                .unwrap(),
+        );
+        rt.idle().await;
+    }
+    let meta = client
+        .entity_metadata(&EntityId::of::<Log>("b"), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.locked_by.as_deref(), Some("holder"));
+    assert_eq!(meta.backlog, pairs + 1, "every section waits for `b`");
+
+    client.raise_event(&holder, "Release", ()).await.unwrap();
+    for id in ids.iter().chain([&holder]) {
+        let status = finished(rt, id).await;
+        assert_eq!(
+            status.runtime_status,
+            RuntimeStatus::Completed,
+            "{status:?}"
+        );
+    }
+    for n in 0..pairs {
+        let log = client.read_entity::<Log>(format!("a{n}")).await.unwrap();
+        assert_eq!(log.unwrap().entries, [format!("pair{n}")]);
+    }
+    client
+        .read_entity::<Log>("b")
+        .await
+        .unwrap()
+        .unwrap()
+        .entries
+}
+
+#[tokio::test]
+async fn a_released_lock_goes_first_to_a_section_already_holding_other_locks() {
+    in_both_modes(
+        |b| {
+            b.register_entity::<Log>()
+                .register(write_locked)
+                .register(hold_log)
+        },
+        |rt| async move {
+            // The pair asked last, but it keeps `a0` locked while it waits: it goes first.
+            assert_eq!(
+                grants_after_release(&rt, 1).await,
+                ["holder", "pair0", "alone"]
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_waiting_section_is_passed_over_at_most_eight_times_in_a_row() {
+    in_both_modes(
+        |b| {
+            b.register_entity::<Log>()
+                .register(write_locked)
+                .register(hold_log)
+        },
+        |rt| async move {
+            let mut expected = vec!["holder".to_string()];
+            expected.extend((0..8).map(|n| format!("pair{n}")));
+            expected.push("alone".to_string());
+            expected.extend((8..10).map(|n| format!("pair{n}")));
+            assert_eq!(grants_after_release(&rt, 10).await, expected);
         },
     )
     .await;

@@ -214,9 +214,10 @@ impl Client {
         done: impl Fn(&InstanceStatus) -> bool,
     ) -> Result<InstanceStatus, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let signal = &self.store.signal().instances;
+        // Woken at this instance's changes, not at every commit of any instance.
+        let watch = self.store.signal().watch(instance_id);
         loop {
-            let notified = signal.notified();
+            let notified = watch.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let status = self.existing(instance_id).await?;

@@ -315,6 +315,8 @@ impl RuntimeBuilder {
             ownership: super::partitions::Ownership::new(&ids),
             ready: Default::default(),
             recheck: Default::default(),
+            handed: Default::default(),
+            records: Default::default(),
             config: self.config,
             tasks: Default::default(),
             ids,

@@ -56,12 +56,14 @@ impl<'a> EntityExecutor<'a> {
     }
 
     /// Processes the messages in order. Messages deferred by a lock run, in their order, as
-    /// soon as the lock is released.
+    /// soon as the lock is released; the lock goes to the request [`next_grant`] picks.
     pub async fn process(&mut self, events: Vec<HistoryEvent>) {
         let mut pending: VecDeque<HistoryEvent> = events.into();
         while let Some(event) = pending.pop_front() {
             if let Handled::Unlocked = self.handle(event).await {
-                for deferred in std::mem::take(&mut self.record.queue).into_iter().rev() {
+                let mut deferred = std::mem::take(&mut self.record.queue);
+                self.record.passed_over = next_grant(&mut deferred, self.record.passed_over);
+                for deferred in deferred.into_iter().rev() {
                     pending.push_front(deferred);
                 }
             }
@@ -269,11 +271,54 @@ impl<'a> EntityExecutor<'a> {
     }
 }
 
+/// How many times in a row the oldest waiting lock request may be passed over for a later
+/// one from a critical section that already holds locks (see [`next_grant`]).
+pub(crate) const MAX_PASSED_OVER: u32 = 8;
+
+/// Orders the requests deferred by a lock, just released, so that the next one granted comes
+/// first among the lock requests: the oldest, unless a later request comes from a critical
+/// section that already holds locks on other entities (it is not the first of its lock set)
+/// while the oldest holds none. That one goes first, as long as the oldest has not been passed
+/// over [`MAX_PASSED_OVER`] times in a row already. Returns how many times in a row the oldest
+/// waiting request has now been passed over.
+///
+/// Locks are taken one entity after the other in a global order, so a critical section waiting
+/// here for its second lock keeps its first one locked meanwhile, and every request queued
+/// there waits too: granted in arrival order under load, most locks were held by sections
+/// waiting for another, and a thousand transfers over a hundred accounts moved a fifth as fast
+/// as with this order. Any order keeps sections free of deadlocks (they still lock in the
+/// global order); the bound keeps every request from waiting forever. Nothing else moves:
+/// operations keep their order, and those ahead of the first lock request run before it, as
+/// they did.
+fn next_grant(queue: &mut Vec<HistoryEvent>, passed_over: u32) -> u32 {
+    let position_of = |e: &HistoryEvent| match &e.kind {
+        EventKind::EntityLockRequested { position, .. } => Some(*position),
+        _ => None,
+    };
+    let Some(oldest) = queue.iter().position(|e| position_of(e).is_some()) else {
+        return 0;
+    };
+    if position_of(&queue[oldest]) != Some(0) || passed_over >= MAX_PASSED_OVER {
+        return 0;
+    }
+    let holding = queue[oldest + 1..]
+        .iter()
+        .position(|e| position_of(e).is_some_and(|p| p > 0));
+    match holding {
+        Some(offset) => {
+            let request = queue.remove(oldest + 1 + offset);
+            queue.insert(oldest, request);
+            passed_over + 1
+        }
+        None => 0,
+    }
+}
+
 impl Inner {
     /// Runs a batch of messages against an entity and commits its new record together with
     /// everything the batch sends.
     pub(super) async fn run_entity_batch(
-        &self,
+        self: &Arc<Self>,
         item: &OrchestrationWorkItem,
         consumed: Vec<u64>,
         now: chrono::DateTime<chrono::Utc>,
@@ -282,8 +327,11 @@ impl Inner {
             tracing::warn!(instance_id = ?item.instance_id, "dropped messages for a malformed entity id");
             return self.commit(item, unchanged(&item.instance, consumed)).await;
         };
-        let record = EntityRecord::from_status(&item.instance)
-            .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?;
+        let record = match self.cached_record(item) {
+            Some(record) => record,
+            None => EntityRecord::from_status(&item.instance)
+                .map_err(|e| TurnError::Store(StoreError::Backend(e.to_string())))?,
+        };
         let events = item
             .messages
             .iter()
@@ -296,13 +344,14 @@ impl Inner {
             // An orchestration an entity starts runs under this host's version.
             started.version = self.config.version.clone();
         }
+        let json = record.to_json();
         let status = InstanceStatus {
             instance_id: item.instance_id.clone(),
             name: id.name().to_string(),
             execution_id: String::new(),
             runtime_status: RuntimeStatus::Running,
             input: None,
-            output: Some(record.to_json()),
+            output: Some(json.clone()),
             custom_status: None,
             failure: None,
             created_at: item.instance.created_at,
@@ -319,6 +368,38 @@ impl Inner {
             messages,
             new_instances,
         };
-        self.commit(item, commit).await
+        let (_, handover) = self
+            .commit_handing_over(item, commit, Vec::new(), std::time::Duration::ZERO, now)
+            .await?;
+        self.keep_record(&item.instance_id, json, record);
+        self.hand_over(handover).await;
+        Ok(())
+    }
+
+    /// The entity's record as this host's last batch of it wrote it, when the work item's
+    /// status still holds exactly that: its next batch does not parse it again (a record with
+    /// many deferred requests is long).
+    fn cached_record(&self, item: &OrchestrationWorkItem) -> Option<EntityRecord> {
+        let (json, record) = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&item.instance_id)?;
+        (item.instance.output.as_deref() == Some(json.as_str())).then_some(record)
+    }
+
+    /// Keeps a committed record with its JSON (see [`Inner::cached_record`]), as the instance
+    /// cache keeps executions.
+    fn keep_record(&self, instance_id: &str, json: String, record: EntityRecord) {
+        if self.config.always_replay || self.config.cache_capacity == 0 {
+            return;
+        }
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() >= self.config.cache_capacity
+            && let Some(victim) = records.keys().next().cloned()
+        {
+            records.remove(&victim);
+        }
+        records.insert(instance_id.to_string(), (json, record));
     }
 }

@@ -7,6 +7,7 @@
 //! - `rewind.rs`: putting a failed instance back to running;
 //! - `scheduled.rs`: messages sent to an instance before its scheduled start, kept for it;
 //! - `entities.rs`: entity batches;
+//! - `handover.rs`: work a commit gives this host's instances, read by that commit;
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
 //! - `leases.rs`: renewing the leases of work still in progress;
@@ -23,6 +24,7 @@ mod activities;
 mod builder;
 mod commit;
 mod entities;
+mod handover;
 mod leases;
 mod orchestrations;
 mod partitions;
@@ -82,6 +84,11 @@ struct Inner {
     ready: tokio::sync::Mutex<ready::ReadyQueue>,
     /// Instances found ready while busy here: looked at again when their turn ends.
     recheck: Mutex<std::collections::HashSet<String>>,
+    /// Entity records as this host's last batch of each wrote them, with their JSON (see
+    /// `entities.rs`).
+    records: Mutex<HashMap<String, (String, crate::model::EntityRecord)>>,
+    /// Work read by the commits that gave it, its instances busy here (see `handover.rs`).
+    handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
     config: Config,
     /// Every task this host spawns (see `tasks.rs`).
     tasks: Arc<tasks::TaskGroup>,

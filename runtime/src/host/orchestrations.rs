@@ -104,6 +104,15 @@ impl Inner {
                         _ = shutdown.changed() => {}
                     }
                 }
+                Round::LookIn(after) => {
+                    errors = 0;
+                    tokio::select! {
+                        biased;
+                        _ = notified => {}
+                        _ = real_sleep(after) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 Round::Failed(err) => {
                     errors += 1;
                     tracing::warn!(error = ?err.to_string(), "looking for orchestration work failed");
@@ -295,13 +304,13 @@ impl Inner {
             .map(|m| m.event.clone())
             .collect();
         let turn = self.turn(item, &mut executor, events, consumed, now);
-        let held = self
-            .store
-            .commit_turn_holding(item, turn.commit, turn.run_here, self.config.lease)
+        let (held, handover) = self
+            .commit_handing_over(item, turn.commit, turn.run_here, self.config.lease, now)
             .await?;
         self.keep(executor, turn.status);
-        // Cached first: a result that comes back at once finds the executor.
+        // Cached first: a result or a response that comes back at once finds the executor.
         self.start_held(held, turn.slots);
+        self.hand_over(handover).await;
         Ok(())
     }
 
@@ -430,6 +439,8 @@ pub(super) enum Round {
     Worked,
     /// It found nothing; the next message becomes visible then.
     Empty(Option<DateTime<Utc>>),
+    /// It found nothing, and the store is not to be looked at again before this long.
+    LookIn(std::time::Duration),
     /// Looking for work failed.
     Failed(StoreError),
 }

@@ -10,9 +10,11 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::Inner;
 use super::orchestrations::Round;
@@ -26,13 +28,13 @@ const READ_AHEAD: usize = 256;
 /// queued are found at the latest then. At least: a look that takes long (a store with much
 /// queued, or busy) waits [`LOOK_SHARE`] times as long as it took, so that looking costs the
 /// store a tenth of a connection at most, up to [`LOOK_EVERY_MAX`].
-const LOOK_EVERY: chrono::TimeDelta = chrono::TimeDelta::milliseconds(10);
+const LOOK_EVERY: Duration = Duration::from_millis(10);
 
 /// How many times its own duration the next look waits, at least.
-const LOOK_SHARE: i32 = 10;
+const LOOK_SHARE: u32 = 10;
 
 /// The longest wait between looks while instances are taken without one.
-const LOOK_EVERY_MAX: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
+const LOOK_EVERY_MAX: Duration = Duration::from_millis(200);
 
 /// The instances found ready and not yet taken.
 #[derive(Default)]
@@ -40,10 +42,11 @@ pub(super) struct ReadyQueue {
     ids: VecDeque<String>,
     /// The same ids, to keep each once.
     queued: HashSet<String>,
-    /// When the store was last looked at for ready instances.
-    looked_at: Option<DateTime<Utc>>,
+    /// When the store was last looked at for ready instances (tokio's clock, which a test's
+    /// manual orchestration clock does not stop).
+    looked_at: Option<Instant>,
     /// How long the last look took.
-    look_took: chrono::TimeDelta,
+    look_took: Duration,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
 }
@@ -57,21 +60,35 @@ impl ReadyQueue {
 }
 
 enum Next {
-    /// An instance this dispatcher now holds in the busy map.
-    Instance(String),
+    /// An instance this dispatcher now holds in the busy map, and whether more are queued.
+    Instance(String, bool),
     /// Work another host left, leased from a partition this host does not own.
     Left(Box<OrchestrationWorkItem>),
     /// Nothing ready; the next message becomes visible then.
     Empty(Option<DateTime<Utc>>),
+    /// Nothing queued, and the store was looked at a moment ago: the next look is due then.
+    LookIn(Duration),
 }
 
 impl Inner {
     pub(super) async fn read_worker(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         self.dispatcher(shutdown, |inner| async move {
-            match inner.next_ready().await {
-                Ok(Next::Instance(id)) => {
-                    // There may be more: pass the wake-up on to another idle dispatcher.
+            // Work a commit read for an instance it gave work, already busy here: first.
+            if let Some(item) = inner.take_handed() {
+                if inner.has_handed() {
                     inner.store.signal().orchestration_work();
+                }
+                let id = item.instance_id.clone();
+                inner.process_item(item).await;
+                inner.drain(&id, Vec::new()).await;
+                return Round::Worked;
+            }
+            match inner.next_ready().await {
+                Ok(Next::Instance(id, more)) => {
+                    if more {
+                        // Pass the wake-up on to another idle dispatcher.
+                        inner.store.signal().orchestration_work();
+                    }
                     inner.run_ready(&id).await;
                     Round::Worked
                 }
@@ -81,6 +98,7 @@ impl Inner {
                     Round::Worked
                 }
                 Ok(Next::Empty(next_visible)) => Round::Empty(next_visible),
+                Ok(Next::LookIn(after)) => Round::LookIn(after),
                 Err(err) => Round::Failed(err),
             }
         })
@@ -100,16 +118,28 @@ impl Inner {
         }
         let now = self.clock.now();
         let every = (queue.look_took * LOOK_SHARE).clamp(LOOK_EVERY, LOOK_EVERY_MAX);
-        let look_due = queue.looked_at.is_none_or(|at| now - at >= every);
-        if !look_due && let Some(id) = self.take_first(&mut queue) {
-            return Ok(Next::Instance(id));
+        let since = queue.looked_at.map(|at| at.elapsed());
+        if let Some(since) = since.filter(|since| *since < every) {
+            if let Some(id) = self.take_first(&mut queue) {
+                return Ok(Next::Instance(id, !queue.ids.is_empty()));
+            }
+            // Woken with nothing queued, though a look just now found what was ready then:
+            // what this process's writes give work arrives without a look, and the rest
+            // (timers that came due, work other processes queued or left) waits for the
+            // next look, as it does while instances are taken without one. Looking at every
+            // such wake cost the store a look per turn under load, and each look found the
+            // instances whose turns were running, to be read again for nothing after them.
+            if !self.left_look_due(&queue, now) {
+                return Ok(Next::LookIn(every - since));
+            }
         }
         let owned = self.ownership.owned();
         let mut next_visible = None;
         if !owned.is_empty() {
+            let started = Instant::now();
             let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
-            queue.looked_at = Some(now);
-            queue.look_took = self.clock.now() - now;
+            queue.looked_at = Some(started);
+            queue.look_took = started.elapsed();
             for id in found.instance_ids {
                 queue.push(id);
             }
@@ -119,11 +149,7 @@ impl Inner {
         // may not run it is looked for at a refill (one indexed statement), even by a host
         // that owns no partition; at most once per pause of left work, which it waits anyway.
         let now = self.clock.now();
-        let look = !self.store.single_owner()
-            && queue.left_looked_at.is_none_or(|at| {
-                now - at >= chrono::TimeDelta::from_std(LEFT_PAUSE).unwrap_or_default()
-            });
-        if look {
+        if self.left_look_due(&queue, now) {
             queue.left_looked_at = Some(now);
             let left = self
                 .store
@@ -136,9 +162,17 @@ impl Inner {
             }
         }
         Ok(match self.take_first(&mut queue) {
-            Some(id) => Next::Instance(id),
+            Some(id) => Next::Instance(id, !queue.ids.is_empty()),
             None => Next::Empty(next_visible),
         })
+    }
+
+    /// Whether work left in other hosts' partitions is to be looked for now.
+    fn left_look_due(&self, queue: &ReadyQueue, now: DateTime<Utc>) -> bool {
+        !self.store.single_owner()
+            && queue.left_looked_at.is_none_or(|at| {
+                now - at >= chrono::TimeDelta::from_std(LEFT_PAUSE).unwrap_or_default()
+            })
     }
 
     /// Pops instances until one is free, and marks it busy.

@@ -117,7 +117,15 @@ impl Inner {
             new_instances: Vec::new(),
         };
         self.evict(id);
-        self.commit(item, commit).await
+        self.commit(item, commit).await?;
+        // The request is still queued: the instance is read again as soon as this turn ends,
+        // before a result of the activities queued again can run a turn of it without the
+        // request (a result turn takes only results).
+        self.recheck
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        Ok(())
     }
 }
 

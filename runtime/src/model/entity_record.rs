@@ -9,8 +9,9 @@ use super::history::{EntityCaller, HistoryEvent};
 use super::status::InstanceStatus;
 
 /// The durable record of one entity, kept as JSON in its instance's `output`: the state, the
-/// critical section holding its lock, operations deferred while it is locked, and unlocks that
-/// arrived before their lock request.
+/// critical section holding its lock, operations deferred while it is locked, unlocks that
+/// arrived before their lock request, and how many times in a row the oldest deferred lock
+/// request was passed over for a section already holding other locks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EntityRecord {
@@ -22,6 +23,12 @@ pub(crate) struct EntityRecord {
     pub queue: Vec<HistoryEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub released: Vec<EntityCaller>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub passed_over: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl EntityRecord {

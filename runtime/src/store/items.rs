@@ -255,6 +255,19 @@ impl TurnCommit {
             .cloned()
             .collect()
     }
+
+    /// The instances whose stored status a commit of this turn by `instance_id` may change:
+    /// its own, the children it creates, and those it sends messages to (a message may
+    /// create an entity).
+    pub fn changes_status_of(&self, instance_id: &str) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        std::iter::once(instance_id)
+            .chain(self.new_instances.iter().map(|c| c.instance_id.as_str()))
+            .chain(self.messages.iter().map(|m| m.instance_id.as_str()))
+            .filter(|id| seen.insert(*id))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// Where an instance stood when a turn was computed without a lease on it: its execution, how

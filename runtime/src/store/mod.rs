@@ -44,7 +44,7 @@ pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, Sqlite};
 
-pub use signal::WorkSignal;
+pub use signal::{InstanceWatch, WorkSignal};
 
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -245,6 +245,37 @@ pub trait Store: Send + Sync + 'static {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError>;
+
+    /// Whether [`Store::commit_turn_reading`] reads the work its commit gives (the default is
+    /// no: it commits, and reads nothing).
+    fn reads_with_commit(&self) -> bool {
+        false
+    }
+
+    /// [`Store::commit_turn_holding`], and, in the same transaction once the turn is applied,
+    /// the work of the instances in `read` as [`Store::read_orchestration`] reads it at `now`
+    /// (each with the lease of its partition): the committing host runs their next turns
+    /// without reading them again, on a store where that read is cheaper in the commit. Only
+    /// instances the turn gives work visible at once are named, and the host runs no turn of
+    /// them meanwhile. Returns the held activities and the work items found (none for an
+    /// instance without visible messages). The instances whose work was returned are left out
+    /// of the ready instances the store's signal tells of (see
+    /// [`WorkSignal::turn_committed`]).
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        let _ = (read, now);
+        let held = self
+            .commit_turn_holding(item, commit, run_here, lease)
+            .await?;
+        Ok((held, Vec::new()))
+    }
 
     /// Whether [`Store::create_with_turn`] writes an instance together with its first turn.
     /// The default is no: hosts then create instances with [`Store::create_instance`] and run

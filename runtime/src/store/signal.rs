@@ -1,8 +1,10 @@
 //! The wake-ups a store raises on its own writes.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 /// The most instance ids [`WorkSignal::work_for`] keeps for a host that does not take them:
 /// beyond it they are dropped, and the host finds their work by looking, as it finds work
@@ -20,6 +22,41 @@ pub struct WorkSignal {
     pub instances: Notify,
     /// Instances this process's writes gave work visible at once, not yet taken.
     ready: Mutex<Vec<String>>,
+    /// The instances someone waits on (see [`WorkSignal::watch`]), each with its wake-up and
+    /// how many wait on it.
+    watched: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+}
+
+/// A wait on one instance's status changes, from [`WorkSignal::watch`]; ends when dropped.
+#[derive(Debug)]
+pub struct InstanceWatch<'a> {
+    signal: &'a WorkSignal,
+    instance_id: String,
+    notify: Arc<Notify>,
+}
+
+impl InstanceWatch<'_> {
+    /// Completes at the next change of the instance's status, or at a change the store cannot
+    /// tell the instance of. Enable it before reading the status, as with [`Notify`].
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+impl Drop for InstanceWatch<'_> {
+    fn drop(&mut self) {
+        let mut watched = self
+            .signal
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((_, count)) = watched.get_mut(&self.instance_id) {
+            *count -= 1;
+            if *count == 0 {
+                watched.remove(&self.instance_id);
+            }
+        }
+    }
 }
 
 impl WorkSignal {
@@ -61,6 +98,42 @@ impl WorkSignal {
     /// An instance's status changed: wakes every client waiting on a status.
     pub fn instance_changed(&self) {
         self.instances.notify_waiters();
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        for (notify, _) in watched.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    /// The statuses of these instances changed (and of no other): wakes the clients waiting
+    /// on any status ([`WorkSignal::instances`]) and those watching one of them.
+    pub fn instances_changed<'a>(&self, instance_ids: impl IntoIterator<Item = &'a String>) {
+        self.instances.notify_waiters();
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        if watched.is_empty() {
+            return;
+        }
+        for id in instance_ids {
+            if let Some((notify, _)) = watched.get(id) {
+                notify.notify_waiters();
+            }
+        }
+    }
+
+    /// Starts watching one instance's status: the watch wakes when a change of it is told
+    /// ([`WorkSignal::instances_changed`]), or a change of any instance
+    /// ([`WorkSignal::instance_changed`]), not at other instances' changes. A client waiting
+    /// for one instance among many running reads it again at its own changes only.
+    pub fn watch(&self, instance_id: &str) -> InstanceWatch<'_> {
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        let (notify, count) = watched
+            .entry(instance_id.to_string())
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        *count += 1;
+        InstanceWatch {
+            signal: self,
+            instance_id: instance_id.to_string(),
+            notify: notify.clone(),
+        }
     }
 
     /// After a turn's commit: wakes an orchestration dispatcher when `orchestrations` (the
@@ -78,6 +151,25 @@ impl WorkSignal {
         orchestrations: bool,
         queued_activities: bool,
     ) {
+        self.wake_after_turn(ready, orchestrations, queued_activities);
+        self.instance_changed();
+    }
+
+    /// [`WorkSignal::turn_committed`] for a commit that changed the statuses of `changed`
+    /// only (see [`TurnCommit::changes_status_of`](crate::store::TurnCommit::changes_status_of)):
+    /// clients watching other instances sleep on.
+    pub fn turn_committed_for(
+        &self,
+        changed: &[String],
+        ready: Vec<String>,
+        orchestrations: bool,
+        queued_activities: bool,
+    ) {
+        self.wake_after_turn(ready, orchestrations, queued_activities);
+        self.instances_changed(changed);
+    }
+
+    fn wake_after_turn(&self, ready: Vec<String>, orchestrations: bool, queued_activities: bool) {
         if !ready.is_empty() {
             self.work_for(ready);
         } else if orchestrations {
@@ -86,7 +178,6 @@ impl WorkSignal {
         if queued_activities {
             self.activity_work();
         }
-        self.instance_changed();
     }
 
     /// All of the above, after a write that may have done all three.

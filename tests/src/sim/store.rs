@@ -356,6 +356,28 @@ impl Store for FaultStore {
         )
         .await
     }
+    fn reads_with_commit(&self) -> bool {
+        self.inner.reads_with_commit()
+    }
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        self.commit(
+            "commit_turn",
+            &item.instance_id,
+            item.fence,
+            self.inner
+                .commit_turn_reading(item, commit, run_here, lease, read, now),
+            |_| true,
+        )
+        .await
+    }
     fn starts_with_turn(&self) -> bool {
         self.inner.starts_with_turn()
     }

@@ -112,8 +112,8 @@ pub use instances::{
     enqueue_missing_instance, next_visible_for, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
-    claim_partitions, fetch_owned_partitions, partition_lease_expiry, read_owned_work,
-    reads_give_way, stale_epoch_refused,
+    claim_partitions, commit_turn_reading, fetch_owned_partitions, partition_lease_expiry,
+    read_owned_work, reads_give_way, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -196,6 +196,7 @@ macro_rules! __store_conformance_check_names {
             stale_epoch_refused,
             create_with_turn,
             read_owned_work,
+            commit_turn_reading,
             reads_give_way,
             query_filters,
             query_paging,

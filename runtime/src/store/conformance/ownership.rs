@@ -1,15 +1,16 @@
 //! Partition ownership and fencing: claims that take, renew and release partitions, epochs
 //! that go up on every change of hands, fetches limited to the partitions owned, and commits
-//! refused once their partition's epoch moved on.
+//! refused once their partition's epoch moved on; and commits that read the work they give.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::*;
 use crate::RuntimeStatus;
+use crate::history::EventKind;
 use crate::store::{
     ActivityTask, Fetched, InstanceVersion, Owned, PartitionClaim, PartitionLease, PartitionTable,
-    ResultsCommit, Store, partition_of,
+    ResultsCommit, Store, TurnCommit, partition_of,
 };
 
 pub(super) fn claim(
@@ -582,5 +583,84 @@ pub async fn reads_give_way(store: Arc<dyn Store>) {
     assert_eq!(
         status_of(s, &shared, "after both").await.runtime_status,
         RuntimeStatus::Running
+    );
+}
+
+/// A commit that reads the work it gives (when the store says it does) returns each named
+/// instance's visible work, its own messages included and under the fence given, as a read
+/// right after the commit would; an instance without visible work has no item. The instances
+/// read are left out of the ready instances the signal tells of; the others stay in it.
+pub async fn commit_turn_reading(store: Arc<dyn Store>) {
+    let s = &*store;
+    if !s.reads_with_commit() || !s.reads_owned_work() {
+        return;
+    }
+    let a = claimed(s, claim("host-a", &[0, 1, 2, 3], &[], LONG_LEASE), "a").await;
+    let sender = id_in(0, "sender");
+    let [to_read, not_read, idle] = ["to-read", "not-read", "idle"].map(|tag| id_in(1, tag));
+    for id in [&sender, &to_read, &not_read, &idle] {
+        ok(s.create_instance(new_instance(id, t(0))).await, "create");
+    }
+    let fence = a.held[0];
+    let item = ok(s.read_orchestration(&sender, t(1), fence).await, "read")
+        .expect("the sender has its start");
+    // Started already, so each has one message before the commit's.
+    for id in [&to_read, &not_read, &idle] {
+        let first = ok(s.read_orchestration(id, t(1), a.held[1]).await, "read").expect("a start");
+        ok(
+            s.commit_turn(&first, plain_commit(&first, RuntimeStatus::Running, t(1)))
+                .await,
+            "the first turn",
+        );
+    }
+    ok(s.enqueue(event(&to_read, "before", t(1))).await, "an event");
+    s.signal().take_ready();
+    let commit = TurnCommit {
+        messages: vec![
+            event(&to_read, "sent", t(2)),
+            event(&not_read, "sent", t(2)),
+        ],
+        ..plain_commit(&item, RuntimeStatus::Running, t(2))
+    };
+    let read = vec![(to_read.clone(), a.held[1]), (idle.clone(), a.held[1])];
+    let (held, items) = ok(
+        s.commit_turn_reading(&item, commit, Vec::new(), LONG_LEASE, read, t(2))
+            .await,
+        "commit_turn_reading",
+    );
+    assert!(held.is_empty());
+    assert_eq!(
+        items.len(),
+        1,
+        "no item for an instance without work: {items:?}"
+    );
+    let got = &items[0];
+    assert_eq!(got.instance_id, to_read);
+    assert_eq!(got.fence, Some(a.held[1]));
+    assert!(got.lock.0.is_empty(), "no lease is taken");
+    let names: Vec<String> = got
+        .messages
+        .iter()
+        .map(|m| match &m.message.event.kind {
+            EventKind::EventRaised { name, .. } => name.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["before", "sent"], "everything visible, in order");
+    let again = ok(
+        s.read_orchestration(&to_read, t(2), a.held[1]).await,
+        "read",
+    )
+    .expect("still there");
+    assert_eq!(seqs(&again), seqs(got), "the same work a read finds");
+    assert_eq!(
+        s.signal().take_ready(),
+        vec![not_read.clone()],
+        "only the instance not read is told of"
+    );
+    ok(
+        s.commit_turn(got, plain_commit(got, RuntimeStatus::Running, t(3)))
+            .await,
+        "a commit of the work read",
     );
 }

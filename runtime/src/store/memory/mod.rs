@@ -285,22 +285,54 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        let ready = commit.gives_work_to();
+        self.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            Vec::new(),
+            DateTime::UNIX_EPOCH,
+        )
+        .await
+        .map(|(held, _)| held)
+    }
+
+    fn reads_with_commit(&self) -> bool {
+        true
+    }
+
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        let mut ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&item.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !item.lock.0.is_empty();
-        let held = {
+        let (held, items) = {
             let mut guard = self.hub();
             let hub = &mut *guard;
             hub.check_lock(item)?;
             hub.check_consumed(&item.instance_id, &commit.consumed)?;
             hub.unlock(&item.instance_id);
             hub.apply(&item.instance_id, commit);
-            activities::hold(hub, run_here, lease)
+            let held = activities::hold(hub, run_here, lease);
+            let items: Vec<OrchestrationWorkItem> = read
+                .iter()
+                .filter_map(|(id, fence)| work::read_work(hub, id, now, *fence))
+                .collect();
+            (held, items)
         };
+        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
         self.shared
             .signal
-            .turn_committed(ready, wake, queued_activities);
-        Ok(held)
+            .turn_committed_for(&changed, ready, wake, queued_activities);
+        Ok((held, items))
     }
 
     fn starts_with_turn(&self) -> bool {
@@ -316,6 +348,7 @@ impl Store for Memory {
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&instance.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let held = {
@@ -331,7 +364,7 @@ impl Store for Memory {
         };
         self.shared
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -418,6 +451,7 @@ impl Store for Memory {
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&expected.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let done = {
             let mut guard = self.hub();
@@ -460,7 +494,7 @@ impl Store for Memory {
             ResultsCommit::Committed(_) => {
                 self.shared
                     .signal
-                    .turn_committed(ready, sends, queued_activities)
+                    .turn_committed_for(&changed, ready, sends, queued_activities)
             }
             ResultsCommit::Queued => self.shared.signal.work_for([expected_id]),
         }

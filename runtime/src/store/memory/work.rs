@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::Memory;
-use super::hub::{Entry, Stored};
+use super::hub::{Entry, Hub, Stored};
 use crate::store::{
     Fetched, LockToken, OrchestrationWorkItem, Owned, ParkedMessage, PartitionLease, QueuedMessage,
     ReadyInstances, StoreError,
@@ -104,24 +104,31 @@ pub(super) async fn read_orchestration(
     now: DateTime<Utc>,
     fence: PartitionLease,
 ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
+    Ok(read_work(&store.hub(), instance_id, now, fence))
+}
+
+/// The instance's work visible at `now`, as [`read_orchestration`] reads it.
+pub(super) fn read_work(
+    hub: &Hub,
+    instance_id: &str,
+    now: DateTime<Utc>,
+    fence: PartitionLease,
+) -> Option<OrchestrationWorkItem> {
     let real_now = Instant::now();
-    let hub = store.hub();
     if hub.leased(instance_id, real_now) {
         // Another host holds it (work left for it).
-        return Ok(None);
+        return None;
     }
-    let Some(entry) = hub.instances.get(instance_id) else {
-        return Ok(None);
-    };
+    let entry = hub.instances.get(instance_id)?;
     let visible: Vec<&Stored> = entry
         .messages
         .iter()
         .filter(|m| m.visible(now, real_now))
         .collect();
     if visible.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(OrchestrationWorkItem {
+    Some(OrchestrationWorkItem {
         instance_id: instance_id.to_string(),
         instance: entry.status.clone(),
         history_len: entry.history.len(),
@@ -140,7 +147,7 @@ pub(super) async fn read_orchestration(
             .collect(),
         lock: LockToken(String::new()),
         fence: Some(fence),
-    }))
+    })
 }
 
 pub(super) async fn abandon_orchestration(

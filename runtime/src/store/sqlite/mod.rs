@@ -340,23 +340,65 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            Vec::new(),
+            DateTime::UNIX_EPOCH,
+        )
+        .await
+        .map(|(held, _)| held)
+    }
+
+    fn reads_with_commit(&self) -> bool {
+        // The writer's connection has the pages the commit just wrote in its cache; a reader's
+        // cache is emptied by every commit, so its read of the same work costs file reads.
+        true
+    }
+
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let fence = item.fence;
-        let ready = commit.gives_work_to();
+        let mut ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&item.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages() || !token.is_empty();
         let commit = PreparedTurn::new(commit);
-        let held = self
+        let now = nanos(now);
+        let (held, items) = self
             .write_checked(move |conn, hub| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
-                activities::hold(conn, hub, run_here, lease)
+                let held = activities::hold(conn, hub, run_here, lease)?;
+                let real_now = real_millis();
+                // Only reads, after every change: one that fails leaves its instance to be
+                // read the usual way.
+                let items: Vec<OrchestrationWorkItem> = read
+                    .iter()
+                    .filter_map(|(id, fence)| {
+                        partitions::read_instance(conn, hub, id, now, real_now, *fence)
+                            .ok()
+                            .flatten()
+                    })
+                    .collect();
+                Ok((held, items))
             })
             .await?;
+        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
         self.inner
             .signal
-            .turn_committed(ready, wake, queued_activities);
-        Ok(held)
+            .turn_committed_for(&changed, ready, wake, queued_activities);
+        Ok((held, items))
     }
 
     fn starts_with_turn(&self) -> bool {
@@ -372,6 +414,7 @@ impl Store for Sqlite {
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&instance.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let wake = commit.sends_messages();
         let commit = PreparedTurn::new(commit);
@@ -383,7 +426,7 @@ impl Store for Sqlite {
             .await?;
         self.inner
             .signal
-            .turn_committed(ready, wake, queued_activities);
+            .turn_committed_for(&changed, ready, wake, queued_activities);
         Ok(Some(held))
     }
 
@@ -491,6 +534,7 @@ impl Store for Sqlite {
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
         let ready = commit.gives_work_to();
+        let changed = commit.changes_status_of(&expected.instance_id);
         let queued_activities = !commit.activities.is_empty();
         let sends = commit.sends_messages();
         let expected_id = expected.instance_id.clone();
@@ -512,7 +556,7 @@ impl Store for Sqlite {
             ResultsCommit::Committed(_) => {
                 self.inner
                     .signal
-                    .turn_committed(ready, sends, queued_activities)
+                    .turn_committed_for(&changed, ready, sends, queued_activities)
             }
             ResultsCommit::Queued => self.inner.signal.work_for([expected_id]),
         }

@@ -1,0 +1,141 @@
+//! Work a turn gives this host's own instances, read by the turn's commit and run next
+//! without a read of its own (on a store that [reads with the commit]).
+//!
+//! Before the commit, the instances it gives work visible at once, of partitions this host
+//! owns and with no turn running here, are marked busy: no other turn of them runs until
+//! their work, read in the commit's transaction, has run. A dispatcher takes that work before
+//! anything else ([`Inner::take_handed`]). An instance the commit found no work for, or whose
+//! commit failed, is let go the usual way.
+//!
+//! [reads with the commit]: crate::store::Store::reads_with_commit
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+
+use super::Inner;
+use crate::store::{
+    ActivityTask, ActivityWorkItem, OrchestrationWorkItem, PartitionLease, StoreError, TurnCommit,
+};
+
+/// What a commit read for the instances it gave work (see [`Inner::hand_over`]).
+#[derive(Default)]
+pub(super) struct Handover {
+    claimed: Vec<(String, PartitionLease)>,
+    items: Vec<OrchestrationWorkItem>,
+}
+
+impl Inner {
+    /// Commits a turn of `item` (as `Store::commit_turn_holding`) and hands the work it gives
+    /// this host's idle instances to the dispatchers.
+    pub(super) async fn commit_handing_over(
+        self: &Arc<Self>,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Handover), StoreError> {
+        let claimed = self.claim_receivers(&commit, &item.instance_id);
+        if claimed.is_empty() {
+            let held = self
+                .store
+                .commit_turn_holding(item, commit, run_here, lease)
+                .await?;
+            return Ok((held, Handover::default()));
+        }
+        let committed = AssertUnwindSafe(self.store.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            claimed.clone(),
+            now,
+        ))
+        .catch_unwind()
+        .await;
+        let failure = match committed {
+            Ok(Ok((held, items))) => return Ok((held, Handover { claimed, items })),
+            Ok(Err(e)) => Ok(e),
+            Err(panic) => Err(panic),
+        };
+        // Let go of the instances, and of what came in for them meanwhile, before the failure
+        // (or the panic, which the turn's caller handles) goes on. The commit may have been
+        // applied all the same, without telling of the work it gave them: look at them again.
+        let ids: Vec<String> = claimed.iter().map(|(id, _)| id.clone()).collect();
+        let none = Handover {
+            claimed,
+            items: Vec::new(),
+        };
+        self.hand_over(none).await;
+        self.store.signal().work_for(ids);
+        match failure {
+            Ok(e) => Err(e),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// The instances `commit` gives work visible at once that this host runs next: of owned
+    /// partitions, and idle here (now marked busy). None on a store that does not read with
+    /// the commit (or hands out owned work by leases, whose dispatchers take none of this), or
+    /// once the host stops.
+    fn claim_receivers(&self, commit: &TurnCommit, own: &str) -> Vec<(String, PartitionLease)> {
+        if !self.store.reads_with_commit()
+            || !self.store.reads_owned_work()
+            || self.stopping.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Vec::new();
+        }
+        commit
+            .gives_work_to()
+            .into_iter()
+            .filter(|id| id != own)
+            .filter_map(|id| {
+                let fence = self.ownership.fence(&id)?;
+                self.mark_busy(&id).then_some((id, fence))
+            })
+            .collect()
+    }
+
+    /// Queues the work read for the claimed instances for the dispatchers, waking one for
+    /// each, and lets go of the instances it has none for. Called once the committing turn's
+    /// execution is kept, so that a response to it finds it.
+    pub(super) async fn hand_over(self: &Arc<Self>, handover: Handover) {
+        let Handover { claimed, mut items } = handover;
+        let mut unclaimed = Vec::new();
+        {
+            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, _) in claimed {
+                match items.iter().position(|item| item.instance_id == id) {
+                    Some(i) => {
+                        handed.push_back(items.swap_remove(i));
+                        self.store.signal().orchestration_work();
+                    }
+                    None => unclaimed.push(id),
+                }
+            }
+        }
+        for id in unclaimed {
+            self.drain(&id, Vec::new()).await;
+        }
+    }
+
+    /// The next work handed over by a commit, its instance already busy here.
+    pub(super) fn take_handed(&self) -> Option<OrchestrationWorkItem> {
+        self.handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// Whether handed-over work is waiting.
+    pub(super) fn has_handed(&self) -> bool {
+        !self
+            .handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
