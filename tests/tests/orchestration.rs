@@ -583,3 +583,39 @@ async fn an_orchestration_can_raise_an_event_on_another() {
     )
     .await;
 }
+
+#[orchestrator]
+async fn wait_a_minute(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    let due = ctx.current_utc_datetime() + chrono::Duration::minutes(1);
+    ctx.create_timer(due).await;
+    Ok(())
+}
+
+/// Many timers due at once, more than one look at the store takes, all fire without the host
+/// pausing between looks: the look at the moment they come due is not put off because another
+/// look happened just before, and a look that found as many as it takes is followed by the next
+/// at once. (Tokio's clock is paused: only the host's own waits move it.)
+#[tokio::test(start_paused = true)]
+async fn many_timers_due_at_once_fire_without_pauses_between_looks() {
+    let rt = TestRuntime::start(Runtime::builder().register(wait_a_minute))
+        .await
+        .unwrap();
+    let client = rt.client();
+    let mut ids = Vec::new();
+    for _ in 0..600 {
+        ids.push(client.start(wait_a_minute, ()).await.unwrap());
+    }
+    rt.advance(Duration::from_secs(60)).await;
+    let due = tokio::time::Instant::now();
+    for id in &ids {
+        client
+            .wait_for_completion(id, durable_tests::WAIT)
+            .await
+            .unwrap();
+    }
+    let took = due.elapsed();
+    assert!(
+        took < Duration::from_millis(10),
+        "600 timers took {took:?} of the host's waits to fire"
+    );
+}

@@ -47,6 +47,10 @@ pub(super) struct ReadyQueue {
     looked_at: Option<Instant>,
     /// How long the last look took.
     look_took: Duration,
+    /// Whether the last look found as many instances as one look takes (more may be ready).
+    look_was_full: bool,
+    /// When the last look said the next message becomes visible.
+    next_visible: Option<DateTime<Utc>>,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
 }
@@ -129,7 +133,11 @@ impl Inner {
             // next look, as it does while instances are taken without one. Looking at every
             // such wake cost the store a look per turn under load, and each look found the
             // instances whose turns were running, to be read again for nothing after them.
-            if !self.left_look_due(&queue, now) {
+            // Unless the last look found as many as it takes (more were ready then: many
+            // timers due at once), or what it said would become visible next is due now: then
+            // they are looked for at once.
+            let due = queue.next_visible.is_some_and(|at| at <= now);
+            if !queue.look_was_full && !due && !self.left_look_due(&queue, now) {
                 return Ok(Next::LookIn(every - since));
             }
         }
@@ -140,6 +148,8 @@ impl Inner {
             let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
             queue.looked_at = Some(started);
             queue.look_took = started.elapsed();
+            queue.look_was_full = found.instance_ids.len() >= READ_AHEAD;
+            queue.next_visible = found.next_visible;
             for id in found.instance_ids {
                 queue.push(id);
             }
