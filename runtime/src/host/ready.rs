@@ -47,7 +47,8 @@ pub(super) struct ReadyQueue {
     looked_at: Option<Instant>,
     /// How long the last look took.
     look_took: Duration,
-    /// Whether the last look found as many instances as one look takes (more may be ready).
+    /// Whether the last look found as many instances as one look takes, some of them not busy
+    /// here (more may be ready).
     look_was_full: bool,
     /// When the last look said the next message becomes visible.
     next_visible: Option<DateTime<Utc>>,
@@ -148,7 +149,12 @@ impl Inner {
             let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
             queue.looked_at = Some(started);
             queue.look_took = started.elapsed();
-            queue.look_was_full = found.instance_ids.len() >= READ_AHEAD;
+            // Full, and not only of instances whose turns run here (their messages stay in
+            // the store until those turns commit, and they are looked at again after them).
+            queue.look_was_full = found.instance_ids.len() >= READ_AHEAD && {
+                let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+                found.instance_ids.iter().any(|id| !busy.contains_key(id))
+            };
             queue.next_visible = found.next_visible;
             for id in found.instance_ids {
                 queue.push(id);
