@@ -242,6 +242,33 @@ impl Store for Postgres {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.commit_turn_reading(
+            item,
+            commit,
+            run_here,
+            lease,
+            Vec::new(),
+            DateTime::UNIX_EPOCH,
+        )
+        .await
+        .map(|(held, _)| held)
+    }
+
+    fn reads_with_commit(&self) -> bool {
+        // One statement in the batch's transaction reads every instance the batch's turns
+        // gave work, instead of a round trip, a statement and a snapshot for each.
+        true
+    }
+
+    async fn commit_turn_reading(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
         let wake = Wake {
             // What the turn sent is new work; so is what came in for its instance meanwhile
             // when the turn held a lease (a read's owner looks at its instance again itself).
@@ -249,19 +276,23 @@ impl Store for Postgres {
             activities: !commit.activities.is_empty(),
             instances: true,
         };
-        let ready = commit.gives_work_to();
-        let turn = group::TurnJob {
-            instance_id: item.instance_id.clone(),
-            lock: (!item.lock.0.is_empty()).then(|| item.lock.0.clone()),
-            fence: item.fence,
+        let mut ready = commit.gives_work_to();
+        let mut turn = group::TurnJob::new(
+            item.instance_id.clone(),
+            (!item.lock.0.is_empty()).then(|| item.lock.0.clone()),
+            item.fence,
             commit,
             run_here,
             lease,
-        };
-        let held = group::held(group::submit(self, group::Work::Turn(turn), wake).await?);
+        );
+        turn.read = read;
+        turn.read_at = db::nanos(now);
+        let mut done = group::submit(self, group::Work::Turn(turn), wake).await?;
+        let read = std::mem::take(&mut done.read);
+        ready.retain(|id| !read.iter().any(|item| item.instance_id == *id));
         self.signal().keep_ready(ready);
         self.wake(wake);
-        Ok(held)
+        Ok((group::held(done), read))
     }
 
     fn starts_with_turn(&self) -> bool {
@@ -298,14 +329,14 @@ impl Store for Postgres {
             .await;
             self.finish(OP, connection, result)?
         } else {
-            let turn = group::TurnJob {
-                instance_id: instance.instance_id.clone(),
-                lock: None,
-                fence: Some(fence),
+            let turn = group::TurnJob::new(
+                instance.instance_id.clone(),
+                None,
+                Some(fence),
                 commit,
                 run_here,
                 lease,
-            };
+            );
             let start = group::StartJob {
                 instance: Box::new(instance),
                 turn,
@@ -436,17 +467,12 @@ impl Store for Postgres {
         let ready = commit.gives_work_to();
         let job = group::ResultTurnJob {
             results,
-            turn: group::TurnJob {
-                instance_id: id.clone(),
-                lock: None,
-                fence: expected.fence,
-                commit,
-                run_here,
-                lease,
-            },
+            turn: group::TurnJob::new(id.clone(), None, expected.fence, commit, run_here, lease),
             expected,
         };
-        let done = group::submit(self, group::Work::ResultTurn(job), wake).await?;
+        let done = group::submit(self, group::Work::ResultTurn(job), wake)
+            .await?
+            .commit;
         match &done {
             ResultsCommit::Committed(_) => self.signal().keep_ready(ready),
             ResultsCommit::Queued => self.signal().keep_ready([id]),

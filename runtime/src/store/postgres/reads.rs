@@ -7,10 +7,11 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, GenericClient};
+use tokio_postgres::Row;
 
 use super::Postgres;
-use super::db::{Fail, STATUS_COLUMNS, instant, nanos, row, status_from_row};
+use super::db::{Fail, STATUS_COLUMNS, instant, nanos, row, rows, status_from_row};
 use super::lease::{Taken, partition_params};
 use crate::store::{LockToken, OrchestrationWorkItem, Owned, PartitionLease, ReadyInstances};
 
@@ -89,6 +90,25 @@ pub(super) async fn ready(
     })
 }
 
+/// Instances `$2`, each read at its time in `$3` as [`READ`] reads one, in one statement: the
+/// work a commit gives this host's idle instances, read in the commit's transaction (see
+/// [`crate::store::Store::commit_turn_reading`]).
+pub(super) static READ_MANY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {STATUS_COLUMNS}, history_len,
+    (SELECT json_agg(json_build_object('seq', seq, 'executionId', execution_id,
+        'event', event, 'visibleAtNs', visible_at_ns, 'dequeueCount', dequeue_count)
+        ORDER BY seq)
+     FROM durable_messages m
+     WHERE m.hub = $1 AND m.instance_id = i.instance_id
+       AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= r.at_ns)
+       AND (m.not_before IS NULL OR m.not_before <= now()))::text
+FROM unnest($2::text[], $3::bigint[]) AS r(wanted, at_ns)
+JOIN durable_instances i ON i.hub = $1 AND i.instance_id = r.wanted
+WHERE i.lock_token IS NULL OR i.lock_expires_at <= now()"
+    )
+});
+
 /// See [`crate::store::Store::read_orchestration`]. `None` as well while another host holds
 /// the instance under a live lease (work left for it).
 pub(super) async fn read(
@@ -99,13 +119,57 @@ pub(super) async fn read(
     fence: PartitionLease,
 ) -> Result<Option<OrchestrationWorkItem>, Fail> {
     let hub = store.hub.as_str();
-    let Some(found) = row(&*client, &READ, &[&hub, &id, &nanos(now)]).await? else {
-        return Ok(None);
-    };
+    match row(&*client, &READ, &[&hub, &id, &nanos(now)]).await? {
+        Some(found) => work_item(&found, fence),
+        None => Ok(None),
+    }
+}
+
+/// The work of each instance of `wanted` (with the lease of its partition and the time to read
+/// it at) that has visible messages and is not held by another host, as [`read`] reads one.
+pub(super) async fn read_many<C: GenericClient>(
+    client: &C,
+    hub: &str,
+    wanted: &[(&str, PartitionLease, i64)],
+) -> Result<Vec<OrchestrationWorkItem>, Fail> {
+    let (ids, at) = read_many_params(wanted);
+    let found = rows(client, &READ_MANY, &[&hub, &ids, &at]).await?;
+    work_items(&found, wanted)
+}
+
+/// The parameters of [`READ_MANY`] after the hub: the instances' ids and times.
+pub(super) fn read_many_params<'a>(
+    wanted: &[(&'a str, PartitionLease, i64)],
+) -> (Vec<&'a str>, Vec<i64>) {
+    wanted.iter().map(|(id, _, at)| (*id, *at)).unzip()
+}
+
+/// The work items of the rows [`READ_MANY`] returned for `wanted`.
+pub(super) fn work_items(
+    found: &[Row],
+    wanted: &[(&str, PartitionLease, i64)],
+) -> Result<Vec<OrchestrationWorkItem>, Fail> {
+    let mut items = Vec::new();
+    for found in found {
+        let id: String = found.try_get(0)?;
+        let Some((_, fence, _)) = wanted.iter().find(|(w, _, _)| *w == id) else {
+            continue;
+        };
+        if let Some(item) = work_item(found, *fence)? {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+/// A work item from a row of [`READ`] or [`READ_MANY`]; `None` without visible messages.
+fn work_item(found: &Row, fence: PartitionLease) -> Result<Option<OrchestrationWorkItem>, Fail> {
     let Some(messages) = found.try_get::<_, Option<String>>(13)? else {
         return Ok(None);
     };
-    let messages = Taken::decode(id, &messages)?;
+    let instance = status_from_row(found)?;
+    let id = instance.instance_id.clone();
+    let messages = Taken::decode(&id, &messages)?;
     // This read is one more delivery (counted in the store only if it is abandoned).
     let dequeue_count = messages
         .iter()
@@ -113,10 +177,10 @@ pub(super) async fn read(
         .max()
         .unwrap_or(1);
     Ok(Some(OrchestrationWorkItem {
-        instance_id: id.to_string(),
-        instance: status_from_row(&found)?,
+        messages: messages.into_iter().map(|m| m.queued(&id)).collect(),
+        instance_id: id,
+        instance,
         history_len: found.try_get::<_, i32>(12)?.max(0) as usize,
-        messages: messages.into_iter().map(|m| m.queued(id)).collect(),
         lock: LockToken(String::new()),
         dequeue_count,
         fence: Some(fence),

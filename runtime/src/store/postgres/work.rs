@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, GenericClient};
+use tokio_postgres::types::ToSql;
 
 use super::Postgres;
 use super::db::{Fail, event_json, execute, micros, nanos, roll_back, row, rows, storable};
@@ -44,7 +45,7 @@ RETURNING i.instance_id, i.xmax <> 0 AS replaced"#;
 /// a circle). Only those not already there are inserted: an insert that meets an existing row
 /// would wait for any transaction updating that row (an entity's turn being committed) before
 /// doing nothing, a wait per message to a busy entity.
-const CREATE_ENTITIES: &str = "
+pub(super) const CREATE_ENTITIES: &str = "
 INSERT INTO durable_instances (hub, instance_id, name, execution_id, runtime_status,
     created_at_ns, last_updated_at_ns)
 SELECT $1, t.instance_id, t.name, '', $4, t.created_ns, t.created_ns
@@ -55,17 +56,22 @@ WHERE NOT EXISTS (SELECT 1 FROM durable_instances AS i
 ORDER BY t.ord
 ON CONFLICT (hub, instance_id) DO NOTHING";
 
-/// Which targets exist; locks them against removal (not against updates, so two instances
-/// messaging each other never deadlock) until the messages are in.
-const LOCK_TARGETS: &str = "SELECT instance_id FROM durable_instances
-WHERE hub = $1 AND instance_id = ANY($2) FOR KEY SHARE";
-
-const INSERT_MESSAGES: &str = "
-INSERT INTO durable_messages (hub, instance_id, execution_id, event, visible_at_ns)
-SELECT $1, t.instance_id, t.execution_id, t.event::json, t.visible_at_ns
-FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
-    WITH ORDINALITY AS t(instance_id, execution_id, event, visible_at_ns, ord)
-ORDER BY t.ord";
+/// Queues the messages (`$3`..`$6`) whose targets (`$2`) exist, and returns those targets;
+/// locks them against removal (not against updates, so two instances messaging each other
+/// never deadlock) until the messages are in.
+pub(super) const DELIVER: &str = "
+WITH target AS (
+    SELECT instance_id FROM durable_instances
+    WHERE hub = $1 AND instance_id = ANY($2) FOR KEY SHARE),
+queued AS (
+    INSERT INTO durable_messages (hub, instance_id, execution_id, event, visible_at_ns)
+    SELECT $1, t.instance_id, t.execution_id, t.event::json, t.visible_at_ns
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+        WITH ORDINALITY AS t(instance_id, execution_id, event, visible_at_ns, ord)
+    WHERE t.instance_id IN (SELECT instance_id FROM target)
+    ORDER BY t.ord
+    RETURNING 1)
+SELECT instance_id FROM target";
 
 /// Extends a lease from now, on the database's clock; no row when the token is no longer the
 /// instance's.
@@ -117,6 +123,107 @@ pub(super) async fn create(
     Ok(true)
 }
 
+/// Messages to queue, as the parameters of [`CREATE_ENTITIES`] and [`DELIVER`].
+pub(super) struct Delivery<'a> {
+    /// Entities among the targets, by id (see [`CREATE_ENTITIES`]).
+    entity_ids: Vec<&'a str>,
+    entity_names: Vec<String>,
+    entity_created: Vec<i64>,
+    entity_status: &'static str,
+    targets: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    executions: Vec<Option<&'a str>>,
+    events: Vec<String>,
+    visible: Vec<Option<i64>>,
+}
+
+impl<'a> Delivery<'a> {
+    pub(super) fn of(messages: &'a [OrchestrationMessage]) -> Result<Delivery<'a>, Fail> {
+        let mut targets: Vec<&str> = Vec::new();
+        let mut entities: Vec<(&str, InstanceStatus)> = Vec::new();
+        for message in messages {
+            let id = message.instance_id.as_str();
+            if targets.contains(&id) {
+                continue;
+            }
+            targets.push(id);
+            if EntityId::is_entity_instance(id) {
+                entities.push((id, new_entity_status(id, message.event.timestamp)));
+            }
+        }
+        entities.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(Delivery {
+            entity_ids: entities.iter().map(|(id, _)| *id).collect(),
+            entity_names: entities.iter().map(|(_, e)| e.name.clone()).collect(),
+            entity_created: entities.iter().map(|(_, e)| nanos(e.created_at)).collect(),
+            entity_status: entities
+                .first()
+                .map_or("Running", |(_, e)| e.runtime_status.as_str()),
+            targets,
+            ids: messages.iter().map(|m| m.instance_id.as_str()).collect(),
+            executions: messages.iter().map(|m| m.execution_id.as_deref()).collect(),
+            events: messages
+                .iter()
+                .map(|m| event_json(&m.event))
+                .collect::<Result<_, _>>()?,
+            visible: messages.iter().map(|m| m.visible_at.map(nanos)).collect(),
+        })
+    }
+
+    /// Whether there is nothing to queue.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Whether some targets are entities, to create first with [`CREATE_ENTITIES`].
+    pub(super) fn creates_entities(&self) -> bool {
+        !self.entity_ids.is_empty()
+    }
+
+    pub(super) fn entity_params<'b>(&'b self, hub: &'b &str) -> [&'b (dyn ToSql + Sync); 5] {
+        [
+            hub,
+            &self.entity_ids,
+            &self.entity_names,
+            &self.entity_status,
+            &self.entity_created,
+        ]
+    }
+
+    pub(super) fn params<'b>(&'b self, hub: &'b &str) -> [&'b (dyn ToSql + Sync); 6] {
+        [
+            hub,
+            &self.targets,
+            &self.ids,
+            &self.executions,
+            &self.events,
+            &self.visible,
+        ]
+    }
+
+    /// The targets of the messages that [`DELIVER`] did not find (`found`, its rows); their
+    /// messages were dropped.
+    pub(super) fn missing(
+        &self,
+        messages: &[OrchestrationMessage],
+        found: &[tokio_postgres::Row],
+    ) -> Vec<String> {
+        let existing: HashSet<&str> = found.iter().map(|r| r.get(0)).collect();
+        let mut missing = Vec::new();
+        for message in messages {
+            if !existing.contains(message.instance_id.as_str()) {
+                tracing::warn!(
+                    instance_id = ?message.instance_id,
+                    event = ?message.event.kind.name(),
+                    "dropped a message for an instance that does not exist"
+                );
+                missing.push(message.instance_id.clone());
+            }
+        }
+        missing
+    }
+}
+
 /// Queues messages, creating entities on first use. Returns the targets that do not exist
 /// (their messages are dropped).
 pub(super) async fn deliver(
@@ -124,73 +231,15 @@ pub(super) async fn deliver(
     hub: &str,
     messages: &[OrchestrationMessage],
 ) -> Result<Vec<String>, Fail> {
-    if messages.is_empty() {
+    let delivery = Delivery::of(messages)?;
+    if delivery.is_empty() {
         return Ok(Vec::new());
     }
-    let mut targets: Vec<&str> = Vec::new();
-    let mut entities: Vec<InstanceStatus> = Vec::new();
-    for message in messages {
-        let id = message.instance_id.as_str();
-        if targets.contains(&id) {
-            continue;
-        }
-        targets.push(id);
-        if EntityId::is_entity_instance(id) {
-            entities.push(new_entity_status(id, message.event.timestamp));
-        }
+    if delivery.creates_entities() {
+        execute(client, CREATE_ENTITIES, &delivery.entity_params(&hub)).await?;
     }
-    if !entities.is_empty() {
-        entities.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        let ids: Vec<&str> = entities.iter().map(|e| e.instance_id.as_str()).collect();
-        let names: Vec<&str> = entities.iter().map(|e| e.name.as_str()).collect();
-        let created: Vec<i64> = entities.iter().map(|e| nanos(e.created_at)).collect();
-        execute(
-            client,
-            CREATE_ENTITIES,
-            &[
-                &hub,
-                &ids,
-                &names,
-                &entities[0].runtime_status.as_str(),
-                &created,
-            ],
-        )
-        .await?;
-    }
-    let existing: HashSet<String> = rows(client, LOCK_TARGETS, &[&hub, &targets])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut ids = Vec::new();
-    let mut executions = Vec::new();
-    let mut events = Vec::new();
-    let mut visible = Vec::new();
-    let mut missing = Vec::new();
-    for message in messages {
-        if !existing.contains(&message.instance_id) {
-            tracing::warn!(
-                instance_id = ?message.instance_id,
-                event = ?message.event.kind.name(),
-                "dropped a message for an instance that does not exist"
-            );
-            missing.push(message.instance_id.clone());
-            continue;
-        }
-        ids.push(message.instance_id.as_str());
-        executions.push(message.execution_id.as_deref());
-        events.push(event_json(&message.event)?);
-        visible.push(message.visible_at.map(nanos));
-    }
-    if !ids.is_empty() {
-        execute(
-            client,
-            INSERT_MESSAGES,
-            &[&hub, &ids, &executions, &events, &visible],
-        )
-        .await?;
-    }
-    Ok(missing)
+    let found = rows(client, DELIVER, &delivery.params(&hub)).await?;
+    Ok(delivery.missing(messages, &found))
 }
 
 pub(super) async fn create_instance(

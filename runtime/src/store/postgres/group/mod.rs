@@ -12,6 +12,8 @@
 //! batch reports the failure.
 
 mod batch;
+mod pipeline;
+mod rows;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +27,7 @@ use super::listener::Wake;
 use super::{Postgres, Shared};
 use crate::store::{
     ActivityTask, ActivityWorkItem, InstanceVersion, NewInstance, OrchestrationMessage,
-    PartitionLease, ResultsCommit, StoreError, TurnCommit,
+    OrchestrationWorkItem, PartitionLease, ResultsCommit, StoreError, TurnCommit,
 };
 
 /// Batches written at the same time: one fills while the other is written.
@@ -44,6 +46,33 @@ pub(super) struct TurnJob {
     pub(super) commit: TurnCommit,
     pub(super) run_here: Vec<ActivityTask>,
     pub(super) lease: Duration,
+    /// Instances of this host's the turn gives work, to read in the batch's transaction once
+    /// everything is written (with their partitions' leases), at `read_at` (nanoseconds).
+    pub(super) read: Vec<(String, PartitionLease)>,
+    pub(super) read_at: i64,
+}
+
+impl TurnJob {
+    /// A turn that reads nothing with its commit.
+    pub(super) fn new(
+        instance_id: String,
+        lock: Option<String>,
+        fence: Option<PartitionLease>,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+    ) -> TurnJob {
+        TurnJob {
+            instance_id,
+            lock,
+            fence,
+            commit,
+            run_here,
+            lease,
+            read: Vec::new(),
+            read_at: 0,
+        }
+    }
 }
 
 /// A finished activity whose result becomes a message to its instance.
@@ -107,8 +136,24 @@ impl Work {
 }
 
 /// What a job did: the activities held for its host, or (a result turn only) its results
-/// queued as messages instead of its turn.
-pub(super) type Answer = Result<ResultsCommit, StoreError>;
+/// queued as messages instead of its turn; and the work its turn's reads found.
+pub(super) type Answer = Result<Done, StoreError>;
+
+/// A job that was written.
+pub(super) struct Done {
+    pub(super) commit: ResultsCommit,
+    /// What [`TurnJob::read`] found: the instances with visible messages, not held elsewhere.
+    pub(super) read: Vec<OrchestrationWorkItem>,
+}
+
+impl From<ResultsCommit> for Done {
+    fn from(commit: ResultsCommit) -> Self {
+        Done {
+            commit,
+            read: Vec::new(),
+        }
+    }
+}
 
 pub(super) struct Job {
     store: Postgres,
@@ -215,8 +260,8 @@ impl Committer {
 
 /// The activities a turn or start holds for its host (a result turn may have been queued
 /// instead: then none).
-pub(super) fn held(done: ResultsCommit) -> Vec<ActivityWorkItem> {
-    match done {
+pub(super) fn held(done: Done) -> Vec<ActivityWorkItem> {
+    match done.commit {
         ResultsCommit::Committed(held) => held,
         ResultsCommit::Queued => Vec::new(),
     }
@@ -308,7 +353,7 @@ async fn write(mut jobs: Vec<Job>) {
         }
     };
     loop {
-        match batch::write_batch(&mut client, &store.hub, &jobs).await {
+        match write_batch(&mut client, &store.hub, &jobs).await {
             Ok(answers) => {
                 let wake = jobs
                     .iter()
@@ -358,6 +403,20 @@ async fn write(mut jobs: Vec<Job>) {
             }
         }
     }
+}
+
+/// Writes the batch in one round trip when every job can go as it stands, else check by check.
+async fn write_batch(
+    client: &mut deadpool_postgres::Client,
+    hub: &str,
+    jobs: &[Job],
+) -> Result<Vec<Answer>, Attempt> {
+    if pipeline::fits(jobs)
+        && let Some(answers) = pipeline::write(client.transaction().await?, hub, jobs).await?
+    {
+        return Ok(answers);
+    }
+    batch::write_batch(client.transaction().await?, hub, jobs).await
 }
 
 /// Writes one job in a transaction of its own (after its batch failed) and answers it.
@@ -415,5 +474,5 @@ async fn one_by_one(job: Job) {
         .await
         .map(|(done, _)| done),
     };
-    let _ = reply.send(store.finish(operation, client, result));
+    let _ = reply.send(store.finish(operation, client, result).map(Done::from));
 }
