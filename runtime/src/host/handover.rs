@@ -122,6 +122,19 @@ impl Inner {
         }
     }
 
+    /// Queues work read for instances already busy here for the dispatchers, waking one for
+    /// each.
+    pub(super) fn hand_to_dispatchers(&self, items: Vec<OrchestrationWorkItem>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        for item in items {
+            handed.push_back(item);
+            self.store.signal().orchestration_work();
+        }
+    }
+
     /// The next work handed over by a commit, its instance already busy here.
     pub(super) fn take_handed(&self) -> Option<OrchestrationWorkItem> {
         self.handed

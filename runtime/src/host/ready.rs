@@ -20,8 +20,13 @@ use super::Inner;
 use super::orchestrations::Round;
 use crate::store::{LEFT_PAUSE, OrchestrationWorkItem};
 
-/// How many ready instances one read takes.
+/// How many ready instances one look takes.
 const READ_AHEAD: usize = 256;
+
+/// How many ready instances a dispatcher reads together at most, when many are queued (timers
+/// that came due together): one read instead of one each. It runs the first, and hands the
+/// others to the other dispatchers.
+const READ_TOGETHER: usize = 16;
 
 /// How long instances this process gave work (taken from the store's signal, without a look)
 /// may keep the store from being looked at: timers that came due and work other processes
@@ -65,8 +70,9 @@ impl ReadyQueue {
 }
 
 enum Next {
-    /// An instance this dispatcher now holds in the busy map, and whether more are queued.
-    Instance(String, bool),
+    /// Instances this dispatcher now holds in the busy map (at least one), and whether more
+    /// are queued.
+    Instances(Vec<String>, bool),
     /// Work another host left, leased from a partition this host does not own.
     Left(Box<OrchestrationWorkItem>),
     /// Nothing ready; the next message becomes visible then.
@@ -89,12 +95,12 @@ impl Inner {
                 return Round::Worked;
             }
             match inner.next_ready().await {
-                Ok(Next::Instance(id, more)) => {
+                Ok(Next::Instances(ids, more)) => {
                     if more {
                         // Pass the wake-up on to another idle dispatcher.
                         inner.store.signal().orchestration_work();
                     }
-                    inner.run_ready(&id).await;
+                    inner.run_ready(ids).await;
                     Round::Worked
                 }
                 Ok(Next::Left(item)) => {
@@ -125,8 +131,8 @@ impl Inner {
         let every = (queue.look_took * LOOK_SHARE).clamp(LOOK_EVERY, LOOK_EVERY_MAX);
         let since = queue.looked_at.map(|at| at.elapsed());
         if let Some(since) = since.filter(|since| *since < every) {
-            if let Some(id) = self.take_first(&mut queue) {
-                return Ok(Next::Instance(id, !queue.ids.is_empty()));
+            if let Some(ids) = self.take_some(&mut queue) {
+                return Ok(Next::Instances(ids, !queue.ids.is_empty()));
             }
             // Woken with nothing queued, though a look just now found what was ready then:
             // what this process's writes give work arrives without a look, and the rest
@@ -177,8 +183,8 @@ impl Inner {
                 return Ok(Next::Left(Box::new(item)));
             }
         }
-        Ok(match self.take_first(&mut queue) {
-            Some(id) => Next::Instance(id, !queue.ids.is_empty()),
+        Ok(match self.take_some(&mut queue) {
+            Some(ids) => Next::Instances(ids, !queue.ids.is_empty()),
             None => Next::Empty(next_visible),
         })
     }
@@ -189,6 +195,21 @@ impl Inner {
             && queue.left_looked_at.is_none_or(|at| {
                 now - at >= chrono::TimeDelta::from_std(LEFT_PAUSE).unwrap_or_default()
             })
+    }
+
+    /// Takes the next free instances, marked busy: one, or, when many are queued, a
+    /// quarter of them up to [`READ_TOGETHER`] (the rest for the other dispatchers).
+    fn take_some(&self, queue: &mut ReadyQueue) -> Option<Vec<String>> {
+        let first = self.take_first(queue)?;
+        let mut ids = vec![first];
+        let together = (queue.ids.len() / 4).min(READ_TOGETHER - 1);
+        while ids.len() <= together {
+            match self.take_first(queue) {
+                Some(id) => ids.push(id),
+                None => break,
+            }
+        }
+        Some(ids)
     }
 
     /// Pops instances until one is free, and marks it busy.
@@ -209,30 +230,57 @@ impl Inner {
         None
     }
 
-    /// Reads the busy instance's work and runs its turn, then frees it (running the turns of
-    /// results that came in meanwhile first).
-    async fn run_ready(self: &Arc<Self>, id: &str) {
-        let read = match self.ownership.fence(id) {
-            Some(fence) => {
-                self.store
-                    .read_orchestration(id, self.clock.now(), fence)
-                    .await
+    /// Reads the busy instances' work (together, when there are several), runs the first's
+    /// turn and hands the others' to the other dispatchers; then frees the instance (running
+    /// the turns of results that came in meanwhile first). An instance found with no work is
+    /// freed at once.
+    async fn run_ready(self: &Arc<Self>, ids: Vec<String>) {
+        let now = self.clock.now();
+        let mut wanted = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.ownership.fence(&id) {
+                Some(fence) => wanted.push((id, fence)),
+                // The partition changed hands since the instance was found ready.
+                None => self.drain(&id, Vec::new()).await,
             }
-            // The partition changed hands since the instance was found ready.
-            None => Ok(None),
+        }
+        let read = match wanted.as_slice() {
+            [] => return,
+            [(id, fence)] => self
+                .store
+                .read_orchestration(id, now, *fence)
+                .await
+                .map(|item| item.into_iter().collect()),
+            _ => self.store.read_orchestrations(wanted.clone(), now).await,
         };
-        match read {
-            Ok(Some(item)) => self.process_item(item).await,
-            // Its messages were taken by a turn that ran meanwhile.
-            Ok(None) => {}
+        let mut items = match read {
+            Ok(items) => items,
             Err(e) => {
-                tracing::warn!(instance_id = ?id, error = ?e.to_string(), "reading an instance's work failed; will retry");
+                for (id, _) in &wanted {
+                    tracing::warn!(instance_id = ?id, error = ?e.to_string(), "reading an instance's work failed; will retry");
+                }
                 self.recheck
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.to_string());
+                    .extend(wanted.iter().map(|(id, _)| id.clone()));
+                for (id, _) in wanted {
+                    self.drain(&id, Vec::new()).await;
+                }
+                return;
+            }
+        };
+        // Those whose messages were taken by a turn that ran meanwhile: freed.
+        for (id, _) in &wanted {
+            if !items.iter().any(|item| item.instance_id == *id) {
+                self.drain(id, Vec::new()).await;
             }
         }
-        self.drain(id, Vec::new()).await;
+        let Some(mine) = items.pop() else {
+            return;
+        };
+        self.hand_to_dispatchers(items);
+        let id = mine.instance_id.clone();
+        self.process_item(mine).await;
+        self.drain(&id, Vec::new()).await;
     }
 }

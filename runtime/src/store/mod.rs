@@ -188,6 +188,24 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// The work items of several instances, each as [`Store::read_orchestration`] reads it
+    /// (with the lease of its partition): those with visible messages, in any order. A host
+    /// that finds many instances ready at once (timers come due together) reads them in one
+    /// call. The default reads them one by one; a store answers it in one statement.
+    async fn read_orchestrations(
+        &self,
+        wanted: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
+        let mut items = Vec::with_capacity(wanted.len());
+        for (id, fence) in wanted {
+            if let Some(item) = self.read_orchestration(&id, now, fence).await? {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
     /// Leases the next instance outside the `owned` partitions whose work a host left for
     /// another (see [`Store::release_orchestration`]), as [`Store::fetch_orchestration`]
     /// leases work, except that the host that left it does not get it back before its wait is

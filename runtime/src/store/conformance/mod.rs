@@ -77,6 +77,7 @@ mod payloads;
 mod pipeline;
 mod purge;
 mod queries;
+mod reads;
 mod starts;
 mod support;
 mod task_hubs;
@@ -112,8 +113,7 @@ pub use instances::{
     enqueue_missing_instance, next_visible_for, recreate_terminal_instance, scheduled_start,
 };
 pub use ownership::{
-    claim_partitions, commit_turn_reading, fetch_owned_partitions, partition_lease_expiry,
-    read_owned_work, reads_give_way, stale_epoch_refused,
+    claim_partitions, fetch_owned_partitions, partition_lease_expiry, stale_epoch_refused,
 };
 pub use payloads::{large_payloads, unusual_text_round_trip};
 pub use pipeline::{
@@ -123,6 +123,7 @@ pub use purge::{purge, purge_where, remove_entity};
 pub use queries::{
     count_by_status, query_filters, query_invalid_continuation, query_newest_first, query_paging,
 };
+pub use reads::{commit_turn_reading, read_orchestrations, read_owned_work, reads_give_way};
 pub use starts::create_with_turn;
 pub use task_hubs::{is_idle, signals, task_hubs};
 pub use versions::{instance_version, query_by_version, release_orchestration};
@@ -197,6 +198,7 @@ macro_rules! __store_conformance_check_names {
             create_with_turn,
             read_owned_work,
             commit_turn_reading,
+            read_orchestrations,
             reads_give_way,
             query_filters,
             query_paging,

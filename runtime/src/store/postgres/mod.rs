@@ -207,6 +207,22 @@ impl Store for Postgres {
         self.finish(OP, connection, result)
     }
 
+    async fn read_orchestrations(
+        &self,
+        wanted: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
+        const OP: &str = "reading instances' work";
+        let at = db::nanos(now);
+        let wanted: Vec<(&str, PartitionLease, i64)> = wanted
+            .iter()
+            .map(|(id, fence)| (id.as_str(), *fence, at))
+            .collect();
+        let connection = self.connection(OP).await?;
+        let result = reads::read_many(&connection, &self.hub, &wanted).await;
+        self.finish(OP, connection, result)
+    }
+
     async fn next_visible_for(
         &self,
         instance_id: &str,
@@ -284,6 +300,7 @@ impl Store for Postgres {
             commit,
             run_here,
             lease,
+            item.history_len,
         );
         turn.read = read;
         turn.read_at = db::nanos(now);
@@ -336,6 +353,7 @@ impl Store for Postgres {
                 commit,
                 run_here,
                 lease,
+                0,
             );
             let start = group::StartJob {
                 instance: Box::new(instance),
@@ -467,7 +485,15 @@ impl Store for Postgres {
         let ready = commit.gives_work_to();
         let job = group::ResultTurnJob {
             results,
-            turn: group::TurnJob::new(id.clone(), None, expected.fence, commit, run_here, lease),
+            turn: group::TurnJob::new(
+                id.clone(),
+                None,
+                expected.fence,
+                commit,
+                run_here,
+                lease,
+                expected.history_len,
+            ),
             expected,
         };
         let done = group::submit(self, group::Work::ResultTurn(job), wake)

@@ -90,12 +90,13 @@ pub(super) async fn ready(
     })
 }
 
-/// Instances `$2`, each read at its time in `$3` as [`READ`] reads one, in one statement: the
-/// work a commit gives this host's idle instances, read in the commit's transaction (see
-/// [`crate::store::Store::commit_turn_reading`]).
+/// Instances `$2`, each read at its time in `$3` as [`READ`] reads one, in one statement (the
+/// work a commit gives this host's idle instances, read in the commit's transaction, or many
+/// instances found ready at once). Each instance is found by its key: `LIMIT 1` keeps the
+/// lookup from becoming a join that reads every instance of the hub.
 pub(super) static READ_MANY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {STATUS_COLUMNS}, history_len,
+        "SELECT i.*,
     (SELECT json_agg(json_build_object('seq', seq, 'executionId', execution_id,
         'event', event, 'visibleAtNs', visible_at_ns, 'dequeueCount', dequeue_count)
         ORDER BY seq)
@@ -104,8 +105,11 @@ pub(super) static READ_MANY: LazyLock<String> = LazyLock::new(|| {
        AND (m.visible_at_ns IS NULL OR m.visible_at_ns <= r.at_ns)
        AND (m.not_before IS NULL OR m.not_before <= now()))::text
 FROM unnest($2::text[], $3::bigint[]) AS r(wanted, at_ns)
-JOIN durable_instances i ON i.hub = $1 AND i.instance_id = r.wanted
-WHERE i.lock_token IS NULL OR i.lock_expires_at <= now()"
+CROSS JOIN LATERAL (
+    SELECT {STATUS_COLUMNS}, history_len FROM durable_instances
+    WHERE hub = $1 AND instance_id = r.wanted
+      AND (lock_token IS NULL OR lock_expires_at <= now())
+    LIMIT 1) i"
     )
 });
 

@@ -306,6 +306,25 @@ impl Store for Sqlite {
         .await
     }
 
+    async fn read_orchestrations(
+        &self,
+        wanted: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
+        let now = nanos(now);
+        self.read(move |conn, hub| {
+            let real_now = real_millis();
+            let mut items = Vec::with_capacity(wanted.len());
+            for (id, fence) in &wanted {
+                items.extend(partitions::read_instance(
+                    conn, hub, id, now, real_now, *fence,
+                )?);
+            }
+            Ok(items)
+        })
+        .await
+    }
+
     async fn next_visible_for(
         &self,
         instance_id: &str,

@@ -123,19 +123,19 @@ pub(super) async fn write_batch(
 
     // Statuses.
     let statuses = Statuses::of(jobs, &standing)?;
-    let mut updated: HashSet<String> = HashSet::new();
+    let mut updated: HashMap<String, i32> = HashMap::new();
     if !statuses.is_empty() {
         updated = rows(&tx, UPDATE_STATUSES, &statuses.params(&hub))
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
     }
     for (i, job) in jobs.iter().enumerate() {
         if let Some(turn) = job.work.turn()
             && standing.live[i]
             && !standing.queued[i]
-            && !updated.contains(&turn.instance_id)
+            && !updated.contains_key(&turn.instance_id)
         {
             match job.work {
                 // Another turn got there first: the results go in as messages.
@@ -160,7 +160,7 @@ pub(super) async fn write_batch(
     if !resets.is_empty() {
         execute(&tx, CLEAR_HISTORIES, &[&hub, &resets]).await?;
     }
-    let histories = Histories::of(jobs, &standing)?;
+    let histories = Histories::of(jobs, &standing, Some(&updated))?;
     if !histories.is_empty() {
         execute(&tx, APPEND_HISTORIES, &histories.params(&hub)).await?;
     }

@@ -46,6 +46,8 @@ pub(super) struct TurnJob {
     pub(super) commit: TurnCommit,
     pub(super) run_here: Vec<ActivityTask>,
     pub(super) lease: Duration,
+    /// The instance's history length the turn was computed from (0 for a start).
+    pub(super) from_len: usize,
     /// Instances of this host's the turn gives work, to read in the batch's transaction once
     /// everything is written (with their partitions' leases), at `read_at` (nanoseconds).
     pub(super) read: Vec<(String, PartitionLease)>,
@@ -54,6 +56,7 @@ pub(super) struct TurnJob {
 
 impl TurnJob {
     /// A turn that reads nothing with its commit.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         instance_id: String,
         lock: Option<String>,
@@ -61,6 +64,7 @@ impl TurnJob {
         commit: TurnCommit,
         run_here: Vec<ActivityTask>,
         lease: Duration,
+        from_len: usize,
     ) -> TurnJob {
         TurnJob {
             instance_id,
@@ -69,6 +73,7 @@ impl TurnJob {
             commit,
             run_here,
             lease,
+            from_len,
             read: Vec::new(),
             read_at: 0,
         }

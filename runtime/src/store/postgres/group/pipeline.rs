@@ -18,7 +18,8 @@ use super::super::work::{CREATE, CREATE_ENTITIES, DELIVER, Delivery};
 use super::batch::answers;
 use super::rows::{
     APPEND_HISTORIES, Activities, CLEAR_HISTORIES, CONSUME, EPOCHS, Histories, INSERT_ACTIVITIES,
-    LOCK_PARTITIONS, Standing, Starts, Statuses, TAKE_ACTIVITIES, UPDATE_STATUSES, partitions,
+    LOCK_PARTITIONS, Standing, Starts, Statuses, TAKE_ACTIVITIES, UPDATE_STATUSES, new_length,
+    partitions,
 };
 use super::{Answer, Attempt, Job, Work};
 use crate::store::OrchestrationWorkItem;
@@ -69,7 +70,7 @@ pub(super) async fn write(
     let statuses = Statuses::of(jobs, &standing)?;
     let consumed = standing.consumed(jobs);
     let resets = standing.resets(jobs);
-    let histories = Histories::of(jobs, &standing)?;
+    let histories = Histories::of(jobs, &standing, None)?;
     let activities = Activities::of(jobs, &standing);
     let messages = standing.messages(jobs);
     let delivery = Delivery::of(&messages)?;
@@ -178,13 +179,21 @@ pub(super) async fn write(
         .iter()
         .filter(|r| !r.get::<_, bool>(1))
         .count();
-    // Every activity result's activity still held, every turn's status updated, every
-    // consumed message still there.
+    // Every activity result's activity still held, every turn's status updated (its
+    // instance left at the history length the turn was computed from, as its history row
+    // assumed), every consumed message still there.
     let taken: HashSet<String> = got(Step::Take).iter().map(|r| r.get(0)).collect();
-    let updated = got(Step::Update).len();
+    let updated: HashMap<String, i32> = got(Step::Update)
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut current = true;
+    for (_, turn) in standing.turns(jobs) {
+        current &= updated.get(&turn.instance_id) == Some(&new_length(turn)?);
+    }
     if created != starts.places().count()
         || taken.len() != tokens.iter().collect::<HashSet<_>>().len()
-        || updated != standing.turns(jobs).count()
+        || !current
         || standing.stale(jobs, got(Step::Consume)).is_some()
     {
         return again(tx).await;

@@ -49,7 +49,7 @@ WHERE i.hub = $1 AND i.instance_id = t.instance_id
   AND (t.expect_len IS NULL
        OR (i.history_len = t.expect_len AND i.execution_id = t.expect_execution
            AND i.last_updated_at_ns = t.expect_updated))
-RETURNING i.instance_id";
+RETURNING i.instance_id, i.history_len";
 
 pub(super) const CLEAR_HISTORIES: &str =
     "DELETE FROM durable_history WHERE hub = $1 AND instance_id = ANY($2)";
@@ -57,13 +57,11 @@ pub(super) const CLEAR_HISTORIES: &str =
 pub(super) const CLEAR_MESSAGES: &str =
     "DELETE FROM durable_messages WHERE hub = $1 AND instance_id = ANY($2)";
 
-/// One history row per turn, keyed by the sequence number of its first event: the instance's
-/// history length as [`UPDATE_STATUSES`] left it, less the events appended.
+/// One history row per turn, keyed by the sequence number of its first event.
 pub(super) const APPEND_HISTORIES: &str = "
 INSERT INTO durable_history (hub, instance_id, seq, event)
-SELECT $1, t.instance_id, i.history_len - t.appended, t.event::json
-FROM unnest($2::text[], $3::integer[], $4::text[]) AS t(instance_id, appended, event)
-JOIN durable_instances i ON i.hub = $1 AND i.instance_id = t.instance_id";
+SELECT $1, t.instance_id, t.seq, t.event::json
+FROM unnest($2::text[], $3::integer[], $4::text[]) AS t(instance_id, seq, event)";
 
 pub(super) const CONSUME: &str =
     "DELETE FROM durable_messages WHERE hub = $1 AND seq = ANY($2) RETURNING instance_id, seq";
@@ -400,25 +398,54 @@ fn appended(events: &[HistoryEvent]) -> Result<i32, Fail> {
         .map_err(|_| Fail::Described("a turn appended more than 2^31 events".into()))
 }
 
+fn length(len: usize) -> Result<i32, Fail> {
+    i32::try_from(len).map_err(|_| Fail::Described("a history longer than 2^31 events".into()))
+}
+
+/// The history length a turn leaves its instance at, when it was computed from the length
+/// it carries: what [`UPDATE_STATUSES`] returns for it unless another write came between.
+pub(super) fn new_length(turn: &TurnJob) -> Result<i32, Fail> {
+    let (reset, events) = history_write(&turn.commit.history);
+    let appended = appended(events)?;
+    Ok(if reset {
+        appended
+    } else {
+        length(turn.from_len)? + appended
+    })
+}
+
 /// The parameters of [`APPEND_HISTORIES`]: one row per turn that appends events.
 pub(super) struct Histories<'a> {
     ids: Vec<&'a str>,
-    appended: Vec<i32>,
+    seqs: Vec<i32>,
     events: Vec<String>,
 }
 
 impl<'a> Histories<'a> {
-    pub(super) fn of(jobs: &'a [Job], standing: &Standing) -> Result<Histories<'a>, Fail> {
+    /// The rows of the turns still in the batch, each at the history length [`UPDATE_STATUSES`]
+    /// returned for its instance (`lengths`), less the events appended; without `lengths`, at
+    /// the length its turn was computed from (which that answer is to confirm: see
+    /// [`new_length`]).
+    pub(super) fn of(
+        jobs: &'a [Job],
+        standing: &Standing,
+        lengths: Option<&HashMap<String, i32>>,
+    ) -> Result<Histories<'a>, Fail> {
         let mut h = Histories {
             ids: Vec::new(),
-            appended: Vec::new(),
+            seqs: Vec::new(),
             events: Vec::new(),
         };
         for (_, turn) in standing.turns(jobs) {
-            let (_, events) = history_write(&turn.commit.history);
+            let (reset, events) = history_write(&turn.commit.history);
             if !events.is_empty() {
                 h.ids.push(turn.instance_id.as_str());
-                h.appended.push(appended(events)?);
+                let seq = match lengths.and_then(|l| l.get(&turn.instance_id)) {
+                    Some(len) => len - appended(events)?,
+                    None if reset => 0,
+                    None => length(turn.from_len)?,
+                };
+                h.seqs.push(seq);
                 h.events.push(events_json(events)?);
             }
         }
@@ -430,7 +457,7 @@ impl<'a> Histories<'a> {
     }
 
     pub(super) fn params<'b>(&'b self, hub: &'b &str) -> [&'b (dyn ToSql + Sync); 4] {
-        [hub, &self.ids, &self.appended, &self.events]
+        [hub, &self.ids, &self.seqs, &self.events]
     }
 }
 
