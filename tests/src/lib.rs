@@ -138,6 +138,8 @@ pub mod crash {
 
 pub mod together;
 
+pub mod chain;
+
 /// The built-in stores take the one-write path: the conformance suite accepts a store that
 /// queues results instead of committing them with their turn (the trait's default), so this
 /// holds memory, SQLite and PostgreSQL to the faster answer.

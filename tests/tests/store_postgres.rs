@@ -1,6 +1,6 @@
 //! The PostgreSQL store: the conformance suite, several hosts sharing one database, leases that
-//! expire, commits that fail half-way, and writes that arrive together (connections and schema
-//! versions are in `store_postgres_connections.rs`).
+//! expire, commits that fail half-way, writes that arrive together, and commits that read the
+//! work they give (connections and schema versions are in `store_postgres_connections.rs`).
 //!
 //! Needs a database: `DURABLE_POSTGRES_URL`, or `scripts/with-postgres cargo test …`, which
 //! starts a throwaway one. Without it every test says so and passes. Each test works in its own
@@ -406,4 +406,20 @@ async fn messages_arriving_together_each_get_their_own_answer() {
     let store = store_in_fresh_hub(&url).await;
     durable_tests::together::messages_arriving_together_each_get_their_own_answer(Arc::new(store))
         .await;
+}
+
+/// A commit reads the work it gives this host's idle instances in its batch's transaction, and
+/// the host runs that work next: a chain of ~200 turns, each giving the next its work, is run
+/// with almost none of them read on their own. (On one thread, as the same test on the other
+/// stores: with several, a receiver may still be finishing its previous turn when the commit
+/// that gives it work is made, and is then read on its own after that turn.)
+#[tokio::test]
+async fn a_commit_reads_the_work_it_gives_the_hosts_idle_instances() {
+    let url = url_or_skip!();
+    let store = store_in_fresh_hub(&url).await;
+    let (handed, read) = durable_tests::chain::chain_reads(Arc::new(store)).await;
+    assert!(
+        handed >= 195 && read <= 5,
+        "{handed} handed over, {read} read"
+    );
 }

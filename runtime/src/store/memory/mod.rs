@@ -1,6 +1,7 @@
 //! The in-memory store: everything in one process, for tests and demos.
 
 mod activities;
+mod commits;
 mod hub;
 mod import;
 mod work;
@@ -310,29 +311,8 @@ impl Store for Memory {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
-        let mut ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&item.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages() || !item.lock.0.is_empty();
-        let (held, items) = {
-            let mut guard = self.hub();
-            let hub = &mut *guard;
-            hub.check_lock(item)?;
-            hub.check_consumed(&item.instance_id, &commit.consumed)?;
-            hub.unlock(&item.instance_id);
-            hub.apply(&item.instance_id, commit);
-            let held = activities::hold(hub, run_here, lease);
-            let items: Vec<OrchestrationWorkItem> = read
-                .iter()
-                .filter_map(|(id, fence)| work::read_work(hub, id, now, *fence))
-                .collect();
-            (held, items)
-        };
-        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
-        self.shared
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
-        Ok((held, items))
+        self.commit_reading(item, commit, run_here, lease, read, now)
+            .await
     }
 
     fn starts_with_turn(&self) -> bool {
@@ -347,25 +327,8 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&instance.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages();
-        let held = {
-            let mut guard = self.hub();
-            let hub = &mut *guard;
-            if !hub.fence_holds(&fence) {
-                return Err(StoreError::LeaseLost);
-            }
-            let id = instance.instance_id.clone();
-            hub.insert_new(instance)?;
-            hub.apply(&id, commit);
-            activities::hold(hub, run_here, lease)
-        };
-        self.shared
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
-        Ok(Some(held))
+        self.create_started(instance, fence, commit, run_here, lease)
+            .await
     }
 
     async fn renew_orchestration_lease(
@@ -448,57 +411,8 @@ impl Store for Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
-        let sends = commit.sends_messages();
-        let expected_id = expected.instance_id.clone();
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&expected.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let done = {
-            let mut guard = self.hub();
-            let hub = &mut *guard;
-            if let Some((item, _)) = results.iter().find(|(item, _)| !hub.holds(item)) {
-                tracing::debug!(activity = ?item.task.name, "a finished activity's lease was lost");
-                return Err(StoreError::LeaseLost);
-            }
-            for (item, _) in &results {
-                activities::take_leased(hub, item)?;
-            }
-            let real_now = Instant::now();
-            let unchanged = hub
-                .instances
-                .get(&expected.instance_id)
-                .is_some_and(|entry| {
-                    let leased = entry.lock.is_some()
-                        && hub
-                            .leases
-                            .get(&expected.instance_id)
-                            .is_some_and(|deadline| *deadline > real_now);
-                    !leased
-                        && expected.fence.is_none_or(|f| hub.fence_holds(&f))
-                        && entry.history.len() == expected.history_len
-                        && entry.status.execution_id == expected.execution_id
-                        && entry.status.last_updated_at == expected.last_updated_at
-                });
-            if unchanged {
-                hub.unlock(&expected.instance_id);
-                hub.apply(&expected.instance_id, commit);
-                ResultsCommit::Committed(activities::hold(hub, run_here, lease))
-            } else {
-                for (_, response) in results {
-                    hub.deliver(response);
-                }
-                ResultsCommit::Queued
-            }
-        };
-        match &done {
-            ResultsCommit::Committed(_) => {
-                self.shared
-                    .signal
-                    .turn_committed_for(&changed, ready, sends, queued_activities)
-            }
-            ResultsCommit::Queued => self.shared.signal.work_for([expected_id]),
-        }
-        Ok(done)
+        self.complete_and_commit(results, expected, commit, run_here, lease)
+            .await
     }
 
     async fn abandon_activity(

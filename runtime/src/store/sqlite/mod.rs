@@ -2,6 +2,7 @@
 
 mod activities;
 mod check;
+mod commits;
 mod import;
 mod instances;
 mod ops;
@@ -19,8 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use self::ops::{connect, db, from_nanos, millis, nanos, new_token, real_millis};
-use self::turns::{PreparedTurn, apply_turn, commit_turn, unchanged};
+use self::ops::{connect, db, from_nanos, nanos, new_token, real_millis};
 use self::writer::Writer;
 use super::{
     ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
@@ -386,38 +386,8 @@ impl Store for Sqlite {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
-        let id = item.instance_id.clone();
-        let token = item.lock.0.clone();
-        let fence = item.fence;
-        let mut ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&item.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages() || !token.is_empty();
-        let commit = PreparedTurn::new(commit);
-        let now = nanos(now);
-        let (held, items) = self
-            .write_checked(move |conn, hub| {
-                commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
-                let held = activities::hold(conn, hub, run_here, lease)?;
-                let real_now = real_millis();
-                // Only reads, after every change: one that fails leaves its instance to be
-                // read the usual way.
-                let items: Vec<OrchestrationWorkItem> = read
-                    .iter()
-                    .filter_map(|(id, fence)| {
-                        partitions::read_instance(conn, hub, id, now, real_now, *fence)
-                            .ok()
-                            .flatten()
-                    })
-                    .collect();
-                Ok((held, items))
-            })
-            .await?;
-        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
-        self.inner
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
-        Ok((held, items))
+        self.commit_reading(item, commit, run_here, lease, read, now)
+            .await
     }
 
     fn starts_with_turn(&self) -> bool {
@@ -432,21 +402,8 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&instance.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages();
-        let commit = PreparedTurn::new(commit);
-        let held = self
-            .write_checked(move |conn, hub| {
-                turns::create_with_turn(conn, hub, &instance, &fence, commit)?;
-                activities::hold(conn, hub, run_here, lease)
-            })
-            .await?;
-        self.inner
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
-        Ok(Some(held))
+        self.create_started(instance, fence, commit, run_here, lease)
+            .await
     }
 
     async fn renew_orchestration_lease(
@@ -454,30 +411,7 @@ impl Store for Sqlite {
         item: &OrchestrationWorkItem,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let id = item.instance_id.clone();
-        let token = item.lock.0.clone();
-        if token.is_empty() {
-            // Held by its partition's lease, which the host renews: nothing to extend.
-            let fence = item.fence;
-            return self
-                .read(move |conn, hub| partitions::check_hold(conn, hub, &id, "", fence.as_ref()))
-                .await;
-        }
-        self.write(move |conn, hub| {
-            let renewed = conn
-                .prepare_cached(
-                    "UPDATE instances SET lock_expires = ?4 \
-                     WHERE hub = ?1 AND instance_id = ?2 AND lock_token = ?3",
-                )
-                .map_err(db("renewing a lease"))?
-                .execute(params![hub, id, token, real_millis() + millis(lease)])
-                .map_err(db("renewing a lease"))?;
-            if renewed == 0 {
-                return Err(StoreError::LeaseLost);
-            }
-            Ok(())
-        })
-        .await
+        self.renew_lease(item, lease).await
     }
 
     async fn abandon_orchestration(
@@ -552,34 +486,8 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&expected.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let sends = commit.sends_messages();
-        let expected_id = expected.instance_id.clone();
-        let commit = PreparedTurn::new(commit);
-        let done = self
-            .write_checked(move |conn, hub| {
-                activities::take_all(conn, hub, results.iter().map(|(item, _)| item))?;
-                if !unchanged(conn, hub, &expected)? {
-                    for (_, response) in &results {
-                        ops::deliver(conn, hub, response)?;
-                    }
-                    return Ok(ResultsCommit::Queued);
-                }
-                apply_turn(conn, hub, &expected.instance_id, commit)?;
-                activities::hold(conn, hub, run_here, lease).map(ResultsCommit::Committed)
-            })
-            .await?;
-        match &done {
-            ResultsCommit::Committed(_) => {
-                self.inner
-                    .signal
-                    .turn_committed_for(&changed, ready, sends, queued_activities)
-            }
-            ResultsCommit::Queued => self.inner.signal.work_for([expected_id]),
-        }
-        Ok(done)
+        self.complete_and_commit(results, expected, commit, run_here, lease)
+            .await
     }
 
     async fn abandon_activity(

@@ -1,0 +1,198 @@
+//! Events and timers in orchestrations: races between them, events buffered until awaited,
+//! waits with a timeout, payloads of the wrong type, events between orchestrations, and many
+//! timers due at once. Each run with the instance cache and with replay on every turn, unless
+//! it says otherwise.
+
+use std::time::Duration;
+
+use durable::prelude::*;
+use durable::testing::TestRuntime;
+use durable_tests::{failure_message, finished, in_both_modes};
+
+#[orchestrator]
+async fn select_race(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    let mut event = ctx.wait_for_event::<u32>("Go");
+    let mut timer = ctx.sleep(Duration::from_secs(60));
+    let winner = futures::select_biased! {
+        n = event => format!("event {}", n?),
+        () = timer => "timer".to_string(),
+    };
+    // A second wait after the race: the losing timer must not disturb it.
+    let again: u32 = ctx.wait_for_event("Go").await?;
+    Ok(format!("{winner}, then {again}"))
+}
+
+#[tokio::test]
+async fn select_between_an_event_and_a_timer_is_deterministic() {
+    in_both_modes(
+        |b| b.register(select_race),
+        |rt| async move {
+            let id = rt.client().start(select_race, ()).await.unwrap();
+            rt.idle().await;
+            rt.client().raise_event(&id, "GO", 7).await.unwrap();
+            rt.idle().await;
+            rt.advance(Duration::from_secs(120)).await;
+            rt.client().raise_event(&id, "go", 8).await.unwrap();
+            let out: String = finished(&rt, &id).await.output().unwrap();
+            assert_eq!(out, "event 7, then 8");
+        },
+    )
+    .await;
+}
+
+#[orchestrator]
+async fn buffered(ctx: OrchestrationContext, _input: ()) -> Result<Vec<u32>, Error> {
+    // The events arrive before anyone waits: they are buffered in arrival order.
+    ctx.sleep(Duration::from_secs(10)).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(ctx.wait_for_event::<u32>("Tick").await?);
+    }
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn events_that_arrive_early_are_buffered_in_arrival_order() {
+    in_both_modes(
+        |b| b.register(buffered),
+        |rt| async move {
+            let id = rt.client().start(buffered, ()).await.unwrap();
+            rt.idle().await;
+            for n in [3, 1, 2] {
+                rt.client().raise_event(&id, "tick", n).await.unwrap();
+            }
+            rt.advance(Duration::from_secs(10)).await;
+            assert_eq!(
+                finished(&rt, &id).await.output::<Vec<u32>>().unwrap(),
+                [3, 1, 2]
+            );
+        },
+    )
+    .await;
+}
+
+#[orchestrator]
+async fn timeout_then_wait(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    let first = ctx
+        .wait_for_event_with_timeout::<String>("Answer", Duration::from_secs(60))
+        .await?;
+    // After the timeout the waiter is withdrawn: a later event goes to the next wait.
+    let second: String = ctx.wait_for_event("Answer").await?;
+    Ok(format!("{first:?} then {second}"))
+}
+
+#[tokio::test]
+async fn wait_with_timeout_gives_none_and_keeps_later_events() {
+    in_both_modes(
+        |b| b.register(timeout_then_wait),
+        |rt| async move {
+            let id = rt.client().start(timeout_then_wait, ()).await.unwrap();
+            rt.advance(Duration::from_secs(61)).await;
+            rt.idle().await;
+            rt.client()
+                .raise_event(&id, "Answer", "late")
+                .await
+                .unwrap();
+            let out: String = finished(&rt, &id).await.output().unwrap();
+            assert_eq!(out, "None then late");
+        },
+    )
+    .await;
+}
+
+#[orchestrator]
+async fn typed_event(ctx: OrchestrationContext, _input: ()) -> Result<u32, Error> {
+    ctx.wait_for_event::<u32>("Number").await
+}
+
+#[tokio::test]
+async fn an_event_payload_of_the_wrong_type_is_an_err() {
+    in_both_modes(
+        |b| b.register(typed_event),
+        |rt| async move {
+            let id = rt.client().start(typed_event, ()).await.unwrap();
+            rt.client()
+                .raise_event(&id, "Number", "not a number")
+                .await
+                .unwrap();
+            let message = failure_message(&finished(&rt, &id).await);
+            assert!(
+                message.contains("the payload of event `Number` does not fit"),
+                "{message}"
+            );
+        },
+    )
+    .await;
+}
+
+#[orchestrator]
+async fn messenger(ctx: OrchestrationContext, target: String) -> Result<(), Error> {
+    ctx.raise_event(&target, "Answer", "from a sibling")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_orchestration_can_raise_an_event_on_another() {
+    in_both_modes(
+        |b| b.register(messenger).register(timeout_then_wait),
+        |rt| async move {
+            let waiter = rt
+                .client()
+                .start(timeout_then_wait, ())
+                .instance_id("waiter")
+                .await
+                .unwrap();
+            rt.idle().await;
+            let m = rt
+                .client()
+                .start(messenger, "waiter".to_string())
+                .await
+                .unwrap();
+            finished(&rt, &m).await;
+            rt.idle().await;
+            rt.client()
+                .raise_event(&waiter, "Answer", "second")
+                .await
+                .unwrap();
+            let out: String = finished(&rt, &waiter).await.output().unwrap();
+            assert_eq!(out, "Some(\"from a sibling\") then second");
+        },
+    )
+    .await;
+}
+
+#[orchestrator]
+async fn wait_a_minute(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    let due = ctx.current_utc_datetime() + chrono::Duration::minutes(1);
+    ctx.create_timer(due).await;
+    Ok(())
+}
+
+/// Many timers due at once, more than one look at the store takes, all fire without the host
+/// pausing between looks: the look at the moment they come due is not put off because another
+/// look happened just before, and a look that found as many as it takes is followed by the next
+/// at once. (Tokio's clock is paused: only the host's own waits move it.)
+#[tokio::test(start_paused = true)]
+async fn many_timers_due_at_once_fire_without_pauses_between_looks() {
+    let rt = TestRuntime::start(Runtime::builder().register(wait_a_minute))
+        .await
+        .unwrap();
+    let client = rt.client();
+    let mut ids = Vec::new();
+    for _ in 0..600 {
+        ids.push(client.start(wait_a_minute, ()).await.unwrap());
+    }
+    rt.advance(Duration::from_secs(60)).await;
+    let due = tokio::time::Instant::now();
+    for id in &ids {
+        client
+            .wait_for_completion(id, durable_tests::WAIT)
+            .await
+            .unwrap();
+    }
+    let took = due.elapsed();
+    assert!(
+        took < Duration::from_millis(10),
+        "600 timers took {took:?} of the host's waits to fire"
+    );
+}
