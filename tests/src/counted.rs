@@ -19,6 +19,7 @@ pub struct Counts {
     looks: AtomicUsize,
     handed: AtomicUsize,
     statuses: AtomicUsize,
+    activities_fetched: AtomicUsize,
 }
 
 impl Counts {
@@ -31,6 +32,12 @@ impl Counts {
     /// Orchestration turns committed (through any of the commit calls, applied or not).
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Activities handed out by fetches (leased from the store's queue), not counting those
+    /// commits held for their host.
+    pub fn activities_fetched(&self) -> usize {
+        self.activities_fetched.load(Ordering::SeqCst)
     }
 
     /// Work items read by commits for the instances they gave work.
@@ -282,7 +289,11 @@ impl Store for Counted {
         lease: Duration,
         max: usize,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        self.inner.fetch_activities(lease, max).await
+        let fetched = self.inner.fetch_activities(lease, max).await?;
+        self.counts
+            .activities_fetched
+            .fetch_add(fetched.len(), Ordering::SeqCst);
+        Ok(fetched)
     }
     async fn renew_activity_lease(
         &self,

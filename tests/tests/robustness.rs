@@ -468,3 +468,46 @@ async fn the_activity_limit_is_respected() {
     let peak = PEAK.load(Ordering::SeqCst);
     assert!((1..=3).contains(&peak), "peak concurrency {peak}");
 }
+
+static PACED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PACED_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[activity]
+async fn paced(_ctx: ActivityContext, _n: u32) -> Result<(), Error> {
+    let now = PACED_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    PACED_PEAK.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    PACED_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[orchestrator]
+async fn fan_paced(ctx: OrchestrationContext, n: u32) -> Result<usize, Error> {
+    let done = ctx
+        .when_all((0..n).map(|i| ctx.call_activity(paced, i)))
+        .await?;
+    Ok(done.len())
+}
+
+/// A turn that schedules more activities than there are free slots keeps as many more as there
+/// are slots on this host, to run as slots free up (their leases kept meanwhile), and queues
+/// only the rest for any host: ten activities with three slots are three run at once, three
+/// waiting here and four fetched from the queue; never more than three run at a time.
+#[tokio::test]
+async fn activities_beyond_the_free_slots_wait_here_up_to_as_many_again() {
+    let (store, counts) = durable_tests::counted::Counted::wrap(Arc::new(Memory::new()));
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(fan_paced)
+            .register(paced)
+            .max_concurrent_activities(3)
+            .shared_store(store),
+    )
+    .await
+    .unwrap();
+    let id = rt.client().start(fan_paced, 10).await.unwrap();
+    assert_eq!(finished(&rt, &id).await.output::<usize>().unwrap(), 10);
+    assert_eq!(counts.activities_fetched(), 4, "fetched from the queue");
+    let peak = PACED_PEAK.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+}

@@ -120,6 +120,27 @@ impl Inner {
         true
     }
 
+    /// Runs an activity a commit held for this host once a slot is free, in a task of its own;
+    /// its lease is kept meanwhile, and `place` (its place among those waiting) is given back
+    /// once it has a slot. If the host stops first, the activity is not run here: its lease
+    /// runs out and any host fetches it.
+    pub(super) fn spawn_waiting_activity(
+        self: &Arc<Self>,
+        item: ActivityWorkItem,
+        place: OwnedSemaphorePermit,
+    ) {
+        let inner = self.clone();
+        self.tasks.spawn(Box::pin(async move {
+            let held = inner.leases.hold(Leased::Activity(Arc::new(item.clone())));
+            let slot = inner.wait_for_slot(&inner.activity_slots).await;
+            drop(place);
+            drop(held);
+            if let Some(slot) = slot {
+                inner.spawn_activity(item, slot);
+            }
+        }));
+    }
+
     /// Runs an activity leased to this host in a task of its own, holding `slot` while it
     /// runs; then takes its result to its instance.
     pub(super) fn spawn_activity(

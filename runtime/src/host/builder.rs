@@ -99,7 +99,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// At most this many activities run at once (default 64).
+    /// At most this many activities run at once (default 64). A turn that schedules more
+    /// than there are free slots keeps up to as many again on this host, leased to it, to run
+    /// as slots free up; the rest go to the store's queue, for any host.
     pub fn max_concurrent_activities(mut self, n: usize) -> Self {
         self.config.max_activities = n.max(1);
         self
@@ -309,6 +311,7 @@ impl RuntimeBuilder {
             failures: Mutex::new(HashMap::new()),
             left: Mutex::new(Default::default()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
+            activity_backlog: Arc::new(Semaphore::new(self.config.max_activities)),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
             stop_waiting: Default::default(),

@@ -316,7 +316,8 @@ impl Inner {
 
     /// Runs a turn of `events` on `executor` and builds its commit. The activities this host
     /// can start now are taken out to run here as soon as the turn is durable, leased to it by
-    /// the commit itself (each with its slot); the rest wait in the queue for any host.
+    /// the commit itself (each with its slot), and so are as many more as it has slots, to wait
+    /// here for one; the rest wait in the queue for any host.
     pub(super) fn turn(
         &self,
         item: &OrchestrationWorkItem,
@@ -350,14 +351,18 @@ impl Inner {
             if self.registry.activity(&task.name).is_none() {
                 return true;
             }
-            match self.activity_slots.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    slots.push(slot);
-                    run_here.push(task.clone());
-                    false
-                }
-                Err(_) => true,
-            }
+            // A free slot; else a place to wait for one here, while there are as many
+            // waiting as slots at most; else the store's queue, for any host.
+            let reserved = match self.activity_slots.clone().try_acquire_owned() {
+                Ok(slot) => Reserved::Slot(slot),
+                Err(_) => match self.activity_backlog.clone().try_acquire_owned() {
+                    Ok(place) => Reserved::Waiting(place),
+                    Err(_) => return true,
+                },
+            };
+            slots.push(reserved);
+            run_here.push(task.clone());
+            false
         });
         let status = InstanceStatus {
             created_at: item.instance.created_at,
@@ -389,13 +394,12 @@ impl Inner {
     }
 
     /// Starts the activities a commit held for this host.
-    pub(super) fn start_held(
-        self: &Arc<Self>,
-        held: Vec<ActivityWorkItem>,
-        slots: Vec<OwnedSemaphorePermit>,
-    ) {
-        for (activity, slot) in held.into_iter().zip(slots) {
-            self.spawn_activity(activity, slot);
+    pub(super) fn start_held(self: &Arc<Self>, held: Vec<ActivityWorkItem>, slots: Vec<Reserved>) {
+        for (activity, reserved) in held.into_iter().zip(slots) {
+            match reserved {
+                Reserved::Slot(slot) => self.spawn_activity(activity, slot),
+                Reserved::Waiting(place) => self.spawn_waiting_activity(activity, place),
+            }
         }
     }
 
@@ -445,11 +449,17 @@ pub(super) enum Round {
     Failed(StoreError),
 }
 
+/// What an activity a turn holds for this host runs with: a slot, or a place to wait for one.
+pub(super) enum Reserved {
+    Slot(OwnedSemaphorePermit),
+    Waiting(OwnedSemaphorePermit),
+}
+
 /// A turn's commit, with the activities this host runs itself and the status it writes.
 pub(super) struct Turn {
     pub(super) commit: TurnCommit,
     pub(super) run_here: Vec<ActivityTask>,
-    pub(super) slots: Vec<OwnedSemaphorePermit>,
+    pub(super) slots: Vec<Reserved>,
     pub(super) status: InstanceStatus,
 }
 

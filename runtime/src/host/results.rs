@@ -95,6 +95,14 @@ impl Inner {
     /// A turn slot, waited for as the dispatchers wait (first come, first served); `None`
     /// once the host is stopping.
     async fn wait_for_turn_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.wait_for_slot(&self.turn_slots).await
+    }
+
+    /// A permit of `slots`, first come, first served; `None` once the host is stopping.
+    pub(super) async fn wait_for_slot(
+        &self,
+        slots: &Arc<tokio::sync::Semaphore>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let stop = self.stop_waiting.notified();
         tokio::pin!(stop);
         stop.as_mut().enable();
@@ -104,7 +112,7 @@ impl Inner {
         let slot = tokio::select! {
             biased;
             _ = stop => return None,
-            slot = self.turn_slots.clone().acquire_owned() => slot.ok()?,
+            slot = slots.clone().acquire_owned() => slot.ok()?,
         };
         if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return None;
