@@ -9,7 +9,8 @@ use durable::store::Store;
 use tokio::time::Instant;
 
 use super::Rng;
-use super::store::{FaultStore, Wakes};
+use super::store::FaultStore;
+use super::wakes::Wakes;
 
 /// How often (per thousand calls) each fault is injected while faults are on. The default
 /// injects none.

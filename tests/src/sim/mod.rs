@@ -6,6 +6,7 @@
 
 mod faults;
 mod store;
+mod wakes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;

@@ -1,7 +1,6 @@
-//! The fault-injecting store: one host's handle on a store shared by all, its wake-up relay,
-//! and its `Store` implementation.
+//! The fault-injecting store: one host's handle on a store shared by all, and its `Store`
+//! implementation (its wake-up relay is in `wakes.rs`).
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStat
 use tokio::time::Instant;
 
 use super::faults::Faults;
+use super::wakes::{LOST_WAKE_POLL, Wakes};
 
 /// A store, as one host sees it, that injects faults into the reads and writes of work.
 /// Every other call, and every choice the engine makes from the store (whether it reads owned
@@ -27,87 +27,6 @@ pub struct FaultStore {
     pub(super) host: String,
     /// The host's own wake-ups, when some may be lost (else the inner store's own).
     pub(super) wakes: Option<Wakes>,
-}
-
-/// How often a host polls for work when wake-ups may be lost (at most: a store that polls more
-/// often keeps its interval). As often as a SQLite store polls; at 250 ms the simulator's
-/// seeds take about half as long again.
-const LOST_WAKE_POLL: Duration = Duration::from_millis(500);
-
-/// A host's own wake-ups: a task relays the inner store's to them, dropping some while faults
-/// are on. A host takes a wake-up only from this signal, so a dropped one is lost to it, as a
-/// notification a database drops is lost to a listener. The task ends when the store is
-/// dropped.
-pub(super) struct Wakes {
-    signal: Arc<WorkSignal>,
-    relay: tokio::task::AbortHandle,
-}
-
-/// Which of a signal's notifications a wake-up is.
-#[derive(Clone, Copy, Debug)]
-enum Wake {
-    Orchestrations,
-    Activities,
-    Instances,
-}
-
-impl Wakes {
-    pub(super) fn relay(inner: &Arc<dyn Store>, faults: &Faults, host: &str) -> Wakes {
-        let signal = Arc::new(WorkSignal::default());
-        let (inner, faults, host, to) = (
-            inner.clone(),
-            faults.clone(),
-            host.to_string(),
-            signal.clone(),
-        );
-        let relay = tokio::spawn(async move {
-            let from = inner.signal();
-            // Each wait is in place before the last wake-up is passed on, so none raised
-            // meanwhile is missed (`notify_waiters` only reaches waits that exist).
-            let mut orchestrations = pin!(from.orchestrations.notified());
-            let mut activities = pin!(from.activities.notified());
-            let mut instances = pin!(from.instances.notified());
-            loop {
-                // Biased: the same seed relays in the same order.
-                let wake = tokio::select! {
-                    biased;
-                    () = &mut orchestrations => {
-                        orchestrations.set(from.orchestrations.notified());
-                        Wake::Orchestrations
-                    }
-                    () = &mut activities => {
-                        activities.set(from.activities.notified());
-                        Wake::Activities
-                    }
-                    () = &mut instances => {
-                        instances.set(from.instances.notified());
-                        Wake::Instances
-                    }
-                };
-                if faults.draw(faults.rates.wake_lost) {
-                    faults.lock().wakes_lost += 1;
-                    faults.count(format!("wake-up lost: {wake:?}"));
-                    faults.record(format!("{host} wake-up lost: {wake:?}"));
-                    continue;
-                }
-                match wake {
-                    Wake::Orchestrations => to.orchestration_work(),
-                    Wake::Activities => to.activity_work(),
-                    Wake::Instances => to.instance_changed(),
-                }
-            }
-        });
-        Wakes {
-            signal,
-            relay: relay.abort_handle(),
-        }
-    }
-}
-
-impl Drop for Wakes {
-    fn drop(&mut self) {
-        self.relay.abort();
-    }
 }
 
 /// What a commit does under the faults drawn for it.
