@@ -11,6 +11,41 @@ use tokio::sync::futures::Notified;
 /// other processes queue.
 const READY_KEPT: usize = 4096;
 
+/// What a turn's commit tells a [`WorkSignal`] once it is applied: the instances it gives
+/// work, those whose statuses it changes, whether it sends messages and queues activities.
+/// Taken from the commit before it is written (the write consumes it).
+pub(crate) struct TurnWakes {
+    ready: Vec<String>,
+    changed: Vec<String>,
+    orchestrations: bool,
+    queued_activities: bool,
+}
+
+impl TurnWakes {
+    /// The wake-ups of `commit`, a turn of `instance_id`.
+    pub(crate) fn of(commit: &crate::store::TurnCommit, instance_id: &str) -> TurnWakes {
+        TurnWakes {
+            ready: commit.gives_work_to(),
+            changed: commit.changes_status_of(instance_id),
+            orchestrations: commit.sends_messages(),
+            queued_activities: !commit.activities.is_empty(),
+        }
+    }
+
+    /// Wakes the orchestration dispatchers even when nothing was sent (a turn that held a
+    /// lease: what came in for its instance meanwhile is new work).
+    pub(crate) fn waking_orchestrations(mut self, wake: bool) -> TurnWakes {
+        self.orchestrations |= wake;
+        self
+    }
+
+    /// Leaves out of the ready instances those whose work the commit read for this host.
+    pub(crate) fn read(&mut self, items: &[crate::store::OrchestrationWorkItem]) {
+        self.ready
+            .retain(|id| !items.iter().any(|item| item.instance_id == *id));
+    }
+}
+
 /// Notifications a store raises so that dispatchers and waiting clients wake without polling.
 #[derive(Debug, Default)]
 pub struct WorkSignal {
@@ -153,6 +188,16 @@ impl WorkSignal {
     ) {
         self.wake_after_turn(ready, orchestrations, queued_activities);
         self.instance_changed();
+    }
+
+    /// [`WorkSignal::turn_committed_for`] with what a commit said before it was written.
+    pub(crate) fn turn_applied(&self, wakes: TurnWakes) {
+        self.turn_committed_for(
+            &wakes.changed,
+            wakes.ready,
+            wakes.orchestrations,
+            wakes.queued_activities,
+        );
     }
 
     /// [`WorkSignal::turn_committed`] for a commit that changed the statuses of `changed`

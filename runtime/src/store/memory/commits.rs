@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::{Memory, activities, work};
+use crate::store::signal::TurnWakes;
 use crate::store::{
     ActivityTask, ActivityWorkItem, InstanceVersion, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, PartitionLease, ResultsCommit, StoreError, TurnCommit,
@@ -24,11 +25,8 @@ impl Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
-        let sends = commit.sends_messages();
+        let wakes = TurnWakes::of(&commit, &expected.instance_id);
         let expected_id = expected.instance_id.clone();
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&expected.instance_id);
-        let queued_activities = !commit.activities.is_empty();
         let done = {
             let mut guard = self.hub();
             let hub = &mut *guard;
@@ -67,11 +65,7 @@ impl Memory {
             }
         };
         match &done {
-            ResultsCommit::Committed(_) => {
-                self.shared
-                    .signal
-                    .turn_committed_for(&changed, ready, sends, queued_activities)
-            }
+            ResultsCommit::Committed(_) => self.shared.signal.turn_applied(wakes),
             ResultsCommit::Queued => self.shared.signal.work_for([expected_id]),
         }
         Ok(done)
@@ -86,10 +80,8 @@ impl Memory {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
-        let mut ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&item.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages() || !item.lock.0.is_empty();
+        let mut wakes = TurnWakes::of(&commit, &item.instance_id)
+            .waking_orchestrations(!item.lock.0.is_empty());
         let (held, items) = {
             let mut guard = self.hub();
             let hub = &mut *guard;
@@ -104,10 +96,8 @@ impl Memory {
                 .collect();
             (held, items)
         };
-        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
-        self.shared
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
+        wakes.read(&items);
+        self.shared.signal.turn_applied(wakes);
         Ok((held, items))
     }
 
@@ -119,10 +109,7 @@ impl Memory {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&instance.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages();
+        let wakes = TurnWakes::of(&commit, &instance.instance_id);
         let held = {
             let mut guard = self.hub();
             let hub = &mut *guard;
@@ -134,9 +121,7 @@ impl Memory {
             hub.apply(&id, commit);
             activities::hold(hub, run_here, lease)
         };
-        self.shared
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
+        self.shared.signal.turn_applied(wakes);
         Ok(Some(held))
     }
 }

@@ -10,6 +10,7 @@ use rusqlite::params;
 use super::ops::{self, db, millis, nanos, real_millis};
 use super::turns::{self, PreparedTurn, apply_turn, commit_turn, unchanged};
 use super::{Sqlite, activities, partitions};
+use crate::store::signal::TurnWakes;
 use crate::store::{
     ActivityTask, ActivityWorkItem, InstanceVersion, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, PartitionLease, ResultsCommit, StoreError, TurnCommit,
@@ -28,10 +29,8 @@ impl Sqlite {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
         let fence = item.fence;
-        let mut ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&item.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages() || !token.is_empty();
+        let mut wakes =
+            TurnWakes::of(&commit, &item.instance_id).waking_orchestrations(!token.is_empty());
         let commit = PreparedTurn::new(commit);
         let now = nanos(now);
         let (held, items) = self
@@ -52,10 +51,8 @@ impl Sqlite {
                 Ok((held, items))
             })
             .await?;
-        ready.retain(|id| !items.iter().any(|item| item.instance_id == *id));
-        self.inner
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
+        wakes.read(&items);
+        self.inner.signal.turn_applied(wakes);
         Ok((held, items))
     }
 
@@ -67,10 +64,7 @@ impl Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&instance.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let wake = commit.sends_messages();
+        let wakes = TurnWakes::of(&commit, &instance.instance_id);
         let commit = PreparedTurn::new(commit);
         let held = self
             .write_checked(move |conn, hub| {
@@ -78,9 +72,7 @@ impl Sqlite {
                 activities::hold(conn, hub, run_here, lease)
             })
             .await?;
-        self.inner
-            .signal
-            .turn_committed_for(&changed, ready, wake, queued_activities);
+        self.inner.signal.turn_applied(wakes);
         Ok(Some(held))
     }
 
@@ -123,10 +115,7 @@ impl Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<ResultsCommit, StoreError> {
-        let ready = commit.gives_work_to();
-        let changed = commit.changes_status_of(&expected.instance_id);
-        let queued_activities = !commit.activities.is_empty();
-        let sends = commit.sends_messages();
+        let wakes = TurnWakes::of(&commit, &expected.instance_id);
         let expected_id = expected.instance_id.clone();
         let commit = PreparedTurn::new(commit);
         let done = self
@@ -143,11 +132,7 @@ impl Sqlite {
             })
             .await?;
         match &done {
-            ResultsCommit::Committed(_) => {
-                self.inner
-                    .signal
-                    .turn_committed_for(&changed, ready, sends, queued_activities)
-            }
+            ResultsCommit::Committed(_) => self.inner.signal.turn_applied(wakes),
             ResultsCommit::Queued => self.inner.signal.work_for([expected_id]),
         }
         Ok(done)
