@@ -2,7 +2,7 @@
 //! it runs orchestrations and entity signals; after a restart everything completes with the
 //! right output, no step is recorded twice, no entity operation is applied twice, and nothing
 //! acknowledged is lost. Two loads: 100 long chains four turns at a time, and 1,000 short ones
-//! with the default 64 turns in flight (W3's size, where results and the turns they unblock are
+//! with the default 256 turns in flight (W3's size, where results and the turns they unblock are
 //! committed together and commits are grouped). Bounded in time; everything stays on this
 //! machine.
 
@@ -78,7 +78,7 @@ async fn killing_the_host_under_w3_sized_load_loses_nothing_and_repeats_nothing(
     crash_run(Load {
         instances: 1000,
         steps: 5,
-        turns: 64,
+        turns: 256,
     })
     .await;
 }

@@ -489,25 +489,35 @@ async fn fan_paced(ctx: OrchestrationContext, n: u32) -> Result<usize, Error> {
     Ok(done.len())
 }
 
-/// A turn that schedules more activities than there are free slots keeps as many more as there
-/// are slots on this host, to run as slots free up (their leases kept meanwhile), and queues
-/// only the rest for any host: ten activities with three slots are three run at once, three
-/// waiting here and four fetched from the queue; never more than three run at a time.
+/// A turn that schedules more activities than there are free slots keeps more on this host,
+/// to run as slots free up (their leases kept meanwhile): as many as there are activity slots,
+/// or turn slots if those are more. Only the rest are queued for any host. Ten activities with
+/// three slots and two turns: three run at once, three wait here and four are fetched from the
+/// queue. With six turns, six wait here and one is fetched. Never more than three run at a time.
 #[tokio::test]
 async fn activities_beyond_the_free_slots_wait_here_up_to_as_many_again() {
-    let (store, counts) = durable_tests::counted::Counted::wrap(Arc::new(Memory::new()));
-    let rt = TestRuntime::start(
-        Runtime::builder()
-            .register(fan_paced)
-            .register(paced)
-            .max_concurrent_activities(3)
-            .shared_store(store),
-    )
-    .await
-    .unwrap();
-    let id = rt.client().start(fan_paced, 10).await.unwrap();
-    assert_eq!(finished(&rt, &id).await.output::<usize>().unwrap(), 10);
-    assert_eq!(counts.activities_fetched(), 4, "fetched from the queue");
-    let peak = PACED_PEAK.load(Ordering::SeqCst);
-    assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+    for (turns, fetched) in [(2, 4), (6, 1)] {
+        PACED_PEAK.store(0, Ordering::SeqCst);
+        let (store, counts) = durable_tests::counted::Counted::wrap(Arc::new(Memory::new()));
+        let rt = TestRuntime::start(
+            Runtime::builder()
+                .register(fan_paced)
+                .register(paced)
+                .max_concurrent_activities(3)
+                .max_concurrent_orchestrations(turns)
+                .shared_store(store),
+        )
+        .await
+        .unwrap();
+        let id = rt.client().start(fan_paced, 10).await.unwrap();
+        assert_eq!(finished(&rt, &id).await.output::<usize>().unwrap(), 10);
+        assert_eq!(
+            counts.activities_fetched(),
+            fetched,
+            "fetched from the queue with {turns} turn slots"
+        );
+        let peak = PACED_PEAK.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+        rt.shutdown().await;
+    }
 }

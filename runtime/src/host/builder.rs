@@ -100,16 +100,21 @@ impl RuntimeBuilder {
     }
 
     /// At most this many activities run at once (default 64). A turn that schedules more
-    /// than there are free slots keeps up to as many again on this host, leased to it, to run
-    /// as slots free up; the rest go to the store's queue, for any host.
+    /// than there are free slots keeps some on this host, leased to it, to run as slots free
+    /// up: as many as this limit, or as [`max_concurrent_orchestrations`] if that is more (one
+    /// for each turn in flight). The rest go to the store's queue, for any host.
+    ///
+    /// [`max_concurrent_orchestrations`]: RuntimeBuilder::max_concurrent_orchestrations
     pub fn max_concurrent_activities(mut self, n: usize) -> Self {
         self.config.max_activities = n.max(1);
         self
     }
 
-    /// At most this many orchestration turns run at once (default 64). A turn is mostly a
-    /// wait for its commit, and turns committed together share one write, so more turns in
-    /// flight make larger groups; the limit bounds the memory and CPU they take at once.
+    /// At most this many orchestration turns run at once (default 256), each counted until
+    /// its commit is written. A turn is mostly a wait for that commit, and turns committed
+    /// together share one write, so more turns in flight make larger groups: the default is
+    /// as many as a PostgreSQL store writes at once. The limit bounds the memory and CPU they
+    /// take at once; a host that must run fewer sets it lower.
     pub fn max_concurrent_orchestrations(mut self, n: usize) -> Self {
         self.config.max_orchestrations = n.max(1);
         self
@@ -311,7 +316,11 @@ impl RuntimeBuilder {
             failures: Mutex::new(HashMap::new()),
             left: Mutex::new(Default::default()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
-            activity_backlog: Arc::new(Semaphore::new(self.config.max_activities)),
+            activity_backlog: Arc::new(Semaphore::new(
+                self.config
+                    .max_activities
+                    .max(self.config.max_orchestrations),
+            )),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
             stop_waiting: Default::default(),

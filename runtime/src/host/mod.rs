@@ -68,8 +68,8 @@ struct Inner {
     left: Mutex<versions::Left>,
     activity_slots: Arc<Semaphore>,
     /// One per activity a turn held for this host while every activity slot was taken (as
-    /// many as there are slots): it waits here for a slot, its lease kept, instead of going
-    /// through the store's queue.
+    /// many as there are activity slots or turn slots, whichever is more): it waits here for a
+    /// slot, its lease kept, instead of going through the store's queue.
     activity_backlog: Arc<Semaphore>,
     /// One per orchestration turn running (`max_concurrent_orchestrations`), whether a
     /// dispatcher fetched it or a finished activity's result started it.

@@ -351,8 +351,8 @@ impl Inner {
             if self.registry.activity(&task.name).is_none() {
                 return true;
             }
-            // A free slot; else a place to wait for one here, while there are as many
-            // waiting as slots at most; else the store's queue, for any host.
+            // A free slot; else a place to wait for one here (as many as there are activity
+            // slots or turn slots at most); else the store's queue, for any host.
             let reserved = match self.activity_slots.clone().try_acquire_owned() {
                 Ok(slot) => Reserved::Slot(slot),
                 Err(_) => match self.activity_backlog.clone().try_acquire_owned() {

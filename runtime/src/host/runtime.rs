@@ -63,7 +63,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             config: Config {
                 max_activities: 64,
-                max_orchestrations: 64,
+                max_orchestrations: 256,
                 always_replay: false,
                 cache_capacity: 10_000,
                 lease: Duration::from_secs(30),
