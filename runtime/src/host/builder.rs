@@ -325,6 +325,7 @@ impl RuntimeBuilder {
             stopping: Default::default(),
             stop_waiting: Default::default(),
             ownership: super::partitions::Ownership::new(&ids),
+            watchers: Default::default(),
             ready: Default::default(),
             recheck: Default::default(),
             handed: Default::default(),

@@ -25,6 +25,7 @@ mod builder;
 mod commit;
 mod entities;
 mod handover;
+mod idle;
 mod leases;
 mod orchestrations;
 mod partitions;
@@ -84,6 +85,8 @@ struct Inner {
     leases: Arc<LeaseKeeper>,
     /// The partitions this host owns.
     ownership: partitions::Ownership,
+    /// The idle dispatchers that wait for the next visible message and poll (see `idle.rs`).
+    watchers: Mutex<idle::Watchers>,
     /// Instances of owned partitions found ready, on a store read without leases.
     ready: tokio::sync::Mutex<ready::ReadyQueue>,
     /// Instances found ready while busy here: looked at again when their turn ends.
@@ -104,6 +107,10 @@ struct Inner {
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
 impl Inner {
+    fn watchers(&self) -> std::sync::MutexGuard<'_, idle::Watchers> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A client on this host's store whose starts go through the host (see `starts.rs`).
     fn client(self: &Arc<Self>) -> crate::client::Client {
         crate::client::Client::with_parts(

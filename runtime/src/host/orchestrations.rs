@@ -88,6 +88,16 @@ impl Inner {
                 Round::Worked => errors = 0,
                 Round::Empty(next_visible) => {
                     errors = 0;
+                    // One idle dispatcher waits for the next visible message and polls; the
+                    // others wait for a wake-up (see `idle.rs`).
+                    if !self.watchers().join(next_visible) {
+                        tokio::select! {
+                            biased;
+                            _ = notified => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
                     let clock = self.clock.clone();
                     let due = async move {
                         match next_visible {
@@ -96,12 +106,17 @@ impl Inner {
                         }
                     };
                     let poll = self.store.poll_interval().unwrap_or(SAFETY_POLL);
-                    tokio::select! {
+                    let woken = tokio::select! {
                         biased;
-                        _ = notified => {}
-                        _ = due => {}
-                        _ = real_sleep(poll) => {}
-                        _ = shutdown.changed() => {}
+                        _ = notified => true,
+                        _ = due => false,
+                        _ = real_sleep(poll) => false,
+                        _ = shutdown.changed() => false,
+                    };
+                    self.watchers().leave(next_visible);
+                    if woken && next_visible.is_some() {
+                        // Off to other work: another idle dispatcher takes the watch over.
+                        self.store.signal().orchestration_work();
                     }
                 }
                 Round::LookIn(after) => {
