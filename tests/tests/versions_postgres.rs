@@ -127,6 +127,17 @@ async fn two_versions_side_by_side_each_run_their_own() {
     new.shutdown().await;
 }
 
+/// What takes schema version 6 back to 5: the instances' pages filled, activities keyed by
+/// their sequence number alone, with the queue's index beside it.
+fn undo_version_6(schema: &str) -> String {
+    format!(
+        "ALTER TABLE {schema}.durable_instances RESET (fillfactor);
+         ALTER TABLE {schema}.durable_activities DROP CONSTRAINT durable_activities_pkey;
+         ALTER TABLE {schema}.durable_activities ADD PRIMARY KEY (seq);
+         CREATE INDEX durable_activities_queue ON {schema}.durable_activities (hub, seq);"
+    )
+}
+
 /// A database of schema version 1 (before versions) is upgraded when a store connects: the
 /// `version` column is added, instances created before have none, and new ones record theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +170,9 @@ async fn a_database_from_before_versions_is_upgraded() {
                  DROP FUNCTION {schema}.durable_id_hash(text);
                  DROP TABLE {schema}.durable_partitions;
                  DROP TABLE {schema}.durable_hosts;
-                 DELETE FROM {schema}.durable_schema_version WHERE version > 1;"
+                 {undo_6}
+                 DELETE FROM {schema}.durable_schema_version WHERE version > 1;",
+                undo_6 = undo_version_6(&schema)
             ))
             .await
             .unwrap();
@@ -272,7 +285,9 @@ async fn histories_written_before_schema_5_go_on_after_the_upgrade() {
                  ALTER TABLE {schema}.durable_messages ADD CONSTRAINT durable_messages_hub_instance_id_fkey
                      FOREIGN KEY (hub, instance_id) REFERENCES {schema}.durable_instances (hub, instance_id)
                      ON DELETE CASCADE;
-                 DELETE FROM {schema}.durable_schema_version WHERE version > 4;"
+                 {undo_6}
+                 DELETE FROM {schema}.durable_schema_version WHERE version > 4;",
+                undo_6 = undo_version_6(&schema)
             ))
             .await
             .unwrap();

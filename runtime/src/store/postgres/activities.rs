@@ -29,7 +29,7 @@ UPDATE durable_activities
 SET lock_token = $2 || ':' || seq::text,
     lock_expires_at = now() + $3::bigint * interval '1 microsecond',
     dequeue_count = dequeue_count + 1
-WHERE seq = ANY(ARRAY(
+WHERE hub = $1 AND seq = ANY(ARRAY(
     SELECT seq FROM durable_activities
     WHERE hub = $1
       AND (lock_token IS NULL OR lock_expires_at <= now())

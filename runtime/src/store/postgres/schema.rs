@@ -12,7 +12,7 @@ use super::db::{Fail, row};
 const MIGRATION_LOCK: i64 = 0x6475_7261_626c_6531; // "durable1"
 
 /// The migrations, in order: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -242,4 +242,16 @@ CREATE INDEX durable_instances_left ON durable_instances (hub) WHERE left_by IS 
 const V5: &str = r#"
 ALTER TABLE durable_history DROP CONSTRAINT IF EXISTS durable_history_hub_instance_id_fkey;
 ALTER TABLE durable_messages DROP CONSTRAINT IF EXISTS durable_messages_hub_instance_id_fkey;
+"#;
+
+/// Version 6. Fewer index writes per turn. An instance's row is rewritten by every turn; with
+/// its pages left 30 % free, the new version fits beside the old one and no index is written
+/// (a heap-only update: two in three of W3's updates before, more than nine in ten after).
+/// Activities are found by `(hub, seq)` as their key, which the queue's own index was: one
+/// index fewer to write per activity.
+const V6: &str = r#"
+ALTER TABLE durable_instances SET (fillfactor = 70);
+ALTER TABLE durable_activities DROP CONSTRAINT durable_activities_pkey;
+DROP INDEX durable_activities_queue;
+ALTER TABLE durable_activities ADD PRIMARY KEY (hub, seq);
 "#;
