@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use durable::ErrorKind;
 use durable::prelude::*;
-use durable::store::{Memory, StoreError};
+use durable::store::{Memory, Store, StoreError};
 use durable::testing::{ManualClock, TestRuntime};
 use durable_tests::hooked::HookedStore;
 use durable_tests::{WAIT, failure_message, finished};
@@ -520,4 +520,62 @@ async fn activities_beyond_the_free_slots_wait_here_up_to_as_many_again() {
         assert!((1..=3).contains(&peak), "peak concurrency {peak}");
         rt.shutdown().await;
     }
+}
+
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static GATED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+#[activity]
+async fn gated(_ctx: ActivityContext, _n: u32) -> Result<(), Error> {
+    GATED_RUNNING.fetch_add(1, Ordering::SeqCst);
+    GATE.acquire().await.map_err(Error::msg)?.forget();
+    Ok(())
+}
+
+#[orchestrator]
+async fn fan_gated(ctx: OrchestrationContext, n: u32) -> Result<usize, Error> {
+    let done = ctx
+        .when_all((0..n).map(|i| ctx.call_activity(gated, i)))
+        .await?;
+    Ok(done.len())
+}
+
+/// A host that stops gives the activities waiting on it for a slot back to the store's queue
+/// at once, for any host, instead of leaving them leased to itself until their leases run
+/// out. Three activities with one slot and one waiting place: one runs (held at a gate past
+/// the shutdown grace), one waits here, one is queued. After the shutdown, two are free.
+#[tokio::test]
+async fn stopping_gives_the_activities_waiting_for_a_slot_back_at_once() {
+    let store = Arc::new(Memory::new());
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(fan_gated)
+            .register(gated)
+            .max_concurrent_activities(1)
+            .max_concurrent_orchestrations(1)
+            .shutdown_grace(Duration::from_millis(50))
+            .shared_store(store.clone()),
+    )
+    .await
+    .unwrap();
+    rt.client().start(fan_gated, 3).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while GATED_RUNNING.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the first activity starts");
+    rt.shutdown().await;
+    let free = store
+        .fetch_activities(Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        free.len(),
+        2,
+        "the activity that waited here and the queued one are free to fetch"
+    );
+    assert_eq!(GATED_RUNNING.load(Ordering::SeqCst), 1, "only one ever ran");
+    GATE.add_permits(3);
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -133,11 +134,24 @@ impl Inner {
         self.tasks.spawn(Box::pin(async move {
             let held = inner.leases.hold(Leased::Activity(Arc::new(item.clone())));
             let slot = inner.wait_for_slot(&inner.activity_slots).await;
-            drop(place);
             drop(held);
-            if let Some(slot) = slot {
-                inner.spawn_activity(item, slot);
+            match slot {
+                Some(slot) => inner.spawn_activity(item, slot),
+                // The host is stopping, and the activity never ran: it goes back to the
+                // store's queue at once, for any host, rather than once its lease runs out.
+                // Shutdown waits for the place to be given back.
+                None => {
+                    if let Err(error) = inner.store.abandon_activity(&item, Duration::ZERO).await {
+                        tracing::warn!(
+                            instance_id = ?item.task.instance_id,
+                            error = ?error.to_string(),
+                            "shutdown: releasing an activity that was waiting for a slot \
+                             failed; it is taken over once its lease runs out"
+                        );
+                    }
+                }
             }
+            drop(place);
         }));
     }
 

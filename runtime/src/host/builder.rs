@@ -74,6 +74,15 @@ pub(super) struct Config {
     pub(super) version_failure: VersionFailure,
 }
 
+impl Config {
+    /// How many activities turns may hold for this host beyond its free slots, each waiting
+    /// here for one: as many as there are activity slots, or turn slots if those are more
+    /// (one for each turn in flight).
+    pub(super) fn waiting_places(&self) -> usize {
+        self.max_activities.max(self.max_orchestrations)
+    }
+}
+
 impl RuntimeBuilder {
     /// The store to keep instances in (required).
     pub fn store(mut self, store: impl Store) -> Self {
@@ -316,11 +325,7 @@ impl RuntimeBuilder {
             failures: Mutex::new(HashMap::new()),
             left: Mutex::new(Default::default()),
             activity_slots: Arc::new(Semaphore::new(self.config.max_activities)),
-            activity_backlog: Arc::new(Semaphore::new(
-                self.config
-                    .max_activities
-                    .max(self.config.max_orchestrations),
-            )),
+            activity_backlog: Arc::new(Semaphore::new(self.config.waiting_places())),
             turn_slots: Arc::new(Semaphore::new(self.config.max_orchestrations)),
             stopping: Default::default(),
             stop_waiting: Default::default(),

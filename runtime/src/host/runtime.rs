@@ -145,9 +145,10 @@ impl Runtime {
         }
     }
 
-    /// Stops fetching work, lets running turns finish, waits up to the shutdown grace period
-    /// for running activities, then stops. Unfinished work stays in the store and resumes when
-    /// a host starts again.
+    /// Stops fetching work, lets running turns finish, gives the activities that were waiting
+    /// here for a slot back to the store's queue (for any host, at once), waits up to the
+    /// shutdown grace period for running activities, then stops. Unfinished work stays in the
+    /// store and resumes when a host starts again.
     pub async fn shutdown(&self) {
         #[cfg(feature = "http")]
         {
@@ -167,11 +168,14 @@ impl Runtime {
         }
         let slots = self.inner.config.max_activities as u32;
         let turns = self.inner.config.max_orchestrations as u32;
-        // Running activities, then the turns their results started.
+        let places = self.inner.config.waiting_places() as u32;
+        // Activities that were waiting for a slot, given back to the store's queue; running
+        // activities; then the turns their results started.
         let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
+            let waiting = self.inner.activity_backlog.acquire_many(places).await;
             let activities = self.inner.activity_slots.acquire_many(slots).await;
             let turns = self.inner.turn_slots.acquire_many(turns).await;
-            (activities, turns)
+            (waiting, activities, turns)
         })
         .await;
         if drained.is_err() {
