@@ -121,10 +121,10 @@ impl Inner {
         true
     }
 
-    /// Runs an activity a commit held for this host once a slot is free, in a task of its own;
-    /// its lease is kept meanwhile, and `place` (its place among those waiting) is given back
-    /// once it has a slot. If the host stops first, the activity is not run here: its lease
-    /// runs out and any host fetches it.
+    /// Runs an activity a commit held for this host once a slot is free, in a task of its own
+    /// (the same task then runs it); its lease is kept meanwhile, and `place` (its place among
+    /// those waiting) is given back once it has a slot. If the host stops first, the activity
+    /// is not run here: it goes back to the store's queue.
     pub(super) fn spawn_waiting_activity(
         self: &Arc<Self>,
         item: ActivityWorkItem,
@@ -136,7 +136,10 @@ impl Inner {
             let slot = inner.wait_for_slot(&inner.activity_slots).await;
             drop(held);
             match slot {
-                Some(slot) => inner.spawn_activity(item, slot),
+                Some(slot) => {
+                    drop(place);
+                    inner.run_with_slot(item, slot).await;
+                }
                 // The host is stopping, and the activity never ran: it goes back to the
                 // store's queue at once, for any host, rather than once its lease runs out.
                 // Shutdown waits for the place to be given back.
@@ -149,9 +152,9 @@ impl Inner {
                              failed; it is taken over once its lease runs out"
                         );
                     }
+                    drop(place);
                 }
             }
-            drop(place);
         }));
     }
 
@@ -162,17 +165,24 @@ impl Inner {
         item: ActivityWorkItem,
         slot: OwnedSemaphorePermit,
     ) {
-        let inner = self.clone();
-        // Boxed: a result may run the turn it unblocks, which may start activities.
-        let run: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        self.tasks.spawn(self.clone().run_with_slot(item, slot));
+    }
+
+    /// Runs an activity holding `slot`, then takes its result to its instance. Boxed: a
+    /// result may run the turn it unblocks, which may start activities.
+    fn run_with_slot(
+        self: Arc<Self>,
+        item: ActivityWorkItem,
+        slot: OwnedSemaphorePermit,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
             let item = Arc::new(item);
-            let response = inner.run_activity(&item).await;
+            let response = self.run_activity(&item).await;
             drop(slot);
             if let Some(response) = response {
-                inner.deliver_result(Finished { item, response }).await;
+                self.deliver_result(Finished { item, response }).await;
             }
-        });
-        self.tasks.spawn(run);
+        })
     }
 
     /// Runs an activity; its result message (`None` when it was parked instead).
