@@ -84,6 +84,8 @@ pub struct Counted {
     inner: Arc<dyn Store>,
     counts: Arc<Counts>,
     on_commit: Option<crate::hooked::CommitHook>,
+    /// Reads of this instance's history wait for a permit of the semaphore first.
+    history_gate: Option<(String, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl Counted {
@@ -103,6 +105,24 @@ impl Counted {
             inner,
             on_commit,
             counts: counts.clone(),
+            history_gate: None,
+        });
+        (store, counts)
+    }
+
+    /// [`Counted::wrap`], with every read of `instance_id`'s history waiting for a permit of
+    /// `gate` first (each read takes one): a turn that replays it waits there.
+    pub fn wrap_gated(
+        inner: Arc<dyn Store>,
+        instance_id: &str,
+        gate: Arc<tokio::sync::Semaphore>,
+    ) -> (Arc<dyn Store>, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let store = Arc::new(Counted {
+            inner,
+            on_commit: None,
+            counts: counts.clone(),
+            history_gate: Some((instance_id.to_string(), gate)),
         });
         (store, counts)
     }
@@ -118,6 +138,7 @@ impl Store for Counted {
             inner: self.inner.with_task_hub(hub),
             counts: self.counts.clone(),
             on_commit: self.on_commit.clone(),
+            history_gate: self.history_gate.clone(),
         })
     }
     fn signal(&self) -> &WorkSignal {
@@ -191,6 +212,14 @@ impl Store for Counted {
         self.inner.claim_partitions(claim).await
     }
     async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        if let Some((gated, gate)) = &self.history_gate
+            && gated == id
+        {
+            gate.acquire()
+                .await
+                .map_err(|_| StoreError::Backend("the history gate closed".into()))?
+                .forget();
+        }
         self.inner.history(id).await
     }
     async fn commit_turn_holding(

@@ -128,3 +128,52 @@ async fn a_client_waiting_for_one_instance_sleeps_through_other_instances_turns(
     let done = waiter.await.unwrap().unwrap();
     assert_eq!(done.runtime_status, RuntimeStatus::Completed);
 }
+
+/// Waits for the events "a" and then "b"; returns both.
+#[orchestrator]
+async fn wait_for_a_then_b(ctx: OrchestrationContext, _input: ()) -> Result<(u32, u32), Error> {
+    let a = ctx.wait_for_event::<u32>("a").await?;
+    let b = ctx.wait_for_event::<u32>("b").await?;
+    Ok((a, b))
+}
+
+/// Work that comes in for an instance while its turn runs is read by that turn's own commit,
+/// and the instance's next turn runs on it at once, without a read of its own. Here the turn
+/// for "a" waits in its history read (nothing is cached, so each turn replays) while "b" is
+/// raised; once it goes on, the instance finishes without its work being read again.
+#[tokio::test(start_paused = true)]
+async fn work_that_came_in_during_a_turn_is_read_by_that_turns_commit() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (store, counts) = Counted::wrap_gated(Arc::new(Memory::new()), "ab", gate.clone());
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(wait_for_a_then_b)
+            .instance_cache_capacity(0)
+            .shared_store(store),
+    )
+    .await
+    .unwrap();
+    let client = rt.client();
+    client
+        .start(wait_for_a_then_b, ())
+        .instance_id("ab")
+        .await
+        .unwrap();
+    rt.idle().await;
+    client.raise_event("ab", "a", 1u32).await.unwrap();
+    // Every task is waiting again once the paused clock moves: the turn for "a" in its
+    // history read, and whichever dispatcher took "b"'s wake-up found the instance busy.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    client.raise_event("ab", "b", 2u32).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (read, handed) = (counts.items(), counts.handed());
+    gate.add_permits(100);
+    let done = client.wait_for_completion("ab", WAIT).await.unwrap();
+    assert_eq!(done.output::<(u32, u32)>().unwrap(), (1, 2));
+    assert_eq!(
+        counts.items() - read,
+        0,
+        "the work for \"b\" was read again on its own"
+    );
+    assert_eq!(counts.handed() - handed, 1, "read by the turn's own commit");
+}

@@ -333,6 +333,7 @@ impl RuntimeBuilder {
             watchers: Default::default(),
             ready: Default::default(),
             recheck: Default::default(),
+            own_reads: Default::default(),
             handed: Default::default(),
             records: Default::default(),
             config: self.config,

@@ -7,6 +7,10 @@
 //! anything else ([`Inner::take_handed`]). An instance the commit found no work for, or whose
 //! commit failed, is let go the usual way.
 //!
+//! The committing instance itself is read too when work came in for it while its turn ran
+//! (it was found ready while busy here): its next turn then runs on what the commit read,
+//! once this one is done ([`Inner::take_own_read`]), instead of on a read of its own.
+//!
 //! [reads with the commit]: crate::store::Store::reads_with_commit
 
 use std::panic::AssertUnwindSafe;
@@ -39,28 +43,45 @@ impl Inner {
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Handover), StoreError> {
         let claimed = self.claim_receivers(&commit, &item.instance_id);
-        if claimed.is_empty() {
+        let own = self.claim_own(&item.instance_id);
+        if claimed.is_empty() && own.is_none() {
             let held = self
                 .store
                 .commit_turn_holding(item, commit, run_here, lease)
                 .await?;
             return Ok((held, Handover::default()));
         }
-        let committed = AssertUnwindSafe(self.store.commit_turn_reading(
-            item,
-            commit,
-            run_here,
-            lease,
-            claimed.clone(),
-            now,
-        ))
+        let reads = claimed.iter().cloned().chain(own.clone()).collect();
+        let committed = AssertUnwindSafe(
+            self.store
+                .commit_turn_reading(item, commit, run_here, lease, reads, now),
+        )
         .catch_unwind()
         .await;
         let failure = match committed {
-            Ok(Ok((held, items))) => return Ok((held, Handover { claimed, items })),
+            Ok(Ok((held, mut items))) => {
+                if let Some(i) = items
+                    .iter()
+                    .position(|read| read.instance_id == item.instance_id)
+                {
+                    let mine = items.swap_remove(i);
+                    self.own_reads
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(mine.instance_id.clone(), mine);
+                }
+                return Ok((held, Handover { claimed, items }));
+            }
             Ok(Err(e)) => Ok(e),
             Err(panic) => Err(panic),
         };
+        // Not read: looked at again after this turn, as before.
+        if let Some((id, _)) = own {
+            self.recheck
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+        }
         // Let go of the instances, and of what came in for them meanwhile, before the failure
         // (or the panic, which the turn's caller handles) goes on. The commit may have been
         // applied all the same, without telling of the work it gave them: look at them again.
@@ -82,10 +103,7 @@ impl Inner {
     /// the commit (or hands out owned work by leases, whose dispatchers take none of this), or
     /// once the host stops.
     fn claim_receivers(&self, commit: &TurnCommit, own: &str) -> Vec<(String, PartitionLease)> {
-        if !self.store.reads_with_commit()
-            || !self.store.reads_owned_work()
-            || self.stopping.load(std::sync::atomic::Ordering::Acquire)
-        {
+        if !self.reads_with_commits() {
             return Vec::new();
         }
         commit
@@ -97,6 +115,37 @@ impl Inner {
                 self.mark_busy(&id).then_some((id, fence))
             })
             .collect()
+    }
+
+    /// The committing instance itself, when work came in for it while its turn ran (it was
+    /// found ready while busy here): then its commit reads that work too.
+    fn claim_own(&self, own: &str) -> Option<(String, PartitionLease)> {
+        if !self.reads_with_commits() {
+            return None;
+        }
+        let fence = self.ownership.fence(own)?;
+        self.recheck
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(own)
+            .then(|| (own.to_string(), fence))
+    }
+
+    /// Whether commits read the work they give this host's instances: on a store that reads
+    /// with the commit and hands out owned work by reading it, until the host stops.
+    fn reads_with_commits(&self) -> bool {
+        self.store.reads_with_commit()
+            && self.store.reads_owned_work()
+            && !self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The work the instance's own last commit read for it, to run next while it is still
+    /// busy here.
+    pub(super) fn take_own_read(&self, id: &str) -> Option<OrchestrationWorkItem> {
+        self.own_reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
     }
 
     /// Queues the work read for the claimed instances for the dispatchers, waking one for

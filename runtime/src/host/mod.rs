@@ -94,6 +94,9 @@ struct Inner {
     /// Entity records as this host's last batch of each wrote them, with their JSON (see
     /// `entities.rs`).
     records: Mutex<HashMap<String, (String, crate::model::EntityRecord)>>,
+    /// Work an instance's own commit read for it, to run next while it is still busy here
+    /// (see `handover.rs`).
+    own_reads: Mutex<HashMap<String, crate::store::OrchestrationWorkItem>>,
     /// Work read by the commits that gave it, its instances busy here (see `handover.rs`).
     handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
     config: Config,

@@ -126,32 +126,53 @@ impl Inner {
         busy.get_mut(id).map(std::mem::take).unwrap_or_default()
     }
 
-    /// Runs turns of `id` with `results` and with whatever results come in meanwhile, until
-    /// none is waiting; then `id` is no longer busy on this host.
+    /// Runs turns of `id` with `results` and with whatever results come in meanwhile, then on
+    /// the work its own last commit read for it, until nothing is waiting; then `id` is no
+    /// longer busy on this host.
     pub(super) async fn drain(self: &Arc<Self>, id: &str, mut results: Vec<Finished>) {
         loop {
             if !results.is_empty() {
-                self.result_turn(id, results).await;
+                self.result_turn(id, std::mem::take(&mut results)).await;
             }
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            match busy.get_mut(id) {
-                Some(waiting) if !waiting.is_empty() => results = std::mem::take(waiting),
-                _ => {
-                    busy.remove(id);
-                    drop(busy);
-                    // Found ready while busy: its messages may still be waiting.
-                    if self
-                        .recheck
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(id)
-                    {
-                        self.store.signal().work_for([id.to_string()]);
+            let next = {
+                let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+                match busy.get_mut(id) {
+                    Some(waiting) if !waiting.is_empty() => {
+                        results = std::mem::take(waiting);
+                        continue;
                     }
-                    return;
+                    _ => {
+                        let next = self.take_own_read(id);
+                        if next.is_none() {
+                            busy.remove(id);
+                        }
+                        next
+                    }
                 }
-            }
+            };
+            let Some(next) = next else {
+                // Found ready while busy: its messages may still be waiting.
+                if self
+                    .recheck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id)
+                {
+                    self.store.signal().work_for([id.to_string()]);
+                }
+                return;
+            };
+            self.process_boxed(next).await;
         }
+    }
+
+    /// [`Inner::process_item`], boxed: a turn run from [`Inner::drain`] may hand work over,
+    /// which drains other instances.
+    fn process_boxed(
+        self: &Arc<Self>,
+        item: OrchestrationWorkItem,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.process_item(item))
     }
 
     async fn result_turn(self: &Arc<Self>, id: &str, results: Vec<Finished>) {
