@@ -10,7 +10,7 @@ use durable::testing::TestRuntime;
 use serde::{Deserialize, Serialize};
 
 use crate::WAIT;
-use crate::counted::Counted;
+use crate::counted::{Counted, Counts};
 
 /// A counter.
 #[derive(Default, Serialize, Deserialize, Debug)]
@@ -52,6 +52,13 @@ pub fn builder() -> durable::RuntimeBuilder {
 
 /// Runs `count_up` 100 times on `store` and returns (work read by commits, work read alone).
 pub async fn chain_reads(store: Arc<dyn Store>) -> (usize, usize) {
+    let counts = run(store).await;
+    (counts.handed(), counts.items())
+}
+
+/// Runs `count_up` 100 times on `store` (about 200 turns, each giving the next its work) and
+/// returns what the store did meanwhile.
+pub async fn run(store: Arc<dyn Store>) -> Arc<Counts> {
     let (store, counts) = Counted::wrap(store);
     let rt = TestRuntime::start(builder().shared_store(store))
         .await
@@ -64,5 +71,5 @@ pub async fn chain_reads(store: Arc<dyn Store>) -> (usize, usize) {
     let status = client.wait_for_completion(&id, WAIT).await.unwrap();
     assert_eq!(status.output::<i64>().unwrap(), 100);
     rt.shutdown().await;
-    (counts.handed(), counts.items())
+    counts
 }

@@ -412,7 +412,8 @@ async fn messages_arriving_together_each_get_their_own_answer() {
 /// the host runs that work next: a chain of ~200 turns, each giving the next its work, is run
 /// with almost none of them read on their own. (On one thread, as the same test on the other
 /// stores: with several, a receiver may still be finishing its previous turn when the commit
-/// that gives it work is made, and is then read on its own after that turn.)
+/// that gives it work is made; unless that work came before the receiver's own commit was
+/// sent, which then reads it, the receiver is read on its own after that turn.)
 #[tokio::test]
 async fn a_commit_reads_the_work_it_gives_the_hosts_idle_instances() {
     let url = url_or_skip!();

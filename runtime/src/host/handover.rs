@@ -152,20 +152,13 @@ impl Inner {
     /// each, and lets go of the instances it has none for. Called once the committing turn's
     /// execution is kept, so that a response to it finds it.
     pub(super) async fn hand_over(self: &Arc<Self>, handover: Handover) {
-        let Handover { claimed, mut items } = handover;
-        let mut unclaimed = Vec::new();
-        {
-            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, _) in claimed {
-                match items.iter().position(|item| item.instance_id == id) {
-                    Some(i) => {
-                        handed.push_back(items.swap_remove(i));
-                        self.store.signal().orchestration_work();
-                    }
-                    None => unclaimed.push(id),
-                }
-            }
-        }
+        let Handover { claimed, items } = handover;
+        let unclaimed: Vec<String> = claimed
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !items.iter().any(|item| item.instance_id == *id))
+            .collect();
+        self.hand_to_dispatchers(items);
         for id in unclaimed {
             self.drain(&id, Vec::new()).await;
         }

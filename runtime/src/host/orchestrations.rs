@@ -331,8 +331,8 @@ impl Inner {
 
     /// Runs a turn of `events` on `executor` and builds its commit. The activities this host
     /// can start now are taken out to run here as soon as the turn is durable, leased to it by
-    /// the commit itself (each with its slot), and so are as many more as it has slots, to wait
-    /// here for one; the rest wait in the queue for any host.
+    /// the commit itself (each with its slot), and so are some more, to wait here for one (see
+    /// `Config::waiting_places`); the rest wait in the queue for any host.
     pub(super) fn turn(
         &self,
         item: &OrchestrationWorkItem,
