@@ -1,13 +1,13 @@
 //! Events and timers in orchestrations: races between them, events buffered until awaited,
-//! waits with a timeout, payloads of the wrong type, events between orchestrations, and many
-//! timers due at once. Each run with the instance cache and with replay on every turn, unless
-//! it says otherwise.
+//! waits with a timeout, payloads of the wrong type, events between orchestrations, many
+//! timers due at once, and timers whose instances' work the host read before they came due.
+//! Each run with the instance cache and with replay on every turn, unless it says otherwise.
 
 use std::time::Duration;
 
 use durable::prelude::*;
 use durable::testing::TestRuntime;
-use durable_tests::{failure_message, finished, in_both_modes};
+use durable_tests::{WAIT, failure_message, finished, in_both_modes};
 
 #[orchestrator]
 async fn select_race(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
@@ -194,5 +194,64 @@ async fn many_timers_due_at_once_fire_without_pauses_between_looks() {
     assert!(
         took < Duration::from_millis(10),
         "600 timers took {took:?} of the host's waits to fire"
+    );
+}
+
+/// Sleeps `secs` seconds on a durable timer; returns how late (in milliseconds) its turn saw
+/// the time.
+#[orchestrator]
+async fn late_by(ctx: OrchestrationContext, secs: u64) -> Result<i64, Error> {
+    let due = ctx.current_utc_datetime() + Duration::from_secs(secs);
+    ctx.create_timer(due).await;
+    Ok((ctx.current_utc_datetime() - due).num_milliseconds())
+}
+
+/// An event raised after the host read a timer's instance's work ahead, but before the timer
+/// is due, runs first: the work read ahead is out of date, and is not run.
+#[tokio::test]
+async fn an_event_just_before_a_timer_read_ahead_still_wins_the_race() {
+    in_both_modes(
+        |b| b.register(select_race),
+        |rt| async move {
+            let id = rt.client().start(select_race, ()).await.unwrap();
+            rt.advance(Duration::from_millis(59_950)).await;
+            rt.client().raise_event(&id, "Go", 7).await.unwrap();
+            rt.idle().await;
+            rt.advance(Duration::from_secs(1)).await;
+            rt.client().raise_event(&id, "Go", 8).await.unwrap();
+            let out: String = finished(&rt, &id).await.output().unwrap();
+            assert_eq!(out, "event 7, then 8");
+        },
+    )
+    .await;
+}
+
+/// Timers of instances the host no longer has cached (here, a cache of one) are not read
+/// ahead, but still fire when due, told to the dispatchers without a wait for the next poll.
+/// (Tokio's clock is paused: only the host's own waits move it.)
+#[tokio::test(start_paused = true)]
+async fn timers_of_instances_not_cached_fire_when_due() {
+    let rt = TestRuntime::start(
+        Runtime::builder()
+            .register(late_by)
+            .instance_cache_capacity(1),
+    )
+    .await
+    .unwrap();
+    let client = rt.client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(client.start(late_by, 60).await.unwrap());
+    }
+    rt.advance(Duration::from_secs(60)).await;
+    let due = tokio::time::Instant::now();
+    for id in &ids {
+        let done = client.wait_for_completion(id, WAIT).await.unwrap();
+        assert_eq!(done.output::<i64>().unwrap(), 0);
+    }
+    let took = due.elapsed();
+    assert!(
+        took < Duration::from_millis(100),
+        "the timers took {took:?} of the host's waits to fire"
     );
 }

@@ -336,6 +336,10 @@ impl RuntimeBuilder {
             own_reads: Default::default(),
             handed: Default::default(),
             records: Default::default(),
+            timers: Default::default(),
+            firing: Default::default(),
+            timer_set: Default::default(),
+            generations: Default::default(),
             config: self.config,
             tasks: Default::default(),
             ids,
@@ -362,6 +366,12 @@ impl RuntimeBuilder {
                 })
             };
             tasks.push(worker);
+        }
+        if inner.fires_timers() {
+            let (timers, stop) = (inner.clone(), shutdown.subscribe());
+            tasks.push(group.spawn_restarting("timer keeper", move || {
+                timers.clone().timer_keeper(stop.clone())
+            }));
         }
         let (activities, stop) = (inner.clone(), shutdown.subscribe());
         tasks.push(group.spawn_restarting("activity dispatcher", move || {

@@ -13,6 +13,7 @@
 //! - `leases.rs`: renewing the leases of work still in progress;
 //! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background;
 //! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it;
+//! - `timers.rs`: timers this host's turns set, fired from memory when due;
 //! - `tasks.rs`: the host's task group, which a crash ends as a whole;
 //! - `versions.rs`: which fetched work the host runs (its version, its code), and what it
 //!   leaves for another host.
@@ -36,6 +37,7 @@ mod runtime;
 mod scheduled;
 mod starts;
 mod tasks;
+mod timers;
 mod versions;
 
 use builder::Config;
@@ -99,6 +101,14 @@ struct Inner {
     own_reads: Mutex<HashMap<String, crate::store::OrchestrationWorkItem>>,
     /// Work read by the commits that gave it, its instances busy here (see `handover.rs`).
     handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
+    /// The timers this host's turns set, and the work read ahead for them (see `timers.rs`).
+    timers: Mutex<timers::Timers>,
+    /// Instances whose turns run on work read ahead for their timers, until they are let go.
+    firing: Mutex<std::collections::HashSet<String>>,
+    /// Notified when a timer is kept or work is read ahead for one.
+    timer_set: tokio::sync::Notify,
+    /// The next number for a kept execution (see `orchestrations::Cached::generation`).
+    generations: std::sync::atomic::AtomicU64,
     config: Config,
     /// Every task this host spawns (see `tasks.rs`).
     tasks: Arc<tasks::TaskGroup>,

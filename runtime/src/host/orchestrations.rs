@@ -88,6 +88,8 @@ impl Inner {
                 Round::Worked => errors = 0,
                 Round::Empty(next_visible) => {
                     errors = 0;
+                    // A time the timer keeper acts at needs no watcher (see `timers.rs`).
+                    let next_visible = next_visible.filter(|at| !self.timer_covers(*at));
                     // One idle dispatcher waits for the next visible message and polls; the
                     // others wait for a wake-up (see `idle.rs`).
                     if !self.watchers().join(next_visible) {
@@ -319,10 +321,12 @@ impl Inner {
             .map(|m| m.event.clone())
             .collect();
         let turn = self.turn(item, &mut executor, events, consumed, now);
+        let timers = super::timers::timers_set(&turn.commit, &item.instance_id, now);
         let (held, handover) = self
             .commit_handing_over(item, turn.commit, turn.run_here, self.config.lease, now)
             .await?;
         self.keep(executor, turn.status);
+        self.keep_timers(&item.instance_id, timers, now);
         // Cached first: a result or a response that comes back at once finds the executor.
         self.start_held(held, turn.slots);
         self.hand_over(handover).await;
@@ -404,7 +408,17 @@ impl Inner {
             cache.remove(&victim);
         }
         if self.config.cache_capacity > 0 {
-            cache.insert(status.instance_id.clone(), Cached { executor, status });
+            let generation = self
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            cache.insert(
+                status.instance_id.clone(),
+                Cached {
+                    executor,
+                    status,
+                    generation,
+                },
+            );
         }
     }
 
@@ -482,6 +496,9 @@ pub(super) struct Turn {
 pub(super) struct Cached {
     pub(super) executor: Executor,
     pub(super) status: InstanceStatus,
+    /// Which keeping this is: a new number each time an execution is kept, so that work read
+    /// against one can tell whether a turn ran since (see `timers.rs`).
+    pub(super) generation: u64,
 }
 
 pub(super) enum TurnError {

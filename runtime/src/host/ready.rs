@@ -59,6 +59,9 @@ pub(super) struct ReadyQueue {
     next_visible: Option<DateTime<Utc>>,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
+    /// Whether the last look found instances whose timers' turns run on work read ahead
+    /// (see `timers.rs`): the store is looked at again soon, for what else came in for them.
+    look_again: bool,
 }
 
 impl ReadyQueue {
@@ -163,6 +166,13 @@ impl Inner {
             };
             queue.next_visible = found.next_visible;
             for id in found.instance_ids {
+                if self.is_firing(&id) {
+                    // Its turn runs on work read ahead for its timer, which the look found:
+                    // looked at again soon instead of read after that turn (the look is
+                    // shared; the read would be one per timer).
+                    queue.look_again = true;
+                    continue;
+                }
                 queue.push(id);
             }
             next_visible = found.next_visible;
@@ -185,6 +195,7 @@ impl Inner {
         }
         Ok(match self.take_some(&mut queue) {
             Some(ids) => Next::Instances(ids, !queue.ids.is_empty()),
+            None if std::mem::take(&mut queue.look_again) => Next::LookIn(LOOK_EVERY),
             None => Next::Empty(next_visible),
         })
     }

@@ -145,6 +145,10 @@ impl Inner {
                         let next = self.take_own_read(id);
                         if next.is_none() {
                             busy.remove(id);
+                            self.firing
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(id);
                         }
                         next
                     }
@@ -257,6 +261,7 @@ impl Inner {
         let events = results.iter().map(|f| f.response.event.clone()).collect();
         let now = self.clock.now();
         let turn = self.turn(&item, &mut executor, events, Vec::new(), now);
+        let timers = super::timers::timers_set(&turn.commit, id, now);
         let finished = results
             .iter()
             .map(|f| ((*f.item).clone(), f.response.clone()))
@@ -274,6 +279,7 @@ impl Inner {
         match done {
             Ok(ResultsCommit::Committed(held)) => {
                 self.keep(executor, turn.status);
+                self.keep_timers(id, timers, now);
                 self.start_held(held, turn.slots);
                 Ok(())
             }

@@ -1,0 +1,389 @@
+//! Timers fired from memory, on a store that hands out owned work by reading it.
+//!
+//! A turn that sets a timer tells the host when it is due: the host keeps that time in a heap
+//! (one entry per timer, for timers due within [`HORIZON`]; later ones are found by looking,
+//! as before). Shortly before a timer is due ([`READ_AHEAD`]), one task, the timer keeper,
+//! reads its instance's work as it will stand then (the messages visible at the due time, the
+//! timer's among them), many instances in one read when their timers are due together. When
+//! the time comes, the work is handed to the dispatchers with the instance marked busy, and
+//! the turn runs from the cached execution at once: no look, and no read after the due time.
+//! A burst of timers due together (1,000 reminders at 9:00) starts as fast as turns can run.
+//!
+//! The work read ahead is only a copy: nothing is held in the store meanwhile, and another
+//! turn of the instance may run before the timer is due (an activity's result, an event).
+//! So it is used only if the instance's cached execution is still the one it was read
+//! against (no turn ran since), its partition is still owned under the same lease, and no turn
+//! of it runs at the time; otherwise the instance is told to the dispatchers as given work,
+//! and they read it the usual way. Its commit is checked by the store like any other: it
+//! consumes the messages it read, and is refused if one of them is gone.
+//!
+//! Timers this host did not set (before a restart, or of partitions taken over) and those the
+//! heap has no room for are found by the dispatchers' looks, as every timer was before.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::watch;
+
+use super::Inner;
+use crate::model::history::EventKind;
+use crate::store::{OrchestrationWorkItem, PartitionLease, TurnCommit};
+
+/// Timers due further ahead than this are left to the dispatchers' looks.
+const HORIZON: Duration = Duration::from_secs(600);
+
+/// How long before a timer is due its instance's work is read.
+const READ_AHEAD: Duration = Duration::from_millis(100);
+
+/// Timers due within this much of the first of a batch are read with it.
+const TOGETHER: Duration = Duration::from_millis(2);
+
+/// How many instances one read ahead takes at most.
+const READ_BATCH: usize = 128;
+
+/// How many timers the heap keeps at most; more are left to looks.
+const MAX_TIMERS: usize = 100_000;
+
+/// The timers this host's turns set, and the work read ahead for them.
+#[derive(Default)]
+pub(super) struct Timers {
+    /// When each timer is due, with its instance.
+    due: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
+    /// Work read ahead, waiting for its time.
+    read: Vec<ReadAhead>,
+    /// Reads ahead under way, and the latest time one reads for.
+    reading: usize,
+    reading_until: Option<DateTime<Utc>>,
+}
+
+/// What the keeper does when a timer is due.
+struct ReadAhead {
+    /// When: the latest time the messages read become visible.
+    at: DateTime<Utc>,
+    what: Due,
+}
+
+enum Due {
+    /// Hand over the instance's work read ahead, if it is still what the instance stands
+    /// at: read against its cached execution of this generation (see `Cached::generation`).
+    Item(u64, PartitionLease, Box<OrchestrationWorkItem>),
+    /// Tell the dispatchers of the instance, for them to read (it was not read ahead).
+    Tell(String),
+}
+
+impl Timers {
+    /// The timers due by `until` (at most [`READ_BATCH`], those due within [`TOGETHER`] of
+    /// the first), taken off the heap.
+    fn take_due(&mut self, until: DateTime<Utc>) -> Vec<(DateTime<Utc>, String)> {
+        let mut taken = Vec::new();
+        let Some(Reverse((first, _))) = self.due.peek() else {
+            return taken;
+        };
+        let last = (*first + delta(TOGETHER)).min(until);
+        while taken.len() < READ_BATCH {
+            match self.due.peek() {
+                Some(Reverse((due, _))) if *due <= last => {
+                    let Reverse(timer) = self.due.pop().expect("peeked");
+                    taken.push(timer);
+                }
+                _ => break,
+            }
+        }
+        taken
+    }
+
+    /// The work read ahead whose time has come.
+    fn take_ready(&mut self, now: DateTime<Utc>) -> Vec<ReadAhead> {
+        let (ready, waiting) = std::mem::take(&mut self.read)
+            .into_iter()
+            .partition(|r| r.at <= now);
+        self.read = waiting;
+        ready
+    }
+
+    /// When the keeper next has something to do: read ahead for the next timer, or hand
+    /// over work read ahead.
+    fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let read = self
+            .due
+            .peek()
+            .map(|Reverse((due, _))| *due - delta(READ_AHEAD));
+        let run = self.read.iter().map(|r| r.at).min();
+        read.into_iter().chain(run).min()
+    }
+
+    /// Whether the keeper acts at `at` (a timer due then is on the heap, being read, or read).
+    fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.reading_until.is_some_and(|until| until >= at)
+            || self.read.iter().any(|r| r.at == at)
+            || self.due.iter().any(|Reverse((due, _))| *due == at)
+    }
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).expect("a short duration fits a time delta")
+}
+
+/// The times `commit`, a turn of `instance_id` at `now`, sets its own timers for.
+pub(super) fn timers_set(
+    commit: &TurnCommit,
+    instance_id: &str,
+    now: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    commit
+        .messages
+        .iter()
+        .filter(|m| m.instance_id == instance_id)
+        .filter(|m| matches!(m.event.kind, EventKind::TimerFired { .. }))
+        .filter_map(|m| m.visible_at)
+        .filter(|at| *at > now)
+        .collect()
+}
+
+impl Inner {
+    /// Whether this host fires timers from memory: on a store read without leases, with
+    /// executions cached.
+    pub(super) fn fires_timers(&self) -> bool {
+        self.store.reads_owned_work()
+            && !self.config.always_replay
+            && self.config.cache_capacity > 0
+    }
+
+    /// Keeps the timers a committed turn of `instance_id` set (see [`timers_set`]).
+    pub(super) fn keep_timers(
+        &self,
+        instance_id: &str,
+        dues: Vec<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        if dues.is_empty() || !self.fires_timers() {
+            return;
+        }
+        let horizon = now + delta(HORIZON);
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        for due in dues {
+            if due <= horizon && timers.due.len() < MAX_TIMERS {
+                timers.due.push(Reverse((due, instance_id.to_string())));
+            }
+        }
+        drop(timers);
+        self.timer_set.notify_one();
+    }
+
+    /// The timer keeper: reads ahead the work of instances whose timers come due, and hands
+    /// it to the dispatchers when they do.
+    pub(super) async fn timer_keeper(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let set = self.timer_set.notified();
+            tokio::pin!(set);
+            set.as_mut().enable();
+            let now = self.clock.now();
+            let (ready, due, next) = {
+                let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+                let ready = timers.take_ready(now);
+                let due = timers.take_due(now + delta(READ_AHEAD));
+                (ready, due, timers.next_wake())
+            };
+            let worked = !ready.is_empty() || !due.is_empty();
+            if !ready.is_empty() {
+                self.fire(ready);
+            }
+            if !due.is_empty() {
+                self.read_ahead(due);
+            }
+            if worked {
+                continue;
+            }
+            let clock = self.clock.clone();
+            let wake = async move {
+                match next {
+                    Some(at) => clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                _ = set => {}
+                _ = wake => {}
+            }
+        }
+    }
+
+    /// Reads the work of the instances whose timers are due (`timers`, due within
+    /// [`TOGETHER`] of each other) as it stands at the last due time, in a task of its own;
+    /// instances not cached here, or of partitions no longer owned, are left to the looks.
+    fn read_ahead(self: &Arc<Self>, timers: Vec<(DateTime<Utc>, String)>) {
+        let Some(at) = timers.iter().map(|(due, _)| *due).max() else {
+            return;
+        };
+        let mut wanted = Vec::with_capacity(timers.len());
+        let mut generations = Vec::with_capacity(timers.len());
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, id) in timers {
+                if wanted.iter().any(|(w, _)| *w == id) {
+                    continue;
+                }
+                let (Some(fence), Some(cached)) = (self.ownership.fence(&id), cache.get(&id))
+                else {
+                    continue;
+                };
+                generations.push(cached.generation);
+                wanted.push((id, fence));
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        self.timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reading += 1;
+        let inner = self.clone();
+        self.tasks.spawn(async move {
+            let read = match wanted.as_slice() {
+                [(id, fence)] => inner
+                    .store
+                    .read_orchestration(id, at, *fence)
+                    .await
+                    .map(|item| item.into_iter().collect()),
+                _ => inner.store.read_orchestrations(wanted.clone(), at).await,
+            };
+            let mut timers = inner.timers.lock().unwrap_or_else(|p| p.into_inner());
+            timers.reading -= 1;
+            if timers.reading == 0 {
+                timers.reading_until = None;
+            }
+            match read {
+                Ok(items) => {
+                    // An instance the read found nothing for: its timer is gone (a turn took
+                    // it, or the instance was replaced).
+                    for item in items {
+                        let Some(i) = wanted.iter().position(|(id, _)| *id == item.instance_id)
+                        else {
+                            continue;
+                        };
+                        let fence = wanted[i].1;
+                        let at = item
+                            .messages
+                            .iter()
+                            .filter_map(|m| m.message.visible_at)
+                            .max()
+                            .map_or(at, |latest| latest.max(at));
+                        timers.read.push(ReadAhead {
+                            at,
+                            what: Due::Item(generations[i], fence, Box::new(item)),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = ?e.to_string(), "reading ahead for timers failed");
+                    // Told to the dispatchers when due, to read the usual way.
+                    timers
+                        .read
+                        .extend(wanted.into_iter().map(|(id, _)| ReadAhead {
+                            at,
+                            what: Due::Tell(id),
+                        }));
+                }
+            }
+            drop(timers);
+            inner.timer_set.notify_one();
+        });
+    }
+
+    /// Hands the work read ahead to the dispatchers, each instance marked busy, when it is
+    /// still what the instance stands at; tells the others to the dispatchers to read.
+    fn fire(self: &Arc<Self>, ready: Vec<ReadAhead>) {
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let mut items = Vec::with_capacity(ready.len());
+        let mut reread = Vec::new();
+        for ReadAhead { what, .. } in ready {
+            let (generation, fence, item) = match what {
+                Due::Item(generation, fence, item) => (generation, fence, *item),
+                Due::Tell(id) => {
+                    reread.push(id);
+                    continue;
+                }
+            };
+            let id = item.instance_id.clone();
+            if self.ownership.fence(&id) != Some(fence) {
+                // The partition changed hands: its owner finds the timer.
+                continue;
+            }
+            if !self.is_cached_as(&id, generation) {
+                // A turn ran since the read.
+                reread.push(id);
+                continue;
+            }
+            if !self.mark_busy(&id) {
+                // A turn of it runs here: it is looked at again once that turn ends.
+                self.recheck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id);
+                continue;
+            }
+            if self.is_cached_as(&id, generation) {
+                self.firing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id);
+                items.push(item);
+            } else {
+                // A whole turn ran between the two checks: let go (running the results that
+                // came in meanwhile first), then it is read the usual way.
+                self.recheck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone());
+                let inner = self.clone();
+                self.tasks
+                    .spawn(async move { inner.drain(&id, Vec::new()).await });
+            }
+        }
+        self.hand_to_dispatchers(items);
+        if !reread.is_empty() {
+            self.store.signal().work_for(reread);
+        }
+    }
+
+    /// Whether the timer keeper acts at `at`, when a timer is due: an idle dispatcher need not
+    /// watch that time for it.
+    pub(super) fn timer_covers(&self, at: DateTime<Utc>) -> bool {
+        self.fires_timers()
+            && self
+                .timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .covers(at)
+    }
+
+    /// Whether `id`'s turn runs on work read ahead for its timer: a look that finds it ready
+    /// finds the timer that turn consumes.
+    pub(super) fn is_firing(&self, id: &str) -> bool {
+        self.firing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    /// Whether `id`'s cached execution is the one of `generation`.
+    fn is_cached_as(&self, id: &str, generation: u64) -> bool {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(|c| c.generation == generation)
+    }
+}
