@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use durable::prelude::*;
+use durable::store::Memory;
 use durable::testing::TestRuntime;
+use durable_tests::counted::Counted;
 use durable_tests::{WAIT, failure_message, finished, in_both_modes};
 
 #[orchestrator]
@@ -204,6 +208,31 @@ async fn late_by(ctx: OrchestrationContext, secs: u64) -> Result<i64, Error> {
     let due = ctx.current_utc_datetime() + Duration::from_secs(secs);
     ctx.create_timer(due).await;
     Ok((ctx.current_utc_datetime() - due).num_milliseconds())
+}
+
+/// The host reads a timer's instance's work shortly before the timer is due, and runs the
+/// turn on it when it is: once due, nothing of the instance is read again.
+#[tokio::test(start_paused = true)]
+async fn a_timer_comes_due_with_its_instances_work_read_ahead() {
+    let (store, counts) = Counted::wrap(Arc::new(Memory::new()));
+    let rt = TestRuntime::start(Runtime::builder().register(late_by).shared_store(store))
+        .await
+        .unwrap();
+    let client = rt.client();
+    let id = client.start(late_by, 60).await.unwrap();
+    rt.advance(Duration::from_millis(59_950)).await;
+    // Every task waits again once tokio's paused clock moves: the work is read by then.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let read = counts.items();
+    assert_eq!(read, 1, "the instance's work was read ahead");
+    rt.advance(Duration::from_millis(50)).await;
+    let done = client.wait_for_completion(&id, WAIT).await.unwrap();
+    assert_eq!(done.output::<i64>().unwrap(), 0, "the timer fired on time");
+    assert_eq!(
+        counts.items() - read,
+        0,
+        "the instance's work was read again once the timer was due"
+    );
 }
 
 /// An event raised after the host read a timer's instance's work ahead, but before the timer

@@ -166,10 +166,10 @@ impl Inner {
             };
             queue.next_visible = found.next_visible;
             for id in found.instance_ids {
-                if self.is_firing(&id) {
+                if self.fires_timer_of(&id, now) {
                     // Its turn runs on work read ahead for its timer, which the look found:
-                    // looked at again soon instead of read after that turn (the look is
-                    // shared; the read would be one per timer).
+                    // looked at again soon instead of read now or after that turn (the look
+                    // is shared; the read would be one per timer).
                     queue.look_again = true;
                     continue;
                 }
@@ -255,15 +255,10 @@ impl Inner {
                 None => self.drain(&id, Vec::new()).await,
             }
         }
-        let read = match wanted.as_slice() {
-            [] => return,
-            [(id, fence)] => self
-                .store
-                .read_orchestration(id, now, *fence)
-                .await
-                .map(|item| item.into_iter().collect()),
-            _ => self.store.read_orchestrations(wanted.clone(), now).await,
-        };
+        if wanted.is_empty() {
+            return;
+        }
+        let read = self.read_items(&wanted, now).await;
         let mut items = match read {
             Ok(items) => items,
             Err(e) => {
@@ -293,5 +288,24 @@ impl Inner {
         let id = mine.instance_id.clone();
         self.process_item(mine).await;
         self.drain(&id, Vec::new()).await;
+    }
+
+    /// The work of `wanted` as it stands at `now` (see [`Store::read_orchestrations`]): one
+    /// read, of one instance or of several.
+    ///
+    /// [`Store::read_orchestrations`]: crate::store::Store::read_orchestrations
+    pub(super) async fn read_items(
+        &self,
+        wanted: &[(String, crate::store::PartitionLease)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OrchestrationWorkItem>, crate::store::StoreError> {
+        match wanted {
+            [(id, fence)] => self
+                .store
+                .read_orchestration(id, now, *fence)
+                .await
+                .map(|item| item.into_iter().collect()),
+            _ => self.store.read_orchestrations(wanted.to_vec(), now).await,
+        }
     }
 }

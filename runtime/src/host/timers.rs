@@ -21,7 +21,7 @@
 //! heap has no room for are found by the dispatchers' looks, as every timer was before.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -55,6 +55,8 @@ pub(super) struct Timers {
     due: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
     /// Work read ahead, waiting for its time.
     read: Vec<ReadAhead>,
+    /// The instances with work read ahead, and when it runs.
+    held: HashMap<String, DateTime<Utc>>,
     /// Reads ahead under way, and the latest time one reads for.
     reading: usize,
     reading_until: Option<DateTime<Utc>>,
@@ -98,10 +100,15 @@ impl Timers {
 
     /// The work read ahead whose time has come.
     fn take_ready(&mut self, now: DateTime<Utc>) -> Vec<ReadAhead> {
-        let (ready, waiting) = std::mem::take(&mut self.read)
+        let (ready, waiting): (Vec<_>, _) = std::mem::take(&mut self.read)
             .into_iter()
             .partition(|r| r.at <= now);
         self.read = waiting;
+        for r in &ready {
+            if let Due::Item(_, _, item) = &r.what {
+                self.held.remove(&item.instance_id);
+            }
+        }
         ready
     }
 
@@ -249,14 +256,7 @@ impl Inner {
             .reading += 1;
         let inner = self.clone();
         self.tasks.spawn(async move {
-            let read = match wanted.as_slice() {
-                [(id, fence)] => inner
-                    .store
-                    .read_orchestration(id, at, *fence)
-                    .await
-                    .map(|item| item.into_iter().collect()),
-                _ => inner.store.read_orchestrations(wanted.clone(), at).await,
-            };
+            let read = inner.read_items(&wanted, at).await;
             let mut timers = inner.timers.lock().unwrap_or_else(|p| p.into_inner());
             timers.reading -= 1;
             if timers.reading == 0 {
@@ -278,6 +278,7 @@ impl Inner {
                             .filter_map(|m| m.message.visible_at)
                             .max()
                             .map_or(at, |latest| latest.max(at));
+                        timers.held.insert(item.instance_id.clone(), at);
                         timers.read.push(ReadAhead {
                             at,
                             what: Due::Item(generations[i], fence, Box::new(item)),
@@ -369,13 +370,20 @@ impl Inner {
                 .covers(at)
     }
 
-    /// Whether `id`'s turn runs on work read ahead for its timer: a look that finds it ready
-    /// finds the timer that turn consumes.
-    pub(super) fn is_firing(&self, id: &str) -> bool {
+    /// Whether `id`'s next turn runs on work read ahead for its timer, due by `now`: it is
+    /// handed over now or already was. A look that finds it ready finds that timer.
+    pub(super) fn fires_timer_of(&self, id: &str, now: DateTime<Utc>) -> bool {
         self.firing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(id)
+            || self
+                .timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .held
+                .get(id)
+                .is_some_and(|at| *at <= now)
     }
 
     /// Whether `id`'s cached execution is the one of `generation`.
