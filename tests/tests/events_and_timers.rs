@@ -256,7 +256,8 @@ async fn an_event_just_before_a_timer_read_ahead_still_wins_the_race() {
 }
 
 /// Timers of instances the host no longer has cached (here, a cache of one) are not read
-/// ahead, but still fire when due, told to the dispatchers without a wait for the next poll.
+/// ahead, but still fire when due: an idle dispatcher watches their time, and they do not wait
+/// for the next poll.
 /// (Tokio's clock is paused: only the host's own waits move it.)
 #[tokio::test(start_paused = true)]
 async fn timers_of_instances_not_cached_fire_when_due() {

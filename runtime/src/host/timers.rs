@@ -57,9 +57,6 @@ pub(super) struct Timers {
     read: Vec<ReadAhead>,
     /// The instances with work read ahead, and when it runs.
     held: HashMap<String, DateTime<Utc>>,
-    /// Reads ahead under way, and the latest time one reads for.
-    reading: usize,
-    reading_until: Option<DateTime<Utc>>,
 }
 
 /// What the keeper does when a timer is due.
@@ -123,11 +120,10 @@ impl Timers {
         read.into_iter().chain(run).min()
     }
 
-    /// Whether the keeper acts at `at` (a timer due then is on the heap, being read, or read).
+    /// Whether the keeper acts at `at`: a timer due then is on the heap or its work was read
+    /// (while a read is under way, a dispatcher watches that time too).
     fn covers(&self, at: DateTime<Utc>) -> bool {
-        self.reading_until.is_some_and(|until| until >= at)
-            || self.read.iter().any(|r| r.at == at)
-            || self.due.iter().any(|Reverse((due, _))| *due == at)
+        self.read.iter().any(|r| r.at == at) || self.due.iter().any(|Reverse((due, _))| *due == at)
     }
 }
 
@@ -250,18 +246,10 @@ impl Inner {
         if wanted.is_empty() {
             return;
         }
-        self.timers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .reading += 1;
         let inner = self.clone();
         self.tasks.spawn(async move {
             let read = inner.read_items(&wanted, at).await;
             let mut timers = inner.timers.lock().unwrap_or_else(|p| p.into_inner());
-            timers.reading -= 1;
-            if timers.reading == 0 {
-                timers.reading_until = None;
-            }
             match read {
                 Ok(items) => {
                     // An instance the read found nothing for: its timer is gone (a turn took
