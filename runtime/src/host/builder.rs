@@ -123,7 +123,11 @@ impl RuntimeBuilder {
     /// its commit is written. A turn is mostly a wait for that commit, and turns committed
     /// together share one write, so more turns in flight make larger groups: the default is
     /// as many as a PostgreSQL store writes at once. The limit bounds the memory and CPU they
-    /// take at once; a host that must run fewer sets it lower.
+    /// take at once; a host that must run fewer sets it lower. Timers that come due together
+    /// start this many turns at once, the rest as commits free slots: a host whose timers
+    /// come due in bursts of thousands fires them sooner with a higher limit (with 1,024, a
+    /// burst of 1,000 starts within about 25 ms instead of about 80 ms on PostgreSQL here), at
+    /// some cost to workloads that contend for entity locks.
     pub fn max_concurrent_orchestrations(mut self, n: usize) -> Self {
         self.config.max_orchestrations = n.max(1);
         self
