@@ -70,7 +70,7 @@ enum Due {
     /// Hand over the instance's work read ahead, if it is still what the instance stands
     /// at: read against its cached execution of this generation (see `Cached::generation`).
     Item(u64, PartitionLease, Box<OrchestrationWorkItem>),
-    /// Tell the dispatchers of the instance, for them to read (it was not read ahead).
+    /// Tell the dispatchers of the instance, for them to read (reading it ahead failed).
     Tell(String),
 }
 
@@ -120,10 +120,13 @@ impl Timers {
         read.into_iter().chain(run).min()
     }
 
-    /// Whether the keeper acts at `at`: a timer due then is on the heap or its work was read
-    /// (while a read is under way, a dispatcher watches that time too).
+    /// Whether the keeper acts at `at`, the next time a message becomes visible: the first
+    /// timer on the heap is due then, or work read ahead runs then. (While a read is under
+    /// way, or when the first timer on the heap is one whose message is gone, a dispatcher
+    /// watches that time too.)
     fn covers(&self, at: DateTime<Utc>) -> bool {
-        self.read.iter().any(|r| r.at == at) || self.due.iter().any(|Reverse((due, _))| *due == at)
+        self.due.peek().is_some_and(|Reverse((due, _))| *due == at)
+            || self.read.iter().any(|r| r.at == at)
     }
 }
 
