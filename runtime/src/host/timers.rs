@@ -70,7 +70,8 @@ enum Due {
     /// Hand over the instance's work read ahead, if it is still what the instance stands
     /// at: read against its cached execution of this generation (see `Cached::generation`).
     Item(u64, PartitionLease, Box<OrchestrationWorkItem>),
-    /// Tell the dispatchers of the instance, for them to read (reading it ahead failed).
+    /// Tell the dispatchers of the instance, for them to read (it was not cached, or reading
+    /// it ahead failed).
     Tell(String),
 }
 
@@ -224,27 +225,46 @@ impl Inner {
     }
 
     /// Reads the work of the instances whose timers are due (`timers`, due within
-    /// [`TOGETHER`] of each other) as it stands at the last due time, in a task of its own;
-    /// instances not cached here, or of partitions no longer owned, are left to the looks.
+    /// [`TOGETHER`] of each other) as it stands at the last due time, in a task of its own.
+    /// Instances not cached here are told to the dispatchers when due instead; those of
+    /// partitions no longer owned are left to their owners.
     fn read_ahead(self: &Arc<Self>, timers: Vec<(DateTime<Utc>, String)>) {
         let Some(at) = timers.iter().map(|(due, _)| *due).max() else {
             return;
         };
         let mut wanted = Vec::with_capacity(timers.len());
         let mut generations = Vec::with_capacity(timers.len());
+        let mut tell = Vec::new();
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            for (_, id) in timers {
+            for (due, id) in timers {
                 if wanted.iter().any(|(w, _)| *w == id) {
                     continue;
                 }
-                let (Some(fence), Some(cached)) = (self.ownership.fence(&id), cache.get(&id))
-                else {
+                let Some(fence) = self.ownership.fence(&id) else {
+                    // The partition changed hands: its owner finds the timer.
                     continue;
                 };
-                generations.push(cached.generation);
-                wanted.push((id, fence));
+                match cache.get(&id) {
+                    Some(cached) => {
+                        generations.push(cached.generation);
+                        wanted.push((id, fence));
+                    }
+                    // Not cached (evicted since): told to the dispatchers when due, to read
+                    // it then; no dispatcher watches a time the keeper acts at.
+                    None => tell.push(ReadAhead {
+                        at: due,
+                        what: Due::Tell(id),
+                    }),
+                }
             }
+        }
+        if !tell.is_empty() {
+            self.timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .read
+                .extend(tell);
         }
         if wanted.is_empty() {
             return;
