@@ -291,3 +291,22 @@ async fn a_timer_whose_instance_was_evicted_still_fires_when_due() {
         "the timer took {took:?} of the host's waits to fire"
     );
 }
+
+/// A host with nothing to do but a timer an hour away does not keep looking at the store: the
+/// dispatchers a start woke go back to waiting, one of them watching the timer and polling.
+/// (Tokio's clock is paused: only the host's own waits move it.)
+#[tokio::test(start_paused = true)]
+async fn an_idle_host_with_a_timer_set_does_not_keep_looking() {
+    let (store, counts) = Counted::wrap(Arc::new(Memory::new()));
+    let rt = TestRuntime::start(Runtime::builder().register(late_by).shared_store(store))
+        .await
+        .unwrap();
+    let client = rt.client();
+    client.start(late_by, 3600).await.unwrap();
+    rt.idle().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let looks = counts.looks();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more = counts.looks() - looks;
+    assert!(more <= 1, "{more} looks in 300 ms of an idle host");
+}

@@ -123,11 +123,15 @@ impl Inner {
                 }
                 Round::LookIn(after) => {
                     errors = 0;
-                    tokio::select! {
+                    let woken = tokio::select! {
                         biased;
-                        _ = notified => {}
-                        _ = real_sleep(after) => {}
-                        _ = shutdown.changed() => {}
+                        _ = notified => true,
+                        _ = real_sleep(after) => false,
+                        _ = shutdown.changed() => false,
+                    };
+                    if woken {
+                        // Off to other work: the look it waited to take is anyone's again.
+                        self.ready.lock().await.look_waiter = None;
                     }
                 }
                 Round::Failed(err) => {

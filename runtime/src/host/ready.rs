@@ -59,6 +59,8 @@ pub(super) struct ReadyQueue {
     next_visible: Option<DateTime<Utc>>,
     /// When work left in other hosts' partitions was last looked for.
     left_looked_at: Option<DateTime<Utc>>,
+    /// When the dispatcher waiting to take the next look (see [`Next::LookIn`]) takes it.
+    pub(super) look_waiter: Option<Instant>,
     /// Whether the last look found instances whose timers' turns run on work read ahead
     /// (see `timers.rs`): the store is looked at again soon, for what else came in for them.
     look_again: bool,
@@ -148,6 +150,14 @@ impl Inner {
             // they are looked for at once.
             let due = queue.next_visible.is_some_and(|at| at <= now);
             if !queue.look_was_full && !due && !self.left_look_due(&queue, now) {
+                // One dispatcher waits to take that look; the others wait for a wake-up, as
+                // idle ones do. (Every dispatcher woken used to wait for it, and each look
+                // sent one of them idle: hundreds took a look every 10 ms, for seconds.)
+                let look_at = Instant::now() + (every - since);
+                if queue.look_waiter.is_some_and(|at| at >= Instant::now()) {
+                    return Ok(Next::Empty(queue.next_visible));
+                }
+                queue.look_waiter = Some(look_at);
                 return Ok(Next::LookIn(every - since));
             }
         }
@@ -157,6 +167,7 @@ impl Inner {
             let started = Instant::now();
             let found = self.store.ready_instances(now, &owned, READ_AHEAD).await?;
             queue.looked_at = Some(started);
+            queue.look_waiter = None;
             queue.look_took = started.elapsed();
             // Full, and not only of instances whose turns run here (their messages stay in
             // the store until those turns commit, and they are looked at again after them).
