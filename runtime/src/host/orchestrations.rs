@@ -325,12 +325,11 @@ impl Inner {
             .map(|m| m.event.clone())
             .collect();
         let turn = self.turn(item, &mut executor, events, consumed, now);
-        let timers = super::timers::timers_set(&turn.commit, &item.instance_id, now);
         let (held, handover) = self
             .commit_handing_over(item, turn.commit, turn.run_here, self.config.lease, now)
             .await?;
         self.keep(executor, turn.status);
-        self.keep_timers(&item.instance_id, timers, now);
+        self.keep_timers(&item.instance_id, turn.timers, now);
         // Cached first: a result or a response that comes back at once finds the executor.
         self.start_held(held, turn.slots);
         self.hand_over(handover).await;
@@ -391,11 +390,13 @@ impl Inner {
             created_at: item.instance.created_at,
             ..commit.status.clone()
         };
+        let timers = super::timers::timers_set(&commit, &item.instance_id, now);
         Turn {
             commit,
             run_here,
             slots,
             status,
+            timers,
         }
     }
 
@@ -494,6 +495,8 @@ pub(super) struct Turn {
     pub(super) run_here: Vec<ActivityTask>,
     pub(super) slots: Vec<Reserved>,
     pub(super) status: InstanceStatus,
+    /// When the timers the turn sets on its own instance are due (see `timers.rs`).
+    pub(super) timers: Vec<DateTime<Utc>>,
 }
 
 /// A running execution kept between turns, with the status its last turn wrote.

@@ -261,7 +261,6 @@ impl Inner {
         let events = results.iter().map(|f| f.response.event.clone()).collect();
         let now = self.clock.now();
         let turn = self.turn(&item, &mut executor, events, Vec::new(), now);
-        let timers = super::timers::timers_set(&turn.commit, id, now);
         let finished = results
             .iter()
             .map(|f| ((*f.item).clone(), f.response.clone()))
@@ -279,7 +278,7 @@ impl Inner {
         match done {
             Ok(ResultsCommit::Committed(held)) => {
                 self.keep(executor, turn.status);
-                self.keep_timers(id, timers, now);
+                self.keep_timers(id, turn.timers, now);
                 self.start_held(held, turn.slots);
                 Ok(())
             }

@@ -105,7 +105,6 @@ impl Inner {
             // The dispatchers run the turn again, and count and report its failure.
             return self.store.create_instance(instance).await;
         };
-        let timers = super::timers::timers_set(&turn.commit, &item.instance_id, now);
         match self
             .store
             .create_with_turn(
@@ -119,7 +118,7 @@ impl Inner {
         {
             Ok(Some(held)) => {
                 self.keep(executor, turn.status);
-                self.keep_timers(&item.instance_id, timers, now);
+                self.keep_timers(&item.instance_id, turn.timers, now);
                 self.start_held(held, turn.slots);
                 Ok(())
             }
