@@ -341,7 +341,6 @@ impl RuntimeBuilder {
             handed: Default::default(),
             records: Default::default(),
             timers: Default::default(),
-            firing: Default::default(),
             timer_set: Default::default(),
             generations: Default::default(),
             config: self.config,

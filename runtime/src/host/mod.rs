@@ -103,8 +103,6 @@ struct Inner {
     handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
     /// The timers this host's turns set, and the work read ahead for them (see `timers.rs`).
     timers: Mutex<timers::Timers>,
-    /// Instances whose turns run on work read ahead for their timers, until they are let go.
-    firing: Mutex<std::collections::HashSet<String>>,
     /// Notified when a timer is kept or work is read ahead for one.
     timer_set: tokio::sync::Notify,
     /// The next number for a kept execution (see `orchestrations::Cached::generation`).

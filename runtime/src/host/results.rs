@@ -145,10 +145,7 @@ impl Inner {
                         let next = self.take_own_read(id);
                         if next.is_none() {
                             busy.remove(id);
-                            self.firing
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(id);
+                            self.timer_turn_done(id, self.clock.now());
                         }
                         next
                     }

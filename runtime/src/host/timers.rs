@@ -55,8 +55,9 @@ pub(super) struct Timers {
     due: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
     /// Work read ahead, waiting for its time.
     read: Vec<ReadAhead>,
-    /// The instances with work read ahead, and when it runs.
-    held: HashMap<String, DateTime<Utc>>,
+    /// The instances whose next turn runs on work read ahead, and when: from the read until
+    /// the instance is let go after that turn, or the keeper finds the copy out of date.
+    taken: HashMap<String, DateTime<Utc>>,
 }
 
 /// What the keeper does when a timer is due.
@@ -98,15 +99,10 @@ impl Timers {
 
     /// The work read ahead whose time has come.
     fn take_ready(&mut self, now: DateTime<Utc>) -> Vec<ReadAhead> {
-        let (ready, waiting): (Vec<_>, _) = std::mem::take(&mut self.read)
+        let (ready, waiting) = std::mem::take(&mut self.read)
             .into_iter()
             .partition(|r| r.at <= now);
         self.read = waiting;
-        for r in &ready {
-            if let Due::Item(_, _, item) = &r.what {
-                self.held.remove(&item.instance_id);
-            }
-        }
         ready
     }
 
@@ -289,7 +285,7 @@ impl Inner {
                             .filter_map(|m| m.message.visible_at)
                             .max()
                             .map_or(at, |latest| latest.max(at));
-                        timers.held.insert(item.instance_id.clone(), at);
+                        timers.taken.insert(item.instance_id.clone(), at);
                         timers.read.push(ReadAhead {
                             at,
                             what: Due::Item(generations[i], fence, Box::new(item)),
@@ -320,6 +316,7 @@ impl Inner {
         }
         let mut items = Vec::with_capacity(ready.len());
         let mut reread = Vec::new();
+        let mut not_taken = Vec::new();
         for ReadAhead { what, .. } in ready {
             let (generation, fence, item) = match what {
                 Due::Item(generation, fence, item) => (generation, fence, *item),
@@ -331,26 +328,19 @@ impl Inner {
             let id = item.instance_id.clone();
             if self.ownership.fence(&id) != Some(fence) {
                 // The partition changed hands: its owner finds the timer.
-                continue;
-            }
-            if !self.is_cached_as(&id, generation) {
+                not_taken.push(id);
+            } else if !self.is_cached_as(&id, generation) {
                 // A turn ran since the read.
+                not_taken.push(id.clone());
                 reread.push(id);
-                continue;
-            }
-            if !self.mark_busy(&id) {
+            } else if !self.mark_busy(&id) {
                 // A turn of it runs here: it is looked at again once that turn ends.
                 self.recheck
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id);
-                continue;
-            }
-            if self.is_cached_as(&id, generation) {
-                self.firing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id);
+                    .insert(id.clone());
+                not_taken.push(id);
+            } else if self.is_cached_as(&id, generation) {
                 items.push(item);
             } else {
                 // A whole turn ran between the two checks: let go (running the results that
@@ -359,9 +349,16 @@ impl Inner {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id.clone());
+                not_taken.push(id.clone());
                 let inner = self.clone();
                 self.tasks
                     .spawn(async move { inner.drain(&id, Vec::new()).await });
+            }
+        }
+        if !not_taken.is_empty() {
+            let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &not_taken {
+                timers.taken.remove(id);
             }
         }
         self.hand_to_dispatchers(items);
@@ -384,17 +381,21 @@ impl Inner {
     /// Whether `id`'s next turn runs on work read ahead for its timer, due by `now`: it is
     /// handed over now or already was. A look that finds it ready finds that timer.
     pub(super) fn fires_timer_of(&self, id: &str, now: DateTime<Utc>) -> bool {
-        self.firing
+        self.timers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
-            || self
-                .timers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .held
-                .get(id)
-                .is_some_and(|at| *at <= now)
+            .taken
+            .get(id)
+            .is_some_and(|at| *at <= now)
+    }
+
+    /// Forgets that `id`'s turn ran on work read ahead for a timer due by `now`: the instance
+    /// is let go.
+    pub(super) fn timer_turn_done(&self, id: &str, now: DateTime<Utc>) {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        if timers.taken.get(id).is_some_and(|at| *at <= now) {
+            timers.taken.remove(id);
+        }
     }
 
     /// Whether `id`'s cached execution is the one of `generation`.
