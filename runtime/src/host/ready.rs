@@ -153,11 +153,11 @@ impl Inner {
                 // One dispatcher waits to take that look; the others wait for a wake-up, as
                 // idle ones do. (Every dispatcher woken used to wait for it, and each look
                 // sent one of them idle: hundreds took a look every 10 ms, for seconds.)
-                let look_at = Instant::now() + (every - since);
-                if queue.look_waiter.is_some_and(|at| at >= Instant::now()) {
+                let at = Instant::now();
+                if queue.look_waiter.is_some_and(|look_at| look_at >= at) {
                     return Ok(Next::Empty(queue.next_visible));
                 }
-                queue.look_waiter = Some(look_at);
+                queue.look_waiter = Some(at + (every - since));
                 return Ok(Next::LookIn(every - since));
             }
         }
