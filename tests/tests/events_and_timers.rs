@@ -236,7 +236,8 @@ async fn a_timer_comes_due_with_its_instances_work_read_ahead() {
 }
 
 /// An event raised after the host read a timer's instance's work ahead, but before the timer
-/// is due, runs first: the work read ahead is out of date, and is not run.
+/// is due, still reaches the orchestration before the timer does (the work read ahead did not
+/// have it).
 #[tokio::test]
 async fn an_event_just_before_a_timer_read_ahead_still_wins_the_race() {
     in_both_modes(
@@ -293,7 +294,7 @@ async fn a_timer_whose_instance_was_evicted_still_fires_when_due() {
 }
 
 /// A host with nothing to do but a timer an hour away does not keep looking at the store: the
-/// dispatchers a start woke go back to waiting, one of them watching the timer and polling.
+/// dispatchers a start woke go back to waiting for a wake-up, one of them polling.
 /// (Tokio's clock is paused: only the host's own waits move it.)
 #[tokio::test(start_paused = true)]
 async fn an_idle_host_with_a_timer_set_does_not_keep_looking() {
