@@ -181,6 +181,15 @@ impl Store for Counted {
         self.counts.looks.fetch_add(1, Ordering::SeqCst);
         self.inner.ready_instances(now, owned, limit).await
     }
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.coming_due(now, until, owned, limit).await
+    }
     async fn read_orchestration(
         &self,
         instance_id: &str,

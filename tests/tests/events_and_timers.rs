@@ -1,6 +1,7 @@
 //! Events and timers in orchestrations: races between them, events buffered until awaited,
 //! waits with a timeout, payloads of the wrong type, events between orchestrations, many
-//! timers due at once, and timers whose instances' work the host read before they came due.
+//! timers due at once, and timers whose instances' work the host read before they came due
+//! (also timers another host set).
 //! Each run with the instance cache and with replay on every turn, unless it says otherwise.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use durable::prelude::*;
 use durable::store::Memory;
-use durable::testing::TestRuntime;
+use durable::testing::{ManualClock, TestRuntime};
 use durable_tests::counted::Counted;
 use durable_tests::{WAIT, failure_message, finished, in_both_modes};
 
@@ -227,6 +228,48 @@ async fn a_timer_comes_due_with_its_instances_work_read_ahead() {
     assert_eq!(read, 1, "the instance's work was read ahead");
     rt.advance(Duration::from_millis(50)).await;
     let done = client.wait_for_completion(&id, WAIT).await.unwrap();
+    assert_eq!(done.output::<i64>().unwrap(), 0, "the timer fired on time");
+    assert_eq!(
+        counts.items() - read,
+        0,
+        "the instance's work was read again once the timer was due"
+    );
+}
+
+/// A host that starts on a store with a timer set by another host (here one that stopped)
+/// keeps that timer as its own: it reads the instance's work shortly before the timer is due,
+/// though it never ran the instance, and runs the turn on it when due.
+#[tokio::test(start_paused = true)]
+async fn a_timer_set_before_a_restart_comes_due_with_its_work_read_ahead() {
+    let (store, counts) = Counted::wrap(Arc::new(Memory::new()));
+    let clock = ManualClock::new();
+    let builder = || {
+        Runtime::builder()
+            .register(late_by)
+            .shared_store(store.clone())
+    };
+    let first = TestRuntime::start_with_clock(builder(), clock.clone())
+        .await
+        .unwrap();
+    let id = first.client().start(late_by, 60).await.unwrap();
+    first.idle().await;
+    first.shutdown().await;
+    drop(first);
+    let second = TestRuntime::start_with_clock(builder(), clock)
+        .await
+        .unwrap();
+    let before = counts.items();
+    second.advance(Duration::from_millis(59_950)).await;
+    // Every task waits again once tokio's paused clock moves: the work is read by then.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let read = counts.items();
+    assert_eq!(read - before, 1, "the instance's work was read ahead");
+    second.advance(Duration::from_millis(50)).await;
+    let done = second
+        .client()
+        .wait_for_completion(&id, WAIT)
+        .await
+        .unwrap();
     assert_eq!(done.output::<i64>().unwrap(), 0, "the timer fired on time");
     assert_eq!(
         counts.items() - read,

@@ -14,6 +14,7 @@
 //! - `partitions.rs`: owning a share of the hub's partitions, renewed in the background;
 //! - `ready.rs`: the dispatchers on a store that hands out owned work by reading it;
 //! - `timers.rs`: timers this host's turns set, fired from memory when due;
+//! - `busy.rs`: the instances with a turn running here, and those whose work was read ahead;
 //! - `tasks.rs`: the host's task group, which a crash ends as a whole;
 //! - `versions.rs`: which fetched work the host runs (its version, its code), and what it
 //!   leaves for another host.
@@ -23,6 +24,7 @@
 
 mod activities;
 mod builder;
+mod busy;
 mod commit;
 mod entities;
 mod handover;
@@ -63,8 +65,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<String, orchestrations::Cached>>,
     /// Instances with a turn running on this host, each with the activity results that came
-    /// in meanwhile (they go into the next turn together).
-    busy: Mutex<HashMap<String, Vec<results::Finished>>>,
+    /// in meanwhile (they go into the next turn together); and those whose work was read ahead.
+    busy: Mutex<busy::Busy>,
     /// The last processing error per instance, reported when its messages are parked.
     failures: Mutex<HashMap<String, String>>,
     /// The work this host left for other hosts (see `versions.rs`).
@@ -105,8 +107,6 @@ struct Inner {
     timers: Mutex<timers::Timers>,
     /// Notified when a timer is kept or work is read ahead for one.
     timer_set: tokio::sync::Notify,
-    /// The next number for a kept execution (see `orchestrations::Cached::generation`).
-    generations: std::sync::atomic::AtomicU64,
     config: Config,
     /// Every task this host spawns (see `tasks.rs`).
     tasks: Arc<tasks::TaskGroup>,

@@ -413,17 +413,7 @@ impl Inner {
             cache.remove(&victim);
         }
         if self.config.cache_capacity > 0 {
-            let generation = self
-                .generations
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            cache.insert(
-                status.instance_id.clone(),
-                Cached {
-                    executor,
-                    status,
-                    generation,
-                },
-            );
+            cache.insert(status.instance_id.clone(), Cached { executor, status });
         }
     }
 
@@ -503,9 +493,6 @@ pub(super) struct Turn {
 pub(super) struct Cached {
     pub(super) executor: Executor,
     pub(super) status: InstanceStatus,
-    /// Which keeping this is: a new number each time an execution is kept, so that work read
-    /// against one can tell whether a turn ran since (see `timers.rs`).
-    pub(super) generation: u64,
 }
 
 pub(super) enum TurnError {

@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::Inner;
 use super::leases::renewal_period;
 use crate::model::real_sleep;
@@ -111,7 +113,10 @@ impl Inner {
             all_or_nothing,
         };
         match self.store.claim_partitions(claim).await {
-            Ok(table) => self.adopt(table),
+            Ok(table) => {
+                let coming = self.coming_due_in(self.gained(&table)).await;
+                self.adopt(table, coming);
+            }
             Err(error) => tracing::warn!(
                 error = ?error.to_string(),
                 "renewing this host's partitions failed; will try again"
@@ -119,8 +124,30 @@ impl Inner {
         }
     }
 
-    /// Takes the table a claim returned as what this host owns.
-    fn adopt(&self, table: PartitionTable) {
+    /// The partitions `table` gives this host that it does not own yet, if any.
+    fn gained(&self, table: &PartitionTable) -> Option<Owned> {
+        let before = self.ownership.owned();
+        let gained: Vec<PartitionLease> = table
+            .held
+            .iter()
+            .filter(|lease| match &*before {
+                Owned::Partitions { leases, .. } => {
+                    !leases.iter().any(|had| had.partition == lease.partition)
+                }
+                Owned::Everything => false,
+            })
+            .copied()
+            .collect();
+        (!gained.is_empty()).then(|| Owned::Partitions {
+            count: table.count,
+            leases: gained,
+            host: self.ownership.owner.clone(),
+        })
+    }
+
+    /// Takes the table a claim returned as what this host owns, with the messages coming due
+    /// in the partitions it gained (kept before the dispatchers look at them).
+    fn adopt(&self, table: PartitionTable, coming: Vec<(DateTime<Utc>, String)>) {
         let own = &self.ownership;
         let before = own.owned();
         let now = Owned::Partitions {
@@ -151,6 +178,7 @@ impl Inner {
                 "this host's partitions changed"
             );
             *own.owned.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(now);
+            self.keep_coming_due(coming);
             self.store.signal().orchestration_work();
             self.store.signal().activity_work();
         }

@@ -11,17 +11,21 @@
 //!
 //! The work read ahead is only a copy: nothing is held in the store meanwhile, and another
 //! turn of the instance may run before the timer is due (an activity's result, an event).
-//! So it is used only if the instance's cached execution is still the one it was read
-//! against (no turn ran since), its partition is still owned under the same lease, and no turn
-//! of it runs at the time; otherwise the instance is told to the dispatchers as given work,
-//! and they read it the usual way. Its commit is checked by the store like any other: it
-//! consumes the messages it read, and is refused if one of them is gone.
+//! So it is used only if no turn of the instance has started since the read began (every
+//! turn starts by marking its instance busy, which spoils the copy: see `busy.rs`) and its
+//! partition is still owned under the same lease; otherwise the instance is told to the
+//! dispatchers as given work, and they read it the usual way. Its commit is checked by the
+//! store like any other: it consumes the messages it read, and is refused if one of them is
+//! gone. An instance not cached here runs from its stored history, as any turn does.
 //!
-//! Timers this host did not set (before a restart, or of partitions taken over) and those the
-//! heap has no room for are found by the dispatchers' looks, as every timer was before.
+//! A host that takes partitions over (at its start, after a restart, or from a host that
+//! left) asks the store for the messages coming due in them within [`HORIZON`] (timers set
+//! before, scheduled starts, scheduled signals) and keeps those times too, before its
+//! dispatchers look at those partitions. Later ones, and those the heap has no room for, are
+//! found by the dispatchers' looks, as every timer was before.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,7 +35,7 @@ use tokio::sync::watch;
 
 use super::Inner;
 use crate::model::history::EventKind;
-use crate::store::{OrchestrationWorkItem, PartitionLease, TurnCommit};
+use crate::store::{OrchestrationWorkItem, Owned, PartitionLease, TurnCommit};
 
 /// Timers due further ahead than this are left to the dispatchers' looks.
 const HORIZON: Duration = Duration::from_secs(600);
@@ -68,11 +72,11 @@ struct ReadAhead {
 }
 
 enum Due {
-    /// Hand over the instance's work read ahead, if it is still what the instance stands
-    /// at: read against its cached execution of this generation (see `Cached::generation`).
-    Item(u64, PartitionLease, Box<OrchestrationWorkItem>),
-    /// Tell the dispatchers of the instance, for them to read (it was not cached, or reading
-    /// it ahead failed).
+    /// Hand over the instance's work read ahead under this lease, if no turn of it has
+    /// started since (see `Busy::watch`).
+    Item(PartitionLease, Box<OrchestrationWorkItem>),
+    /// Tell the dispatchers of the instance, for them to read (a turn of it ran when the
+    /// read would have begun, or reading it ahead failed).
     Tell(String),
 }
 
@@ -177,6 +181,63 @@ impl Inner {
         self.timer_set.notify_one();
     }
 
+    /// The messages coming due within [`HORIZON`] in `gained`, partitions this host takes
+    /// over (see [`Store::coming_due`]), as many as the heap has room for: to keep with
+    /// [`Inner::keep_coming_due`] once they are owned. None when the read fails (they are
+    /// then found by looking).
+    ///
+    /// [`Store::coming_due`]: crate::store::Store::coming_due
+    pub(super) async fn coming_due_in(
+        &self,
+        gained: Option<Owned>,
+    ) -> Vec<(DateTime<Utc>, String)> {
+        let Some(gained) = gained.filter(|_| self.fires_timers()) else {
+            return Vec::new();
+        };
+        let room = {
+            let timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+            MAX_TIMERS.saturating_sub(timers.due.len())
+        };
+        if room == 0 {
+            return Vec::new();
+        }
+        let now = self.clock.now();
+        match self
+            .store
+            .coming_due(now, now + delta(HORIZON), &gained, room)
+            .await
+        {
+            Ok(due) => due.into_iter().map(|(id, at)| (at, id)).collect(),
+            Err(e) => {
+                tracing::debug!(
+                    error = ?e.to_string(),
+                    "reading the timers of partitions taken over failed; they are found by looking"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Keeps the times `due` (see [`Inner::coming_due_in`]), but for those kept already.
+    pub(super) fn keep_coming_due(&self, due: Vec<(DateTime<Utc>, String)>) {
+        if due.is_empty() {
+            return;
+        }
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        let known: HashSet<(DateTime<Utc>, String)> = timers
+            .due
+            .iter()
+            .map(|Reverse(timer)| timer.clone())
+            .collect();
+        for timer in due {
+            if timers.due.len() < MAX_TIMERS && !known.contains(&timer) {
+                timers.due.push(Reverse(timer));
+            }
+        }
+        drop(timers);
+        self.timer_set.notify_one();
+    }
+
     /// The timer keeper: reads ahead the work of instances whose timers come due, and hands
     /// it to the dispatchers when they do.
     pub(super) async fn timer_keeper(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -222,17 +283,16 @@ impl Inner {
 
     /// Reads the work of the instances whose timers are due (`timers`, due within
     /// [`TOGETHER`] of each other) as it stands at the last due time, in a task of its own.
-    /// Instances not cached here are told to the dispatchers when due instead; those of
-    /// partitions no longer owned are left to their owners.
+    /// Instances with a turn running now are told to the dispatchers when due instead; those
+    /// of partitions no longer owned are left to their owners.
     fn read_ahead(self: &Arc<Self>, timers: Vec<(DateTime<Utc>, String)>) {
         let Some(at) = timers.iter().map(|(due, _)| *due).max() else {
             return;
         };
-        let mut wanted = Vec::with_capacity(timers.len());
-        let mut generations = Vec::with_capacity(timers.len());
+        let mut wanted: Vec<(String, PartitionLease)> = Vec::with_capacity(timers.len());
         let mut tell = Vec::new();
         {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             for (due, id) in timers {
                 if wanted.iter().any(|(w, _)| *w == id) {
                     continue;
@@ -241,17 +301,16 @@ impl Inner {
                     // The partition changed hands: its owner finds the timer.
                     continue;
                 };
-                match cache.get(&id) {
-                    Some(cached) => {
-                        generations.push(cached.generation);
-                        wanted.push((id, fence));
-                    }
-                    // Not cached (evicted since): told to the dispatchers when due, to read
-                    // it then; no dispatcher watches a time the keeper acts at.
-                    None => tell.push(ReadAhead {
+                if busy.watch(&id) {
+                    wanted.push((id, fence));
+                } else {
+                    // Its running turn may change the work before it ends: told to the
+                    // dispatchers when due, to read it then; no dispatcher watches a time the
+                    // keeper acts at.
+                    tell.push(ReadAhead {
                         at: due,
                         what: Due::Tell(id),
-                    }),
+                    });
                 }
             }
         }
@@ -268,42 +327,48 @@ impl Inner {
         let inner = self.clone();
         self.tasks.spawn(async move {
             let read = inner.read_items(&wanted, at).await;
-            let mut timers = inner.timers.lock().unwrap_or_else(|p| p.into_inner());
-            match read {
-                Ok(items) => {
-                    // An instance the read found nothing for: its timer is gone (a turn took
-                    // it, or the instance was replaced).
-                    for item in items {
-                        let Some(i) = wanted.iter().position(|(id, _)| *id == item.instance_id)
-                        else {
-                            continue;
-                        };
-                        let fence = wanted[i].1;
-                        let at = item
-                            .messages
-                            .iter()
-                            .filter_map(|m| m.message.visible_at)
-                            .max()
-                            .map_or(at, |latest| latest.max(at));
-                        timers.taken.insert(item.instance_id.clone(), at);
-                        timers.read.push(ReadAhead {
+            let mut found = HashSet::new();
+            {
+                let mut timers = inner.timers.lock().unwrap_or_else(|p| p.into_inner());
+                match read {
+                    Ok(items) => {
+                        for item in items {
+                            let Some(&(_, fence)) =
+                                wanted.iter().find(|(id, _)| *id == item.instance_id)
+                            else {
+                                continue;
+                            };
+                            let at = item
+                                .messages
+                                .iter()
+                                .filter_map(|m| m.message.visible_at)
+                                .max()
+                                .map_or(at, |latest| latest.max(at));
+                            found.insert(item.instance_id.clone());
+                            timers.taken.insert(item.instance_id.clone(), at);
+                            timers.read.push(ReadAhead {
+                                at,
+                                what: Due::Item(fence, Box::new(item)),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = ?e.to_string(), "reading ahead for timers failed");
+                        // Told to the dispatchers when due, to read the usual way.
+                        timers.read.extend(wanted.iter().map(|(id, _)| ReadAhead {
                             at,
-                            what: Due::Item(generations[i], fence, Box::new(item)),
-                        });
+                            what: Due::Tell(id.clone()),
+                        }));
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(error = ?e.to_string(), "reading ahead for timers failed");
-                    // Told to the dispatchers when due, to read the usual way.
-                    timers
-                        .read
-                        .extend(wanted.into_iter().map(|(id, _)| ReadAhead {
-                            at,
-                            what: Due::Tell(id),
-                        }));
-                }
             }
-            drop(timers);
+            // An instance the read found nothing for: its timer is gone (a turn took it, or
+            // the instance was replaced).
+            let mut busy = inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, _) in wanted.iter().filter(|(id, _)| !found.contains(id)) {
+                busy.unwatch(id);
+            }
+            drop(busy);
             inner.timer_set.notify_one();
         });
     }
@@ -317,42 +382,29 @@ impl Inner {
         let mut items = Vec::with_capacity(ready.len());
         let mut reread = Vec::new();
         let mut not_taken = Vec::new();
-        for ReadAhead { what, .. } in ready {
-            let (generation, fence, item) = match what {
-                Due::Item(generation, fence, item) => (generation, fence, *item),
-                Due::Tell(id) => {
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            for ReadAhead { what, .. } in ready {
+                let (fence, item) = match what {
+                    Due::Item(fence, item) => (fence, *item),
+                    Due::Tell(id) => {
+                        reread.push(id);
+                        continue;
+                    }
+                };
+                let id = item.instance_id.clone();
+                if self.ownership.fence(&id) != Some(fence) {
+                    // The partition changed hands: its owner finds the timer.
+                    busy.unwatch(&id);
+                    not_taken.push(id);
+                } else if busy.take_watched(&id) {
+                    items.push(item);
+                } else {
+                    // A turn of it started since the read (and may still run: then the
+                    // dispatchers look at it again once that turn ends).
+                    not_taken.push(id.clone());
                     reread.push(id);
-                    continue;
                 }
-            };
-            let id = item.instance_id.clone();
-            if self.ownership.fence(&id) != Some(fence) {
-                // The partition changed hands: its owner finds the timer.
-                not_taken.push(id);
-            } else if !self.is_cached_as(&id, generation) {
-                // A turn ran since the read.
-                not_taken.push(id.clone());
-                reread.push(id);
-            } else if !self.mark_busy(&id) {
-                // A turn of it runs here: it is looked at again once that turn ends.
-                self.recheck
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone());
-                not_taken.push(id);
-            } else if self.is_cached_as(&id, generation) {
-                items.push(item);
-            } else {
-                // A whole turn ran between the two checks: let go (running the results that
-                // came in meanwhile first), then it is read the usual way.
-                self.recheck
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone());
-                not_taken.push(id.clone());
-                let inner = self.clone();
-                self.tasks
-                    .spawn(async move { inner.drain(&id, Vec::new()).await });
             }
         }
         if !not_taken.is_empty() {
@@ -396,14 +448,5 @@ impl Inner {
         if timers.taken.get(id).is_some_and(|at| *at <= now) {
             timers.taken.remove(id);
         }
-    }
-
-    /// Whether `id`'s cached execution is the one of `generation`.
-    fn is_cached_as(&self, id: &str, generation: u64) -> bool {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .is_some_and(|c| c.generation == generation)
     }
 }

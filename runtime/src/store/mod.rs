@@ -240,6 +240,22 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The messages of the `owned` partitions that become visible after `now` and by `until`
+    /// (timers, scheduled starts), as their instance and visible time, earliest first, at most
+    /// `limit`. Only reads. A host that takes partitions over keeps these times, to read the
+    /// instances' work shortly before it is due and run it then (see the host's timers). The
+    /// default finds none: such messages are then found by looking once visible.
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let _ = (now, until, owned, limit);
+        Ok(Vec::new())
+    }
+
     /// Whether one host at a time owns the whole hub (a store in a local file: a second host
     /// on it waits until the first is gone).
     fn single_owner(&self) -> bool {

@@ -171,6 +171,16 @@ impl Store for FaultStore {
         self.fail(self.faults.rates.fetch_fails, "ready_instances", "-")?;
         self.inner.ready_instances(now, owned, limit).await
     }
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.fail(self.faults.rates.fetch_fails, "coming_due", "-")?;
+        self.inner.coming_due(now, until, owned, limit).await
+    }
     async fn read_orchestration(
         &self,
         instance_id: &str,

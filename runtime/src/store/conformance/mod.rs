@@ -123,7 +123,9 @@ pub use purge::{purge, purge_where, remove_entity};
 pub use queries::{
     count_by_status, query_filters, query_invalid_continuation, query_newest_first, query_paging,
 };
-pub use reads::{commit_turn_reading, read_orchestrations, read_owned_work, reads_give_way};
+pub use reads::{
+    coming_due, commit_turn_reading, read_orchestrations, read_owned_work, reads_give_way,
+};
 pub use starts::create_with_turn;
 pub use task_hubs::{is_idle, signals, task_hubs};
 pub use versions::{instance_version, query_by_version, release_orchestration};
@@ -197,6 +199,7 @@ macro_rules! __store_conformance_check_names {
             stale_epoch_refused,
             create_with_turn,
             read_owned_work,
+            coming_due,
             commit_turn_reading,
             read_orchestrations,
             reads_give_way,

@@ -1,6 +1,6 @@
 //! Owned work handed out by reading it: ready instances listed and read without a lease,
-//! several at once, stale reads refused, work left for other hosts, and commits that read the
-//! work they give.
+//! several at once, stale reads refused, work left for other hosts, commits that read the
+//! work they give, and the messages coming due.
 
 use std::sync::Arc;
 
@@ -431,4 +431,68 @@ pub async fn read_orchestrations(store: Arc<dyn Store>) {
         "each under its own fence"
     );
     assert_eq!(of(&second).messages.len(), 2, "the start and the due timer");
+}
+
+/// The messages of the owned partitions that become visible after `now` and by `until` are
+/// listed as their instance and time, earliest first, up to the limit; those of partitions
+/// owned by no one given, those visible already and those beyond `until` are not. A store
+/// that does not tell (the trait's default: none at all) passes: hosts then find them by
+/// looking once they are visible.
+pub async fn coming_due(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = claimed(s, claim("host-a", &[0, 1, 2, 3], &[], SHORT_LEASE), "a").await;
+    let first = id_in(0, "due");
+    let second = id_in(3, "due");
+    for id in [&first, &second] {
+        ok(s.create_instance(new_instance(id, t(0))).await, "create");
+    }
+    for (id, timer_id, at) in [(&first, 1, 100), (&second, 1, 50), (&first, 2, 900)] {
+        ok(
+            s.enqueue(timer(id, &format!("{id}#exec-1"), timer_id, t(at)))
+                .await,
+            "a timer",
+        );
+    }
+    let all = ok(
+        s.coming_due(t(1), t(500), &owned(&a), 10).await,
+        "coming_due",
+    );
+    if all.is_empty() {
+        // The trait's default: this store does not tell.
+        return;
+    }
+    assert_eq!(
+        all,
+        vec![(second.clone(), t(50)), (first.clone(), t(100))],
+        "earliest first, up to `until`; the starts, visible already, are not listed"
+    );
+    assert_eq!(
+        ok(
+            s.coming_due(t(50), t(900), &owned(&a), 10).await,
+            "coming_due"
+        ),
+        vec![(first.clone(), t(100)), (first.clone(), t(900))],
+        "after `now`, and `until` included"
+    );
+    assert_eq!(
+        ok(
+            s.coming_due(t(1), t(1000), &owned(&a), 1).await,
+            "coming_due"
+        ),
+        vec![(second.clone(), t(50))],
+        "at most the limit"
+    );
+    let only_first = Owned::Partitions {
+        count: 4,
+        leases: vec![a.held[0]],
+        host: "conformance".into(),
+    };
+    assert_eq!(
+        ok(
+            s.coming_due(t(1), t(1000), &only_first, 10).await,
+            "coming_due, one partition"
+        ),
+        vec![(first.clone(), t(100)), (first, t(900))],
+        "only the owned partitions"
+    );
 }

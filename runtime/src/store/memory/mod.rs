@@ -254,6 +254,32 @@ impl Store for Memory {
         }))
     }
 
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let hub = self.hub();
+        let mut due: Vec<(String, DateTime<Utc>)> = hub
+            .instances
+            .iter()
+            .filter(|(id, _)| owned.fence(id).is_some())
+            .flat_map(|(id, entry)| {
+                entry
+                    .messages
+                    .iter()
+                    .filter_map(|m| m.message.visible_at)
+                    .filter(|at| *at > now && *at <= until)
+                    .map(move |at| (id.clone(), at))
+            })
+            .collect();
+        due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
     async fn claim_partitions(&self, claim: PartitionClaim) -> Result<PartitionTable, StoreError> {
         let now_ms = lease_clock_ms(&self.shared);
         let mut guard = self.hub();

@@ -196,6 +196,19 @@ impl Store for Postgres {
         self.finish(OP, connection, result)
     }
 
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const OP: &str = "looking for timers coming due";
+        let mut connection = self.connection(OP).await?;
+        let result = reads::coming_due(self, &mut connection, now, until, owned, limit).await;
+        self.finish(OP, connection, result)
+    }
+
     async fn read_orchestration(
         &self,
         instance_id: &str,

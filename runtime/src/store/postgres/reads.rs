@@ -90,6 +90,47 @@ pub(super) async fn ready(
     })
 }
 
+/// The messages of the owned partitions (`$4`, `$5`) visible after `$2` and by `$3`, earliest
+/// first, at most `$6`.
+const COMING_DUE: &str = "
+SELECT m.instance_id, m.visible_at_ns
+FROM durable_messages m
+WHERE m.hub = $1 AND m.visible_at_ns > $2 AND m.visible_at_ns <= $3
+  AND EXISTS (SELECT 1 FROM durable_instances i
+              WHERE i.hub = $1 AND i.instance_id = m.instance_id AND i.id_hash % $4 = ANY($5))
+ORDER BY m.visible_at_ns
+LIMIT $6";
+
+/// See [`crate::store::Store::coming_due`].
+pub(super) async fn coming_due(
+    store: &Postgres,
+    client: &mut Client,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    owned: &Owned,
+    limit: usize,
+) -> Result<Vec<(String, DateTime<Utc>)>, Fail> {
+    let (count, partitions) = partition_params(owned);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let found = rows(
+        &*client,
+        COMING_DUE,
+        &[
+            &store.hub.as_str(),
+            &nanos(now),
+            &nanos(until),
+            &count,
+            &partitions,
+            &limit,
+        ],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, instant(r.try_get(1)?))))
+        .collect()
+}
+
 /// Instances `$2`, each read at its time in `$3` as [`READ`] reads one, in one statement (the
 /// work a commit gives this host's idle instances, read in the commit's transaction, or many
 /// instances found ready at once). Each instance is found by its key: `LIMIT 1` keeps the

@@ -292,6 +292,19 @@ impl Store for Sqlite {
         .await
     }
 
+    async fn coming_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        owned: &Owned,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let (now, until) = (nanos(now), nanos(until));
+        let owned = owned.clone();
+        self.read(move |conn, hub| partitions::coming_due(conn, hub, now, until, &owned, limit))
+            .await
+    }
+
     async fn read_orchestration(
         &self,
         instance_id: &str,

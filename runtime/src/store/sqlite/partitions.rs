@@ -1,6 +1,7 @@
 //! Partition ownership on SQLite: claims, the fence a commit checks, and the work of owned
 //! partitions read without a lease.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ops::{check_lock, db, from_nanos, instance, read_messages, real_millis};
@@ -100,6 +101,37 @@ pub(super) fn ready_instances(
         instance_ids,
         next_visible: next.map(from_nanos),
     })
+}
+
+/// The messages of `owned` partitions visible after `now` and by `until`, earliest first, at
+/// most `limit` (see [`crate::store::Store::coming_due`]).
+pub(super) fn coming_due(
+    conn: &Connection,
+    hub: &str,
+    now: i64,
+    until: i64,
+    owned: &Owned,
+    limit: usize,
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let what = "looking for timers coming due";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT instance_id, visible_at FROM messages INDEXED BY messages_by_visible \
+             WHERE hub = ?1 AND visible_at > ?2 AND visible_at <= ?3 \
+             ORDER BY visible_at, seq",
+        )
+        .map_err(db(what))?;
+    let mut rows = stmt.query(params![hub, now, until]).map_err(db(what))?;
+    let mut found = Vec::new();
+    while found.len() < limit
+        && let Some(row) = rows.next().map_err(db(what))?
+    {
+        let id: String = row.get(0).map_err(db(what))?;
+        if owned.fence(&id).is_some() {
+            found.push((id, from_nanos(row.get(1).map_err(db(what))?)));
+        }
+    }
+    Ok(found)
 }
 
 /// `id`'s work item read without a lease, held by `fence` (see
