@@ -46,10 +46,9 @@ pub(super) async fn fetch_activities(
             dequeue_count: activity.dequeue_count,
         });
         hub.leased_activities.insert(
-            activity.seq,
+            lock,
             LeasedActivity {
                 activity,
-                token: lock,
                 deadline: real_now + lease,
             },
         );
@@ -65,8 +64,7 @@ pub(super) async fn renew_activity_lease(
     let mut hub = store.hub();
     let leased = hub
         .leased_activities
-        .values_mut()
-        .find(|l| l.token == item.lock.0)
+        .get_mut(&item.lock.0)
         .ok_or(StoreError::LeaseLost)?;
     leased.deadline = Instant::now() + lease;
     Ok(())
@@ -97,7 +95,6 @@ pub(super) fn hold(
     tasks
         .into_iter()
         .map(|task| {
-            let seq = hub.seq();
             let lock = token(hub.seq());
             let item = ActivityWorkItem {
                 task: task.clone(),
@@ -105,19 +102,12 @@ pub(super) fn hold(
                 dequeue_count: 1,
             };
             let activity = QueuedActivity {
-                seq,
                 task,
                 dequeue_count: 1,
                 not_before: None,
             };
-            hub.leased_activities.insert(
-                seq,
-                LeasedActivity {
-                    activity,
-                    token: lock,
-                    deadline,
-                },
-            );
+            hub.leased_activities
+                .insert(lock, LeasedActivity { activity, deadline });
             item
         })
         .collect()
@@ -159,15 +149,8 @@ pub(super) fn take_leased(
     hub: &mut Hub,
     item: &ActivityWorkItem,
 ) -> Result<QueuedActivity, StoreError> {
-    let seq = hub
-        .leased_activities
-        .iter()
-        .find(|(_, l)| l.token == item.lock.0)
-        .map(|(seq, _)| *seq)
-        .ok_or(StoreError::LeaseLost)?;
-    Ok(hub
-        .leased_activities
-        .remove(&seq)
-        .expect("found above")
-        .activity)
+    hub.leased_activities
+        .remove(&item.lock.0)
+        .map(|leased| leased.activity)
+        .ok_or(StoreError::LeaseLost)
 }

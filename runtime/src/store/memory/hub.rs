@@ -63,7 +63,6 @@ impl Entry {
 }
 
 pub(super) struct QueuedActivity {
-    pub(super) seq: u64,
     pub(super) task: ActivityTask,
     pub(super) dequeue_count: u32,
     pub(super) not_before: Option<Instant>,
@@ -71,7 +70,6 @@ pub(super) struct QueuedActivity {
 
 pub(super) struct LeasedActivity {
     pub(super) activity: QueuedActivity,
-    pub(super) token: String,
     pub(super) deadline: Instant,
 }
 
@@ -87,7 +85,8 @@ pub(super) struct Hub {
     /// Leased instances and when their lease expires.
     pub(super) leases: BTreeMap<String, Instant>,
     pub(super) activities: VecDeque<QueuedActivity>,
-    pub(super) leased_activities: BTreeMap<u64, LeasedActivity>,
+    /// Leased activities, by their lease token.
+    pub(super) leased_activities: BTreeMap<String, LeasedActivity>,
     pub(super) parked: Vec<ParkedMessage>,
     pub(super) next_seq: u64,
     /// Who owns which partition, and the hosts' heartbeats.
@@ -254,9 +253,7 @@ impl Hub {
             ..commit.status
         };
         for task in commit.activities {
-            let seq = self.seq();
             self.activities.push_back(QueuedActivity {
-                seq,
                 task,
                 dequeue_count: 0,
                 not_before: None,
@@ -278,9 +275,7 @@ impl Hub {
 
     /// Whether the activity is still leased under `item`'s token.
     pub(super) fn holds(&self, item: &ActivityWorkItem) -> bool {
-        self.leased_activities
-            .values()
-            .any(|l| l.token == item.lock.0)
+        self.leased_activities.contains_key(&item.lock.0)
     }
 
     /// Fails with `LeaseLost` unless `item` is still held: by its lease, or, for an item read
@@ -390,14 +385,14 @@ impl Hub {
         for id in expired {
             self.unlock(&id);
         }
-        let expired: Vec<u64> = self
+        let expired: Vec<String> = self
             .leased_activities
             .iter()
             .filter(|(_, l)| l.deadline <= real_now)
-            .map(|(seq, _)| *seq)
+            .map(|(token, _)| token.clone())
             .collect();
-        for seq in expired {
-            if let Some(leased) = self.leased_activities.remove(&seq) {
+        for token in expired {
+            if let Some(leased) = self.leased_activities.remove(&token) {
                 self.activities.push_front(leased.activity);
             }
         }
