@@ -78,6 +78,21 @@ pub struct Options {
     pub json_only: bool,
     /// The path of this program, re-executed as the W11 host.
     pub exe: PathBuf,
+    /// The turn slots of each host the workloads start (`max_concurrent_orchestrations`);
+    /// `None` keeps the runtime's default.
+    pub turn_slots: Option<usize>,
+}
+
+impl Options {
+    /// A runtime builder on `store` with every benchmark function registered, and the turn
+    /// slots asked for (else default limits).
+    pub fn builder(&self, store: Arc<dyn Store>) -> RuntimeBuilder {
+        let builder = builder(store);
+        match self.turn_slots {
+            Some(slots) => builder.max_concurrent_orchestrations(slots),
+            None => builder,
+        }
+    }
 }
 
 /// One result line.

@@ -42,6 +42,11 @@ struct Args {
     /// Prints only the JSON lines.
     #[arg(long)]
     json_only: bool,
+
+    /// Turns each host runs at once (`max_concurrent_orchestrations`); the runtime's default
+    /// when not given.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    turn_slots: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         runs: args.runs.max(1),
         json_only: args.json_only,
         exe,
+        turn_slots: args.turn_slots.map(usize::from),
     };
     match runtime.block_on(bench::run(&opts)) {
         Ok(results) if results.iter().all(|r| r.ok) => ExitCode::SUCCESS,
