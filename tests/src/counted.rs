@@ -20,6 +20,7 @@ pub struct Counts {
     handed: AtomicUsize,
     statuses: AtomicUsize,
     activities_fetched: AtomicUsize,
+    histories: AtomicUsize,
 }
 
 impl Counts {
@@ -62,6 +63,11 @@ impl Counts {
         value
     }
 
+    /// Reads of a history begun (gated ones counted as they start waiting).
+    pub fn histories(&self) -> usize {
+        self.histories.load(Ordering::SeqCst)
+    }
+
     fn commit(&self) {
         self.commits.fetch_add(1, Ordering::SeqCst);
     }
@@ -84,8 +90,11 @@ pub struct Counted {
     inner: Arc<dyn Store>,
     counts: Arc<Counts>,
     on_commit: Option<crate::hooked::CommitHook>,
-    /// Reads of this instance's history wait for a permit of the semaphore first.
-    history_gate: Option<(String, Arc<tokio::sync::Semaphore>)>,
+    /// Reads of this instance's history (of every instance's, when `None`) wait for a permit
+    /// of the semaphore first.
+    history_gate: Option<(Option<String>, Arc<tokio::sync::Semaphore>)>,
+    /// The turns in flight this store asks hosts for, instead of its inner store's.
+    turns: Option<usize>,
 }
 
 impl Counted {
@@ -106,6 +115,7 @@ impl Counted {
             on_commit,
             counts: counts.clone(),
             history_gate: None,
+            turns: None,
         });
         (store, counts)
     }
@@ -122,7 +132,27 @@ impl Counted {
             inner,
             on_commit: None,
             counts: counts.clone(),
-            history_gate: Some((instance_id.to_string(), gate)),
+            history_gate: Some((Some(instance_id.to_string()), gate)),
+            turns: None,
+        });
+        (store, counts)
+    }
+
+    /// [`Counted::wrap`], with every read of any instance's history waiting for a permit of
+    /// `gate` first, and the store asking hosts for `turns` turns in flight (see
+    /// [`Store::turns_in_flight`]).
+    pub fn wrap_all_gated(
+        inner: Arc<dyn Store>,
+        gate: Arc<tokio::sync::Semaphore>,
+        turns: usize,
+    ) -> (Arc<dyn Store>, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let store = Arc::new(Counted {
+            inner,
+            on_commit: None,
+            counts: counts.clone(),
+            history_gate: Some((None, gate)),
+            turns: Some(turns),
         });
         (store, counts)
     }
@@ -139,6 +169,7 @@ impl Store for Counted {
             counts: self.counts.clone(),
             on_commit: self.on_commit.clone(),
             history_gate: self.history_gate.clone(),
+            turns: self.turns,
         })
     }
     fn signal(&self) -> &WorkSignal {
@@ -149,6 +180,9 @@ impl Store for Counted {
     }
     fn reads_owned_work(&self) -> bool {
         self.inner.reads_owned_work()
+    }
+    fn turns_in_flight(&self) -> usize {
+        self.turns.unwrap_or_else(|| self.inner.turns_in_flight())
     }
     fn single_owner(&self) -> bool {
         self.inner.single_owner()
@@ -221,8 +255,9 @@ impl Store for Counted {
         self.inner.claim_partitions(claim).await
     }
     async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.counts.histories.fetch_add(1, Ordering::SeqCst);
         if let Some((gated, gate)) = &self.history_gate
-            && gated == id
+            && gated.as_deref().is_none_or(|gated| gated == id)
         {
             gate.acquire()
                 .await

@@ -367,6 +367,55 @@ async fn dispatchers_that_panic_start_again_and_the_work_finishes() {
     rt.shutdown().await;
 }
 
+/// Replays one turn's history: the first turn starts the activity, the second (its result)
+/// replays, with the cache off.
+#[orchestrator]
+async fn one_echo(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ctx.call_activity(echo, "hi".to_string()).await
+}
+
+/// How many turns a host runs at once is what its store asks for, unless the builder says:
+/// here every turn after the first waits on its history read, holding its place, so the reads
+/// begun count the turns in flight.
+#[tokio::test(start_paused = true)]
+async fn the_turn_limit_is_the_stores_unless_the_builder_sets_one() {
+    for (set, expected) in [(None, 12), (Some(5), 5)] {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (store, counts) = durable_tests::counted::Counted::wrap_all_gated(
+            Arc::new(Memory::new()),
+            gate.clone(),
+            12,
+        );
+        let mut builder = Runtime::builder()
+            .shared_store(store)
+            .register(one_echo)
+            .register(echo)
+            .instance_cache_capacity(0);
+        if let Some(n) = set {
+            builder = builder.max_concurrent_orchestrations(n);
+        }
+        let rt = TestRuntime::start(builder).await.unwrap();
+        let client = rt.client();
+        let mut ids = Vec::new();
+        for _ in 0..30 {
+            ids.push(client.start(one_echo, ()).await.unwrap());
+        }
+        // Tokio's clock is paused: it moves on once every task waits.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            counts.histories(),
+            expected,
+            "turns in flight with the limit set to {set:?}"
+        );
+        gate.add_permits(1_000);
+        for id in &ids {
+            let done = client.wait_for_completion(id, WAIT).await.unwrap();
+            assert_eq!(done.output::<String>().unwrap(), "hi");
+        }
+        rt.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn messages_that_keep_failing_are_parked_with_their_error() {
     let rt = Runtime::builder()

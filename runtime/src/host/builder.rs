@@ -55,6 +55,8 @@ pub struct RuntimeBuilder {
     pub(super) config: Config,
     pub(super) task_hub: Option<String>,
     pub(super) id_seed: Option<u64>,
+    /// Turns at once, when set (else the store's, see [`Store::turns_in_flight`]).
+    pub(super) max_orchestrations: Option<usize>,
     #[cfg(feature = "http")]
     pub(super) http: Option<crate::http::HttpOptions>,
 }
@@ -119,17 +121,17 @@ impl RuntimeBuilder {
         self
     }
 
-    /// At most this many orchestration turns run at once (default 256), each counted until
-    /// its commit is written. A turn is mostly a wait for that commit, and turns committed
-    /// together share one write, so more turns in flight make larger groups: the default is
-    /// as many as a PostgreSQL store writes at once. The limit bounds the memory and CPU they
-    /// take at once; a host that must run fewer sets it lower. Timers that come due together
-    /// start this many turns at once, the rest as commits free slots: a host whose timers
-    /// come due in bursts of thousands fires them sooner with a higher limit (with 1,024, a
-    /// burst of 1,000 starts within about 25 ms instead of about 80 ms on PostgreSQL here), at
-    /// some cost to workloads that contend for entity locks.
+    /// At most this many orchestration turns run at once, each counted until its commit is
+    /// written. The default is the store's ([`Store::turns_in_flight`]): 1,024 on SQLite and
+    /// PostgreSQL, 256 on the memory store. A turn is mostly a wait for its commit, and turns
+    /// committed together share one write, so more turns in flight make larger groups, and
+    /// the next turns are computed while the last ones are written. The limit bounds the
+    /// memory and CPU they take at once; a host that must run fewer sets it lower. Timers
+    /// that come due together start this many turns at once, the rest as commits free slots.
+    ///
+    /// [`Store::turns_in_flight`]: crate::store::Store::turns_in_flight
     pub fn max_concurrent_orchestrations(mut self, n: usize) -> Self {
-        self.config.max_orchestrations = n.max(1);
+        self.max_orchestrations = Some(n.max(1));
         self
     }
 
@@ -279,7 +281,7 @@ impl RuntimeBuilder {
     }
 
     /// Starts the dispatchers. Fails when no store was given or a name was registered twice.
-    pub async fn start(self) -> Result<Runtime, Error> {
+    pub async fn start(mut self) -> Result<Runtime, Error> {
         let store = self.store.ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -313,6 +315,10 @@ impl RuntimeBuilder {
             Some(hub) => store.with_task_hub(&hub),
             None => store,
         };
+        self.config.max_orchestrations = self
+            .max_orchestrations
+            .unwrap_or_else(|| store.turns_in_flight())
+            .max(1);
         let (shutdown, _) = watch::channel(false);
         let ids = Arc::new(match self.id_seed {
             Some(seed) => Ids::seeded(seed),

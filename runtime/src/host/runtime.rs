@@ -63,6 +63,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             config: Config {
                 max_activities: 64,
+                // Set at start: the builder's limit, else the store's.
                 max_orchestrations: 256,
                 always_replay: false,
                 cache_capacity: 10_000,
@@ -76,6 +77,7 @@ impl Runtime {
             },
             task_hub: None,
             id_seed: None,
+            max_orchestrations: None,
             #[cfg(feature = "http")]
             http: None,
         }

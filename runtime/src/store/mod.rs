@@ -256,6 +256,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// How many orchestration turns a host runs at once on this store when its builder does
+    /// not say (`max_concurrent_orchestrations`). A turn is mostly a wait for its commit where
+    /// a commit waits for a disk or a database; turns committed together share one write, so
+    /// such a store wants enough turns in flight to fill its commit groups while the next
+    /// ones are computed. A store that commits at once gains nothing from more turns than the
+    /// host can compute. The default is 256.
+    fn turns_in_flight(&self) -> usize {
+        256
+    }
+
     /// Whether one host at a time owns the whole hub (a store in a local file: a second host
     /// on it waits until the first is gone).
     fn single_owner(&self) -> bool {

@@ -144,6 +144,9 @@ impl Store for FaultStore {
     fn reads_owned_work(&self) -> bool {
         self.inner.reads_owned_work()
     }
+    fn turns_in_flight(&self) -> usize {
+        self.inner.turns_in_flight()
+    }
     fn single_owner(&self) -> bool {
         self.inner.single_owner()
     }

@@ -184,6 +184,10 @@ impl Store for Postgres {
         true
     }
 
+    fn turns_in_flight(&self) -> usize {
+        1024
+    }
+
     async fn ready_instances(
         &self,
         now: DateTime<Utc>,

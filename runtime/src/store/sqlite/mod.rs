@@ -278,6 +278,10 @@ impl Store for Sqlite {
         true
     }
 
+    fn turns_in_flight(&self) -> usize {
+        1024
+    }
+
     async fn ready_instances(
         &self,
         now: DateTime<Utc>,
