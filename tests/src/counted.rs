@@ -109,15 +109,7 @@ impl Counted {
         inner: Arc<dyn Store>,
         on_commit: Option<crate::hooked::CommitHook>,
     ) -> (Arc<dyn Store>, Arc<Counts>) {
-        let counts = Arc::new(Counts::default());
-        let store = Arc::new(Counted {
-            inner,
-            on_commit,
-            counts: counts.clone(),
-            history_gate: None,
-            turns: None,
-        });
-        (store, counts)
+        Self::wrapped(inner, on_commit, None, None)
     }
 
     /// [`Counted::wrap`], with every read of `instance_id`'s history waiting for a permit of
@@ -127,15 +119,12 @@ impl Counted {
         instance_id: &str,
         gate: Arc<tokio::sync::Semaphore>,
     ) -> (Arc<dyn Store>, Arc<Counts>) {
-        let counts = Arc::new(Counts::default());
-        let store = Arc::new(Counted {
+        Self::wrapped(
             inner,
-            on_commit: None,
-            counts: counts.clone(),
-            history_gate: Some((Some(instance_id.to_string()), gate)),
-            turns: None,
-        });
-        (store, counts)
+            None,
+            Some((Some(instance_id.to_string()), gate)),
+            None,
+        )
     }
 
     /// [`Counted::wrap`], with every read of any instance's history waiting for a permit of
@@ -146,13 +135,22 @@ impl Counted {
         gate: Arc<tokio::sync::Semaphore>,
         turns: usize,
     ) -> (Arc<dyn Store>, Arc<Counts>) {
+        Self::wrapped(inner, None, Some((None, gate)), Some(turns))
+    }
+
+    fn wrapped(
+        inner: Arc<dyn Store>,
+        on_commit: Option<crate::hooked::CommitHook>,
+        history_gate: Option<(Option<String>, Arc<tokio::sync::Semaphore>)>,
+        turns: Option<usize>,
+    ) -> (Arc<dyn Store>, Arc<Counts>) {
         let counts = Arc::new(Counts::default());
         let store = Arc::new(Counted {
             inner,
-            on_commit: None,
             counts: counts.clone(),
-            history_gate: Some((None, gate)),
-            turns: Some(turns),
+            on_commit,
+            history_gate,
+            turns,
         });
         (store, counts)
     }
