@@ -329,17 +329,8 @@ impl Store for Sqlite {
         now: DateTime<Utc>,
     ) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
         let now = nanos(now);
-        self.read(move |conn, hub| {
-            let real_now = real_millis();
-            let mut items = Vec::with_capacity(wanted.len());
-            for (id, fence) in &wanted {
-                items.extend(partitions::read_instance(
-                    conn, hub, id, now, real_now, *fence,
-                )?);
-            }
-            Ok(items)
-        })
-        .await
+        self.read(move |conn, hub| partitions::read_instances(conn, hub, &wanted, now))
+            .await
     }
 
     async fn next_visible_for(
@@ -349,18 +340,8 @@ impl Store for Sqlite {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let id = instance_id.to_string();
         let now = nanos(now);
-        self.read(move |conn, hub| {
-            let next: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT MIN(visible_at) FROM messages INDEXED BY messages_by_instance \
-                     WHERE hub = ?1 AND instance_id = ?2 AND visible_at > ?3",
-                )
-                .map_err(db("looking for an instance's next message"))?
-                .query_row(params![hub, id, now], |r| r.get(0))
-                .map_err(db("looking for an instance's next message"))?;
-            Ok(next.map(from_nanos))
-        })
-        .await
+        self.read(move |conn, hub| partitions::next_visible_for(conn, hub, &id, now))
+            .await
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {

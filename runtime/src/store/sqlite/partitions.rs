@@ -134,6 +134,42 @@ pub(super) fn coming_due(
     Ok(found)
 }
 
+/// When `id`'s first message that `now` does not reach yet becomes visible (see
+/// [`crate::store::Store::next_visible_for`]).
+pub(super) fn next_visible_for(
+    conn: &Connection,
+    hub: &str,
+    id: &str,
+    now: i64,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let what = "looking for an instance's next message";
+    let next: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(visible_at) FROM messages INDEXED BY messages_by_instance \
+             WHERE hub = ?1 AND instance_id = ?2 AND visible_at > ?3",
+        )
+        .map_err(db(what))?
+        .query_row(params![hub, id, now], |r| r.get(0))
+        .map_err(db(what))?;
+    Ok(next.map(from_nanos))
+}
+
+/// The work items of `wanted`, each read as [`read_instance`] reads one (see
+/// [`crate::store::Store::read_orchestrations`]).
+pub(super) fn read_instances(
+    conn: &Connection,
+    hub: &str,
+    wanted: &[(String, PartitionLease)],
+    now: i64,
+) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
+    let real_now = real_millis();
+    let mut items = Vec::with_capacity(wanted.len());
+    for (id, fence) in wanted {
+        items.extend(read_instance(conn, hub, id, now, real_now, *fence)?);
+    }
+    Ok(items)
+}
+
 /// `id`'s work item read without a lease, held by `fence` (see
 /// [`crate::store::Store::read_orchestration`]).
 pub(super) fn read_instance(
