@@ -306,8 +306,8 @@ async fn waits_for_go(ctx: OrchestrationContext, _input: ()) -> Result<u32, Erro
 }
 
 /// A timer whose instance the host no longer has cached (here another instance took the only
-/// place in the cache) is not read ahead, but the keeper still tells the dispatchers of it when
-/// it is due: no dispatcher watches a time the keeper acts at, and the timer does not wait for
+/// place in the cache) still fires when due: its work is read ahead and run from the stored
+/// history, no dispatcher watches a time the keeper acts at, and the timer does not wait for
 /// the next poll. (Tokio's clock is paused: only the host's own waits move it.)
 #[tokio::test(start_paused = true)]
 async fn a_timer_whose_instance_was_evicted_still_fires_when_due() {

@@ -152,12 +152,11 @@ pub(super) fn timers_set(
 }
 
 impl Inner {
-    /// Whether this host fires timers from memory: on a store read without leases, with
-    /// executions cached.
+    /// Whether this host fires timers from memory: on a store read without leases. (Whether
+    /// executions are cached does not matter: a copy read ahead is checked against the turns
+    /// started since, not against the cache.)
     pub(super) fn fires_timers(&self) -> bool {
         self.store.reads_owned_work()
-            && !self.config.always_replay
-            && self.config.cache_capacity > 0
     }
 
     /// Keeps the timers a committed turn of `instance_id` set (see [`timers_set`]).
