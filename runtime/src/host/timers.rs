@@ -6,7 +6,8 @@
 //! reads its instance's work as it will stand then (the messages visible at the due time, the
 //! timer's among them), many instances in one read when their timers are due together. When
 //! the time comes, the work is handed to the dispatchers with the instance marked busy, and
-//! the turn runs from the cached execution at once: no look, and no read after the due time.
+//! the turn runs at once, from the cached execution: no look, and no read of the work after
+//! the due time (an instance not cached reads its history, as any turn does).
 //! A burst of timers due together (1,000 reminders at 9:00) starts as fast as turns can run.
 //!
 //! The work read ahead is only a copy: nothing is held in the store meanwhile, and another
@@ -16,7 +17,7 @@
 //! partition is still owned under the same lease; otherwise the instance is told to the
 //! dispatchers as given work, and they read it the usual way. Its commit is checked by the
 //! store like any other: it consumes the messages it read, and is refused if one of them is
-//! gone. An instance not cached here runs from its stored history, as any turn does.
+//! gone.
 //!
 //! A host that takes partitions over (at its start, after a restart, or from a host that
 //! left) asks the store for the messages coming due in them within [`HORIZON`] (timers set
