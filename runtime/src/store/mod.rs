@@ -243,8 +243,10 @@ pub trait Store: Send + Sync + 'static {
     /// The messages of the `owned` partitions that become visible after `now` and by `until`
     /// (timers, scheduled starts), as their instance and visible time, earliest first, at most
     /// `limit`. Only reads. A host that takes partitions over keeps these times, to read the
-    /// instances' work shortly before it is due and run it then (see the host's timers). The
-    /// default finds none: such messages are then found by looking once visible.
+    /// instances' work shortly before it is due and run it then (see the host's timers). A
+    /// store that reads owned work ([`Store::reads_owned_work`]) answers it (the conformance
+    /// suite checks); the default finds none, and such messages are then found by looking
+    /// once visible.
     async fn coming_due(
         &self,
         now: DateTime<Utc>,
