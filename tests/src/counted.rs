@@ -5,9 +5,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use durable::history::HistoryEvent;
 use durable::store::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
-    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, HandOver, InstanceVersion, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionTable, ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit,
+    WorkSignal,
 };
 use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
@@ -297,6 +298,30 @@ impl Store for Counted {
             self.counts.handed.fetch_add(items.len(), Ordering::SeqCst);
         }
         committed
+    }
+    fn hands_over_early(&self) -> bool {
+        self.inner.hands_over_early()
+    }
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_turn_handing(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+        hand: HandOver,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        self.check(item, &commit)?;
+        let counts = self.counts.clone();
+        let hand: HandOver = Box::new(move |items| {
+            counts.handed.fetch_add(items.len(), Ordering::SeqCst);
+            hand(items)
+        });
+        self.inner
+            .commit_turn_handing(item, commit, run_here, lease, read, now, hand)
+            .await
     }
     async fn create_with_turn(
         &self,

@@ -78,6 +78,7 @@ fn rates() -> FaultRates {
         fetch_fails: 50,
         commit_fails: 50,
         commit_applied_but_fails: 50,
+        commit_handed_discarded: 50,
         wake_lost: 100,
         ..FaultRates::default()
     }
@@ -109,6 +110,7 @@ async fn commits_failing_on_sqlite_lose_nothing_and_repeat_nothing() {
     for fault in [
         ": fails before applying",
         ": applied, reported failed",
+        ": applied, reported failed, its reads discarded",
         "read_orchestration: fails",
         "ready_instances: fails",
     ] {

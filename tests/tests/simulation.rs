@@ -97,6 +97,7 @@ fn rates() -> FaultRates {
         fetch_fails: 30,
         commit_fails: 60,
         commit_applied_but_fails: 60,
+        commit_handed_discarded: 60,
         commit_slow: 100,
         slow_max: Duration::from_millis(2500),
         renew_fails: 60,

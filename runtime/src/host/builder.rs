@@ -344,6 +344,7 @@ impl RuntimeBuilder {
             ready: Default::default(),
             recheck: Default::default(),
             own_reads: Default::default(),
+            following: Default::default(),
             handed: Default::default(),
             records: Default::default(),
             timers: Default::default(),

@@ -13,27 +13,36 @@
 //!
 //! [reads with the commit]: crate::store::Store::reads_with_commit
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
 use super::Inner;
+use super::following::FollowingRead;
 use crate::store::{
-    ActivityTask, ActivityWorkItem, OrchestrationWorkItem, PartitionLease, StoreError, TurnCommit,
+    ActivityTask, ActivityWorkItem, HandOver, OrchestrationWorkItem, PartitionLease, StoreError,
+    TurnCommit,
 };
 
-/// What a commit read for the instances it gave work (see [`Inner::hand_over`]).
+/// The instances a commit claimed that it handed no work (see [`Inner::hand_over`]).
 #[derive(Default)]
 pub(super) struct Handover {
-    claimed: Vec<(String, PartitionLease)>,
-    items: Vec<OrchestrationWorkItem>,
+    unclaimed: Vec<String>,
 }
+
+/// What a commit handed over: the instances whose work went to the dispatchers, and the
+/// committing instance's own work.
+type Handed = (Vec<String>, Option<OrchestrationWorkItem>);
 
 impl Inner {
     /// Commits a turn of `item` (as `Store::commit_turn_holding`) and hands the work it gives
-    /// this host's idle instances to the dispatchers.
+    /// this host's idle instances to the dispatchers: as soon as the store read it, which may
+    /// be before the commit is durable (see `Store::commit_turn_handing`). Their turns are
+    /// then computed while it becomes durable, and their writes are refused should it fail
+    /// (see [`Inner::discarded`]).
     pub(super) async fn commit_handing_over(
         self: &Arc<Self>,
         item: &OrchestrationWorkItem,
@@ -42,35 +51,80 @@ impl Inner {
         lease: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Handover), StoreError> {
-        let claimed = self.claim_receivers(&commit, &item.instance_id);
+        let _in_flight = self.committing(&item.instance_id, &commit.consumed);
+        let (claimed, following) = self.claim_receivers(&commit, &item.instance_id);
         let own = self.claim_own(&item.instance_id);
-        if claimed.is_empty() && own.is_none() {
+        if claimed.is_empty() && following.is_empty() && own.is_none() {
             let held = self
                 .store
                 .commit_turn_holding(item, commit, run_here, lease)
                 .await?;
             return Ok((held, Handover::default()));
         }
-        let reads = claimed.iter().cloned().chain(own.clone()).collect();
+        let reads = claimed
+            .iter()
+            .cloned()
+            .chain(following.iter().map(|(id, fence, _)| (id.clone(), *fence)))
+            .chain(own.clone())
+            .collect();
+        let mut following: HashMap<String, FollowingRead> = following
+            .into_iter()
+            .map(|(id, _, read)| (id, read))
+            .collect();
+        let handed: Arc<Mutex<Option<Handed>>> = Arc::default();
+        let hand: HandOver = {
+            let host = Arc::downgrade(self);
+            let own = item.instance_id.clone();
+            let handed = handed.clone();
+            Box::new(move |items| {
+                let (mine, others): (Vec<_>, Vec<_>) =
+                    items.into_iter().partition(|read| read.instance_id == own);
+                // Work for instances whose commit is in flight waits for their turn's end;
+                // the senders of those it found nothing for are dropped here.
+                let others: Vec<_> = others
+                    .into_iter()
+                    .filter_map(|read| match following.remove(&read.instance_id) {
+                        Some(sender) => {
+                            let _ = sender.send(read);
+                            None
+                        }
+                        None => Some(read),
+                    })
+                    .collect();
+                drop(following);
+                let ids = others.iter().map(|read| read.instance_id.clone()).collect();
+                if let Some(host) = host.upgrade() {
+                    host.hand_to_dispatchers(others);
+                }
+                *handed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((ids, mine.into_iter().next()));
+            })
+        };
         let committed = AssertUnwindSafe(
             self.store
-                .commit_turn_reading(item, commit, run_here, lease, reads, now),
+                .commit_turn_handing(item, commit, run_here, lease, reads, now, hand),
         )
         .catch_unwind()
         .await;
+        let (delivered, mine) = handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
+        let unclaimed: Vec<String> = claimed
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !delivered.contains(id))
+            .collect();
         let failure = match committed {
-            Ok(Ok((held, mut items))) => {
-                if let Some(i) = items
-                    .iter()
-                    .position(|read| read.instance_id == item.instance_id)
-                {
-                    let mine = items.swap_remove(i);
+            Ok(Ok(held)) => {
+                if let Some(mine) = mine {
                     self.own_reads
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(mine.instance_id.clone(), mine);
                 }
-                return Ok((held, Handover { claimed, items }));
+                return Ok((held, Handover { unclaimed }));
             }
             Ok(Err(e)) => Ok(e),
             Err(panic) => Err(panic),
@@ -85,36 +139,67 @@ impl Inner {
         // Let go of the instances, and of what came in for them meanwhile, before the failure
         // (or the panic, which the turn's caller handles) goes on. The commit may have been
         // applied all the same, without telling of the work it gave them: look at them again.
-        let ids: Vec<String> = claimed.iter().map(|(id, _)| id.clone()).collect();
+        // Those whose work was handed over run on it: their writes go through if the commit
+        // was applied, and are refused if it was not.
         let none = Handover {
-            claimed,
-            items: Vec::new(),
+            unclaimed: unclaimed.clone(),
         };
         self.hand_over(none).await;
-        self.store.signal().work_for(ids);
+        self.store.signal().work_for(unclaimed);
         match failure {
             Ok(e) => Err(e),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 
-    /// The instances `commit` gives work visible at once that this host runs next: of owned
-    /// partitions, and idle here (now marked busy). None on a store that does not read with
-    /// the commit (or hands out owned work by leases, whose dispatchers take none of this), or
-    /// once the host stops.
-    fn claim_receivers(&self, commit: &TurnCommit, own: &str) -> Vec<(String, PartitionLease)> {
-        if !self.reads_with_commits() {
-            return Vec::new();
+    /// Whether `item` was read in a commit that did not become durable: its turn, refused, is
+    /// dropped without counting as a failed attempt, and its instance looked at again once
+    /// this turn is done (see [`OrchestrationWorkItem::read_in`]).
+    pub(super) fn discarded(&self, item: &OrchestrationWorkItem) -> bool {
+        if item.check_read_in().is_ok() {
+            return false;
         }
-        commit
-            .gives_work_to()
-            .into_iter()
-            .filter(|id| id != own)
-            .filter_map(|id| {
-                let fence = self.ownership.fence(&id)?;
-                self.mark_busy(&id).then_some((id, fence))
-            })
-            .collect()
+        tracing::debug!(instance_id = ?item.instance_id, "the commit this work was read in failed; its turn is dropped");
+        self.evict(&item.instance_id);
+        self.recheck
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(item.instance_id.clone());
+        true
+    }
+
+    /// The instances `commit` gives work visible at once that this host runs next, of owned
+    /// partitions: those idle here (now marked busy), and those whose own commit is in flight
+    /// (see `following.rs`), each with where its work goes. None on a store that does not
+    /// read with the commit (or hands out owned work by leases, whose dispatchers take none
+    /// of this), or once the host stops.
+    #[allow(clippy::type_complexity)]
+    fn claim_receivers(
+        &self,
+        commit: &TurnCommit,
+        own: &str,
+    ) -> (
+        Vec<(String, PartitionLease)>,
+        Vec<(String, PartitionLease, FollowingRead)>,
+    ) {
+        let (mut idle, mut following) = (Vec::new(), Vec::new());
+        if !self.reads_with_commits() {
+            return (idle, following);
+        }
+        for id in commit.gives_work_to() {
+            if id == own {
+                continue;
+            }
+            let Some(fence) = self.ownership.fence(&id) else {
+                continue;
+            };
+            if self.mark_busy(&id) {
+                idle.push((id, fence));
+            } else if let Some(read) = self.claim_following(&id) {
+                following.push((id, fence, read));
+            }
+        }
+        (idle, following)
     }
 
     /// The committing instance itself, when work came in for it while its turn ran (it was
@@ -148,18 +233,10 @@ impl Inner {
             .remove(id)
     }
 
-    /// Queues the work read for the claimed instances for the dispatchers, waking one for
-    /// each, and lets go of the instances it has none for. Called once the committing turn's
-    /// execution is kept, so that a response to it finds it.
+    /// Lets go of the instances a commit claimed but handed no work. Called once the
+    /// committing turn's execution is kept.
     pub(super) async fn hand_over(self: &Arc<Self>, handover: Handover) {
-        let Handover { claimed, items } = handover;
-        let unclaimed: Vec<String> = claimed
-            .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| !items.iter().any(|item| item.instance_id == *id))
-            .collect();
-        self.hand_to_dispatchers(items);
-        for id in unclaimed {
+        for id in handover.unclaimed {
             self.drain(&id, Vec::new()).await;
         }
     }

@@ -8,6 +8,7 @@
 //! - `scheduled.rs`: messages sent to an instance before its scheduled start, kept for it;
 //! - `entities.rs`: entity batches;
 //! - `handover.rs`: work a commit gives this host's instances, read by that commit;
+//! - `following.rs`: work read for an instance whose own commit is in flight, run after it;
 //! - `activities.rs`: the activity dispatcher, and running an activity;
 //! - `results.rs`: an activity's result and the turn it unblocks, committed together;
 //! - `leases.rs`: renewing the leases of work still in progress;
@@ -27,6 +28,7 @@ mod builder;
 mod busy;
 mod commit;
 mod entities;
+mod following;
 mod handover;
 mod idle;
 mod leases;
@@ -101,6 +103,9 @@ struct Inner {
     /// Work an instance's own commit read for it, to run next while it is still busy here
     /// (see `handover.rs`).
     own_reads: Mutex<HashMap<String, crate::store::OrchestrationWorkItem>>,
+    /// Instances whose commit is in flight, and work read for them meanwhile (see
+    /// `following.rs`).
+    following: Mutex<following::Following>,
     /// Work read by the commits that gave it, its instances busy here (see `handover.rs`).
     handed: Mutex<std::collections::VecDeque<crate::store::OrchestrationWorkItem>>,
     /// The timers this host's turns set, and the work read ahead for them (see `timers.rs`).

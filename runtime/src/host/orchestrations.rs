@@ -219,6 +219,7 @@ impl Inner {
                 }
                 return;
             }
+            Ok(Err(_)) if self.discarded(&item) => return,
             Ok(Err(TurnError::Store(e))) => e.to_string(),
             Err(panic) => format!("the runtime panicked: {}", panic_message(&*panic)),
         };

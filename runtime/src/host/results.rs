@@ -131,6 +131,12 @@ impl Inner {
     /// longer busy on this host.
     pub(super) async fn drain(self: &Arc<Self>, id: &str, mut results: Vec<Finished>) {
         loop {
+            // First, before any other turn changes the instance: work a later commit read for
+            // it while its commit was in flight (see `following.rs`).
+            if let Some(item) = self.take_following(id).await {
+                self.process_boxed(item).await;
+                continue;
+            }
             if !results.is_empty() {
                 self.result_turn(id, std::mem::take(&mut results)).await;
             }
@@ -254,6 +260,7 @@ impl Inner {
             lock: LockToken(String::new()),
             dequeue_count: 1,
             fence: Some(fence),
+            read_in: None,
         };
         let events = results.iter().map(|f| f.response.event.clone()).collect();
         let now = self.clock.now();

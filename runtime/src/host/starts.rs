@@ -73,6 +73,7 @@ impl Inner {
             lock: LockToken(String::new()),
             dequeue_count: 1,
             fence: Some(fence),
+            read_in: None,
         };
         let result = match self.admit(&item) {
             Admission::Run => self.start_here(instance, item).await,

@@ -56,6 +56,50 @@ pub struct OrchestrationWorkItem {
     /// The partition lease it was fetched under, checked by its commit (`None` when fetched
     /// from [`Owned::Everything`]).
     pub fence: Option<PartitionLease>,
+    /// The commit this work was read in, when the store handed it over before that commit
+    /// was durable (see [`Store::commit_turn_handing`]); `None` for work read from durable
+    /// state. Every write of the item (its commit, abandon, release or park) is refused
+    /// unless that commit became durable, and changes nothing then.
+    ///
+    /// [`Store::commit_turn_handing`]: crate::store::Store::commit_turn_handing
+    pub read_in: Option<CommitState>,
+}
+
+impl OrchestrationWorkItem {
+    /// Refuses a write of this item when it was read in a commit that is not durable (see
+    /// [`OrchestrationWorkItem::read_in`]): failed, or (on a store that orders its writes
+    /// after that commit, never) not settled yet.
+    pub fn check_read_in(&self) -> Result<(), crate::store::StoreError> {
+        match self.read_in.as_ref().map(CommitState::durable) {
+            None | Some(Some(true)) => Ok(()),
+            Some(_) => Err(crate::store::StoreError::Backend(format!(
+                "the work of `{}` was read in a commit that did not become durable",
+                self.instance_id
+            ))),
+        }
+    }
+}
+
+/// Whether a commit became durable: unknown until the store settles it, once. Shared by the
+/// work a store read in that commit and handed over before it was durable.
+#[derive(Clone, Debug, Default)]
+pub struct CommitState(std::sync::Arc<std::sync::OnceLock<bool>>);
+
+impl CommitState {
+    /// A commit not settled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Settles it: durable, or not (rolled back, or failed). Only the first call counts.
+    pub fn settle(&self, durable: bool) {
+        let _ = self.0.set(durable);
+    }
+
+    /// Whether it became durable; `None` while not settled.
+    pub fn durable(&self) -> Option<bool> {
+        self.0.get().copied()
+    }
 }
 
 /// An activity to run.

@@ -17,6 +17,7 @@
 
 #[cfg(feature = "store-conformance")]
 pub mod conformance;
+mod error;
 mod items;
 mod memory;
 mod ownership;
@@ -32,9 +33,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use error::StoreError;
 pub use items::{
-    ActivityTask, ActivityWorkItem, Fetched, HistoryWrite, InstanceVersion, LockToken, NewInstance,
-    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    ActivityTask, ActivityWorkItem, CommitState, Fetched, HistoryWrite, InstanceVersion, LockToken,
+    NewInstance, OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
     PartitionLease, PartitionState, PartitionTable, QueuedMessage, ReadyInstances, ResultsCommit,
     TurnCommit, id_hash, new_entity_status, partition_of,
 };
@@ -47,62 +49,15 @@ pub use sqlite::{Durability, Sqlite};
 pub use signal::{InstanceWatch, WorkSignal};
 
 use crate::model::history::HistoryEvent;
-use crate::model::{Error, ErrorKind};
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 
 /// How long left work waits at most before other hosts may fetch it (see
 /// [`Store::release_orchestration`]).
 pub const LEFT_PAUSE: Duration = Duration::from_millis(100);
 
-/// Errors a store reports.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// No instance with this id exists.
-    #[error("no instance with id `{0}`")]
-    InstanceNotFound(String),
-    /// An instance with this id is pending or running.
-    #[error("an instance with id `{0}` is already pending or running")]
-    InstanceAlreadyExists(String),
-    /// The lease behind a lock token expired and the work was handed to someone else.
-    #[error("the lease on this work item was lost (it expired and the work was taken over)")]
-    LeaseLost,
-    /// A continuation token that this store did not issue.
-    #[error("invalid continuation token `{0}`")]
-    InvalidContinuation(String),
-    /// The backend failed.
-    #[error("store backend error: {0}")]
-    Backend(String),
-}
-
-impl StoreError {
-    /// The error a client call reports for this store failure: a missing or duplicate
-    /// instance and a continuation token the store did not issue are the caller's to fix (and
-    /// keep their kinds); anything else is a store failure.
-    pub(crate) fn into_error(self) -> Error {
-        match self {
-            StoreError::InstanceNotFound(id) => Error::new(
-                ErrorKind::InstanceNotFound,
-                format!("no instance with id `{id}`"),
-            ),
-            StoreError::InstanceAlreadyExists(id) => Error::new(
-                ErrorKind::InstanceAlreadyExists,
-                format!(
-                    "an instance with id `{id}` is already pending or running; wait for it, \
-                     terminate it, or start with `.replace_existing()`"
-                ),
-            ),
-            StoreError::InvalidContinuation(token) => Error::new(
-                ErrorKind::InvalidArgument,
-                format!(
-                    "invalid continuation token `{token}`; pass the token a previous page \
-                     returned, or none for the first page"
-                ),
-            ),
-            other => Error::new(ErrorKind::Store, other.to_string()),
-        }
-    }
-}
+/// Where [`Store::commit_turn_handing`] hands the work its commit read: called once, on the
+/// thread that read it, so it must not block.
+pub type HandOver = Box<dyn FnOnce(Vec<OrchestrationWorkItem>) + Send>;
 
 /// A durable store of instances, histories and queues, scoped to one task hub.
 #[async_trait::async_trait]
@@ -321,6 +276,40 @@ pub trait Store: Send + Sync + 'static {
             .commit_turn_holding(item, commit, run_here, lease)
             .await?;
         Ok((held, Vec::new()))
+    }
+
+    /// Whether [`Store::commit_turn_handing`] hands the work it reads over before the commit
+    /// is durable: the store applies every write in the order it was sent (a commit sent
+    /// after another is applied after it, and reads what it wrote). The default is no.
+    fn hands_over_early(&self) -> bool {
+        false
+    }
+
+    /// [`Store::commit_turn_reading`], handing the work it reads to `hand` (once, unless the
+    /// commit fails before reading) instead of returning it. A store whose writes are applied
+    /// in order may hand it over as soon as it is read, before the commit is durable: each item
+    /// then names that commit ([`OrchestrationWorkItem::read_in`]), every write of it is
+    /// applied after the commit settled and is refused unless it became durable, and the
+    /// item's instance has nothing else visible outside meanwhile (a turn computed on it
+    /// commits after it, or not at all). The instances handed over are left out of the ready
+    /// instances the store's signal tells of, once the commit is durable. The default hands
+    /// over what [`Store::commit_turn_reading`] returned, once it is durable.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_turn_handing(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+        hand: HandOver,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let (held, items) = self
+            .commit_turn_reading(item, commit, run_here, lease, read, now)
+            .await?;
+        hand(items);
+        Ok(held)
     }
 
     /// Whether [`Store::create_with_turn`] writes an instance together with its first turn.

@@ -40,9 +40,9 @@ impl TurnWakes {
     }
 
     /// Leaves out of the ready instances those whose work the commit read for this host.
-    pub(crate) fn read(&mut self, items: &[crate::store::OrchestrationWorkItem]) {
-        self.ready
-            .retain(|id| !items.iter().any(|item| item.instance_id == *id));
+    pub(crate) fn read<'a>(&mut self, read: impl IntoIterator<Item = &'a str>) {
+        let read: Vec<&str> = read.into_iter().collect();
+        self.ready.retain(|id| !read.contains(&id.as_str()));
     }
 }
 

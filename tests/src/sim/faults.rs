@@ -23,6 +23,11 @@ pub struct FaultRates {
     pub commit_fails: u64,
     /// A commit (or an abandon, a release, a park) is applied, then reported failed.
     pub commit_applied_but_fails: u64,
+    /// A commit hands the work it read over, then is reported failed, and that work is
+    /// marked as read in a commit that did not become durable (as when a store that hands
+    /// work over before its commit is durable fails that commit): the turns run on it must
+    /// be refused, and their instances looked at again.
+    pub commit_handed_discarded: u64,
     /// A commit waits first (up to `slow_max`).
     pub commit_slow: u64,
     /// The longest wait of a slow commit.

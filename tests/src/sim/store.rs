@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use durable::history::HistoryEvent;
 use durable::store::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
-    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, CommitState, Fetched, HandOver, InstanceVersion, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionTable, ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit,
+    WorkSignal,
 };
 use durable::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};
 use tokio::time::Instant;
@@ -309,6 +310,52 @@ impl Store for FaultStore {
             |_| true,
         )
         .await
+    }
+    fn hands_over_early(&self) -> bool {
+        self.inner.hands_over_early()
+    }
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_turn_handing(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+        hand: HandOver,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        let discard = self.faults.draw(self.faults.rates.commit_handed_discarded);
+        let hand: HandOver = if discard {
+            Box::new(move |mut items| {
+                let failed = CommitState::new();
+                failed.settle(false);
+                for item in &mut items {
+                    item.read_in = Some(failed.clone());
+                }
+                hand(items)
+            })
+        } else {
+            hand
+        };
+        let committed = self
+            .commit(
+                "commit_turn",
+                &item.instance_id,
+                item.fence,
+                self.inner
+                    .commit_turn_handing(item, commit, run_here, lease, read, now, hand),
+                |_| true,
+            )
+            .await;
+        match committed {
+            Ok(_) if discard => Err(self.injected(
+                "commit_turn",
+                "applied, reported failed, its reads discarded",
+                &item.instance_id,
+            )),
+            other => other,
+        }
     }
     fn starts_with_turn(&self) -> bool {
         self.inner.starts_with_turn()

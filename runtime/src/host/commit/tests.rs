@@ -34,6 +34,7 @@ fn item() -> OrchestrationWorkItem {
         lock: LockToken("lock".into()),
         dequeue_count: 1,
         fence: None,
+        read_in: None,
     }
 }
 

@@ -69,6 +69,7 @@ mod abandon;
 mod activities;
 mod commit;
 mod fetch;
+mod handing;
 mod history;
 mod import;
 mod instances;
@@ -106,6 +107,7 @@ pub use fetch::{
     fetch_batches_messages, fetch_leases_one_instance, fetch_with_earlier_now, lease_expiry,
     renew_orchestration_lease,
 };
+pub use handing::commit_turn_handing;
 pub use history::history_round_trip;
 pub use import::import_instance;
 pub use instances::{
@@ -201,6 +203,7 @@ macro_rules! __store_conformance_check_names {
             read_owned_work,
             coming_due,
             commit_turn_reading,
+            commit_turn_handing,
             read_orchestrations,
             reads_give_way,
             query_filters,

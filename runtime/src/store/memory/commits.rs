@@ -96,7 +96,7 @@ impl Memory {
                 .collect();
             (held, items)
         };
-        wakes.read(&items);
+        wakes.read(items.iter().map(|i| i.instance_id.as_str()));
         self.shared.signal.turn_applied(wakes);
         Ok((held, items))
     }

@@ -212,6 +212,7 @@ impl Hub {
             lock: LockToken(lock),
             dequeue_count,
             fence: None,
+            read_in: None,
         };
         self.leases.insert(id.to_string(), real_now + lease);
         Some(item)

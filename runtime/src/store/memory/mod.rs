@@ -337,6 +337,7 @@ impl Store for Memory {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        item.check_read_in()?;
         self.commit_reading(item, commit, run_here, lease, read, now)
             .await
     }
@@ -377,6 +378,7 @@ impl Store for Memory {
         item: &OrchestrationWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         work::abandon_orchestration(self, item, retry_after).await
     }
 
@@ -386,6 +388,7 @@ impl Store for Memory {
         retry_after: Duration,
         by: &str,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         work::release_orchestration(self, item, retry_after, by).await
     }
 
@@ -395,6 +398,7 @@ impl Store for Memory {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         work::park_orchestration(self, item, error, now).await
     }
 

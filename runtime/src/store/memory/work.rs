@@ -147,6 +147,7 @@ pub(super) fn read_work(
             .collect(),
         lock: LockToken(String::new()),
         fence: Some(fence),
+        read_in: None,
     })
 }
 

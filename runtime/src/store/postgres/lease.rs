@@ -234,6 +234,7 @@ async fn leased_item(
             lock: LockToken(token),
             dequeue_count,
             fence: None,
+            read_in: None,
         }))
     }
 }

@@ -303,6 +303,7 @@ impl Store for Postgres {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
+        item.check_read_in()?;
         self.commit_reading(item, commit, run_here, lease, read, now)
             .await
     }
@@ -339,6 +340,7 @@ impl Store for Postgres {
         item: &OrchestrationWorkItem,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         const OP: &str = "abandoning orchestration work";
         let mut connection = self.connection(OP).await?;
         let result = work::abandon(self, &mut connection, item, retry_after).await;
@@ -353,6 +355,7 @@ impl Store for Postgres {
         retry_after: Duration,
         by: &str,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         const OP: &str = "releasing orchestration work";
         let mut connection = self.connection(OP).await?;
         let result = work::leave(self, &mut connection, item, retry_after, by).await;
@@ -365,6 +368,7 @@ impl Store for Postgres {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        item.check_read_in()?;
         const OP: &str = "parking messages";
         let mut connection = self.connection(OP).await?;
         let result = work::park(self, &mut connection, item, error, now).await;

@@ -229,6 +229,7 @@ fn work_item(found: &Row, fence: PartitionLease) -> Result<Option<OrchestrationW
         lock: LockToken(String::new()),
         dequeue_count,
         fence: Some(fence),
+        read_in: None,
     }))
 }
 

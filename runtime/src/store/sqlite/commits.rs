@@ -12,11 +12,15 @@ use super::turns::{self, PreparedTurn, apply_turn, commit_turn, unchanged};
 use super::{Sqlite, activities, partitions};
 use crate::store::signal::TurnWakes;
 use crate::store::{
-    ActivityTask, ActivityWorkItem, InstanceVersion, NewInstance, OrchestrationMessage,
+    ActivityTask, ActivityWorkItem, HandOver, InstanceVersion, NewInstance, OrchestrationMessage,
     OrchestrationWorkItem, PartitionLease, ResultsCommit, StoreError, TurnCommit,
 };
 
 impl Sqlite {
+    /// A turn's commit, reading the work it gives the instances in `read` in the same
+    /// transaction. With `hand`, that work is handed over as soon as it is read, before the
+    /// transaction is durable (see `Store::commit_turn_handing`), and none is returned.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit_reading(
         &self,
         item: &OrchestrationWorkItem,
@@ -25,6 +29,7 @@ impl Sqlite {
         lease: Duration,
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
+        hand: Option<HandOver>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
         let id = item.instance_id.clone();
         let token = item.lock.0.clone();
@@ -33,14 +38,14 @@ impl Sqlite {
             TurnWakes::of(&commit, &item.instance_id).waking_orchestrations(!token.is_empty());
         let commit = PreparedTurn::new(commit);
         let now = nanos(now);
-        let (held, items) = self
-            .write_checked(move |conn, hub| {
+        let (held, items, handed) = self
+            .write_after(item.read_in.clone(), move |conn, hub, state| {
                 commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
                 let held = activities::hold(conn, hub, run_here, lease)?;
                 let real_now = real_millis();
                 // Only reads, after every change: one that fails leaves its instance to be
                 // read the usual way.
-                let items: Vec<OrchestrationWorkItem> = read
+                let mut items: Vec<OrchestrationWorkItem> = read
                     .iter()
                     .filter_map(|(id, fence)| {
                         partitions::read_instance(conn, hub, id, now, real_now, *fence)
@@ -48,10 +53,25 @@ impl Sqlite {
                             .flatten()
                     })
                     .collect();
-                Ok((held, items))
+                let Some(hand) = hand else {
+                    return Ok((held, items, Vec::new()));
+                };
+                // Every write of these is applied after this transaction settled, and only
+                // if it became durable: the writer runs them in order.
+                let handed = items.iter().map(|i| i.instance_id.clone()).collect();
+                for item in &mut items {
+                    item.read_in = Some(state.clone());
+                }
+                hand(items);
+                Ok((held, Vec::new(), handed))
             })
             .await?;
-        wakes.read(&items);
+        wakes.read(
+            items
+                .iter()
+                .map(|i| i.instance_id.as_str())
+                .chain(handed.iter().map(String::as_str)),
+        );
         self.inner.signal.turn_applied(wakes);
         Ok((held, items))
     }

@@ -1,5 +1,6 @@
 //! The embedded SQLite store: one file, WAL, every acknowledged step fsynced by default.
 
+mod access;
 mod activities;
 mod check;
 mod commits;
@@ -23,9 +24,10 @@ use rusqlite::{Connection, params};
 use self::ops::{connect, db, from_nanos, nanos, new_token, real_millis};
 use self::writer::Writer;
 use super::{
-    ActivityTask, ActivityWorkItem, Fetched, InstanceVersion, NewInstance, OrchestrationMessage,
-    OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim, PartitionLease, PartitionTable,
-    ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit, WorkSignal,
+    ActivityTask, ActivityWorkItem, Fetched, HandOver, InstanceVersion, NewInstance,
+    OrchestrationMessage, OrchestrationWorkItem, Owned, ParkedMessage, PartitionClaim,
+    PartitionLease, PartitionTable, ReadyInstances, ResultsCommit, Store, StoreError, TurnCommit,
+    WorkSignal,
 };
 use crate::model::history::HistoryEvent;
 use crate::model::{Error, ErrorKind};
@@ -119,63 +121,6 @@ impl Sqlite {
             inner: self.inner.clone(),
             hub: hub.to_string(),
         }
-    }
-
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
-    {
-        let hub = self.hub.clone();
-        self.inner.writer.write(move |conn| f(conn, &hub)).await
-    }
-
-    /// [`Sqlite::write`] without a savepoint: for writes that refuse, when they refuse, before
-    /// they change anything (see [`Writer::write_checked`]).
-    async fn write_checked<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
-    {
-        let hub = self.hub.clone();
-        self.inner
-            .writer
-            .write_checked(move |conn| f(conn, &hub))
-            .await
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        let hub = self.hub.clone();
-        let _slot = self
-            .inner
-            .read_slots
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Backend("the SQLite readers have stopped".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => connect(&inner.path, inner.durability)?,
-            };
-            let result = f(&conn, &hub);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READER_POOL {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("a SQLite read failed: {e}")))?
     }
 
     fn wake_later(&self, after: Duration) {
@@ -357,13 +302,14 @@ impl Store for Sqlite {
         run_here: Vec<ActivityTask>,
         lease: Duration,
     ) -> Result<Vec<ActivityWorkItem>, StoreError> {
-        self.commit_turn_reading(
+        self.commit_reading(
             item,
             commit,
             run_here,
             lease,
             Vec::new(),
             DateTime::UNIX_EPOCH,
+            None,
         )
         .await
         .map(|(held, _)| held)
@@ -384,8 +330,30 @@ impl Store for Sqlite {
         read: Vec<(String, PartitionLease)>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ActivityWorkItem>, Vec<OrchestrationWorkItem>), StoreError> {
-        self.commit_reading(item, commit, run_here, lease, read, now)
+        self.commit_reading(item, commit, run_here, lease, read, now, None)
             .await
+    }
+
+    fn hands_over_early(&self) -> bool {
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_turn_handing(
+        &self,
+        item: &OrchestrationWorkItem,
+        commit: TurnCommit,
+        run_here: Vec<ActivityTask>,
+        lease: Duration,
+        read: Vec<(String, PartitionLease)>,
+        now: DateTime<Utc>,
+        hand: HandOver,
+    ) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        // The single writer applies every write in order: the work read is handed over before
+        // the transaction is durable, and its writes wait for it (see `writer.rs`).
+        self.commit_reading(item, commit, run_here, lease, read, now, Some(hand))
+            .await
+            .map(|(held, _)| held)
     }
 
     fn starts_with_turn(&self) -> bool {

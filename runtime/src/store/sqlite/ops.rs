@@ -538,5 +538,6 @@ pub(super) fn lease_instance(
         lock: LockToken(token),
         dequeue_count,
         fence: None,
+        read_in: None,
     }))
 }

@@ -196,6 +196,7 @@ pub(super) fn read_instance(
         lock: LockToken(String::new()),
         dequeue_count,
         fence: Some(fence),
+        read_in: None,
     }))
 }
 

@@ -87,7 +87,7 @@ pub(super) async fn set_aside(
     let seqs: Vec<i64> = item.messages.iter().map(|m| m.seq as i64).collect();
     let fence = item.fence;
     store
-        .write(move |conn, hub| {
+        .write_item(item, move |conn, hub| {
             partitions::check_hold(conn, hub, &id, &token, fence.as_ref())?;
             let not_before = real_millis() + millis(retry_after);
             let mut stmt = conn
@@ -122,7 +122,7 @@ pub(super) async fn park(
         .collect();
     let fence = item.fence;
     store
-        .write(move |conn, hub| {
+        .write_item(item, move |conn, hub| {
             partitions::check_hold(conn, hub, &id, &token, fence.as_ref())?;
             for (seq, text) in &messages {
                 conn.prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")

@@ -9,6 +9,11 @@
 //! it has changed something (an I/O error, a refusal its checks could not foresee), the
 //! whole transaction is rolled back: the writes before it in the transaction fail too, as
 //! when the commit fails, and the writes after it run in a new transaction.
+//!
+//! A write learns the state of its transaction ([`CommitState`]), which the writer settles
+//! once the transaction committed or rolled back: a write may hand what it read over before
+//! that (see [`Writer::write_after`]). A write may also name the transaction it depends on:
+//! it runs only if that one became durable, and is refused otherwise, changing nothing.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -16,10 +21,10 @@ use std::sync::mpsc;
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
+use crate::store::{CommitState, StoreError};
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+type Run = Box<dyn FnOnce(&Connection, &CommitState) -> (bool, Reply) + Send>;
 
 /// A write queued for the writer thread.
 struct Job {
@@ -59,7 +64,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.queue(f, true).await
+        self.queue(None, move |conn, _| f(conn), true).await
     }
 
     /// [`Writer::write`] without a savepoint, for a write that fails, when it fails, before
@@ -70,19 +75,56 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.queue(f, false).await
+        self.queue(None, move |conn, _| f(conn), false).await
     }
 
-    async fn queue<T, F>(&self, f: F, savepoint: bool) -> Result<T, StoreError>
+    /// [`Writer::write_checked`] of a write that depends on the transaction `after` (when
+    /// given): it runs only if that one became durable, and is refused otherwise. `f` learns
+    /// the state of its own transaction, settled once that commits or rolls back.
+    pub async fn write_after<T, F>(&self, after: Option<CommitState>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &CommitState) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue(after, f, false).await
+    }
+
+    /// [`Writer::write`] of a write that depends on the transaction `after` (when given), as
+    /// [`Writer::write_after`].
+    pub async fn write_saved_after<T, F>(
+        &self,
+        after: Option<CommitState>,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(after, move |conn, _| f(conn), true).await
+    }
+
+    async fn queue<T, F>(
+        &self,
+        after: Option<CommitState>,
+        f: F,
+        savepoint: bool,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &CommitState) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let run: Run = Box::new(move |conn| {
-            let result = match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))) {
-                Ok(result) => result,
-                Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
+        let run: Run = Box::new(move |conn, state| {
+            // The transaction depended on was settled before this one began.
+            let result = if after.as_ref().is_some_and(|a| a.durable() != Some(true)) {
+                Err(StoreError::Backend(
+                    "the write depended on a commit that did not become durable".into(),
+                ))
+            } else {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn, state))) {
+                    Ok(result) => result,
+                    Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
+                }
             };
             let failed = result.is_err();
             let reply: Reply = Box::new(move |committed| {
@@ -148,6 +190,7 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
         batch.clear();
         return;
     }
+    let state = CommitState::new();
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     while let Some(job) = batch.pop_front() {
         let changes = conn.total_changes();
@@ -155,7 +198,7 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
             // Prepared once and kept: parsing these two was a tenth of the writer's work.
             let _ = run_cached(conn, "SAVEPOINT job");
         }
-        let (failed, reply) = (job.run)(conn);
+        let (failed, reply) = (job.run)(conn, &state);
         if job.savepoint {
             let ended = if failed {
                 run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
@@ -176,6 +219,7 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            state.settle(false);
             let undone = Err("rolled back: another write in its transaction failed".to_string());
             for reply in replies {
                 reply(undone.clone());
@@ -189,6 +233,7 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
+    state.settle(committed.is_ok());
     for reply in replies {
         reply(committed.clone());
     }
@@ -246,7 +291,7 @@ mod tests {
             let started = tokio::time::sleep(Duration::from_millis(50));
             async move {
                 started.await;
-                writer.queue(f, savepoint).await
+                writer.queue(None, move |conn, _| f(conn), savepoint).await
             }
         }));
         let (busy, results) = tokio::join!(busy, queued);
@@ -294,6 +339,60 @@ mod tests {
         assert!(matches!(results[2], Err(StoreError::LeaseLost)));
         assert!(results[3].is_ok(), "the next write commits: {results:?}");
         assert_eq!(keys(&writer).await, [4]);
+    }
+
+    /// A write sees its transaction's state, settled once the transaction ends: rolled back
+    /// (by a later write that failed after a change), it is not durable, and a write that
+    /// depends on it is refused without running; one that depends on a transaction that
+    /// committed runs.
+    #[tokio::test]
+    async fn a_write_after_a_transaction_rolled_back_is_refused() {
+        let writer = writer();
+        let (states, seen) = std::sync::mpsc::channel::<CommitState>();
+        let note = move |k: i64| {
+            let states = states.clone();
+            move |conn: &Connection, state: &CommitState| {
+                states.send(state.clone()).unwrap();
+                insert(k)(conn)
+            }
+        };
+        let busy = writer.write(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let first = writer.write_after(None, note(1));
+        let failing = async {
+            // Queued after `first`, in the same transaction.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writer
+                .write_after(None, |conn, _| {
+                    insert(2)(conn)?;
+                    Err::<(), _>(StoreError::LeaseLost)
+                })
+                .await
+        };
+        let queued = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            first.await
+        };
+        let (busy, first, failing) = tokio::join!(busy, queued, failing);
+        busy.unwrap();
+        assert!(first.is_err() && failing.is_err(), "{first:?} {failing:?}");
+        let rolled_back = seen.recv().unwrap();
+        assert_eq!(rolled_back.durable(), Some(false));
+
+        let refused = writer
+            .write_after(Some(rolled_back), |conn, _| insert(3)(conn))
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        writer.write_after(None, note(4)).await.unwrap();
+        let committed = seen.recv().unwrap();
+        assert_eq!(committed.durable(), Some(true));
+        writer
+            .write_after(Some(committed), |conn, _| insert(5)(conn))
+            .await
+            .unwrap();
+        assert_eq!(keys(&writer).await, [4, 5]);
     }
 
     #[tokio::test]
