@@ -67,11 +67,31 @@ impl Sqlite {
             .await
     }
 
+    /// A read that answers only what is durable: it waits for the sync of every group it may
+    /// have seen (see `syncer.rs`). Everything a client reads goes this way.
     pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
+        let read = self.read_work(f).await?;
+        if let Some(marks) = self.inner.writer.marks() {
+            marks.wait_synced().await?;
+        }
+        Ok(read)
+    }
+
+    /// A read of work for this host's own turns, which may see groups not durable yet: what
+    /// a turn does with it is answered only after the turn's own commit, which is synced after
+    /// them.
+    pub(super) async fn read_work<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        if let Some(marks) = self.inner.writer.marks() {
+            marks.check()?;
+        }
         let inner = self.inner.clone();
         let hub = self.hub.clone();
         let _slot = self

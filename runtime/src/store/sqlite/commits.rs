@@ -107,7 +107,9 @@ impl Sqlite {
             // Held by its partition's lease, which the host renews: nothing to extend.
             let fence = item.fence;
             return self
-                .read(move |conn, hub| partitions::check_hold(conn, hub, &id, "", fence.as_ref()))
+                .read_work(move |conn, hub| {
+                    partitions::check_hold(conn, hub, &id, "", fence.as_ref())
+                })
                 .await;
         }
         self.write(move |conn, hub| {

@@ -10,6 +10,7 @@ mod ops;
 mod owner;
 mod partitions;
 mod schema;
+mod syncer;
 mod turns;
 mod work;
 mod writer;
@@ -36,8 +37,11 @@ use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, Runtim
 /// How much each commit waits for the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Every acknowledged step is fsynced (`synchronous = FULL`): nothing acknowledged is lost
-    /// even when the machine loses power. The default.
+    /// Every acknowledged step is fsynced: nothing acknowledged is lost even when the machine
+    /// loses power. The default. The writer commits each group without waiting for the disk,
+    /// and a thread of its own syncs the write-ahead log before the group's writes are
+    /// answered, while the next group runs; reads through the store answer only what is
+    /// synced. (Another process reading the file may see a group up to one sync early.)
     #[default]
     Full,
     /// Commits are not fsynced one by one (`synchronous = NORMAL`): faster; a power loss may
@@ -92,13 +96,18 @@ impl Sqlite {
         let path = path.as_ref().to_path_buf();
         let open = || -> Result<Sqlite, StoreError> {
             check::check(&path)?;
-            let mut conn = connect(&path, durability)?;
+            // With `Full`, the writer's commits do not wait for the disk: the syncer's do.
+            let mut conn = connect(&path, Durability::Normal)?;
             schema::migrate(&mut conn, &path.display().to_string())?;
+            let syncer = match durability {
+                Durability::Full => Some(syncer::Syncer::start(&path)?),
+                Durability::Normal => None,
+            };
             Ok(Sqlite {
                 inner: Arc::new(Inner {
                     path: path.clone(),
                     durability,
-                    writer: Writer::start(conn),
+                    writer: Writer::start(conn, syncer),
                     readers: Mutex::new(Vec::new()),
                     read_slots: tokio::sync::Semaphore::new(READER_POOL),
                     signal: WorkSignal::default(),
@@ -235,7 +244,7 @@ impl Store for Sqlite {
     ) -> Result<ReadyInstances, StoreError> {
         let now = nanos(now);
         let owned = owned.clone();
-        self.read(move |conn, hub| {
+        self.read_work(move |conn, hub| {
             partitions::ready_instances(conn, hub, now, real_millis(), &owned, limit)
         })
         .await
@@ -250,8 +259,10 @@ impl Store for Sqlite {
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let (now, until) = (nanos(now), nanos(until));
         let owned = owned.clone();
-        self.read(move |conn, hub| partitions::coming_due(conn, hub, now, until, &owned, limit))
-            .await
+        self.read_work(move |conn, hub| {
+            partitions::coming_due(conn, hub, now, until, &owned, limit)
+        })
+        .await
     }
 
     async fn read_orchestration(
@@ -262,7 +273,7 @@ impl Store for Sqlite {
     ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
         let id = instance_id.to_string();
         let now = nanos(now);
-        self.read(move |conn, hub| {
+        self.read_work(move |conn, hub| {
             partitions::read_instance(conn, hub, &id, now, real_millis(), fence)
         })
         .await
@@ -274,7 +285,7 @@ impl Store for Sqlite {
         now: DateTime<Utc>,
     ) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
         let now = nanos(now);
-        self.read(move |conn, hub| partitions::read_instances(conn, hub, &wanted, now))
+        self.read_work(move |conn, hub| partitions::read_instances(conn, hub, &wanted, now))
             .await
     }
 
@@ -285,7 +296,7 @@ impl Store for Sqlite {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let id = instance_id.to_string();
         let now = nanos(now);
-        self.read(move |conn, hub| partitions::next_visible_for(conn, hub, &id, now))
+        self.read_work(move |conn, hub| partitions::next_visible_for(conn, hub, &id, now))
             .await
     }
 

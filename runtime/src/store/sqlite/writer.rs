@@ -17,10 +17,11 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
 
+use super::syncer::{Marks, Syncer};
 use crate::store::{CommitState, StoreError};
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -41,20 +42,29 @@ const MAX_BATCH: usize = 512;
 pub(super) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    marks: Option<Arc<Marks>>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection) -> Writer {
+    /// Starts the writer thread on `conn`. With a `syncer`, a group's writes are answered
+    /// once it synced the group (see `syncer.rs`); without, once the group committed.
+    pub fn start(conn: Connection, syncer: Option<Syncer>) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>();
+        let marks = syncer.as_ref().map(Syncer::marks);
         let thread = std::thread::Builder::new()
             .name("durable-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, syncer))
             .expect("the SQLite writer thread starts");
         Writer {
             jobs: Some(jobs),
             thread: Some(thread),
+            marks,
         }
+    }
+
+    /// How far the groups have come, when a syncer answers them.
+    pub fn marks(&self) -> Option<&Arc<Marks>> {
+        self.marks.as_ref()
     }
 
     /// Runs `f` in the next group transaction, in a savepoint of its own, and resolves once
@@ -165,8 +175,11 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>) {
     while let Ok(first) = rx.recv() {
+        if let Some(syncer) = &syncer {
+            syncer.wait_for_room();
+        }
         let mut batch = VecDeque::from([first]);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -175,15 +188,23 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         while !batch.is_empty() {
-            run_transaction(&conn, &mut batch);
+            run_transaction(&conn, &mut batch, syncer.as_ref());
         }
     }
+    // The groups committed are synced and answered before the connection closes.
+    drop(syncer);
 }
 
 /// Runs the jobs at the front of `batch` in one transaction and answers them: all of them,
 /// unless one without a savepoint fails after changing something; then the transaction is
 /// rolled back there and the jobs after it are left in `batch`.
-fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
+fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>, syncer: Option<&Syncer>) {
+    if let Some(Err(e)) = syncer.map(Syncer::check) {
+        // What the disk holds is not known: nothing more is written.
+        tracing::error!(error = ?e.to_string(), "a SQLite write was refused");
+        batch.clear();
+        return;
+    }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Nothing runs; dropping the jobs tells every caller its write was not carried out.
         tracing::error!(error = ?e.to_string(), "a SQLite transaction could not begin");
@@ -233,9 +254,15 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>) {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
+    // Applied, in order: the writes that depend on it may run (they are answered after it).
     state.settle(committed.is_ok());
-    for reply in replies {
-        reply(committed.clone());
+    match (committed, syncer) {
+        (Ok(()), Some(syncer)) => syncer.committed(replies),
+        (committed, _) => {
+            for reply in replies {
+                reply(committed.clone());
+            }
+        }
     }
 }
 
@@ -253,7 +280,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        Writer::start(conn)
+        Writer::start(conn, None)
     }
 
     fn insert(k: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static {
