@@ -54,16 +54,10 @@ impl Inner {
         self.following.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether commits read the work of instances whose commit is in flight here: on a store
-    /// that hands work over early (it applies writes in order), while commits read at all.
-    pub(super) fn reads_following(&self) -> bool {
-        self.store.hands_over_early()
-    }
-
     /// Notes `id`'s commit, consuming `consumed`, as in flight until the guard is dropped:
     /// meanwhile a commit that gives `id` work may read it for `id`'s next turn.
     pub(super) fn committing(&self, id: &str, consumed: &[u64]) -> InFlight<'_> {
-        if !self.reads_following() || consumed.is_empty() {
+        if !self.store.hands_over_early() || consumed.is_empty() {
             // Without consumed messages a read that came too early could not be told apart.
             return InFlight {
                 host: self,

@@ -152,7 +152,7 @@ impl Inner {
         }
     }
 
-    /// Whether `item` was read in a commit that did not become durable: its turn, refused, is
+    /// Whether `item` was read in a commit that was not applied: its turn, refused, is
     /// dropped without counting as a failed attempt, and its instance looked at again once
     /// this turn is done (see [`OrchestrationWorkItem::read_in`]).
     pub(super) fn discarded(&self, item: &OrchestrationWorkItem) -> bool {

@@ -59,29 +59,29 @@ pub struct OrchestrationWorkItem {
     /// The commit this work was read in, when the store handed it over before that commit
     /// was durable (see [`Store::commit_turn_handing`]); `None` for work read from durable
     /// state. Every write of the item (its commit, abandon, release or park) is refused
-    /// unless that commit became durable, and changes nothing then.
+    /// unless that commit was applied, and changes nothing then; the store applies and syncs
+    /// writes in order, so the item's writes are durable only once that commit is.
     ///
     /// [`Store::commit_turn_handing`]: crate::store::Store::commit_turn_handing
     pub read_in: Option<CommitState>,
 }
 
 impl OrchestrationWorkItem {
-    /// Refuses a write of this item when it was read in a commit that is not durable (see
-    /// [`OrchestrationWorkItem::read_in`]): failed, or (on a store that orders its writes
-    /// after that commit, never) not settled yet.
+    /// Refuses a write of this item when it was read in a commit that was not applied (see
+    /// [`OrchestrationWorkItem::read_in`]).
     pub fn check_read_in(&self) -> Result<(), crate::store::StoreError> {
-        match self.read_in.as_ref().map(CommitState::durable) {
-            None | Some(Some(true)) => Ok(()),
-            Some(_) => Err(crate::store::StoreError::Backend(format!(
-                "the work of `{}` was read in a commit that did not become durable",
+        CommitState::check(self.read_in.as_ref()).map_err(|_| {
+            crate::store::StoreError::Backend(format!(
+                "the work of `{}` was read in a commit that was not applied",
                 self.instance_id
-            ))),
-        }
+            ))
+        })
     }
 }
 
-/// Whether a commit became durable: unknown until the store settles it, once. Shared by the
-/// work a store read in that commit and handed over before it was durable.
+/// Whether a commit was applied (committed, not rolled back): unknown until the store settles
+/// it, once. Shared by the work a store read in that commit and handed over before it was
+/// durable.
 #[derive(Clone, Debug, Default)]
 pub struct CommitState(std::sync::Arc<std::sync::OnceLock<bool>>);
 
@@ -91,14 +91,25 @@ impl CommitState {
         Self::default()
     }
 
-    /// Settles it: durable, or not (rolled back, or failed). Only the first call counts.
-    pub fn settle(&self, durable: bool) {
-        let _ = self.0.set(durable);
+    /// Settles it: applied, or not (rolled back, or failed). Only the first call counts.
+    pub fn settle(&self, applied: bool) {
+        let _ = self.0.set(applied);
     }
 
-    /// Whether it became durable; `None` while not settled.
-    pub fn durable(&self) -> Option<bool> {
+    /// Whether it was applied; `None` while not settled.
+    pub fn applied(&self) -> Option<bool> {
         self.0.get().copied()
+    }
+
+    /// Refuses a write that depends on `after` (when given) unless it was applied: failed,
+    /// or not settled yet (which a store that orders its writes after it never sees).
+    pub fn check(after: Option<&CommitState>) -> Result<(), crate::store::StoreError> {
+        match after.map(CommitState::applied) {
+            None | Some(Some(true)) => Ok(()),
+            Some(_) => Err(crate::store::StoreError::Backend(
+                "the work was read in a commit that was not applied".into(),
+            )),
+        }
     }
 }
 

@@ -289,7 +289,7 @@ pub trait Store: Send + Sync + 'static {
     /// commit fails before reading) instead of returning it. A store whose writes are applied
     /// in order may hand it over as soon as it is read, before the commit is durable: each item
     /// then names that commit ([`OrchestrationWorkItem::read_in`]), every write of it is
-    /// applied after the commit settled and is refused unless it became durable, and the
+    /// applied after the commit settled and is refused unless it was applied, and the
     /// item's instance has nothing else visible outside meanwhile (a turn computed on it
     /// commits after it, or not at all). The instances handed over are left out of the ready
     /// instances the store's signal tells of, once the commit is durable. The default hands

@@ -24,7 +24,7 @@ pub struct FaultRates {
     /// A commit (or an abandon, a release, a park) is applied, then reported failed.
     pub commit_applied_but_fails: u64,
     /// A commit hands the work it read over, then is reported failed, and that work is
-    /// marked as read in a commit that did not become durable (as when a store that hands
+    /// marked as read in a commit that was not applied (as when a store that hands
     /// work over before its commit is durable fails that commit): the turns run on it must
     /// be refused, and their instances looked at again.
     pub commit_handed_discarded: u64,

@@ -1,5 +1,5 @@
 //! Work a commit reads handed over, perhaps before the commit is durable: the writes of work
-//! read in a commit that did not become durable are refused.
+//! read in a commit that was not applied are refused.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,8 +10,8 @@ use crate::store::{CommitState, OrchestrationWorkItem, Store, StoreError, TurnCo
 
 /// `commit_turn_handing` hands the work its commit read over exactly once, as
 /// `commit_turn_reading` returns it. Once the commit returned, each item's commit (if it names
-/// one) is settled durable, and the item's own commit is applied. The same work marked as read
-/// in a commit that did not become durable is refused by every write (commit, abandon,
+/// one) is settled applied, and the item's own commit is applied. The same work marked as read
+/// in a commit that was not applied is refused by every write (commit, abandon,
 /// release, park), which changes nothing: its messages are still there.
 pub async fn commit_turn_handing(store: Arc<dyn Store>) {
     let s = &*store;
@@ -65,7 +65,7 @@ pub async fn commit_turn_handing(store: Arc<dyn Store>) {
     assert_eq!(got.messages.len(), 1, "the message sent: {got:?}");
     if let Some(state) = &got.read_in {
         assert_eq!(
-            state.durable(),
+            state.applied(),
             Some(true),
             "settled once the commit returned"
         );

@@ -18,7 +18,7 @@ impl Sqlite {
     }
 
     /// A write of `item` (see [`Sqlite::write`]): it runs only if the commit the item was read
-    /// in, if any, became durable (see [`OrchestrationWorkItem::read_in`]).
+    /// in, if any, was applied (see [`OrchestrationWorkItem::read_in`]).
     pub(super) async fn write_item<T, F>(
         &self,
         item: &OrchestrationWorkItem,
@@ -36,7 +36,7 @@ impl Sqlite {
     }
 
     /// A checked write (see [`Sqlite::write_checked`]) that runs only if the transaction
-    /// `after` became durable, and learns the state of its own (see [`Writer::write_after`]).
+    /// `after` was applied, and learns the state of its own (see [`Writer::write_after`]).
     pub(super) async fn write_after<T, F>(
         &self,
         after: Option<CommitState>,

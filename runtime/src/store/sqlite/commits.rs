@@ -57,7 +57,7 @@ impl Sqlite {
                     return Ok((held, items, Vec::new()));
                 };
                 // Every write of these is applied after this transaction settled, and only
-                // if it became durable: the writer runs them in order.
+                // if it was applied: the writer runs (and syncs) them in order.
                 let handed = items.iter().map(|i| i.instance_id.clone()).collect();
                 for item in &mut items {
                     item.read_in = Some(state.clone());

@@ -13,7 +13,7 @@
 //! A write learns the state of its transaction ([`CommitState`]), which the writer settles
 //! once the transaction committed or rolled back: a write may hand what it read over before
 //! that (see [`Writer::write_after`]). A write may also name the transaction it depends on:
-//! it runs only if that one became durable, and is refused otherwise, changing nothing.
+//! it runs only if that one was applied, and is refused otherwise, changing nothing.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -89,7 +89,7 @@ impl Writer {
     }
 
     /// [`Writer::write_checked`] of a write that depends on the transaction `after` (when
-    /// given): it runs only if that one became durable, and is refused otherwise. `f` learns
+    /// given): it runs only if that one was applied, and is refused otherwise. `f` learns
     /// the state of its own transaction, settled once that commits or rolls back.
     pub async fn write_after<T, F>(&self, after: Option<CommitState>, f: F) -> Result<T, StoreError>
     where
@@ -126,16 +126,12 @@ impl Writer {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let run: Run = Box::new(move |conn, state| {
             // The transaction depended on was settled before this one began.
-            let result = if after.as_ref().is_some_and(|a| a.durable() != Some(true)) {
-                Err(StoreError::Backend(
-                    "the write depended on a commit that did not become durable".into(),
-                ))
-            } else {
+            let result = CommitState::check(after.as_ref()).and_then(|()| {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn, state))) {
                     Ok(result) => result,
                     Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
                 }
-            };
+            });
             let failed = result.is_err();
             let reply: Reply = Box::new(move |committed| {
                 let _ = tx.send(match committed {
@@ -406,7 +402,7 @@ mod tests {
         busy.unwrap();
         assert!(first.is_err() && failing.is_err(), "{first:?} {failing:?}");
         let rolled_back = seen.recv().unwrap();
-        assert_eq!(rolled_back.durable(), Some(false));
+        assert_eq!(rolled_back.applied(), Some(false));
 
         let refused = writer
             .write_after(Some(rolled_back), |conn, _| insert(3)(conn))
@@ -414,7 +410,7 @@ mod tests {
         assert!(refused.is_err(), "{refused:?}");
         writer.write_after(None, note(4)).await.unwrap();
         let committed = seen.recv().unwrap();
-        assert_eq!(committed.durable(), Some(true));
+        assert_eq!(committed.applied(), Some(true));
         writer
             .write_after(Some(committed), |conn, _| insert(5)(conn))
             .await
