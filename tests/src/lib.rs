@@ -140,6 +140,8 @@ pub mod together;
 
 pub mod chain;
 
+pub mod sqlite_files;
+
 /// The built-in stores take the one-write path: the conformance suite accepts a store that
 /// queues results instead of committing them with their turn (the trait's default), so this
 /// holds memory, SQLite and PostgreSQL to the faster answer.

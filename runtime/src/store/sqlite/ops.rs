@@ -44,8 +44,22 @@ pub(super) fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
-pub(super) const STATUS_COLUMNS: &str = "instance_id, name, execution_id, runtime_status, input, \
-     output, custom_status, failure, created_at, last_updated_at, parent_instance_id, version";
+/// The columns [`status_from_row`] reads, in its order.
+macro_rules! status_columns {
+    () => {
+        "instance_id, name, execution_id, runtime_status, input, output, custom_status, \
+         failure, created_at, last_updated_at, parent_instance_id, version"
+    };
+}
+
+pub(super) const STATUS_COLUMNS: &str = status_columns!();
+
+/// An instance's status, lock token and history length: `?1` the hub, `?2` the instance.
+const INSTANCE: &str = concat!(
+    "SELECT ",
+    status_columns!(),
+    ", lock_token, history_len FROM instances WHERE hub = ?1 AND instance_id = ?2"
+);
 
 pub(super) fn status_from_row(
     row: &Row<'_>,
@@ -90,12 +104,8 @@ pub(super) fn instance(
     hub: &str,
     id: &str,
 ) -> Result<Option<(InstanceStatus, Option<String>, i64)>, StoreError> {
-    let sql = format!(
-        "SELECT {STATUS_COLUMNS}, lock_token, history_len FROM instances \
-         WHERE hub = ?1 AND instance_id = ?2"
-    );
     let found = conn
-        .prepare_cached(&sql)
+        .prepare_cached(INSTANCE)
         .map_err(db("reading an instance"))?
         .query_row(params![hub, id], |row| {
             Ok((
@@ -228,36 +238,41 @@ pub(super) fn deliver_serialized(
     m: &OrchestrationMessage,
     event: &str,
 ) -> Result<(), StoreError> {
-    let exists = instance_exists(conn, hub, &m.instance_id)?;
-    if !exists {
-        if EntityId::is_entity_instance(&m.instance_id) {
-            insert_status(
-                conn,
-                hub,
-                &new_entity_status(&m.instance_id, m.event.timestamp),
-            )?;
-        } else {
-            tracing::warn!(
-                instance_id = ?m.instance_id,
-                event = ?m.event.kind.name(),
-                "dropped a message for an instance that does not exist"
-            );
-            return Ok(());
-        }
-    }
-    conn.prepare_cached(
-        "INSERT INTO messages (hub, instance_id, execution_id, event, visible_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .map_err(db("queueing a message"))?
-    .execute(params![
+    // Queued only to an instance that exists, in one statement: most messages go to one.
+    // `OR IGNORE` (there is no conflict to ignore: every value is given) tells SQLite the
+    // statement cannot fail halfway, so it keeps no statement journal for it, as it would for
+    // an `INSERT … SELECT` that might: that copied every page the insert touched.
+    let mut queue = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO messages (hub, instance_id, execution_id, event, visible_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5 \
+             WHERE EXISTS (SELECT 1 FROM instances WHERE hub = ?1 AND instance_id = ?2)",
+        )
+        .map_err(db("queueing a message"))?;
+    let args = params![
         hub,
         m.instance_id,
         m.execution_id,
         event,
         m.visible_at.map(nanos)
-    ])
-    .map_err(db("queueing a message"))?;
+    ];
+    if queue.execute(args).map_err(db("queueing a message"))? == 1 {
+        return Ok(());
+    }
+    if !EntityId::is_entity_instance(&m.instance_id) {
+        tracing::warn!(
+            instance_id = ?m.instance_id,
+            event = ?m.event.kind.name(),
+            "dropped a message for an instance that does not exist"
+        );
+        return Ok(());
+    }
+    insert_status(
+        conn,
+        hub,
+        &new_entity_status(&m.instance_id, m.event.timestamp),
+    )?;
+    queue.execute(args).map_err(db("queueing a message"))?;
     Ok(())
 }
 
@@ -332,9 +347,10 @@ pub(super) fn append_history(
     kept: bool,
     events: &str,
 ) -> Result<Option<i64>, StoreError> {
+    // `OR IGNORE`: no statement journal, as in `deliver_serialized`.
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO history (hub, instance_id, idx, prev, events) \
+            "INSERT OR IGNORE INTO history (hub, instance_id, idx, prev, events) \
              SELECT hub, instance_id, CASE WHEN ?3 THEN history_len ELSE 0 END, \
              CASE WHEN ?3 THEN history_last END, ?4 \
              FROM instances WHERE hub = ?1 AND instance_id = ?2",

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// The schema version this code writes. Version `n` is reached by applying `MIGRATIONS[..n]`.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// An id stored in the file so a durable database is told apart from any other SQLite file.
 const APPLICATION_ID: i64 = 0x4455_5241; // "DURA"
@@ -144,6 +144,44 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE temp.history_last;
     DROP TABLE history;
     ALTER TABLE history_rows RENAME TO history;
+    ",
+    // 6: instances in a table with a rowid, their small columns first. An entity keeps its
+    // state (with its queue of waiting lock requests: kilobytes under contention) in its row.
+    // Keyed by instance alone (`WITHOUT ROWID`), every search of the table that passed such a
+    // row compared the whole row, read from its overflow pages; now the key is in an index of
+    // its own and a row's large columns are read only when asked for.
+    "
+    CREATE TABLE instances_by_rowid (
+        hub TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        execution_id TEXT NOT NULL,
+        runtime_status TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_updated_at INTEGER NOT NULL,
+        parent_instance_id TEXT,
+        history_len INTEGER NOT NULL DEFAULT 0,
+        history_last INTEGER,
+        lock_token TEXT,
+        lock_expires INTEGER,
+        version TEXT,
+        failure TEXT,
+        custom_status TEXT,
+        input TEXT,
+        output TEXT,
+        PRIMARY KEY (hub, instance_id)
+    );
+    INSERT INTO instances_by_rowid (hub, instance_id, name, execution_id, runtime_status,
+        created_at, last_updated_at, parent_instance_id, history_len, history_last, lock_token,
+        lock_expires, version, failure, custom_status, input, output)
+    SELECT hub, instance_id, name, execution_id, runtime_status, created_at, last_updated_at,
+        parent_instance_id, history_len, history_last, lock_token, lock_expires, version,
+        failure, custom_status, input, output
+    FROM instances;
+    DROP TABLE instances;
+    ALTER TABLE instances_by_rowid RENAME TO instances;
+    CREATE INDEX instances_by_created ON instances (hub, created_at, instance_id);
+    CREATE INDEX instances_by_version ON instances (hub, version, created_at, instance_id);
     ",
 ];
 
