@@ -1,7 +1,7 @@
 //! How the host passes work from commit to commit: a commit reads the work it gives this
 //! host's idle instances and the host runs it next, without a look at the store or a read of
 //! its own; a failed commit lets those instances go; a client waiting for one instance is not
-//! woken by the others. (On PostgreSQL: `store_postgres.rs`.)
+//! woken by the others, nor by that instance's turns that leave it running. (On PostgreSQL: `store_postgres.rs`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,6 +118,32 @@ async fn a_client_waiting_for_one_instance_sleeps_through_other_instances_turns(
     client.raise_event(&waiting, "go", ()).await.unwrap();
     let done = waiter.await.unwrap().unwrap();
     assert_eq!(done.runtime_status, RuntimeStatus::Completed);
+}
+
+/// A client waiting for an instance to end reads its status when a turn of it ends it, not
+/// at each of the ~200 turns that leave it running: those tell the client what they wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_waiting_for_an_instance_to_end_sleeps_through_its_running_turns() {
+    let (store, counts) = Counted::wrap(Arc::new(Memory::new()));
+    let rt = TestRuntime::start(chain::builder().shared_store(store))
+        .await
+        .unwrap();
+    let client = rt.client();
+    let before = counts.statuses();
+    let chain = client
+        .start(count_up, ("long".to_string(), 100))
+        .await
+        .unwrap();
+    let status = client.wait_for_completion(&chain, WAIT).await.unwrap();
+    assert_eq!(status.output::<i64>().unwrap(), 100, "{status:?}");
+    let reads = counts.statuses() - before;
+    assert!(counts.commits() >= 200, "{} turns", counts.commits());
+    assert!(
+        reads <= 5,
+        "{reads} status reads while waiting through {} turns",
+        counts.commits()
+    );
+    rt.shutdown().await;
 }
 
 /// Waits for the events "a" and then "b"; returns both.

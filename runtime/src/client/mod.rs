@@ -14,7 +14,7 @@ use crate::model::{EntityId, EntityRecord};
 
 use crate::model::{Clock, Error, ErrorKind, InstanceStatus, RuntimeStatus, SystemClock};
 use crate::registry::Registry;
-use crate::store::{Store, StoreError};
+use crate::store::{StatusTold, Store, StoreError};
 
 mod control;
 mod entities;
@@ -187,10 +187,9 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceStatus, Error> {
-        self.wait_until(instance_id, timeout, "start", |s| {
-            s.runtime_status != RuntimeStatus::Pending
-        })
-        .await
+        let started = |s: RuntimeStatus| s != RuntimeStatus::Pending;
+        self.wait_until(instance_id, timeout, "start", started)
+            .await
     }
 
     /// Waits (up to `timeout` of real time) until the instance has completed, failed or been
@@ -200,45 +199,59 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceStatus, Error> {
-        self.wait_until(instance_id, timeout, "complete", |s| {
-            s.runtime_status.is_terminal()
-        })
-        .await
+        let ended = |s: RuntimeStatus| s.is_terminal();
+        self.wait_until(instance_id, timeout, "complete", ended)
+            .await
     }
 
+    /// Waits until the instance's runtime status is one `done` takes. The status is read at
+    /// the start, at every change of the instance that may have brought it there, and at the
+    /// store's poll interval (for changes another process made); a turn of the instance that
+    /// wrote a status `done` refuses is not read again.
     async fn wait_until(
         &self,
         instance_id: &str,
         timeout: Duration,
         what: &str,
-        done: impl Fn(&InstanceStatus) -> bool,
+        done: impl Fn(RuntimeStatus) -> bool,
     ) -> Result<InstanceStatus, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let poll = self.store.poll_interval().unwrap_or(FALLBACK_POLL);
         // Woken at this instance's changes, not at every commit of any instance.
         let watch = self.store.signal().watch(instance_id);
         loop {
-            let notified = watch.notified();
-            tokio::pin!(notified);
+            let mut notified = std::pin::pin!(watch.notified());
             notified.as_mut().enable();
+            // What changed before this read is in it.
+            let _ = watch.told();
             let status = self.existing(instance_id).await?;
-            if done(&status) {
+            if done(status.runtime_status) {
                 return Ok(status);
             }
-            let poll = self.store.poll_interval().unwrap_or(FALLBACK_POLL);
-            // Biased, as the host's: the same wake-ups take the same branch in every run.
-            tokio::select! {
-                biased;
-                _ = notified => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "instance `{instance_id}` did not {what} within {timeout:?} \
-                             (it is {})",
-                            status.runtime_status
-                        ),
-                    ));
+            let poll_at = tokio::time::Instant::now() + poll;
+            loop {
+                // Biased, as the host's: the same wake-ups take the same branch in every run.
+                tokio::select! {
+                    biased;
+                    _ = notified.as_mut() => {}
+                    _ = tokio::time::sleep_until(poll_at) => break,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "instance `{instance_id}` did not {what} within {timeout:?} \
+                                 (it is {})",
+                                status.runtime_status
+                            ),
+                        ));
+                    }
+                }
+                notified.set(watch.notified());
+                notified.as_mut().enable();
+                match watch.told() {
+                    StatusTold::Nothing => {}
+                    StatusTold::Status(wrote) if !done(wrote) => {}
+                    StatusTold::Status(_) | StatusTold::Unknown => break,
                 }
             }
         }

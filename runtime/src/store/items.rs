@@ -312,13 +312,19 @@ impl TurnCommit {
     }
 
     /// The instances whose stored status a commit of this turn by `instance_id` may change:
-    /// its own, the children it creates, and those it sends messages to (a message may
-    /// create an entity).
+    /// its own, the children it creates, and the entities it sends messages to (a message
+    /// creates an entity that does not exist yet; one to an orchestration leaves its status
+    /// as it is).
     pub fn changes_status_of(&self, instance_id: &str) -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
+        let entities = self
+            .messages
+            .iter()
+            .map(|m| m.instance_id.as_str())
+            .filter(|id| crate::model::EntityId::is_entity_instance(id));
         std::iter::once(instance_id)
             .chain(self.new_instances.iter().map(|c| c.instance_id.as_str()))
-            .chain(self.messages.iter().map(|m| m.instance_id.as_str()))
+            .chain(entities)
             .filter(|id| seen.insert(*id))
             .map(str::to_string)
             .collect()

@@ -46,7 +46,7 @@ pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, Sqlite};
 
-pub use signal::{InstanceWatch, WorkSignal};
+pub use signal::{InstanceWatch, StatusTold, WorkSignal};
 
 use crate::model::history::HistoryEvent;
 use crate::model::{InstanceQuery, InstanceStatus, PurgeFilter, QueryPage, RuntimeStatus};

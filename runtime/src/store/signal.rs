@@ -1,10 +1,13 @@
 //! The wake-ups a store raises on its own writes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
+
+use crate::model::RuntimeStatus;
 
 /// The most instance ids [`WorkSignal::work_for`] keeps for a host that does not take them:
 /// beyond it they are dropped, and the host finds their work by looking, as it finds work
@@ -17,6 +20,8 @@ const READY_KEPT: usize = 4096;
 pub(crate) struct TurnWakes {
     ready: Vec<String>,
     changed: Vec<String>,
+    /// The turn's instance and the runtime status the turn wrote for it.
+    wrote: (String, RuntimeStatus),
     orchestrations: bool,
     queued_activities: bool,
 }
@@ -27,6 +32,7 @@ impl TurnWakes {
         TurnWakes {
             ready: commit.gives_work_to(),
             changed: commit.changes_status_of(instance_id),
+            wrote: (instance_id.to_string(), commit.status.runtime_status),
             orchestrations: commit.sends_messages(),
             queued_activities: !commit.activities.is_empty(),
         }
@@ -59,7 +65,36 @@ pub struct WorkSignal {
     ready: Mutex<Vec<String>>,
     /// The instances someone waits on (see [`WorkSignal::watch`]), each with its wake-up and
     /// how many wait on it.
-    watched: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    watched: Mutex<HashMap<String, (Arc<Watched>, usize)>>,
+}
+
+/// One watched instance: its wake-up, and what its changes told of its runtime status.
+#[derive(Debug, Default)]
+struct Watched {
+    notify: Notify,
+    told: Mutex<Told>,
+}
+
+/// The changes of a watched instance so far: how many, the last of them that may have
+/// changed its runtime status in a way not told, and the runtime status the last one wrote.
+#[derive(Debug, Default)]
+struct Told {
+    changes: u64,
+    last_unknown: u64,
+    status: Option<RuntimeStatus>,
+}
+
+/// What the changes of an instance since a watch last looked told of its runtime status
+/// ([`InstanceWatch::told`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusTold {
+    /// No change since.
+    Nothing,
+    /// Every change since was a turn of the instance's own; the last one wrote this runtime
+    /// status.
+    Status(RuntimeStatus),
+    /// A change since may have changed anything: read the status.
+    Unknown,
 }
 
 /// A wait on one instance's status changes, from [`WorkSignal::watch`]; ends when dropped.
@@ -67,14 +102,29 @@ pub struct WorkSignal {
 pub struct InstanceWatch<'a> {
     signal: &'a WorkSignal,
     instance_id: String,
-    notify: Arc<Notify>,
+    watched: Arc<Watched>,
+    /// The changes this watch has looked at ([`InstanceWatch::told`]).
+    seen: AtomicU64,
 }
 
 impl InstanceWatch<'_> {
     /// Completes at the next change of the instance's status, or at a change the store cannot
     /// tell the instance of. Enable it before reading the status, as with [`Notify`].
     pub fn notified(&self) -> Notified<'_> {
-        self.notify.notified()
+        self.watched.notify.notified()
+    }
+
+    /// What the changes of the instance since the last call (or since the watch began) told
+    /// of its runtime status. A client waiting for the instance to end need not read a
+    /// status that a turn of its own wrote as still running.
+    pub fn told(&self) -> StatusTold {
+        let told = self.watched.told.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = self.seen.swap(told.changes, Ordering::AcqRel);
+        match told.status {
+            _ if told.changes == seen => StatusTold::Nothing,
+            Some(status) if told.last_unknown <= seen => StatusTold::Status(status),
+            _ => StatusTold::Unknown,
+        }
     }
 }
 
@@ -134,8 +184,8 @@ impl WorkSignal {
     pub fn instance_changed(&self) {
         self.instances.notify_waiters();
         let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-        for (notify, _) in watched.values() {
-            notify.notify_waiters();
+        for (watched, _) in watched.values() {
+            watched.changed(None);
         }
     }
 
@@ -148,8 +198,23 @@ impl WorkSignal {
             return;
         }
         for id in instance_ids {
-            if let Some((notify, _)) = watched.get(id) {
-                notify.notify_waiters();
+            if let Some((watched, _)) = watched.get(id) {
+                watched.changed(None);
+            }
+        }
+    }
+
+    /// [`WorkSignal::instances_changed`] after a turn of `wrote.0` that wrote the runtime
+    /// status `wrote.1` for it: a client waiting on it learns which.
+    fn instances_changed_by_turn(&self, changed: &[String], wrote: &(String, RuntimeStatus)) {
+        self.instances.notify_waiters();
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        if watched.is_empty() {
+            return;
+        }
+        for id in changed {
+            if let Some((watched, _)) = watched.get(id) {
+                watched.changed((*id == wrote.0).then_some(wrote.1));
             }
         }
     }
@@ -160,14 +225,16 @@ impl WorkSignal {
     /// for one instance among many running reads it again at its own changes only.
     pub fn watch(&self, instance_id: &str) -> InstanceWatch<'_> {
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-        let (notify, count) = watched
+        let (entry, count) = watched
             .entry(instance_id.to_string())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+            .or_insert_with(|| (Arc::new(Watched::default()), 0));
         *count += 1;
+        let seen = entry.told.lock().unwrap_or_else(|p| p.into_inner()).changes;
         InstanceWatch {
             signal: self,
             instance_id: instance_id.to_string(),
-            notify: notify.clone(),
+            watched: entry.clone(),
+            seen: AtomicU64::new(seen),
         }
     }
 
@@ -192,12 +259,8 @@ impl WorkSignal {
 
     /// [`WorkSignal::turn_committed_for`] with what a commit said before it was written.
     pub(crate) fn turn_applied(&self, wakes: TurnWakes) {
-        self.turn_committed_for(
-            &wakes.changed,
-            wakes.ready,
-            wakes.orchestrations,
-            wakes.queued_activities,
-        );
+        self.wake_after_turn(wakes.ready, wakes.orchestrations, wakes.queued_activities);
+        self.instances_changed_by_turn(&wakes.changed, &wakes.wrote);
     }
 
     /// [`WorkSignal::turn_committed`] for a commit that changed the statuses of `changed`
@@ -230,5 +293,20 @@ impl WorkSignal {
         self.orchestration_work();
         self.activity_work();
         self.instance_changed();
+    }
+}
+
+impl Watched {
+    /// Records a change, with the runtime status it wrote when known, and wakes the watches.
+    fn changed(&self, wrote: Option<RuntimeStatus>) {
+        {
+            let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+            told.changes += 1;
+            if wrote.is_none() {
+                told.last_unknown = told.changes;
+            }
+            told.status = wrote;
+        }
+        self.notify.notify_waiters();
     }
 }
