@@ -192,6 +192,22 @@ impl WorkSignal {
     /// The statuses of these instances changed (and of no other): wakes the clients waiting
     /// on any status ([`WorkSignal::instances`]) and those watching one of them.
     pub fn instances_changed<'a>(&self, instance_ids: impl IntoIterator<Item = &'a String>) {
+        self.changed_telling(instance_ids, |_| None);
+    }
+
+    /// [`WorkSignal::instances_changed`] after a turn of `wrote.0` that wrote the runtime
+    /// status `wrote.1` for it: a client waiting on it learns which.
+    fn instances_changed_by_turn(&self, changed: &[String], wrote: &(String, RuntimeStatus)) {
+        self.changed_telling(changed, |id| (*id == wrote.0).then_some(wrote.1));
+    }
+
+    /// Wakes the clients waiting on any status, and tells those watching one of these
+    /// instances the runtime status `told` gives for it (`None`: not known).
+    fn changed_telling<'a>(
+        &self,
+        instance_ids: impl IntoIterator<Item = &'a String>,
+        told: impl Fn(&String) -> Option<RuntimeStatus>,
+    ) {
         self.instances.notify_waiters();
         let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         if watched.is_empty() {
@@ -199,22 +215,7 @@ impl WorkSignal {
         }
         for id in instance_ids {
             if let Some((watched, _)) = watched.get(id) {
-                watched.changed(None);
-            }
-        }
-    }
-
-    /// [`WorkSignal::instances_changed`] after a turn of `wrote.0` that wrote the runtime
-    /// status `wrote.1` for it: a client waiting on it learns which.
-    fn instances_changed_by_turn(&self, changed: &[String], wrote: &(String, RuntimeStatus)) {
-        self.instances.notify_waiters();
-        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-        if watched.is_empty() {
-            return;
-        }
-        for id in changed {
-            if let Some((watched, _)) = watched.get(id) {
-                watched.changed((*id == wrote.0).then_some(wrote.1));
+                watched.changed(told(id));
             }
         }
     }
@@ -308,5 +309,45 @@ impl Watched {
             told.status = wrote;
         }
         self.notify.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each watch of an instance learns what its turns wrote, from the changes since it last
+    /// looked; a change not told of makes the status unknown until looked at.
+    #[test]
+    fn every_watch_is_told_what_the_turns_since_it_looked_wrote() {
+        let signal = WorkSignal::default();
+        let id = "o".to_string();
+        let (first, second) = (signal.watch(&id), signal.watch(&id));
+        let turn = |status| {
+            signal.instances_changed_by_turn(std::slice::from_ref(&id), &(id.clone(), status))
+        };
+        assert_eq!(first.told(), StatusTold::Nothing);
+        turn(RuntimeStatus::Running);
+        turn(RuntimeStatus::Completed);
+        assert_eq!(first.told(), StatusTold::Status(RuntimeStatus::Completed));
+        assert_eq!(first.told(), StatusTold::Nothing);
+        assert_eq!(second.told(), StatusTold::Status(RuntimeStatus::Completed));
+        signal.instances_changed([&id]);
+        turn(RuntimeStatus::Running);
+        assert_eq!(
+            first.told(),
+            StatusTold::Unknown,
+            "a change not told of came between"
+        );
+        let other = "p".to_string();
+        signal.instances_changed_by_turn(
+            std::slice::from_ref(&id),
+            &(other, RuntimeStatus::Completed),
+        );
+        assert_eq!(
+            second.told(),
+            StatusTold::Unknown,
+            "a turn of another instance"
+        );
     }
 }
