@@ -1,7 +1,8 @@
 //! How the host passes work from commit to commit: a commit reads the work it gives this
 //! host's idle instances and the host runs it next, without a look at the store or a read of
 //! its own; a failed commit lets those instances go; a client waiting for one instance is not
-//! woken by the others, nor by that instance's turns that leave it running. (On PostgreSQL: `store_postgres.rs`.)
+//! woken by the others, nor by that instance's turns that leave it running. (On PostgreSQL:
+//! `store_postgres.rs`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

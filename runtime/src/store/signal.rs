@@ -19,9 +19,10 @@ const READY_KEPT: usize = 4096;
 /// Taken from the commit before it is written (the write consumes it).
 pub(crate) struct TurnWakes {
     ready: Vec<String>,
+    /// The instances whose statuses the turn changes, its own first.
     changed: Vec<String>,
-    /// The turn's instance and the runtime status the turn wrote for it.
-    wrote: (String, RuntimeStatus),
+    /// The runtime status the turn wrote for its instance.
+    wrote: RuntimeStatus,
     orchestrations: bool,
     queued_activities: bool,
 }
@@ -32,7 +33,7 @@ impl TurnWakes {
         TurnWakes {
             ready: commit.gives_work_to(),
             changed: commit.changes_status_of(instance_id),
-            wrote: (instance_id.to_string(), commit.status.runtime_status),
+            wrote: commit.status.runtime_status,
             orchestrations: commit.sends_messages(),
             queued_activities: !commit.activities.is_empty(),
         }
@@ -195,10 +196,11 @@ impl WorkSignal {
         self.changed_telling(instance_ids, |_| None);
     }
 
-    /// [`WorkSignal::instances_changed`] after a turn of `wrote.0` that wrote the runtime
-    /// status `wrote.1` for it: a client waiting on it learns which.
-    fn instances_changed_by_turn(&self, changed: &[String], wrote: &(String, RuntimeStatus)) {
-        self.changed_telling(changed, |id| (*id == wrote.0).then_some(wrote.1));
+    /// [`WorkSignal::instances_changed`] after a turn of `changed[0]` that wrote the runtime
+    /// status `wrote` for it: a client waiting on it learns which.
+    fn instances_changed_by_turn(&self, changed: &[String], wrote: RuntimeStatus) {
+        let own = changed.first();
+        self.changed_telling(changed, |id| (Some(id) == own).then_some(wrote));
     }
 
     /// Wakes the clients waiting on any status, and tells those watching one of these
@@ -261,7 +263,7 @@ impl WorkSignal {
     /// [`WorkSignal::turn_committed_for`] with what a commit said before it was written.
     pub(crate) fn turn_applied(&self, wakes: TurnWakes) {
         self.wake_after_turn(wakes.ready, wakes.orchestrations, wakes.queued_activities);
-        self.instances_changed_by_turn(&wakes.changed, &wakes.wrote);
+        self.instances_changed_by_turn(&wakes.changed, wakes.wrote);
     }
 
     /// [`WorkSignal::turn_committed`] for a commit that changed the statuses of `changed`
@@ -323,9 +325,7 @@ mod tests {
         let signal = WorkSignal::default();
         let id = "o".to_string();
         let (first, second) = (signal.watch(&id), signal.watch(&id));
-        let turn = |status| {
-            signal.instances_changed_by_turn(std::slice::from_ref(&id), &(id.clone(), status))
-        };
+        let turn = |status| signal.instances_changed_by_turn(std::slice::from_ref(&id), status);
         assert_eq!(first.told(), StatusTold::Nothing);
         turn(RuntimeStatus::Running);
         turn(RuntimeStatus::Completed);
@@ -339,11 +339,8 @@ mod tests {
             StatusTold::Unknown,
             "a change not told of came between"
         );
-        let other = "p".to_string();
-        signal.instances_changed_by_turn(
-            std::slice::from_ref(&id),
-            &(other, RuntimeStatus::Completed),
-        );
+        let turn_of_other = ["p".to_string(), id.clone()];
+        signal.instances_changed_by_turn(&turn_of_other, RuntimeStatus::Completed);
         assert_eq!(
             second.told(),
             StatusTold::Unknown,

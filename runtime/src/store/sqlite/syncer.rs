@@ -166,12 +166,7 @@ impl Syncer {
 impl Drop for Syncer {
     fn drop(&mut self) {
         drop(self.groups.take());
-        if let Some(thread) = self.thread.take()
-            // An answer holding the last handle to the store drops it on the sync thread.
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
+        super::writer::join_unless_current(self.thread.take());
     }
 }
 

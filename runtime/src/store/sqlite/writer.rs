@@ -162,12 +162,17 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // The thread's loop ends once it has run what was queued; then its connection closes.
         drop(self.jobs.take());
-        if let Some(thread) = self.thread.take()
-            // A job holding the last handle to the store drops it on the writer thread itself.
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
+        join_unless_current(self.thread.take());
+    }
+}
+
+/// Waits for `thread` to end, unless this is that thread: a job (or an answer) holding the
+/// last handle to the store drops it on the store's own thread, which cannot wait for itself.
+pub(super) fn join_unless_current(thread: Option<std::thread::JoinHandle<()>>) {
+    if let Some(thread) = thread
+        && thread.thread().id() != std::thread::current().id()
+    {
+        let _ = thread.join();
     }
 }
 
