@@ -12,7 +12,9 @@ use super::orchestrations::unchanged;
 use super::{Inner, TurnError};
 use crate::context::entity::{EntityContext, no_such_entity};
 use crate::model::history::{EntityCaller, EventKind, HistoryEvent};
-use crate::model::{EntityId, EntityRecord, Error, ErrorKind, Ids, InstanceStatus, RuntimeStatus};
+use crate::model::{
+    Deferred, EntityId, EntityRecord, Error, ErrorKind, Ids, InstanceStatus, RuntimeStatus,
+};
 use crate::registry::Registry;
 use crate::replay::panic_message;
 use crate::store::{
@@ -58,7 +60,7 @@ impl<'a> EntityExecutor<'a> {
     /// Processes the messages in order. Messages deferred by a lock run, in their order, as
     /// soon as the lock is released; the lock goes to the request [`next_grant`] picks.
     pub async fn process(&mut self, events: Vec<HistoryEvent>) {
-        let mut pending: VecDeque<HistoryEvent> = events.into();
+        let mut pending: VecDeque<Deferred> = events.into_iter().map(Deferred::new).collect();
         while let Some(event) = pending.pop_front() {
             if let Handled::Unlocked = self.handle(event).await {
                 let mut deferred = std::mem::take(&mut self.record.queue);
@@ -75,21 +77,23 @@ impl<'a> EntityExecutor<'a> {
         (self.record, self.messages, self.new_instances)
     }
 
-    pub(super) async fn handle(&mut self, event: HistoryEvent) -> Handled {
-        match &event.kind {
+    /// Handles one message; one the lock defers goes to the record's queue as it came (with
+    /// its JSON, when it was deferred before).
+    pub(super) async fn handle(&mut self, message: Deferred) -> Handled {
+        match &message.event.kind {
             EventKind::EntityOperationCalled { caller, .. } => {
                 let from = caller.as_ref().map(|c| c.instance_id.clone());
                 if self.deferred_by_lock(from.as_deref()) {
-                    self.record.queue.push(event);
+                    self.record.queue.push(message);
                 } else {
-                    self.run_operation(event).await;
+                    self.run_operation(message.event).await;
                 }
             }
             EventKind::EntityOperationSignaled { .. } => {
                 if self.deferred_by_lock(None) {
-                    self.record.queue.push(event);
+                    self.record.queue.push(message);
                 } else {
-                    self.run_operation(event).await;
+                    self.run_operation(message.event).await;
                 }
             }
             EventKind::EntityLockRequested {
@@ -102,7 +106,7 @@ impl<'a> EntityExecutor<'a> {
                     self.record.released.remove(i);
                     self.pass_lock(lock_set, *position, caller);
                 } else if self.record.locked_by.is_some() {
-                    self.record.queue.push(event);
+                    self.record.queue.push(message);
                 } else {
                     self.record.locked_by = Some(caller.clone());
                     self.pass_lock(lock_set, *position, caller);
@@ -117,7 +121,7 @@ impl<'a> EntityExecutor<'a> {
                     return Handled::Unlocked;
                 }
                 let queued_request = self.record.queue.iter().position(|e| {
-                    matches!(&e.kind, EventKind::EntityLockRequested { caller: Some(c), .. } if c == caller)
+                    matches!(&e.event.kind, EventKind::EntityLockRequested { caller: Some(c), .. } if c == caller)
                 });
                 match queued_request {
                     // Its lock request is still waiting here: withdraw it and pass it on, so
@@ -126,7 +130,7 @@ impl<'a> EntityExecutor<'a> {
                         let request = self.record.queue.remove(i);
                         if let EventKind::EntityLockRequested {
                             lock_set, position, ..
-                        } = &request.kind
+                        } = &request.event.kind
                         {
                             self.pass_lock(lock_set, *position, caller);
                         }
@@ -290,8 +294,8 @@ pub(crate) const MAX_PASSED_OVER: u32 = 8;
 /// global order); the bound keeps every request from waiting forever. Nothing else moves:
 /// operations keep their order, and those ahead of the first lock request run before it, as
 /// they did.
-fn next_grant(queue: &mut Vec<HistoryEvent>, passed_over: u32) -> u32 {
-    let position_of = |e: &HistoryEvent| match &e.kind {
+fn next_grant(queue: &mut Vec<Deferred>, passed_over: u32) -> u32 {
+    let position_of = |e: &Deferred| match &e.event.kind {
         EventKind::EntityLockRequested { position, .. } => Some(*position),
         _ => None,
     };
@@ -339,12 +343,12 @@ impl Inner {
             .collect();
         let mut executor = EntityExecutor::new(&self.registry, id.clone(), record, now, &self.ids);
         executor.process(events).await;
-        let (record, messages, mut new_instances) = executor.into_parts();
+        let (mut record, messages, mut new_instances) = executor.into_parts();
         for started in &mut new_instances {
             // An orchestration an entity starts runs under this host's version.
             started.version = self.config.version.clone();
         }
-        let json = record.to_json();
+        let json = record.write_json();
         let status = InstanceStatus {
             instance_id: item.instance_id.clone(),
             name: id.name().to_string(),

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::entity::EntityId;
 use super::error::{Error, ErrorKind};
@@ -20,7 +21,7 @@ pub(crate) struct EntityRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_by: Option<EntityCaller>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub queue: Vec<HistoryEvent>,
+    pub queue: Vec<Deferred>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub released: Vec<EntityCaller>,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -48,8 +49,13 @@ impl EntityRecord {
         }
     }
 
-    /// The record as JSON.
-    pub fn to_json(&self) -> String {
+    /// The record as JSON. A message deferred by the lock is written out the first time only:
+    /// after that its JSON is copied (a busy entity's queue is most of its record, and its
+    /// record is written at every batch).
+    pub fn write_json(&mut self) -> String {
+        for deferred in &mut self.queue {
+            deferred.written();
+        }
         serde_json::to_string(self).expect("an entity record always serializes")
     }
 
@@ -59,6 +65,55 @@ impl EntityRecord {
             && self.locked_by.is_none()
             && self.queue.is_empty()
             && self.released.is_empty()
+    }
+}
+
+/// A message an entity's lock deferred, kept with its JSON once that is known (read with the
+/// record, or written by [`EntityRecord::write_json`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Deferred {
+    pub event: HistoryEvent,
+    json: Option<Box<RawValue>>,
+}
+
+impl Deferred {
+    pub fn new(event: HistoryEvent) -> Self {
+        Deferred { event, json: None }
+    }
+
+    /// Writes its JSON, unless it has it.
+    fn written(&mut self) {
+        if self.json.is_none() {
+            self.json = Some(
+                serde_json::value::to_raw_value(&self.event).expect("a history event serializes"),
+            );
+        }
+    }
+}
+
+impl PartialEq for Deferred {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+    }
+}
+
+impl Serialize for Deferred {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.json {
+            Some(json) => json.serialize(serializer),
+            None => self.event.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Deferred {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = Box::<RawValue>::deserialize(deserializer)?;
+        let event = serde_json::from_str(json.get()).map_err(serde::de::Error::custom)?;
+        Ok(Deferred {
+            event,
+            json: Some(json),
+        })
     }
 }
 
@@ -131,4 +186,83 @@ pub struct CleanEntityStorageResult {
     pub empty_entities_removed: u64,
     /// Locks released because the orchestration holding them no longer runs.
     pub orphaned_locks_released: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::history::EventKind;
+
+    fn signal(operation: &str, at: i64) -> HistoryEvent {
+        HistoryEvent::new(
+            Utc.timestamp_opt(at, 0).unwrap(),
+            EventKind::EntityOperationSignaled {
+                entity_id: "@account@alice".into(),
+                operation: operation.into(),
+                input: "30".into(),
+            },
+        )
+    }
+
+    fn lock_request(at: i64) -> HistoryEvent {
+        HistoryEvent::new(
+            Utc.timestamp_opt(at, 0).unwrap(),
+            EventKind::EntityLockRequested {
+                lock_set: vec!["@account@alice".into(), "@account@bob".into()],
+                position: 0,
+                caller: Some(EntityCaller {
+                    instance_id: "transfer-1".into(),
+                    execution_id: "e1".into(),
+                    task_scheduled_id: 0,
+                }),
+            },
+        )
+    }
+
+    #[test]
+    fn a_deferred_message_is_stored_as_its_event_is() {
+        let event = lock_request(1);
+        let mut deferred = Deferred::new(event.clone());
+        let expected = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::to_string(&deferred).unwrap(), expected);
+        deferred.written();
+        assert_eq!(serde_json::to_string(&deferred).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_record_read_back_and_written_again_is_unchanged() {
+        let mut record = EntityRecord {
+            state: Some("{\"balance\":70}".into()),
+            locked_by: None,
+            queue: vec![
+                Deferred::new(lock_request(1)),
+                Deferred::new(signal("deposit", 2)),
+            ],
+            released: Vec::new(),
+            passed_over: 2,
+        };
+        let json = record.write_json();
+        let mut read: EntityRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, record);
+        assert_eq!(read.queue[1].event, signal("deposit", 2));
+        // What was read is written back as it was, with a message deferred since.
+        read.queue.push(Deferred::new(signal("withdraw", 3)));
+        record.queue.push(Deferred::new(signal("withdraw", 3)));
+        let again = read.write_json();
+        let fresh = EntityRecord {
+            queue: record
+                .queue
+                .iter()
+                .map(|d| Deferred::new(d.event.clone()))
+                .collect(),
+            ..record.clone()
+        };
+        assert_eq!(again, serde_json::to_string(&fresh).unwrap());
+        assert_eq!(
+            serde_json::from_str::<EntityRecord>(&again).unwrap(),
+            record
+        );
+    }
 }
