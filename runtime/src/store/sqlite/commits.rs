@@ -36,25 +36,27 @@ impl Sqlite {
         let fence = item.fence;
         let mut wakes =
             TurnWakes::of(&commit, &item.instance_id).waking_orchestrations(!token.is_empty());
-        let commit = PreparedTurn::new(commit);
+        let mut commit = PreparedTurn::new(commit);
         let now = nanos(now);
-        let (held, items, handed) = self
+        // The turn comes back to be freed here, off the single writer's thread.
+        let (held, items, handed, _applied) = self
             .write_after(item.read_in.clone(), move |conn, hub, state| {
-                commit_turn(conn, hub, &id, &token, fence.as_ref(), commit)?;
+                commit_turn(conn, hub, &id, &token, fence.as_ref(), &mut commit)?;
                 let held = activities::hold(conn, hub, run_here, lease)?;
                 let real_now = real_millis();
                 // Only reads, after every change: one that fails leaves its instance to be
-                // read the usual way.
+                // read the usual way. The messages this turn queued are not parsed back.
+                let mut queued = commit.queued();
                 let mut items: Vec<OrchestrationWorkItem> = read
                     .iter()
                     .filter_map(|(id, fence)| {
-                        partitions::read_instance(conn, hub, id, now, real_now, *fence)
+                        partitions::read_instance(conn, hub, id, now, real_now, *fence, &mut queued)
                             .ok()
                             .flatten()
                     })
                     .collect();
                 let Some(hand) = hand else {
-                    return Ok((held, items, Vec::new()));
+                    return Ok((held, items, Vec::new(), commit));
                 };
                 // Every write of these is applied after this transaction settled, and only
                 // if it was applied: the writer runs (and syncs) them in order.
@@ -63,7 +65,7 @@ impl Sqlite {
                     item.read_in = Some(state.clone());
                 }
                 hand(items);
-                Ok((held, Vec::new(), handed))
+                Ok((held, Vec::new(), handed, commit))
             })
             .await?;
         wakes.read(
@@ -85,11 +87,11 @@ impl Sqlite {
         lease: Duration,
     ) -> Result<Option<Vec<ActivityWorkItem>>, StoreError> {
         let wakes = TurnWakes::of(&commit, &instance.instance_id);
-        let commit = PreparedTurn::new(commit);
-        let held = self
+        let mut commit = PreparedTurn::new(commit);
+        let (held, _applied) = self
             .write_checked(move |conn, hub| {
-                turns::create_with_turn(conn, hub, &instance, &fence, commit)?;
-                activities::hold(conn, hub, run_here, lease)
+                turns::create_with_turn(conn, hub, &instance, &fence, &mut commit)?;
+                Ok((activities::hold(conn, hub, run_here, lease)?, commit))
             })
             .await?;
         self.inner.signal.turn_applied(wakes);
@@ -139,18 +141,19 @@ impl Sqlite {
     ) -> Result<ResultsCommit, StoreError> {
         let wakes = TurnWakes::of(&commit, &expected.instance_id);
         let expected_id = expected.instance_id.clone();
-        let commit = PreparedTurn::new(commit);
-        let done = self
+        let mut commit = PreparedTurn::new(commit);
+        let (done, _applied) = self
             .write_checked(move |conn, hub| {
                 activities::take_all(conn, hub, results.iter().map(|(item, _)| item))?;
                 if !unchanged(conn, hub, &expected)? {
                     for (_, response) in &results {
                         ops::deliver(conn, hub, response)?;
                     }
-                    return Ok(ResultsCommit::Queued);
+                    return Ok((ResultsCommit::Queued, commit));
                 }
-                apply_turn(conn, hub, &expected.instance_id, commit)?;
-                activities::hold(conn, hub, run_here, lease).map(ResultsCommit::Committed)
+                apply_turn(conn, hub, &expected.instance_id, &mut commit)?;
+                let held = activities::hold(conn, hub, run_here, lease)?;
+                Ok((ResultsCommit::Committed(held), commit))
             })
             .await?;
         match &done {

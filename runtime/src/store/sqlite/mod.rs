@@ -274,7 +274,8 @@ impl Store for Sqlite {
         let id = instance_id.to_string();
         let now = nanos(now);
         self.read_work(move |conn, hub| {
-            partitions::read_instance(conn, hub, &id, now, real_millis(), fence)
+            let mut none = ops::Queued::default();
+            partitions::read_instance(conn, hub, &id, now, real_millis(), fence, &mut none)
         })
         .await
     }

@@ -223,7 +223,7 @@ pub(super) fn deliver(
     hub: &str,
     m: &OrchestrationMessage,
 ) -> Result<(), StoreError> {
-    deliver_serialized(conn, hub, m, &event_json(m))
+    deliver_serialized(conn, hub, m, &event_json(m)).map(drop)
 }
 
 /// A message's event as it is queued.
@@ -231,13 +231,14 @@ pub(super) fn event_json(m: &OrchestrationMessage) -> String {
     serde_json::to_string(&m.event).expect("history events serialize")
 }
 
-/// [`deliver`] with the message's event already serialized (see [`event_json`]).
+/// [`deliver`] with the message's event already serialized (see [`event_json`]). Returns
+/// where the message went in the queue, unless it was dropped.
 pub(super) fn deliver_serialized(
     conn: &Connection,
     hub: &str,
     m: &OrchestrationMessage,
     event: &str,
-) -> Result<(), StoreError> {
+) -> Result<Option<i64>, StoreError> {
     // Queued only to an instance that exists, in one statement: most messages go to one.
     // `OR IGNORE` (there is no conflict to ignore: every value is given) tells SQLite the
     // statement cannot fail halfway, so it keeps no statement journal for it, as it would for
@@ -257,7 +258,7 @@ pub(super) fn deliver_serialized(
         m.visible_at.map(nanos)
     ];
     if queue.execute(args).map_err(db("queueing a message"))? == 1 {
-        return Ok(());
+        return Ok(Some(conn.last_insert_rowid()));
     }
     if !EntityId::is_entity_instance(&m.instance_id) {
         tracing::warn!(
@@ -265,7 +266,7 @@ pub(super) fn deliver_serialized(
             event = ?m.event.kind.name(),
             "dropped a message for an instance that does not exist"
         );
-        return Ok(());
+        return Ok(None);
     }
     insert_status(
         conn,
@@ -273,7 +274,7 @@ pub(super) fn deliver_serialized(
         &new_entity_status(&m.instance_id, m.event.timestamp),
     )?;
     queue.execute(args).map_err(db("queueing a message"))?;
-    Ok(())
+    Ok(Some(conn.last_insert_rowid()))
 }
 
 pub(super) fn instance_exists(conn: &Connection, hub: &str, id: &str) -> Result<bool, StoreError> {
@@ -464,44 +465,70 @@ pub(super) fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Messages a transaction queued, by their place in the queue: a read of their receivers'
+/// messages in that transaction takes them from here instead of parsing what it just wrote.
+#[derive(Default)]
+pub(super) struct Queued(Vec<(i64, OrchestrationMessage)>);
+
+impl Queued {
+    pub(super) fn new(queued: Vec<(i64, OrchestrationMessage)>) -> Self {
+        Queued(queued)
+    }
+
+    /// The message queued at `seq`, if it is one of these (taken: each is read once).
+    fn take(&mut self, seq: i64) -> Option<OrchestrationMessage> {
+        let at = self.0.iter().position(|(s, _)| *s == seq)?;
+        Some(self.0.swap_remove(at).1)
+    }
+}
+
+/// `id`'s messages visible at `now` (and due by `real_now`), with how many times each will
+/// have been delivered; those in `known` are taken from there rather than parsed.
 pub(super) fn read_messages(
     conn: &Connection,
     hub: &str,
     id: &str,
     now: i64,
     real_now: i64,
+    known: &mut Queued,
 ) -> Result<Vec<(QueuedMessage, u32)>, StoreError> {
+    let what = "reading messages";
     let mut stmt = conn
         .prepare_cached(
             "SELECT seq, execution_id, event, visible_at, dequeue_count FROM messages \
              WHERE hub = ?1 AND instance_id = ?2 AND (visible_at IS NULL OR visible_at <= ?3) \
              AND (not_before IS NULL OR not_before <= ?4) ORDER BY seq",
         )
-        .map_err(db("reading messages"))?;
-    let rows = stmt
-        .query_map(params![hub, id, now, real_now], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .map_err(db("reading messages"))?;
+        .map_err(db(what))?;
+    let mut rows = stmt
+        .query(params![hub, id, now, real_now])
+        .map_err(db(what))?;
     let mut out = Vec::new();
-    for row in rows {
-        let (seq, execution_id, event, visible_at, count) = row.map_err(db("reading messages"))?;
-        let event: HistoryEvent = serde_json::from_str(&event).map_err(json_err("message"))?;
+    while let Some(r) = rows.next().map_err(db(what))? {
+        let seq: i64 = r.get(0).map_err(db(what))?;
+        let count: i64 = r.get(4).map_err(db(what))?;
+        let message = match known.take(seq) {
+            Some(message) => message,
+            None => {
+                let event = r
+                    .get_ref(2)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(db(what))?;
+                OrchestrationMessage {
+                    instance_id: id.to_string(),
+                    execution_id: r.get(1).map_err(db(what))?,
+                    event: serde_json::from_str(event).map_err(json_err("message"))?,
+                    visible_at: r
+                        .get::<_, Option<i64>>(3)
+                        .map_err(db(what))?
+                        .map(from_nanos),
+                }
+            }
+        };
         out.push((
             QueuedMessage {
                 seq: seq as u64,
-                message: OrchestrationMessage {
-                    instance_id: id.to_string(),
-                    execution_id,
-                    event,
-                    visible_at: visible_at.map(from_nanos),
-                },
+                message,
             },
             count as u32 + 1,
         ));
@@ -531,7 +558,7 @@ pub(super) fn lease_instance(
     if leased == 0 {
         return Ok(None);
     }
-    let messages = read_messages(conn, hub, id, now, real_now)?;
+    let messages = read_messages(conn, hub, id, now, real_now, &mut Queued::default())?;
     if messages.is_empty() {
         unlock(conn, hub, id)?;
         return Ok(None);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ops::{check_lock, db, from_nanos, instance, read_messages, real_millis};
+use super::ops::{Queued, check_lock, db, from_nanos, instance, read_messages, real_millis};
 use crate::store::ownership::{HostRow, PartitionRow, apply_claim};
 use crate::store::{
     LockToken, OrchestrationWorkItem, Owned, PartitionClaim, PartitionLease, PartitionTable,
@@ -165,7 +165,15 @@ pub(super) fn read_instances(
     let real_now = real_millis();
     let mut items = Vec::with_capacity(wanted.len());
     for (id, fence) in wanted {
-        items.extend(read_instance(conn, hub, id, now, real_now, *fence)?);
+        items.extend(read_instance(
+            conn,
+            hub,
+            id,
+            now,
+            real_now,
+            *fence,
+            &mut Queued::default(),
+        )?);
     }
     Ok(items)
 }
@@ -179,8 +187,9 @@ pub(super) fn read_instance(
     now: i64,
     real_now: i64,
     fence: PartitionLease,
+    known: &mut Queued,
 ) -> Result<Option<OrchestrationWorkItem>, StoreError> {
-    let messages = read_messages(conn, hub, id, now, real_now)?;
+    let messages = read_messages(conn, hub, id, now, real_now, known)?;
     if messages.is_empty() {
         return Ok(None);
     }

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ops::{self, db, nanos, real_millis};
+use super::ops::{self, Queued, db, nanos, real_millis};
 use super::partitions;
 use crate::model::InstanceStatus;
 use crate::store::{
@@ -22,6 +22,8 @@ pub(super) struct PreparedTurn {
     status: InstanceStatus,
     activities: Vec<ActivityTask>,
     messages: Vec<(OrchestrationMessage, String)>,
+    /// Where each of `messages` went in the queue (none: it was dropped), once applied.
+    queued: Vec<Option<i64>>,
     new_instances: Vec<NewInstance>,
 }
 
@@ -48,8 +50,22 @@ impl PreparedTurn {
             status: commit.status,
             activities: commit.activities,
             messages,
+            queued: Vec::new(),
             new_instances: commit.new_instances,
         }
+    }
+
+    /// The messages the applied turn queued, with their place in the queue: what a read of
+    /// their receivers in the same transaction finds (see [`Queued`]).
+    pub(super) fn queued(&mut self) -> Queued {
+        let messages = std::mem::take(&mut self.messages);
+        Queued::new(
+            std::mem::take(&mut self.queued)
+                .into_iter()
+                .zip(messages)
+                .filter_map(|(seq, (m, _))| Some((seq?, m)))
+                .collect(),
+        )
     }
 }
 
@@ -61,7 +77,7 @@ pub(super) fn commit_turn(
     id: &str,
     token: &str,
     fence: Option<&PartitionLease>,
-    commit: PreparedTurn,
+    commit: &mut PreparedTurn,
 ) -> Result<(), StoreError> {
     partitions::check_hold(conn, hub, id, token, fence)?;
     apply_turn(conn, hub, id, commit)
@@ -74,7 +90,7 @@ pub(super) fn create_with_turn(
     hub: &str,
     instance: &NewInstance,
     fence: &PartitionLease,
-    commit: PreparedTurn,
+    commit: &mut PreparedTurn,
 ) -> Result<(), StoreError> {
     if !partitions::fence_holds(conn, hub, Some(fence))? {
         return Err(StoreError::LeaseLost);
@@ -117,12 +133,13 @@ pub(super) fn unchanged(
 
 /// Applies a turn's changes and releases any lease on the instance. Refused with `LeaseLost`
 /// when the turn's messages are gone (another turn took them, or the instance was replaced):
-/// before anything changed, when its first one is.
+/// before anything changed, when its first one is. The turn is borrowed, so that the caller
+/// frees it off the writer's thread.
 pub(super) fn apply_turn(
     conn: &Connection,
     hub: &str,
     id: &str,
-    commit: PreparedTurn,
+    commit: &mut PreparedTurn,
 ) -> Result<(), StoreError> {
     let mut delete = conn
         .prepare_cached("DELETE FROM messages WHERE hub = ?1 AND seq = ?2")
@@ -180,8 +197,11 @@ pub(super) fn apply_turn(
             other => other?,
         }
     }
+    commit.queued.clear();
     for (m, event) in &commit.messages {
-        ops::deliver_serialized(conn, hub, m, event)?;
+        commit
+            .queued
+            .push(ops::deliver_serialized(conn, hub, m, event)?);
     }
     Ok(())
 }
