@@ -111,6 +111,18 @@ impl CommitState {
             )),
         }
     }
+
+    /// [`CommitState::check`] of a write made in the commit `within`: one that depends on
+    /// that same commit goes through (it is applied with it, or not at all).
+    pub fn check_within(
+        after: Option<&CommitState>,
+        within: &CommitState,
+    ) -> Result<(), crate::store::StoreError> {
+        match after {
+            Some(after) if std::sync::Arc::ptr_eq(&after.0, &within.0) => Ok(()),
+            after => CommitState::check(after),
+        }
+    }
 }
 
 /// An activity to run.

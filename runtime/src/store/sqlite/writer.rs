@@ -1,5 +1,5 @@
-//! The single writer: every write runs on one thread, and all writes queued at the same moment
-//! share one transaction and one fsync (group commit).
+//! The single writer: every write runs on one thread, and the writes queued at the same moment,
+//! with those that come in while they run, share one transaction and one fsync (group commit).
 //!
 //! A write that may fail after it has changed something runs in a savepoint of its own, so
 //! that it is rolled back alone ([`Writer::write`]). A savepoint costs a copy of every page
@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -37,6 +38,10 @@ struct Job {
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 512;
 
+/// How long a transaction takes in more writes as they come, once those queued when it
+/// began have run (see [`run_transaction`]).
+const OPEN_FOR: Duration = Duration::from_millis(2);
+
 /// A handle to the writer thread. Dropping it lets the thread finish the writes already queued
 /// and close its connection before the drop returns, so the file can be opened again at once.
 pub(super) struct Writer {
@@ -49,11 +54,16 @@ impl Writer {
     /// Starts the writer thread on `conn`. With a `syncer`, a group's writes are answered
     /// once it synced the group (see `syncer.rs`); without, once the group committed.
     pub fn start(conn: Connection, syncer: Option<Syncer>) -> Writer {
+        Writer::start_open_for(conn, syncer, OPEN_FOR)
+    }
+
+    /// [`Writer::start`] with transactions that take in writes for `open_for`.
+    fn start_open_for(conn: Connection, syncer: Option<Syncer>, open_for: Duration) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>();
         let marks = syncer.as_ref().map(Syncer::marks);
         let thread = std::thread::Builder::new()
             .name("durable-sqlite-writer".into())
-            .spawn(move || run(conn, rx, syncer))
+            .spawn(move || run(conn, rx, syncer, open_for))
             .expect("the SQLite writer thread starts");
         Writer {
             jobs: Some(jobs),
@@ -125,8 +135,8 @@ impl Writer {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let run: Run = Box::new(move |conn, state| {
-            // The transaction depended on was settled before this one began.
-            let result = CommitState::check(after.as_ref()).and_then(|()| {
+            // The transaction depended on was settled before this one began, or is this one.
+            let result = CommitState::check_within(after.as_ref(), state).and_then(|()| {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn, state))) {
                     Ok(result) => result,
                     Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
@@ -176,7 +186,7 @@ pub(super) fn join_unless_current(thread: Option<std::thread::JoinHandle<()>>) {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>, open_for: Duration) {
     while let Ok(first) = rx.recv() {
         if let Some(syncer) = &syncer {
             syncer.wait_for_room();
@@ -189,7 +199,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>) {
             }
         }
         while !batch.is_empty() {
-            run_transaction(&conn, &mut batch, syncer.as_ref());
+            run_transaction(&conn, &mut batch, (&rx, open_for), syncer.as_ref());
         }
     }
     // The groups committed are synced and answered before the connection closes.
@@ -199,7 +209,18 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>) {
 /// Runs the jobs at the front of `batch` in one transaction and answers them: all of them,
 /// unless one without a savepoint fails after changing something; then the transaction is
 /// rolled back there and the jobs after it are left in `batch`.
-fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>, syncer: Option<&Syncer>) {
+///
+/// Writes queued while the transaction runs join it, until it holds [`MAX_BATCH`] writes or
+/// has been open for `open_for` ([`OPEN_FOR`]): work handed over by one of its writes (see
+/// [`Writer::write_after`]) then comes back with its turn in the same transaction, instead
+/// of waiting for this one to commit and the next to begin. A chain of turns between this
+/// host's instances moves several steps per transaction.
+fn run_transaction(
+    conn: &Connection,
+    batch: &mut VecDeque<Job>,
+    (rx, open_for): (&mpsc::Receiver<Job>, Duration),
+    syncer: Option<&Syncer>,
+) {
     if let Some(Err(e)) = syncer.map(Syncer::check) {
         // What the disk holds is not known: nothing more is written.
         tracing::error!(error = ?e.to_string(), "a SQLite write was refused");
@@ -213,8 +234,13 @@ fn run_transaction(conn: &Connection, batch: &mut VecDeque<Job>, syncer: Option<
         return;
     }
     let state = CommitState::new();
+    let began = Instant::now();
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    while let Some(job) = batch.pop_front() {
+    while let Some(job) = batch.pop_front().or_else(|| {
+        (replies.len() < MAX_BATCH && began.elapsed() < open_for)
+            .then(|| rx.try_recv().ok())
+            .flatten()
+    }) {
         let changes = conn.total_changes();
         if job.savepoint {
             // Prepared once and kept: parsing these two was a tenth of the writer's work.
@@ -421,6 +447,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys(&writer).await, [4, 5]);
+    }
+
+    /// A write queued while a transaction is open joins it, even one that depends on that
+    /// transaction (work it handed over, say): both are applied together.
+    #[tokio::test]
+    async fn a_write_queued_while_a_transaction_runs_joins_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Writer::start_open_for(conn, None, Duration::from_secs(60));
+        let (states, state) = tokio::sync::oneshot::channel::<CommitState>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let first = writer.write_after(None, move |conn, state| {
+            insert(1)(conn)?;
+            states.send(state.clone()).unwrap();
+            // Open until the next write is queued.
+            wait.recv().unwrap();
+            Ok(())
+        });
+        let second = async {
+            let first_state = state.await.unwrap();
+            let seen = first_state.clone();
+            let mut second =
+                std::pin::pin!(writer.write_after(Some(first_state), move |conn, _| {
+                    // Not settled yet: this runs in the transaction it depends on.
+                    assert_eq!(seen.applied(), None);
+                    insert(2)(conn)
+                }));
+            assert!(futures::poll!(second.as_mut()).is_pending());
+            go.send(()).unwrap();
+            second.await
+        };
+        let (first, second) = tokio::join!(first, second);
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(keys(&writer).await, [1, 2]);
     }
 
     #[tokio::test]
