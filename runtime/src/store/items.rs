@@ -112,6 +112,11 @@ impl CommitState {
         }
     }
 
+    /// Whether this is the state of the same commit as `other`.
+    pub fn is(&self, other: &CommitState) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// [`CommitState::check`] of a write made in the commit `within`: one that depends on
     /// that same commit goes through (it is applied with it, or not at all).
     pub fn check_within(
@@ -119,7 +124,7 @@ impl CommitState {
         within: &CommitState,
     ) -> Result<(), crate::store::StoreError> {
         match after {
-            Some(after) if std::sync::Arc::ptr_eq(&after.0, &within.0) => Ok(()),
+            Some(after) if after.is(within) => Ok(()),
             after => CommitState::check(after),
         }
     }

@@ -33,13 +33,15 @@ struct Job {
     run: Run,
     /// Whether it runs in a savepoint of its own.
     savepoint: bool,
+    /// The transaction it depends on, if any.
+    after: Option<CommitState>,
 }
 
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 512;
 
-/// How long a transaction takes in more writes as they come, once those queued when it
-/// began have run (see [`run_transaction`]).
+/// How long a transaction takes in writes that depend on it as they come, once those queued
+/// when it began have run (see [`run_transaction`]).
 const OPEN_FOR: Duration = Duration::from_millis(2);
 
 /// A handle to the writer thread. Dropping it lets the thread finish the writes already queued
@@ -134,6 +136,7 @@ impl Writer {
         F: FnOnce(&Connection, &CommitState) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let depends = after.clone();
         let run: Run = Box::new(move |conn, state| {
             // The transaction depended on was settled before this one began, or is this one.
             let result = CommitState::check_within(after.as_ref(), state).and_then(|()| {
@@ -156,7 +159,11 @@ impl Writer {
         self.jobs
             .as_ref()
             .ok_or_else(|| StoreError::Backend("the SQLite writer has stopped".into()))?
-            .send(Job { run, savepoint })
+            .send(Job {
+                run,
+                savepoint,
+                after: depends,
+            })
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| {
             StoreError::Backend(
@@ -187,20 +194,25 @@ pub(super) fn join_unless_current(thread: Option<std::thread::JoinHandle<()>>) {
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>, open_for: Duration) {
-    while let Ok(first) = rx.recv() {
+    let mut batch = VecDeque::new();
+    loop {
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(job) => batch.push_back(job),
+                Err(_) => break,
+            }
+        }
         if let Some(syncer) = &syncer {
             syncer.wait_for_room();
         }
-        let mut batch = VecDeque::from([first]);
+        // A transaction begins with every write queued.
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push_back(job),
                 Err(_) => break,
             }
         }
-        while !batch.is_empty() {
-            run_transaction(&conn, &mut batch, (&rx, open_for), syncer.as_ref());
-        }
+        run_transaction(&conn, &mut batch, (&rx, open_for), syncer.as_ref());
     }
     // The groups committed are synced and answered before the connection closes.
     drop(syncer);
@@ -210,11 +222,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, syncer: Option<Syncer>, open_f
 /// unless one without a savepoint fails after changing something; then the transaction is
 /// rolled back there and the jobs after it are left in `batch`.
 ///
-/// Writes queued while the transaction runs join it, until it holds [`MAX_BATCH`] writes or
-/// has been open for `open_for` ([`OPEN_FOR`]): work handed over by one of its writes (see
-/// [`Writer::write_after`]) then comes back with its turn in the same transaction, instead
-/// of waiting for this one to commit and the next to begin. A chain of turns between this
-/// host's instances moves several steps per transaction.
+/// A write that depends on the transaction itself, queued while it runs, joins it, until it
+/// holds [`MAX_BATCH`] writes or has been open for `open_for` ([`OPEN_FOR`]): work handed
+/// over by one of its writes (see [`Writer::write_after`]) then comes back with its turn in
+/// the same transaction, instead of waiting for this one to commit and the next to begin. A
+/// chain of turns between this host's instances moves several steps per transaction. The
+/// first other write queued ends it (writes run in the order they are queued), and begins
+/// the next with the others queued by then.
 fn run_transaction(
     conn: &Connection,
     batch: &mut VecDeque<Job>,
@@ -236,11 +250,21 @@ fn run_transaction(
     let state = CommitState::new();
     let began = Instant::now();
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    while let Some(job) = batch.pop_front().or_else(|| {
-        (replies.len() < MAX_BATCH && began.elapsed() < open_for)
-            .then(|| rx.try_recv().ok())
-            .flatten()
-    }) {
+    loop {
+        let job = match batch.pop_front() {
+            Some(job) => job,
+            None if replies.len() < MAX_BATCH && began.elapsed() < open_for => {
+                match rx.try_recv() {
+                    Ok(job) if job.after.as_ref().is_some_and(|a| a.is(&state)) => job,
+                    Ok(job) => {
+                        batch.push_back(job);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            None => break,
+        };
         let changes = conn.total_changes();
         if job.savepoint {
             // Prepared once and kept: parsing these two was a tenth of the writer's work.
@@ -449,23 +473,40 @@ mod tests {
         assert_eq!(keys(&writer).await, [4, 5]);
     }
 
-    /// A write queued while a transaction is open joins it, even one that depends on that
-    /// transaction (work it handed over, say): both are applied together.
-    #[tokio::test]
-    async fn a_write_queued_while_a_transaction_runs_joins_it() {
+    fn writer_open_for_a_minute() -> Writer {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        let writer = Writer::start_open_for(conn, None, Duration::from_secs(60));
+        Writer::start_open_for(conn, None, Duration::from_secs(60))
+    }
+
+    /// A first write, inserting 1, that tells its transaction's state and then holds the
+    /// transaction open until told to go on.
+    #[allow(clippy::type_complexity)]
+    fn held_open(
+        writer: &Writer,
+    ) -> (
+        impl std::future::Future<Output = Result<(), StoreError>> + '_,
+        tokio::sync::oneshot::Receiver<CommitState>,
+        std::sync::mpsc::Sender<()>,
+    ) {
         let (states, state) = tokio::sync::oneshot::channel::<CommitState>();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let first = writer.write_after(None, move |conn, state| {
             insert(1)(conn)?;
             states.send(state.clone()).unwrap();
-            // Open until the next write is queued.
             wait.recv().unwrap();
             Ok(())
         });
+        (first, state, go)
+    }
+
+    /// A write queued while a transaction is open joins it, even one that depends on that
+    /// transaction (work it handed over, say): both are applied together.
+    #[tokio::test]
+    async fn a_write_queued_while_a_transaction_runs_joins_it() {
+        let writer = writer_open_for_a_minute();
+        let (first, state, go) = held_open(&writer);
         let second = async {
             let first_state = state.await.unwrap();
             let seen = first_state.clone();
@@ -483,6 +524,36 @@ mod tests {
         first.unwrap();
         second.unwrap();
         assert_eq!(keys(&writer).await, [1, 2]);
+    }
+
+    /// A write that does not depend on the open transaction ends it: it runs in the next,
+    /// and so does a write that depends on the first but was queued after it.
+    #[tokio::test]
+    async fn another_write_queued_while_a_transaction_runs_waits_for_the_next() {
+        let writer = writer_open_for_a_minute();
+        let (first, state, go) = held_open(&writer);
+        let others = async {
+            let first_state = state.await.unwrap();
+            let (seen, seen_too) = (first_state.clone(), first_state.clone());
+            let mut other = std::pin::pin!(writer.write_after(None, move |conn, _| {
+                assert_eq!(seen.applied(), Some(true), "runs after the first committed");
+                insert(2)(conn)
+            }));
+            let mut dependent =
+                std::pin::pin!(writer.write_after(Some(first_state), move |conn, _| {
+                    assert_eq!(seen_too.applied(), Some(true), "queued behind the other");
+                    insert(3)(conn)
+                }));
+            assert!(futures::poll!(other.as_mut()).is_pending());
+            assert!(futures::poll!(dependent.as_mut()).is_pending());
+            go.send(()).unwrap();
+            tokio::join!(other, dependent)
+        };
+        let (first, (other, dependent)) = tokio::join!(first, others);
+        first.unwrap();
+        other.unwrap();
+        dependent.unwrap();
+        assert_eq!(keys(&writer).await, [1, 2, 3]);
     }
 
     #[tokio::test]
