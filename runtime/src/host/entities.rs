@@ -80,20 +80,20 @@ impl<'a> EntityExecutor<'a> {
     /// Handles one message; one the lock defers goes to the record's queue as it came (with
     /// its JSON, when it was deferred before).
     pub(super) async fn handle(&mut self, message: Deferred) -> Handled {
-        match &message.event.kind {
+        match &message.event().kind {
             EventKind::EntityOperationCalled { caller, .. } => {
                 let from = caller.as_ref().map(|c| c.instance_id.clone());
                 if self.deferred_by_lock(from.as_deref()) {
                     self.record.queue.push(message);
                 } else {
-                    self.run_operation(message.event).await;
+                    self.run_operation(message.into_event()).await;
                 }
             }
             EventKind::EntityOperationSignaled { .. } => {
                 if self.deferred_by_lock(None) {
                     self.record.queue.push(message);
                 } else {
-                    self.run_operation(message.event).await;
+                    self.run_operation(message.into_event()).await;
                 }
             }
             EventKind::EntityLockRequested {
@@ -121,7 +121,7 @@ impl<'a> EntityExecutor<'a> {
                     return Handled::Unlocked;
                 }
                 let queued_request = self.record.queue.iter().position(|e| {
-                    matches!(&e.event.kind, EventKind::EntityLockRequested { caller: Some(c), .. } if c == caller)
+                    matches!(&e.event().kind, EventKind::EntityLockRequested { caller: Some(c), .. } if c == caller)
                 });
                 match queued_request {
                     // Its lock request is still waiting here: withdraw it and pass it on, so
@@ -130,7 +130,7 @@ impl<'a> EntityExecutor<'a> {
                         let request = self.record.queue.remove(i);
                         if let EventKind::EntityLockRequested {
                             lock_set, position, ..
-                        } = &request.event.kind
+                        } = &request.event().kind
                         {
                             self.pass_lock(lock_set, *position, caller);
                         }
@@ -295,7 +295,7 @@ pub(crate) const MAX_PASSED_OVER: u32 = 8;
 /// operations keep their order, and those ahead of the first lock request run before it, as
 /// they did.
 fn next_grant(queue: &mut Vec<Deferred>, passed_over: u32) -> u32 {
-    let position_of = |e: &Deferred| match &e.event.kind {
+    let position_of = |e: &Deferred| match &e.event().kind {
         EventKind::EntityLockRequested { position, .. } => Some(*position),
         _ => None,
     };

@@ -69,16 +69,25 @@ impl EntityRecord {
 }
 
 /// A message an entity's lock deferred, kept with its JSON once that is known (read with the
-/// record, or written by [`EntityRecord::write_json`]).
+/// record, or written by [`EntityRecord::write_json`]). The event is read-only: its JSON
+/// stays what it is.
 #[derive(Clone, Debug)]
 pub(crate) struct Deferred {
-    pub event: HistoryEvent,
+    event: HistoryEvent,
     json: Option<Box<RawValue>>,
 }
 
 impl Deferred {
     pub fn new(event: HistoryEvent) -> Self {
         Deferred { event, json: None }
+    }
+
+    pub fn event(&self) -> &HistoryEvent {
+        &self.event
+    }
+
+    pub fn into_event(self) -> HistoryEvent {
+        self.event
     }
 
     /// Writes its JSON, unless it has it.
@@ -246,7 +255,7 @@ mod tests {
         let json = record.write_json();
         let mut read: EntityRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(read, record);
-        assert_eq!(read.queue[1].event, signal("deposit", 2));
+        assert_eq!(read.queue[1].event(), &signal("deposit", 2));
         // What was read is written back as it was, with a message deferred since.
         read.queue.push(Deferred::new(signal("withdraw", 3)));
         record.queue.push(Deferred::new(signal("withdraw", 3)));
@@ -255,7 +264,7 @@ mod tests {
             queue: record
                 .queue
                 .iter()
-                .map(|d| Deferred::new(d.event.clone()))
+                .map(|d| Deferred::new(d.event().clone()))
                 .collect(),
             ..record.clone()
         };

@@ -237,7 +237,7 @@ pub(super) async fn show(
     if !record.queue.is_empty() {
         body.push_str("<section class=\"card\"><h2>Waiting for the lock</h2><ul class=\"plain\">");
         for e in &record.queue {
-            let what = match &e.event.kind {
+            let what = match &e.event().kind {
                 EventKind::EntityOperationCalled { operation, .. }
                 | EventKind::EntityOperationSignaled { operation, .. } => operation.clone(),
                 other => other.name().to_string(),
@@ -246,7 +246,7 @@ pub(super) async fn show(
                 body,
                 "<li><code>{}</code> at {}</li>",
                 esc(&what),
-                time(e.event.timestamp)
+                time(e.event().timestamp)
             );
         }
         body.push_str("</ul></section>");

@@ -26,7 +26,8 @@ use super::syncer::{Marks, Syncer};
 use crate::store::{CommitState, StoreError};
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Run = Box<dyn FnOnce(&Connection, &CommitState) -> (bool, Reply) + Send>;
+/// A write, run with its transaction's state and the transaction it depends on (if any).
+type Run = Box<dyn FnOnce(&Connection, &CommitState, Option<&CommitState>) -> (bool, Reply) + Send>;
 
 /// A write queued for the writer thread.
 struct Job {
@@ -136,15 +137,15 @@ impl Writer {
         F: FnOnce(&Connection, &CommitState) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let depends = after.clone();
-        let run: Run = Box::new(move |conn, state| {
+        let run: Run = Box::new(move |conn, state, after| {
             // The transaction depended on was settled before this one began, or is this one.
-            let result = CommitState::check_within(after.as_ref(), state).and_then(|()| {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn, state))) {
-                    Ok(result) => result,
-                    Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
-                }
-            });
+            let result =
+                CommitState::check_within(after, state).and_then(
+                    |()| match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn, state))) {
+                        Ok(result) => result,
+                        Err(_) => Err(StoreError::Backend("a SQLite write panicked".into())),
+                    },
+                );
             let failed = result.is_err();
             let reply: Reply = Box::new(move |committed| {
                 let _ = tx.send(match committed {
@@ -162,7 +163,7 @@ impl Writer {
             .send(Job {
                 run,
                 savepoint,
-                after: depends,
+                after,
             })
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| {
@@ -270,7 +271,7 @@ fn run_transaction(
             // Prepared once and kept: parsing these two was a tenth of the writer's work.
             let _ = run_cached(conn, "SAVEPOINT job");
         }
-        let (failed, reply) = (job.run)(conn, &state);
+        let (failed, reply) = (job.run)(conn, &state, job.after.as_ref());
         if job.savepoint {
             let ended = if failed {
                 run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
@@ -328,10 +329,14 @@ mod tests {
     use super::*;
 
     fn writer() -> Writer {
+        writer_open_for(OPEN_FOR)
+    }
+
+    fn writer_open_for(open_for: Duration) -> Writer {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        Writer::start(conn, None)
+        Writer::start_open_for(conn, None, open_for)
     }
 
     fn insert(k: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static {
@@ -473,13 +478,6 @@ mod tests {
         assert_eq!(keys(&writer).await, [4, 5]);
     }
 
-    fn writer_open_for_a_minute() -> Writer {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
-            .unwrap();
-        Writer::start_open_for(conn, None, Duration::from_secs(60))
-    }
-
     /// A first write, inserting 1, that tells its transaction's state and then holds the
     /// transaction open until told to go on.
     #[allow(clippy::type_complexity)]
@@ -505,7 +503,7 @@ mod tests {
     /// transaction (work it handed over, say): both are applied together.
     #[tokio::test]
     async fn a_write_queued_while_a_transaction_runs_joins_it() {
-        let writer = writer_open_for_a_minute();
+        let writer = writer_open_for(Duration::from_secs(60));
         let (first, state, go) = held_open(&writer);
         let second = async {
             let first_state = state.await.unwrap();
@@ -530,7 +528,7 @@ mod tests {
     /// and so does a write that depends on the first but was queued after it.
     #[tokio::test]
     async fn another_write_queued_while_a_transaction_runs_waits_for_the_next() {
-        let writer = writer_open_for_a_minute();
+        let writer = writer_open_for(Duration::from_secs(60));
         let (first, state, go) = held_open(&writer);
         let others = async {
             let first_state = state.await.unwrap();
